@@ -1,0 +1,85 @@
+//! The audit trail's vocabulary: who (actor), what (action), to which connection, and how it went.
+//! Entries never carry a token or a provider's raw answer, only codes and short safe details.
+
+use crate::store::activity::ActivityRow;
+use crate::store::connections::ConnectionRow;
+use crate::store::new_id;
+
+/// Who caused an entry.
+#[derive(Debug, Clone)]
+pub enum Actor {
+    /// A host app, by API key name.
+    ApiKey(String),
+    /// An end user, through the widget.
+    User(String),
+    /// Latch itself (refresher, flows).
+    System(&'static str),
+}
+
+impl Actor {
+    fn parts(&self) -> (&'static str, &str) {
+        match self {
+            Actor::ApiKey(name) => ("api_key", name),
+            Actor::User(id) => ("user", id),
+            Actor::System(what) => ("system", what),
+        }
+    }
+}
+
+/// Builds an entry.
+#[derive(Debug, Clone)]
+pub struct Entry(ActivityRow);
+
+impl Entry {
+    /// A successful `action` by `actor` at `now`.
+    pub fn new(now: i64, actor: &Actor, action: &str) -> Self {
+        let (kind, name) = actor.parts();
+        Self(ActivityRow {
+            id: new_id("act"),
+            at: now,
+            actor_kind: kind.to_owned(),
+            actor_name: name.to_owned(),
+            action: action.to_owned(),
+            connection_id: None,
+            user_id: None,
+            organization_id: None,
+            provider: None,
+            outcome: "success".to_owned(),
+            error_code: None,
+            detail: None,
+        })
+    }
+
+    /// About this connection (and its owner and provider).
+    pub fn connection(mut self, c: &ConnectionRow) -> Self {
+        self.0.connection_id = Some(c.id.clone());
+        self.0.user_id = Some(c.user_id.clone());
+        self.0.organization_id = (!c.organization_id.is_empty()).then(|| c.organization_id.clone());
+        self.0.provider = Some(c.provider.clone());
+        self
+    }
+
+    /// About this provider only (provider-level events such as bad client credentials).
+    pub fn provider(mut self, key: &str) -> Self {
+        self.0.provider = Some(key.to_owned());
+        self
+    }
+
+    /// Marks the entry failed with a stable code.
+    pub fn failed(mut self, code: &str) -> Self {
+        self.0.outcome = "failure".to_owned();
+        self.0.error_code = Some(code.to_owned());
+        self
+    }
+
+    /// A short safe explanation.
+    pub fn detail(mut self, detail: impl Into<String>) -> Self {
+        self.0.detail = Some(detail.into());
+        self
+    }
+
+    /// The row to store.
+    pub fn into_row(self) -> ActivityRow {
+        self.0
+    }
+}

@@ -1,0 +1,197 @@
+//! Extractors that speak our error envelope: JSON bodies and queries with coded rejections, and
+//! the two kinds of caller. A handler that takes neither `HostCaller` nor `WidgetCaller` is public.
+
+use super::error::ApiError;
+use crate::auth::AuthError;
+use crate::auth::api_keys::HostIdentity;
+use crate::auth::widget_jwt::WidgetClaims;
+use crate::state::AppState;
+use axum::body::Bytes;
+use axum::extract::{FromRequest, FromRequestParts, Request};
+use axum::http::request::Parts;
+use axum::http::{StatusCode, header};
+use latch_shared::ErrorCode;
+use serde::de::DeserializeOwned;
+
+/// A JSON body: 415 without `application/json`, 413 over the limit, 400 `invalid_json` when
+/// malformed, 422 `invalid_request` naming the field when well-formed but invalid.
+#[derive(Debug)]
+pub struct ApiJson<T>(pub T);
+
+impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for ApiJson<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, ApiError> {
+        let is_json = req
+            .headers()
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.split(';').next())
+            .is_some_and(|m| m.trim().eq_ignore_ascii_case("application/json"));
+        if !is_json {
+            return Err(ApiError::new(
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                ErrorCode::UnsupportedMediaType,
+                "Send the body as JSON with `Content-Type: application/json`.",
+            ));
+        }
+        let bytes = Bytes::from_request(req, state).await.map_err(|rejection| {
+            if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
+                ApiError::new(
+                    StatusCode::PAYLOAD_TOO_LARGE,
+                    ErrorCode::PayloadTooLarge,
+                    "The body is larger than 64 KiB.",
+                )
+            } else {
+                ApiError::new(
+                    StatusCode::BAD_REQUEST,
+                    ErrorCode::InvalidJson,
+                    "The body could not be read.",
+                )
+            }
+        })?;
+        parse_json(&bytes).map(ApiJson)
+    }
+}
+
+/// Parses JSON, telling syntax errors (400) from data errors (422, naming the field).
+pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
+    let mut de = serde_json::Deserializer::from_slice(bytes);
+    match serde_path_to_error::deserialize::<_, T>(&mut de) {
+        Ok(value) => match de.end() {
+            Ok(()) => Ok(value),
+            Err(_) => Err(ApiError::new(
+                StatusCode::BAD_REQUEST,
+                ErrorCode::InvalidJson,
+                "The body has trailing characters after the JSON value.",
+            )),
+        },
+        Err(err) => {
+            let path = err.path().to_string();
+            let inner = err.into_inner();
+            use serde_json::error::Category;
+            match inner.classify() {
+                Category::Data => {
+                    let field = if path == "." {
+                        unknown_field(&inner).unwrap_or_else(|| "body".into())
+                    } else {
+                        path
+                    };
+                    Err(ApiError::invalid(field, describe_data_error(&inner)))
+                }
+                Category::Syntax | Category::Eof | Category::Io => Err(ApiError::new(
+                    StatusCode::BAD_REQUEST,
+                    ErrorCode::InvalidJson,
+                    format!(
+                        "The body is not valid JSON (line {}, column {}).",
+                        inner.line(),
+                        inner.column()
+                    ),
+                )),
+            }
+        }
+    }
+}
+
+/// serde's message without its " at line X column Y" suffix.
+fn describe_data_error(e: &serde_json::Error) -> String {
+    let text = e.to_string();
+    match text.rfind(" at line ") {
+        Some(i) => text.get(..i).unwrap_or(&text).to_owned(),
+        None => text,
+    }
+}
+
+/// The name in serde's "unknown field `x`" / "missing field `x`" messages.
+fn unknown_field(e: &serde_json::Error) -> Option<String> {
+    let text = e.to_string();
+    let start = text.find('`')? + 1;
+    let len = text.get(start..)?.find('`')?;
+    text.get(start..start + len).map(str::to_owned)
+}
+
+/// A query string with coded rejections (422 naming the field).
+#[derive(Debug)]
+pub struct ApiQuery<T>(pub T);
+
+impl<T: DeserializeOwned, S: Send + Sync> FromRequestParts<S> for ApiQuery<T> {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, ApiError> {
+        let query = parts.uri.query().unwrap_or("");
+        let de = serde_urlencoded::Deserializer::new(url::form_urlencoded::parse(query.as_bytes()));
+        serde_path_to_error::deserialize(de)
+            .map(ApiQuery)
+            .map_err(|err| {
+                let path = err.path().to_string();
+                let message = err.inner().to_string();
+                let field = if path == "." {
+                    message
+                        .split('`')
+                        .nth(1)
+                        .map(str::to_owned)
+                        .unwrap_or_else(|| "query".into())
+                } else {
+                    path
+                };
+                ApiError::invalid(field, message)
+            })
+    }
+}
+
+fn bearer(parts: &Parts) -> Result<&str, AuthError> {
+    let value = parts
+        .headers
+        .get(header::AUTHORIZATION)
+        .ok_or(AuthError::Missing)?;
+    let value = value.to_str().map_err(|_| AuthError::InvalidApiKey)?;
+    let (scheme, token) = value.split_once(' ').ok_or(AuthError::Missing)?;
+    if !scheme.eq_ignore_ascii_case("bearer") {
+        return Err(AuthError::Missing);
+    }
+    Ok(token.trim())
+}
+
+/// A host app authenticated by its secret API key.
+#[derive(Debug, Clone)]
+pub struct HostCaller(pub HostIdentity);
+
+impl FromRequestParts<AppState> for HostCaller {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        let token = bearer(parts)?;
+        let identity = state.api_keys.verify(&state.store, token).await?;
+        state
+            .usage
+            .api_key_used(&identity.key_id, state.clock.unix());
+        Ok(HostCaller(identity))
+    }
+}
+
+/// A widget authenticated by a widget JWT; when the token is bound to an origin, a request from
+/// any other origin is refused.
+#[derive(Debug, Clone)]
+pub struct WidgetCaller(pub WidgetClaims);
+
+impl FromRequestParts<AppState> for WidgetCaller {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        let token = bearer(parts).map_err(|e| match e {
+            AuthError::InvalidApiKey => AuthError::InvalidWidgetToken("header"),
+            other => other,
+        })?;
+        let claims = state.signer.verify(token, state.clock.unix()).await?;
+        if let (Some(bound), Some(origin)) = (&claims.origin, parts.headers.get(header::ORIGIN))
+            && origin.as_bytes() != bound.as_bytes()
+        {
+            return Err(ApiError::new(
+                StatusCode::FORBIDDEN,
+                ErrorCode::OriginNotAllowed,
+                "This widget token was issued for another origin.",
+            ));
+        }
+        Ok(WidgetCaller(claims))
+    }
+}

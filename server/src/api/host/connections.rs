@@ -1,0 +1,51 @@
+//! `GET /v1/connections`, `GET /v1/connections/{id}`, `DELETE /v1/connections/{id}`.
+
+use crate::activity::Actor;
+use crate::api::error::ApiError;
+use crate::api::extract::{ApiQuery, HostCaller};
+use crate::connections::{self, ConnectionError};
+use crate::state::AppState;
+use axum::Json;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use latch_shared::api::host::{Connection, ConnectionQuery, DeleteConnectionQuery, Page};
+
+/// Lists connections, filtered and paged.
+pub async fn list(
+    State(state): State<AppState>,
+    _caller: HostCaller,
+    ApiQuery(q): ApiQuery<ConnectionQuery>,
+) -> Result<Json<Page<Connection>>, ApiError> {
+    Ok(Json(connections::list(&state, &q).await?))
+}
+
+/// One connection.
+pub async fn get(
+    State(state): State<AppState>,
+    _caller: HostCaller,
+    Path(id): Path<String>,
+) -> Result<Json<Connection>, ApiError> {
+    Ok(Json(connections::get(&state, &id).await?))
+}
+
+/// Deletes a connection; `?revoke=true` also revokes its grant at the provider.
+pub async fn delete(
+    State(state): State<AppState>,
+    HostCaller(caller): HostCaller,
+    Path(id): Path<String>,
+    ApiQuery(q): ApiQuery<DeleteConnectionQuery>,
+) -> Result<StatusCode, ApiError> {
+    let row = state
+        .store
+        .connection(&id)
+        .await?
+        .ok_or(ConnectionError::NotFound(id))?;
+    connections::delete(
+        &state,
+        &Actor::ApiKey(caller.key_name.to_string()),
+        &row,
+        q.revoke.unwrap_or(false),
+    )
+    .await?;
+    Ok(StatusCode::NO_CONTENT)
+}

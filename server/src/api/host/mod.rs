@@ -1,0 +1,7 @@
+//! Handlers of the host API (`/v1/…`); every one takes a [`HostCaller`](super::extract::HostCaller).
+
+pub mod access_token;
+pub mod activity;
+pub mod connections;
+pub mod providers;
+pub mod widget_tokens;

@@ -1,0 +1,32 @@
+//! `GET /v1/providers`.
+
+use crate::api::error::ApiError;
+use crate::api::extract::HostCaller;
+use crate::state::AppState;
+use axum::Json;
+use axum::extract::State;
+use latch_shared::api::host::{ProviderInfo, ProviderList};
+
+/// The configured providers, without secrets.
+pub async fn list(
+    State(state): State<AppState>,
+    _caller: HostCaller,
+) -> Result<Json<ProviderList>, ApiError> {
+    let stored = state.store.providers_with_secret().await?;
+    let data = state
+        .providers
+        .all()
+        .map(|p| ProviderInfo {
+            key: p.key.clone(),
+            name: p.name.clone(),
+            description: p.description.clone(),
+            scopes: p.scopes.clone(),
+            client_secret_configured: stored.contains(&p.key)
+                || p.client_secret_env
+                    .as_deref()
+                    .is_some_and(|v| std::env::var_os(v).is_some_and(|s| !s.is_empty())),
+            supports_revocation: p.revocation_url.is_some(),
+        })
+        .collect();
+    Ok(Json(ProviderList { data }))
+}

@@ -1,0 +1,95 @@
+//! HTTP, and only HTTP: every route in one list, the layers around them, and thin handlers that
+//! extract the caller and input, call one domain function and return its answer.
+
+pub mod error;
+pub mod extract;
+pub mod health;
+pub mod host;
+pub mod widget;
+
+use crate::state::AppState;
+use axum::Router;
+use axum::extract::DefaultBodyLimit;
+use axum::http::{HeaderName, HeaderValue, Method, StatusCode, header};
+use axum::routing::{get, post};
+use error::ApiError;
+use latch_shared::ErrorCode;
+use std::iter::once;
+use tower_http::cors::{AllowOrigin, CorsLayer};
+use tower_http::sensitive_headers::SetSensitiveRequestHeadersLayer;
+use tower_http::set_header::SetResponseHeaderLayer;
+use tower_http::trace::TraceLayer;
+
+/// Largest request body accepted anywhere.
+pub const BODY_LIMIT: usize = 64 * 1024;
+
+/// Every route of the server.
+pub fn router(state: AppState) -> Router {
+    let host = Router::new()
+        .route("/widget-tokens", post(host::widget_tokens::create))
+        .route("/providers", get(host::providers::list))
+        .route("/connections", get(host::connections::list))
+        .route(
+            "/connections/{id}",
+            get(host::connections::get).delete(host::connections::delete),
+        )
+        .route("/access-token", post(host::access_token::create))
+        .route("/activity", get(host::activity::list))
+        // Tokens must not be cached by proxies or clients (RFC 6749 §5.1).
+        .layer(SetResponseHeaderLayer::overriding(
+            header::CACHE_CONTROL,
+            HeaderValue::from_static("no-store"),
+        ))
+        .layer(SetResponseHeaderLayer::overriding(
+            header::PRAGMA,
+            HeaderValue::from_static("no-cache"),
+        ));
+
+    let origins: Vec<HeaderValue> = state
+        .config
+        .allowed_origins
+        .iter()
+        .filter_map(|o| HeaderValue::from_str(o).ok())
+        .collect();
+    let widget = Router::new()
+        .route("/integrations", get(widget::integrations::list))
+        // Only configured origins get CORS; the handler also checks the token's own origin.
+        .layer(
+            CorsLayer::new()
+                .allow_origin(AllowOrigin::list(origins))
+                .allow_methods([Method::GET, Method::POST, Method::DELETE])
+                .allow_headers([header::AUTHORIZATION, header::CONTENT_TYPE]),
+        );
+
+    Router::new()
+        .route("/healthz", get(health::healthz))
+        .route("/readyz", get(health::readyz))
+        .route("/.well-known/jwks.json", get(health::jwks))
+        .nest("/v1", host)
+        .nest("/widget/v1", widget)
+        .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
+        .layer(DefaultBodyLimit::max(BODY_LIMIT))
+        .layer(SetResponseHeaderLayer::if_not_present(
+            HeaderName::from_static("x-content-type-options"),
+            HeaderValue::from_static("nosniff"),
+        ))
+        .layer(TraceLayer::new_for_http())
+        // Before the trace layer sees them: credentials are never logged.
+        .layer(SetSensitiveRequestHeadersLayer::new(
+            once(header::AUTHORIZATION).chain(once(header::COOKIE)),
+        ))
+        .with_state(state)
+}
+
+async fn not_found() -> ApiError {
+    ApiError::new(StatusCode::NOT_FOUND, ErrorCode::NotFound, "No such route.")
+}
+
+async fn method_not_allowed() -> ApiError {
+    ApiError::new(
+        StatusCode::METHOD_NOT_ALLOWED,
+        ErrorCode::MethodNotAllowed,
+        "This route does not accept that method.",
+    )
+}

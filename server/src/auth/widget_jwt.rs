@@ -1,0 +1,310 @@
+//! Short-lived widget tokens: EdDSA (Ed25519) JWTs with `typ` `latch-widget+jwt`.
+//!
+//! Signing keys live in the database, the private half sealed by the vault, so every replica
+//! signs with the same key and accepts the others' tokens. The verifier pins the algorithm, looks
+//! `kid` up only among stored keys (never trusting key material from the header), checks `typ`
+//! itself (jsonwebtoken does not) and validates time claims against the injected clock with 5 s
+//! of leeway (jsonwebtoken's default is 60 s and it skips `nbf`).
+
+use super::AuthError;
+use crate::clock::Clock;
+use crate::store::{Store, StoreError, keys::SigningKeyRow, new_id};
+use crate::vault::{Slot, Vault};
+use base64::Engine as _;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
+use ring::signature::{Ed25519KeyPair, KeyPair as _};
+use serde::{Deserialize, Serialize};
+use std::collections::HashMap;
+use std::sync::RwLock;
+use std::time::{Duration, Instant};
+
+/// The `typ` header of widget tokens; any other value is refused.
+pub const TYP: &str = "latch-widget+jwt";
+/// The audience of widget tokens: only the widget API accepts them.
+pub const AUDIENCE: &str = "latch-widget";
+/// Clock skew tolerated on `exp`, `nbf` and `iat`.
+pub const LEEWAY_SECONDS: i64 = 5;
+/// The longest lifetime a widget token may have.
+pub const MAX_TTL_SECONDS: i64 = 3600;
+/// The shortest lifetime a widget token may have.
+pub const MIN_TTL_SECONDS: i64 = 30;
+/// Lifetime when the host does not ask for one.
+pub const DEFAULT_TTL_SECONDS: i64 = 600;
+
+/// The claims of a widget token. Every field is required when verifying.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WidgetClaims {
+    pub iss: String,
+    pub aud: String,
+    /// The host app's user id.
+    pub sub: String,
+    /// The user's organization; `null` when the host has none.
+    pub org: Option<String>,
+    /// Provider keys the widget may use.
+    pub providers: Vec<String>,
+    /// The exact origin of the embedding page; `null` when not bound to one.
+    pub origin: Option<String>,
+    pub jti: String,
+    pub iat: i64,
+    pub nbf: i64,
+    pub exp: i64,
+}
+
+struct KeySet {
+    active_kid: String,
+    encoding: EncodingKey,
+    decoding: HashMap<String, (DecodingKey, Vec<u8>)>,
+    loaded_at: Instant,
+}
+
+/// Mints and verifies widget tokens.
+pub struct WidgetSigner {
+    store: Store,
+    vault: Vault,
+    issuer: String,
+    keys: RwLock<KeySet>,
+}
+
+impl std::fmt::Debug for WidgetSigner {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("WidgetSigner")
+            .field("issuer", &self.issuer)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Why signing keys could not be loaded.
+#[derive(Debug, thiserror::Error)]
+pub enum SignerError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("signing key {kid}: {message}")]
+    Key { kid: String, message: String },
+}
+
+impl WidgetSigner {
+    /// Loads the signing keys, creating the first one if the database has none.
+    pub async fn load(
+        store: Store,
+        vault: Vault,
+        issuer: String,
+        clock: &Clock,
+    ) -> Result<Self, SignerError> {
+        let mut rows = store.signing_keys().await?;
+        if rows.is_empty() {
+            insert_new_key(&store, &vault, clock.unix()).await?;
+            rows = store.signing_keys().await?;
+        }
+        let keys = build_keyset(&vault, &rows)?;
+        Ok(Self {
+            store,
+            vault,
+            issuer,
+            keys: RwLock::new(keys),
+        })
+    }
+
+    /// The `iss` of tokens minted here.
+    pub fn issuer(&self) -> &str {
+        &self.issuer
+    }
+
+    /// Signs `claims` with the active key.
+    pub fn sign(&self, claims: &WidgetClaims) -> Result<String, AuthError> {
+        let keys = self
+            .keys
+            .read()
+            .map_err(|_| AuthError::InvalidWidgetToken("key set unavailable"))?;
+        let mut header = Header::new(Algorithm::EdDSA);
+        header.typ = Some(TYP.to_owned());
+        header.kid = Some(keys.active_kid.clone());
+        jsonwebtoken::encode(&header, claims, &keys.encoding)
+            .map_err(|_| AuthError::InvalidWidgetToken("signing failed"))
+    }
+
+    /// Builds and signs a token for a user.
+    pub fn mint(
+        &self,
+        now: i64,
+        ttl_seconds: i64,
+        user_id: &str,
+        organization_id: Option<&str>,
+        providers: Vec<String>,
+        origin: Option<String>,
+    ) -> Result<(String, WidgetClaims), AuthError> {
+        let claims = WidgetClaims {
+            iss: self.issuer.clone(),
+            aud: AUDIENCE.to_owned(),
+            sub: user_id.to_owned(),
+            org: organization_id.map(str::to_owned),
+            providers,
+            origin,
+            jti: new_id("wt"),
+            iat: now,
+            nbf: now,
+            exp: now + ttl_seconds,
+        };
+        Ok((self.sign(&claims)?, claims))
+    }
+
+    /// Verifies a presented token at time `now`.
+    pub async fn verify(&self, token: &str, now: i64) -> Result<WidgetClaims, AuthError> {
+        if token.len() > 8192 {
+            return Err(AuthError::InvalidWidgetToken("too long"));
+        }
+        let header = jsonwebtoken::decode_header(token)
+            .map_err(|_| AuthError::InvalidWidgetToken("malformed"))?;
+        if header.alg != Algorithm::EdDSA {
+            return Err(AuthError::InvalidWidgetToken("algorithm"));
+        }
+        if header.typ.as_deref() != Some(TYP) {
+            return Err(AuthError::InvalidWidgetToken("typ"));
+        }
+        let kid = header
+            .kid
+            .ok_or(AuthError::InvalidWidgetToken("kid missing"))?;
+        let key = match self.decoding_key(&kid) {
+            Some(key) => key,
+            None => {
+                // Another replica may have created a key since we loaded ours.
+                self.reload_if_stale().await;
+                self.decoding_key(&kid)
+                    .ok_or(AuthError::InvalidWidgetToken("unknown kid"))?
+            }
+        };
+        let mut validation = Validation::new(Algorithm::EdDSA);
+        // Time claims are checked below against the injected clock with our own leeway.
+        validation.validate_exp = false;
+        validation.validate_nbf = false;
+        validation.required_spec_claims.clear();
+        validation.set_audience(&[AUDIENCE]);
+        validation.set_issuer(&[&self.issuer]);
+        let data = jsonwebtoken::decode::<WidgetClaims>(token, &key, &validation).map_err(|e| {
+            use jsonwebtoken::errors::ErrorKind;
+            AuthError::InvalidWidgetToken(match e.kind() {
+                ErrorKind::InvalidSignature => "signature",
+                ErrorKind::InvalidAudience => "audience",
+                ErrorKind::InvalidIssuer => "issuer",
+                ErrorKind::Json(_) | ErrorKind::MissingRequiredClaim(_) => "claims",
+                _ => "malformed",
+            })
+        })?;
+        let c = data.claims;
+        if c.exp - c.iat > MAX_TTL_SECONDS || c.nbf > c.exp {
+            return Err(AuthError::InvalidWidgetToken("lifetime"));
+        }
+        if c.iat > now + LEEWAY_SECONDS || c.nbf > now + LEEWAY_SECONDS {
+            return Err(AuthError::InvalidWidgetToken("not yet valid"));
+        }
+        if now >= c.exp + LEEWAY_SECONDS {
+            return Err(AuthError::WidgetTokenExpired);
+        }
+        Ok(c)
+    }
+
+    /// The public keys as a JWK Set (`/.well-known/jwks.json`).
+    pub fn jwks(&self) -> serde_json::Value {
+        let keys = match self.keys.read() {
+            Ok(keys) => keys
+                .decoding
+                .iter()
+                .map(|(kid, (_, public))| {
+                    serde_json::json!({
+                        "kty": "OKP", "crv": "Ed25519", "alg": "EdDSA", "use": "sig",
+                        "kid": kid, "x": URL_SAFE_NO_PAD.encode(public),
+                    })
+                })
+                .collect(),
+            Err(_) => vec![],
+        };
+        serde_json::json!({ "keys": keys })
+    }
+
+    fn decoding_key(&self, kid: &str) -> Option<DecodingKey> {
+        self.keys
+            .read()
+            .ok()?
+            .decoding
+            .get(kid)
+            .map(|(k, _)| k.clone())
+    }
+
+    async fn reload_if_stale(&self) {
+        let stale = self
+            .keys
+            .read()
+            .map(|k| k.loaded_at.elapsed() > Duration::from_secs(1))
+            .unwrap_or(false);
+        if !stale {
+            return;
+        }
+        let Ok(rows) = self.store.signing_keys().await else {
+            return;
+        };
+        if let Ok(fresh) = build_keyset(&self.vault, &rows)
+            && let Ok(mut keys) = self.keys.write()
+        {
+            *keys = fresh;
+        }
+    }
+}
+
+async fn insert_new_key(store: &Store, vault: &Vault, now: i64) -> Result<(), SignerError> {
+    let kid = new_id("sk");
+    let rng = ring::rand::SystemRandom::new();
+    let pkcs8 = Ed25519KeyPair::generate_pkcs8(&rng).map_err(|_| SignerError::Key {
+        kid: kid.clone(),
+        message: "key generation failed".into(),
+    })?;
+    let pair = Ed25519KeyPair::from_pkcs8(pkcs8.as_ref()).map_err(|_| SignerError::Key {
+        kid: kid.clone(),
+        message: "generated key does not parse".into(),
+    })?;
+    let row = SigningKeyRow {
+        private_key: vault.seal(
+            Slot::new("signing_keys", &kid, "private_key"),
+            pkcs8.as_ref(),
+        ),
+        public_key: pair.public_key().as_ref().to_vec(),
+        id: kid,
+        created_at: now,
+    };
+    store.insert_signing_key(&row).await?;
+    Ok(())
+}
+
+fn build_keyset(vault: &Vault, rows: &[SigningKeyRow]) -> Result<KeySet, SignerError> {
+    // Rows come newest first: the newest key signs, all verify.
+    let newest = rows.first().ok_or_else(|| SignerError::Key {
+        kid: "-".into(),
+        message: "no signing key".into(),
+    })?;
+    let pkcs8 = vault
+        .open(
+            Slot::new("signing_keys", &newest.id, "private_key"),
+            &newest.private_key,
+        )
+        .map_err(|e| SignerError::Key {
+            kid: newest.id.clone(),
+            message: e.to_string(),
+        })?;
+    let encoding = EncodingKey::from_ed_der(&pkcs8);
+    let decoding = rows
+        .iter()
+        .map(|r| {
+            let key = DecodingKey::from_ed_components(&URL_SAFE_NO_PAD.encode(&r.public_key))
+                .map_err(|_| SignerError::Key {
+                    kid: r.id.clone(),
+                    message: "bad public key".into(),
+                })?;
+            Ok((r.id.clone(), (key, r.public_key.clone())))
+        })
+        .collect::<Result<HashMap<_, _>, SignerError>>()?;
+    Ok(KeySet {
+        active_kid: newest.id.clone(),
+        encoding,
+        decoding,
+        loaded_at: Instant::now(),
+    })
+}

@@ -1,0 +1,306 @@
+//! The `latch` command line. Command output goes to stdout (so `KEY=$(latch api-keys create
+//! --name ci)` works); hints and logs go to stderr.
+
+use crate::auth::api_keys;
+use crate::clock::{Clock, from_unix};
+use crate::config::Config;
+use crate::state::{AppState, load_master_key};
+use crate::store::{Store, new_id};
+use crate::vault::{MasterKey, Slot, Vault};
+use clap::{Parser, Subcommand};
+use std::io::Read as _;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+/// Latch: connect your users' third-party accounts without writing OAuth plumbing.
+#[derive(Debug, Parser)]
+#[command(name = "latch", version)]
+pub struct Cli {
+    /// Path of latch.toml (every key optional).
+    #[arg(long, global = true, env = "LATCH_CONFIG")]
+    pub config: Option<PathBuf>,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// What to do.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the server.
+    Serve,
+    /// Run the server in demo mode: SQLite, a generated development key, built-in sandbox.
+    Demo,
+    /// Apply database migrations and exit.
+    Migrate,
+    /// Manage host API keys.
+    #[command(subcommand, name = "api-keys")]
+    ApiKeys(ApiKeysCommand),
+    /// Manage provider client secrets (stored encrypted).
+    #[command(subcommand)]
+    Secret(SecretCommand),
+    /// Show configured providers.
+    #[command(subcommand)]
+    Providers(ProvidersCommand),
+    /// Master keys.
+    #[command(subcommand)]
+    Keys(KeysCommand),
+}
+
+/// `latch api-keys …`
+#[derive(Debug, Subcommand)]
+pub enum ApiKeysCommand {
+    /// Create a key and print it once, alone on stdout.
+    Create {
+        /// A name for the key, unique among live keys (e.g. the app or environment).
+        #[arg(long)]
+        name: String,
+    },
+    /// List keys (never the keys themselves).
+    List,
+    /// Revoke a key by name or id.
+    Revoke {
+        /// The key's name or id.
+        name_or_id: String,
+    },
+}
+
+/// `latch secret …`
+#[derive(Debug, Subcommand)]
+pub enum SecretCommand {
+    /// Store a provider's client secret, read from stdin.
+    Add {
+        /// The provider key, e.g. slack.
+        #[arg(long)]
+        provider: String,
+    },
+}
+
+/// `latch providers …`
+#[derive(Debug, Subcommand)]
+pub enum ProvidersCommand {
+    /// List configured providers.
+    List,
+}
+
+/// `latch keys …`
+#[derive(Debug, Subcommand)]
+pub enum KeysCommand {
+    /// Print a new random master key (base64) for LATCH_MASTER_KEY.
+    Generate,
+}
+
+/// Parses arguments, runs, and turns errors into a message and exit code 1 or 2.
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    crate::telemetry::init();
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => return fail(&format!("cannot start the async runtime: {e}")),
+    };
+    match runtime.block_on(run(cli)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(message) => fail(&message),
+    }
+}
+
+#[allow(clippy::print_stderr)]
+fn fail(message: &str) -> ExitCode {
+    eprintln!("error: {message}");
+    ExitCode::FAILURE
+}
+
+/// The one place that writes command output.
+#[allow(clippy::print_stdout)]
+fn out(line: &str) {
+    println!("{line}");
+}
+
+/// Hints for people, on stderr.
+#[allow(clippy::print_stderr)]
+fn hint(line: &str) {
+    eprintln!("{line}");
+}
+
+async fn run(cli: Cli) -> Result<(), String> {
+    let demo = matches!(cli.command, Command::Demo);
+    let config = Config::load(cli.config.as_deref(), |k| std::env::var(k).ok(), demo)
+        .map_err(|e| e.to_string())?;
+    match cli.command {
+        Command::Serve | Command::Demo => serve(config).await,
+        Command::Migrate => {
+            let store = open_store(&config).await?;
+            store.close().await;
+            hint(&format!("migrated {}", config.database_url));
+            Ok(())
+        }
+        Command::ApiKeys(cmd) => api_keys_command(&config, cmd).await,
+        Command::Secret(SecretCommand::Add { provider }) => secret_add(&config, &provider).await,
+        Command::Providers(ProvidersCommand::List) => {
+            let store = open_store(&config).await?;
+            let stored = store
+                .providers_with_secret()
+                .await
+                .map_err(|e| e.to_string())?;
+            for p in &config.providers {
+                let secret = if stored.contains(&p.key) {
+                    "secret stored"
+                } else if p.client_secret_env.is_some() {
+                    "secret from env"
+                } else {
+                    "no secret"
+                };
+                out(&format!(
+                    "{}\t{}\t{}\t{}",
+                    p.key,
+                    p.name,
+                    p.scopes.join(","),
+                    secret
+                ));
+            }
+            if config.providers.is_empty() {
+                hint("no providers configured; add [providers.KEY] tables to latch.toml");
+            }
+            Ok(())
+        }
+        Command::Keys(KeysCommand::Generate) => {
+            out(&MasterKey::generate_base64());
+            Ok(())
+        }
+    }
+}
+
+async fn open_store(config: &Config) -> Result<Store, String> {
+    if let Some(path) = config.database_url.expose().strip_prefix("sqlite://")
+        && let Some(dir) = std::path::Path::new(path).parent()
+    {
+        std::fs::create_dir_all(dir)
+            .map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+    }
+    let store = Store::connect(config.database_url.expose())
+        .await
+        .map_err(|e| format!("database {}: {e}", config.database_url))?;
+    store
+        .migrate()
+        .await
+        .map_err(|e| format!("database {}: {e}", config.database_url))?;
+    Ok(store)
+}
+
+async fn serve(config: Config) -> Result<(), String> {
+    // Creates the SQLite directory if needed.
+    open_store(&config).await?.close().await;
+    let listen = config.listen;
+    let public_url = config.public_url.clone();
+    let state = AppState::build(config, Clock::default())
+        .await
+        .map_err(|e| e.to_string())?;
+    let listener = tokio::net::TcpListener::bind(listen)
+        .await
+        .map_err(|e| format!("cannot listen on {listen}: {e}"))?;
+    tracing::info!(%listen, %public_url, backend = state.store.backend_name(), "latch is listening");
+    let shutdown = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    crate::serve(listener, state, shutdown)
+        .await
+        .map_err(|e| e.to_string())
+}
+
+async fn api_keys_command(config: &Config, cmd: ApiKeysCommand) -> Result<(), String> {
+    let store = open_store(config).await?;
+    let now = Clock::default().unix();
+    match cmd {
+        ApiKeysCommand::Create { name } => {
+            if name.is_empty() || name.len() > 100 || name.chars().any(char::is_control) {
+                return Err("--name must be 1 to 100 characters without control characters".into());
+            }
+            let key = api_keys::generate();
+            store
+                .insert_api_key(&new_id("key"), &name, &key.hash, now)
+                .await
+                .map_err(|e| match e {
+                    crate::store::StoreError::Conflict { .. } => {
+                        format!("a live key named {name:?} already exists")
+                    }
+                    other => other.to_string(),
+                })?;
+            out(&key.plaintext);
+            hint(&format!(
+                "created API key {name:?}; it is shown once: store it now (only its hash is kept)"
+            ));
+        }
+        ApiKeysCommand::List => {
+            for k in store.list_api_keys().await.map_err(|e| e.to_string())? {
+                let fmt = |t: Option<i64>| {
+                    t.map(|t| from_unix(t).to_string())
+                        .unwrap_or_else(|| "-".into())
+                };
+                let status = if k.revoked_at.is_some() {
+                    "revoked"
+                } else {
+                    "active"
+                };
+                out(&format!(
+                    "{}\t{}\t{}\tcreated {}\tlast used {}",
+                    k.id,
+                    k.name,
+                    status,
+                    from_unix(k.created_at),
+                    fmt(k.last_used_at)
+                ));
+            }
+        }
+        ApiKeysCommand::Revoke { name_or_id } => match store
+            .revoke_api_key(&name_or_id, now)
+            .await
+            .map_err(|e| e.to_string())?
+        {
+            Some(id) => hint(&format!("revoked {id}")),
+            None => return Err(format!("no live API key named or with id {name_or_id:?}")),
+        },
+    }
+    store.close().await;
+    Ok(())
+}
+
+async fn secret_add(config: &Config, provider: &str) -> Result<(), String> {
+    if !config.providers.iter().any(|p| p.key == provider) {
+        return Err(format!(
+            "no provider {provider:?} in the configuration; add [providers.{provider}] to latch.toml first"
+        ));
+    }
+    let master = load_master_key(&config.master_key).map_err(|e| e.to_string())?;
+    let vault = Vault::new(master, []);
+    hint(&format!(
+        "reading the client secret of {provider} from stdin…"
+    ));
+    let mut secret = String::new();
+    std::io::stdin()
+        .read_to_string(&mut secret)
+        .map_err(|e| format!("cannot read stdin: {e}"))?;
+    let secret = secret.trim_end_matches(['\r', '\n']);
+    if secret.is_empty() {
+        return Err("the secret read from stdin is empty".into());
+    }
+    // Building the state checks the master key against the database before writing.
+    let state = AppState::build(config.clone(), Clock::default())
+        .await
+        .map_err(|e| e.to_string())?;
+    let sealed = vault.seal_str(
+        Slot::new("provider_secrets", provider, "client_secret"),
+        secret,
+    );
+    state
+        .store
+        .put_client_secret(provider, &sealed, Clock::default().unix())
+        .await
+        .map_err(|e| e.to_string())?;
+    state.store.close().await;
+    hint(&format!(
+        "stored the client secret of {provider} (encrypted)"
+    ));
+    Ok(())
+}

@@ -1,0 +1,368 @@
+//! Configuration: `latch.toml` (every key optional, unknown keys refused) overridden by
+//! `LATCH_*` environment variables. Invalid configuration fails at start with the field's name.
+
+use crate::providers::{Provider, ProviderConfig, is_loopback};
+use crate::vault::Secret;
+use serde::Deserialize;
+use std::collections::BTreeMap;
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use url::Url;
+
+/// The file as written; see the README's configuration reference.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileConfig {
+    pub listen: Option<String>,
+    pub public_url: Option<String>,
+    pub database_url: Option<String>,
+    pub master_key_file: Option<PathBuf>,
+    pub allowed_origins: Option<Vec<String>>,
+    pub demo: Option<bool>,
+    pub data_dir: Option<PathBuf>,
+    pub access_token_skew_seconds: Option<i64>,
+    pub allow_private_webhook_targets: Option<bool>,
+    #[serde(default)]
+    pub providers: BTreeMap<String, ProviderConfig>,
+}
+
+/// A configuration problem; the message names the field.
+#[derive(Debug, thiserror::Error)]
+#[error("invalid configuration: {0}")]
+pub struct ConfigError(pub String);
+
+/// Where the master key comes from.
+#[derive(Debug, Clone)]
+pub enum MasterKeySource {
+    /// `LATCH_MASTER_KEY` (base64).
+    Inline(Secret),
+    /// A file holding the base64 key.
+    File(PathBuf),
+    /// Demo mode: generated into this file when missing.
+    GenerateInto(PathBuf),
+    /// Not configured.
+    Missing,
+}
+
+/// A database URL whose `Display`/`Debug` hide any password.
+#[derive(Clone, PartialEq, Eq)]
+pub struct DatabaseUrl(String);
+
+impl DatabaseUrl {
+    /// Wraps a URL.
+    pub fn new(url: impl Into<String>) -> Self {
+        Self(url.into())
+    }
+    /// The full URL, for connecting.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for DatabaseUrl {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match Url::parse(&self.0) {
+            Ok(mut url) if url.password().is_some() => {
+                let _ = url.set_password(Some("***"));
+                f.write_str(url.as_str())
+            }
+            _ => f.write_str(&self.0),
+        }
+    }
+}
+
+impl fmt::Debug for DatabaseUrl {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Display::fmt(self, f)
+    }
+}
+
+/// The resolved configuration.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// Address of the HTTP listener.
+    pub listen: SocketAddr,
+    /// Where browsers and providers reach this server (`redirect_uri` base, JWT issuer).
+    pub public_url: Url,
+    pub database_url: DatabaseUrl,
+    pub master_key: MasterKeySource,
+    /// Origins (scheme://host[:port]) that may embed the widget.
+    pub allowed_origins: Vec<String>,
+    /// Demo mode: development key, sandbox provider, demo page.
+    pub demo: bool,
+    /// Where the default SQLite file and the demo key live.
+    pub data_dir: PathBuf,
+    /// Refresh tokens this many seconds before they expire (capped at half their lifetime).
+    pub access_token_skew_seconds: i64,
+    /// Webhook targets on private addresses (tests, the demo).
+    pub allow_private_webhook_targets: bool,
+    pub providers: Vec<Provider>,
+}
+
+impl Config {
+    /// Reads `path` (if any) and applies environment overrides from `env`.
+    pub fn load(
+        path: Option<&Path>,
+        env: impl Fn(&str) -> Option<String>,
+        demo: bool,
+    ) -> Result<Self, ConfigError> {
+        let file = match path {
+            Some(path) => {
+                let text = std::fs::read_to_string(path)
+                    .map_err(|e| ConfigError(format!("cannot read {}: {e}", path.display())))?;
+                toml::from_str::<FileConfig>(&text).map_err(|e| {
+                    ConfigError(format!("{}: {}", path.display(), e.message().trim_end()))
+                        .with_span(e.span(), &text)
+                })?
+            }
+            None => FileConfig::default(),
+        };
+        Self::resolve(file, env, demo)
+    }
+
+    /// Builds the configuration from a parsed file and the environment.
+    pub fn resolve(
+        file: FileConfig,
+        env: impl Fn(&str) -> Option<String>,
+        demo_flag: bool,
+    ) -> Result<Self, ConfigError> {
+        let demo = demo_flag || file.demo.unwrap_or(false);
+        let listen_text = env("LATCH_LISTEN")
+            .or(file.listen)
+            .unwrap_or_else(|| "127.0.0.1:8080".into());
+        let listen: SocketAddr = listen_text.parse().map_err(|_| {
+            ConfigError(format!(
+                "listen: {listen_text:?} is not an address such as 127.0.0.1:8080"
+            ))
+        })?;
+        let public_text = env("LATCH_PUBLIC_URL").or(file.public_url);
+        let public_url = match public_text {
+            Some(text) => parse_public_url(&text)?,
+            None => {
+                let host = if listen.ip().is_unspecified() {
+                    "localhost".to_owned()
+                } else {
+                    listen.ip().to_string()
+                };
+                let host = if listen.is_ipv6() && !listen.ip().is_unspecified() {
+                    format!("[{host}]")
+                } else {
+                    host
+                };
+                parse_public_url(&format!("http://{host}:{}", listen.port()))?
+            }
+        };
+        let data_dir = file.data_dir.unwrap_or_else(|| PathBuf::from("latch-data"));
+        let database_url = env("LATCH_DATABASE_URL")
+            .or(file.database_url)
+            .unwrap_or_else(|| {
+                let path = std::path::absolute(data_dir.join("latch.db"))
+                    .unwrap_or_else(|_| data_dir.join("latch.db"));
+                format!("sqlite://{}", path.display())
+            });
+        if !(database_url.starts_with("sqlite:")
+            || database_url.starts_with("postgres:")
+            || database_url.starts_with("postgresql:"))
+        {
+            return Err(ConfigError(
+                "database_url: expected sqlite:///path/to/file.db or postgres://user@host/db"
+                    .into(),
+            ));
+        }
+        let master_key = if let Some(inline) = env("LATCH_MASTER_KEY") {
+            MasterKeySource::Inline(Secret::new(inline))
+        } else if let Some(path) = env("LATCH_MASTER_KEY_FILE")
+            .map(PathBuf::from)
+            .or(file.master_key_file)
+        {
+            MasterKeySource::File(path)
+        } else if demo {
+            MasterKeySource::GenerateInto(data_dir.join("master.key"))
+        } else {
+            MasterKeySource::Missing
+        };
+        let allowed_origins = file
+            .allowed_origins
+            .unwrap_or_default()
+            .iter()
+            .map(|o| {
+                normalize_origin(o).map_err(|m| ConfigError(format!("allowed_origins: {o:?} {m}")))
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        let skew = file.access_token_skew_seconds.unwrap_or(60);
+        if !(0..=3600).contains(&skew) {
+            return Err(ConfigError(
+                "access_token_skew_seconds: must be between 0 and 3600".into(),
+            ));
+        }
+        let providers = file
+            .providers
+            .into_iter()
+            .map(|(key, cfg)| {
+                Provider::from_config(&key, cfg).map_err(|e| ConfigError(e.to_string()))
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(Self {
+            listen,
+            public_url,
+            database_url: DatabaseUrl::new(database_url),
+            master_key,
+            allowed_origins,
+            demo,
+            data_dir,
+            access_token_skew_seconds: skew,
+            allow_private_webhook_targets: file.allow_private_webhook_targets.unwrap_or(false),
+            providers,
+        })
+    }
+
+    /// A complete configuration for tests: loopback, the given database, an inline key.
+    pub fn for_tests(database_url: &str, master_key_base64: &str) -> Self {
+        Self {
+            listen: SocketAddr::from(([127, 0, 0, 1], 0)),
+            public_url: Url::parse("http://127.0.0.1:0").unwrap_or_else(|_| unreachable_url()),
+            database_url: DatabaseUrl::new(database_url),
+            master_key: MasterKeySource::Inline(Secret::new(master_key_base64)),
+            allowed_origins: vec![],
+            demo: false,
+            data_dir: PathBuf::from("latch-data"),
+            access_token_skew_seconds: 60,
+            allow_private_webhook_targets: true,
+            providers: vec![],
+        }
+    }
+}
+
+#[allow(clippy::expect_used)]
+fn unreachable_url() -> Url {
+    Url::parse("http://localhost/").expect("static URL parses")
+}
+
+impl ConfigError {
+    fn with_span(self, span: Option<std::ops::Range<usize>>, text: &str) -> Self {
+        match span {
+            Some(span) => {
+                let line = text
+                    .get(..span.start)
+                    .map(|t| t.lines().count().max(1))
+                    .unwrap_or(1);
+                ConfigError(format!("{} (line {line})", self.0))
+            }
+            None => self,
+        }
+    }
+}
+
+/// `public_url` must be https unless it is loopback (RFC 9700 §2.6).
+fn parse_public_url(text: &str) -> Result<Url, ConfigError> {
+    let url = Url::parse(text)
+        .map_err(|e| ConfigError(format!("public_url: {text:?} is not a URL ({e})")))?;
+    match url.scheme() {
+        "https" => {}
+        "http" if is_loopback(&url) => {}
+        _ => {
+            return Err(ConfigError(
+                "public_url: must be https (plain http only on loopback)".into(),
+            ));
+        }
+    }
+    if url.path() != "/" || url.query().is_some() {
+        return Err(ConfigError(
+            "public_url: must be an origin without path or query, e.g. https://latch.example.com"
+                .into(),
+        ));
+    }
+    Ok(url)
+}
+
+/// Reduces a URL to its ASCII origin (`scheme://host[:port]`), rejecting anything with a path.
+pub fn normalize_origin(text: &str) -> Result<String, &'static str> {
+    let url = Url::parse(text).map_err(|_| "is not a URL")?;
+    if !matches!(url.scheme(), "http" | "https") {
+        return Err("must be http or https");
+    }
+    if !url.username().is_empty()
+        || url.password().is_some()
+        || url.path() != "/"
+        || url.query().is_some()
+        || url.fragment().is_some()
+    {
+        return Err(
+            "must be an origin such as https://app.example.com (no path, query or credentials)",
+        );
+    }
+    match url.origin() {
+        origin @ url::Origin::Tuple(..) => Ok(origin.ascii_serialization()),
+        url::Origin::Opaque(_) => Err("is not a valid origin"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn no_env(_: &str) -> Option<String> {
+        None
+    }
+
+    #[test]
+    fn defaults_work_without_anything() {
+        let c = Config::resolve(FileConfig::default(), no_env, false).unwrap();
+        assert_eq!(c.listen.to_string(), "127.0.0.1:8080");
+        assert_eq!(c.public_url.as_str(), "http://127.0.0.1:8080/");
+        assert!(c.database_url.expose().starts_with("sqlite://"));
+        assert!(matches!(c.master_key, MasterKeySource::Missing));
+    }
+
+    #[test]
+    fn env_overrides_file() {
+        let file: FileConfig = toml::from_str(r#"listen = "127.0.0.1:1""#).unwrap();
+        let c = Config::resolve(
+            file,
+            |k| (k == "LATCH_LISTEN").then(|| "127.0.0.1:2".to_owned()),
+            false,
+        )
+        .unwrap();
+        assert_eq!(c.listen.port(), 2);
+    }
+
+    #[test]
+    fn bad_values_name_their_field() {
+        let cases = [
+            (r#"listen = "nope""#, "listen:"),
+            (r#"public_url = "http://example.com""#, "public_url:"),
+            (
+                r#"allowed_origins = ["https://a.example/path"]"#,
+                "allowed_origins:",
+            ),
+            (r#"database_url = "mysql://x""#, "database_url:"),
+        ];
+        for (text, field) in cases {
+            let file: FileConfig = toml::from_str(text).unwrap();
+            let err = Config::resolve(file, no_env, false)
+                .unwrap_err()
+                .to_string();
+            assert!(err.contains(field), "{err}");
+        }
+        let err = toml::from_str::<FileConfig>("lissen = 1").unwrap_err();
+        assert!(err.message().contains("lissen"));
+    }
+
+    #[test]
+    fn database_url_display_hides_password() {
+        let url = DatabaseUrl::new("postgres://latch:hunter2@db/latch");
+        assert_eq!(url.to_string(), "postgres://latch:***@db/latch");
+        assert!(!format!("{url:?}").contains("hunter2"));
+    }
+
+    #[test]
+    fn origins_are_normalized() {
+        assert_eq!(
+            normalize_origin("HTTPS://App.Example.com:443").unwrap(),
+            "https://app.example.com"
+        );
+        assert!(normalize_origin("https://a@b.example").is_err());
+        assert!(normalize_origin("javascript:alert(1)").is_err());
+    }
+}

@@ -1,0 +1,101 @@
+//! "Give me a working access token for user U's provider P": the hot path of Latch.
+//!
+//! For a fresh token this is one indexed read, one decryption and an in-memory usage note: no
+//! database write. Expiring tokens go through `oauth::refresh`.
+
+use super::{ConnectionError, check_id};
+use crate::activity::Actor;
+use crate::auth::api_keys::HostIdentity;
+use crate::oauth::refresh::{self, Refreshed};
+use crate::state::AppState;
+use crate::store::connections::{ConnectionRow, TokenLookup};
+use crate::vault::Slot;
+use latch_shared::ConnectionStatus;
+use latch_shared::api::host::{
+    AccessTokenRequest, AccessTokenResponse, ActiveToken, InactiveReason, InactiveToken,
+};
+
+/// Answers `POST /v1/access-token`.
+pub async fn access_token(
+    state: &AppState,
+    caller: &HostIdentity,
+    req: &AccessTokenRequest,
+) -> Result<AccessTokenResponse, ConnectionError> {
+    check_id("user_id", &req.user_id)?;
+    check_id("provider", &req.provider)?;
+    if let Some(org) = &req.organization_id {
+        check_id("organization_id", org)?;
+    }
+    if state.providers.get(&req.provider).is_none() {
+        return Err(ConnectionError::ProviderNotFound(req.provider.clone()));
+    }
+    let lookup = TokenLookup {
+        user_id: &req.user_id,
+        organization_id: req.organization_id.as_deref().unwrap_or(""),
+        provider: &req.provider,
+        account_id: req.account_id.as_deref(),
+        connection_id: req.connection_id.as_deref(),
+    };
+    let Some(row) = state.store.connection_for_token(&lookup).await? else {
+        // Naming a connection that is not this user's (or does not exist) must not be told apart.
+        if req.connection_id.is_some() {
+            return Err(ConnectionError::TokenNotFound);
+        }
+        return Ok(inactive(InactiveReason::NotInstalled, None));
+    };
+    if row.status != ConnectionStatus::Active.as_str() {
+        return Ok(inactive(InactiveReason::NeedsReauthorization, Some(row.id)));
+    }
+    let now = state.clock.unix();
+    let force = req.force_refresh.unwrap_or(false);
+    let row = if force || refresh::needs_refresh(&row, now, state.config.access_token_skew_seconds)
+    {
+        let actor = Actor::ApiKey(caller.key_name.to_string());
+        match refresh::refresh(state, &row, force, &actor).await? {
+            Refreshed::Usable(row) => row,
+            Refreshed::NeedsReauthorization(row) => {
+                return Ok(inactive(InactiveReason::NeedsReauthorization, Some(row.id)));
+            }
+        }
+    } else {
+        row
+    };
+    active(state, caller, row)
+}
+
+fn active(
+    state: &AppState,
+    caller: &HostIdentity,
+    row: ConnectionRow,
+) -> Result<AccessTokenResponse, ConnectionError> {
+    let sealed = row
+        .access_token
+        .as_deref()
+        .ok_or(ConnectionError::TokenNotFound)?;
+    let token = state
+        .vault
+        .open_secret(Slot::new("connections", &row.id, "access_token"), sealed)?;
+    state
+        .usage
+        .token_retrieved(&row, &caller.key_name, state.clock.unix());
+    let view = super::view(&row);
+    Ok(AccessTokenResponse::Active(ActiveToken {
+        active: true,
+        access_token: token.expose().to_owned(),
+        token_type: row.token_type,
+        expires_at: view.access_token_expires_at,
+        scopes: view.scopes,
+        missing_scopes: view.missing_scopes,
+        connection_id: row.id,
+        account_id: row.account_id,
+    }))
+}
+
+fn inactive(error: InactiveReason, connection_id: Option<String>) -> AccessTokenResponse {
+    AccessTokenResponse::Inactive(InactiveToken {
+        active: false,
+        error,
+        connection_id,
+        reconnect_url: None,
+    })
+}

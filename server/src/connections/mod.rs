@@ -1,0 +1,207 @@
+//! Governance of connections: who owns one, what it can do, its status and its trail.
+//! Plain functions over the store, the vault and the clock; the HTTP layer only adapts them.
+
+pub mod access_token;
+
+use crate::activity::{Actor, Entry};
+use crate::clock::from_unix;
+use crate::oauth::refresh::{RefreshError, record};
+use crate::oauth::revoke::{RevokeOutcome, revoke};
+use crate::state::AppState;
+use crate::store::StoreError;
+use crate::store::activity::{ActivityFilter, ActivityRow};
+use crate::store::connections::{ConnectionFilter, ConnectionRow};
+use crate::vault::VaultError;
+use latch_shared::ConnectionStatus;
+use latch_shared::api::host::{ActivityEntry, ActivityQuery, Connection, ConnectionQuery, Page};
+
+/// Failures of connection operations, mapped to HTTP once in `api::error`.
+#[derive(Debug, thiserror::Error)]
+pub enum ConnectionError {
+    #[error("no connection {0}")]
+    NotFound(String),
+    #[error("no provider {0}")]
+    ProviderNotFound(String),
+    #[error("no token matches")]
+    TokenNotFound,
+    #[error("{field}: {message}")]
+    Invalid {
+        field: &'static str,
+        message: String,
+    },
+    #[error(transparent)]
+    Refresh(#[from] RefreshError),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error(transparent)]
+    Vault(#[from] VaultError),
+}
+
+/// Page size bounds of every listing.
+pub const MAX_LIMIT: u32 = 200;
+const DEFAULT_LIMIT: u32 = 50;
+
+/// Checks an identifier supplied by a host: 1–256 characters, no control characters.
+pub fn check_id(field: &'static str, value: &str) -> Result<(), ConnectionError> {
+    if value.is_empty() || value.len() > 256 || value.chars().any(char::is_control) {
+        return Err(ConnectionError::Invalid {
+            field,
+            message: "must be 1 to 256 characters without control characters".into(),
+        });
+    }
+    Ok(())
+}
+
+fn check_limit(limit: Option<u32>) -> Result<i64, ConnectionError> {
+    match limit {
+        None => Ok(i64::from(DEFAULT_LIMIT)),
+        Some(n) if (1..=MAX_LIMIT).contains(&n) => Ok(i64::from(n)),
+        Some(_) => Err(ConnectionError::Invalid {
+            field: "limit",
+            message: format!("must be between 1 and {MAX_LIMIT}"),
+        }),
+    }
+}
+
+fn words(s: &str) -> Vec<String> {
+    s.split(' ')
+        .filter(|w| !w.is_empty())
+        .map(str::to_owned)
+        .collect()
+}
+
+/// The API view of a row: everything an operator needs, never a token.
+pub fn view(row: &ConnectionRow) -> Connection {
+    Connection {
+        id: row.id.clone(),
+        provider: row.provider.clone(),
+        user_id: row.user_id.clone(),
+        organization_id: (!row.organization_id.is_empty()).then(|| row.organization_id.clone()),
+        account_id: row.account_id.clone(),
+        account_label: row.account_label.clone(),
+        status: ConnectionStatus::parse(&row.status)
+            .unwrap_or(ConnectionStatus::NeedsReauthorization),
+        scopes: words(&row.scopes),
+        missing_scopes: words(&row.missing_scopes),
+        created_at: from_unix(row.created_at),
+        updated_at: from_unix(row.updated_at),
+        last_refreshed_at: row.last_refreshed_at.map(from_unix),
+        last_used_at: row.last_used_at.map(from_unix),
+        last_validated_at: row.last_validated_at.map(from_unix),
+        access_token_expires_at: row.access_token_expires_at.map(from_unix),
+    }
+}
+
+/// `GET /v1/connections`.
+pub async fn list(
+    state: &AppState,
+    q: &ConnectionQuery,
+) -> Result<Page<Connection>, ConnectionError> {
+    let limit = check_limit(q.limit)?;
+    let filter = ConnectionFilter {
+        user_id: q.user_id.as_deref(),
+        organization_id: q.organization_id.as_deref(),
+        provider: q.provider.as_deref(),
+        status: q.status.map(ConnectionStatus::as_str),
+        after: q.cursor.as_deref(),
+        limit,
+    };
+    let mut rows = state.store.list_connections(&filter).await?;
+    let next_cursor = page_cursor(&mut rows, limit, |r| r.id.clone());
+    Ok(Page {
+        data: rows.iter().map(view).collect(),
+        next_cursor,
+    })
+}
+
+/// Truncates a `limit + 1` result to `limit` and returns the cursor of the next page.
+fn page_cursor<T>(rows: &mut Vec<T>, limit: i64, id: impl Fn(&T) -> String) -> Option<String> {
+    let limit = usize::try_from(limit).unwrap_or(usize::MAX);
+    if rows.len() > limit {
+        rows.truncate(limit);
+        rows.last().map(id)
+    } else {
+        None
+    }
+}
+
+/// `GET /v1/connections/{id}`.
+pub async fn get(state: &AppState, id: &str) -> Result<Connection, ConnectionError> {
+    let row = state
+        .store
+        .connection(id)
+        .await?
+        .ok_or_else(|| ConnectionError::NotFound(id.to_owned()))?;
+    Ok(view(&row))
+}
+
+/// Deletes a connection, first revoking its grant at the provider when asked.
+/// The owner check is the caller's: the host API owns every connection; the widget passes the
+/// row only after matching its user.
+pub async fn delete(
+    state: &AppState,
+    actor: &Actor,
+    row: &ConnectionRow,
+    revoke_at_provider: bool,
+) -> Result<(), ConnectionError> {
+    if revoke_at_provider {
+        let now = state.clock.unix();
+        let entry = match revoke(state, row).await {
+            RevokeOutcome::Revoked => Entry::new(now, actor, "revoked").connection(row),
+            RevokeOutcome::Unsupported => Entry::new(now, actor, "revocation_unsupported")
+                .connection(row)
+                .detail("the provider has no revocation endpoint; its token stays valid there until it expires"),
+            RevokeOutcome::Failed(reason) => Entry::new(now, actor, "revoke_failed").connection(row).failed("provider_unavailable").detail(reason),
+        };
+        record(state, entry).await;
+    }
+    if !state.store.delete_connection(&row.id).await? {
+        return Err(ConnectionError::NotFound(row.id.clone()));
+    }
+    record(
+        state,
+        Entry::new(state.clock.unix(), actor, "deleted").connection(row),
+    )
+    .await;
+    Ok(())
+}
+
+/// `GET /v1/activity`, newest first.
+pub async fn activity(
+    state: &AppState,
+    q: &ActivityQuery,
+) -> Result<Page<ActivityEntry>, ConnectionError> {
+    let limit = check_limit(q.limit)?;
+    let filter = ActivityFilter {
+        connection_id: q.connection_id.as_deref(),
+        user_id: q.user_id.as_deref(),
+        provider: q.provider.as_deref(),
+        before: q.cursor.as_deref(),
+        limit,
+    };
+    let mut rows = state.store.list_activity(&filter).await?;
+    let next_cursor = page_cursor(&mut rows, limit, |r| r.id.clone());
+    Ok(Page {
+        data: rows.into_iter().map(activity_view).collect(),
+        next_cursor,
+    })
+}
+
+fn activity_view(r: ActivityRow) -> ActivityEntry {
+    ActivityEntry {
+        id: r.id,
+        at: from_unix(r.at),
+        actor: latch_shared::api::host::Actor {
+            kind: r.actor_kind,
+            name: r.actor_name,
+        },
+        action: r.action,
+        connection_id: r.connection_id,
+        user_id: r.user_id,
+        organization_id: r.organization_id,
+        provider: r.provider,
+        outcome: r.outcome,
+        error_code: r.error_code,
+        detail: r.detail,
+    }
+}

@@ -1,0 +1,49 @@
+//! Latch server: connects a host app's end users to third-party accounts and keeps their tokens.
+//!
+//! Module map (one line each; ARCHITECTURE.md has the invariants):
+//! - [`api`]: HTTP only: routes, extractors, the single error-to-HTTP mapping.
+//! - [`auth`]: who is calling: API keys, widget JWTs.
+//! - [`connections`]: governance of connections and the fresh-token path.
+//! - [`oauth`]: talking OAuth2 to providers: token endpoint, refresh protocol, revocation.
+//! - [`providers`]: the provider registry, as data.
+//! - [`vault`]: encryption at rest, bound to row and column.
+//! - [`store`]: persistence; the only module with SQL.
+//! - [`widget`]: the server's side of the widget: minting tokens, what the widget shows.
+//! - [`activity`], [`usage`]: the audit trail, and usage batched off the hot path.
+//! - [`config`], [`cli`], [`state`], [`clock`], [`telemetry`]: plumbing.
+#![forbid(unsafe_code)]
+
+pub mod activity;
+pub mod api;
+pub mod auth;
+pub mod cli;
+pub mod clock;
+pub mod config;
+pub mod connections;
+pub mod oauth;
+pub mod providers;
+pub mod state;
+pub mod store;
+pub mod telemetry;
+pub mod usage;
+pub mod vault;
+pub mod widget;
+
+pub use state::AppState;
+
+use std::future::Future;
+
+/// Serves the API on `listener` until `shutdown` resolves, then writes pending usage.
+/// The binary and the tests both start the server through here.
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    state: AppState,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    let app = api::router(state.clone());
+    axum::serve(listener, app)
+        .with_graceful_shutdown(shutdown)
+        .await?;
+    state.usage.flush(&state.store).await;
+    Ok(())
+}

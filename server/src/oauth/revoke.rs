@@ -1,0 +1,132 @@
+//! Revoking tokens at the provider when a connection is deleted with `?revoke=true`:
+//! RFC 7009 (refresh token first, with a type hint and client authentication) or Slack's
+//! `auth.revoke`. The outcome is reported truthfully in the activity trail.
+
+use super::http::read_capped;
+use super::token::{describe_transport, sanitize_code};
+use crate::providers::{Dialect, TokenAuthMethod};
+use crate::state::AppState;
+use crate::store::connections::ConnectionRow;
+use crate::vault::{Secret, Slot};
+use base64::Engine as _;
+
+/// What happened at the provider.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RevokeOutcome {
+    /// The provider confirmed.
+    Revoked,
+    /// The provider has no revocation endpoint; the token stays valid there until it expires.
+    Unsupported,
+    /// The provider refused or could not be reached; the reason is safe to store.
+    Failed(String),
+}
+
+/// Revokes the connection's grant at its provider.
+pub async fn revoke(state: &AppState, row: &ConnectionRow) -> RevokeOutcome {
+    let Some(provider) = state.providers.get(&row.provider) else {
+        return RevokeOutcome::Failed("provider is no longer configured".into());
+    };
+    let Some(url) = provider.revocation_url.clone() else {
+        return RevokeOutcome::Unsupported;
+    };
+    let open = |column: &str, sealed: Option<&[u8]>| {
+        sealed.and_then(|s| {
+            state
+                .vault
+                .open_secret(Slot::new("connections", &row.id, column), s)
+                .ok()
+        })
+    };
+    let access = open("access_token", row.access_token.as_deref());
+    let refresh = open("refresh_token", row.refresh_token.as_deref());
+    if provider.dialect == Dialect::Slack {
+        let Some(access) = access else {
+            return RevokeOutcome::Failed("no token to revoke".into());
+        };
+        let response = state
+            .http
+            .post(url)
+            .form(&[("token", access.expose())])
+            .send()
+            .await;
+        return match response {
+            Ok(r) => match read_capped(r)
+                .await
+                .ok()
+                .and_then(|b| serde_json::from_slice::<serde_json::Value>(&b).ok())
+            {
+                Some(v) if v.get("ok").and_then(|ok| ok.as_bool()) == Some(true) => {
+                    RevokeOutcome::Revoked
+                }
+                Some(v) => RevokeOutcome::Failed(format!(
+                    "provider answered {}",
+                    v.get("error")
+                        .and_then(|e| e.as_str())
+                        .map(sanitize_code)
+                        .unwrap_or_else(|| "an error".into())
+                )),
+                None => RevokeOutcome::Failed("unreadable answer".into()),
+            },
+            Err(e) => RevokeOutcome::Failed(describe_transport(&e)),
+        };
+    }
+    let secret = match state.client_secret(provider).await {
+        Ok(Some(s)) => s,
+        _ => return RevokeOutcome::Failed("no client secret configured".into()),
+    };
+    // Revoking the refresh token revokes the grant (RFC 7009 §2.1); fall back to the access token.
+    let candidates = [(refresh, "refresh_token"), (access, "access_token")];
+    let mut last = RevokeOutcome::Failed("no token to revoke".into());
+    for (token, hint) in candidates {
+        let Some(token) = token else { continue };
+        last = post_revocation(state, provider, &url, &secret, &token, hint).await;
+        if last == RevokeOutcome::Revoked {
+            break;
+        }
+    }
+    last
+}
+
+async fn post_revocation(
+    state: &AppState,
+    provider: &crate::providers::Provider,
+    url: &url::Url,
+    secret: &Secret,
+    token: &Secret,
+    hint: &str,
+) -> RevokeOutcome {
+    let mut form = vec![("token", token.expose()), ("token_type_hint", hint)];
+    let mut request = state.http.post(url.clone());
+    match provider.token_auth_method {
+        TokenAuthMethod::Basic => {
+            let enc =
+                |s: &str| url::form_urlencoded::byte_serialize(s.as_bytes()).collect::<String>();
+            let basic = base64::engine::general_purpose::STANDARD.encode(format!(
+                "{}:{}",
+                enc(&provider.client_id),
+                enc(secret.expose())
+            ));
+            request = request.header("Authorization", format!("Basic {basic}"));
+        }
+        TokenAuthMethod::Post => {
+            form.push(("client_id", &provider.client_id));
+            form.push(("client_secret", secret.expose()));
+        }
+    }
+    match request.form(&form).send().await {
+        Ok(r) if r.status().is_success() => RevokeOutcome::Revoked,
+        Ok(r) => {
+            let status = r.status().as_u16();
+            let code = read_capped(r)
+                .await
+                .ok()
+                .and_then(|b| serde_json::from_slice::<serde_json::Value>(&b).ok())
+                .and_then(|v| v.get("error").and_then(|e| e.as_str()).map(sanitize_code));
+            RevokeOutcome::Failed(format!(
+                "provider answered HTTP {status}{}",
+                code.map(|c| format!(" ({c})")).unwrap_or_default()
+            ))
+        }
+        Err(e) => RevokeOutcome::Failed(describe_transport(&e)),
+    }
+}

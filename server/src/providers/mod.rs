@@ -1,0 +1,341 @@
+//! The provider registry: which OAuth2 providers this deployment offers, as data.
+//!
+//! A provider is defined like Slack's `DefineOAuth2Provider`: URLs, client id, scopes, identity
+//! lookup. Built-in templates (`providers.toml`) carry each provider's quirks as fields so that
+//! a deployment only adds its client id. Client secrets never live here: they are sealed in the
+//! store (`latch secret add`) or named by an environment variable.
+
+use serde::Deserialize;
+use std::collections::BTreeMap;
+use url::Url;
+
+/// The built-in templates, validated when a deployment uses one.
+const CATALOG: &str = include_str!("../../providers.toml");
+
+/// How the client authenticates at the token endpoint.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TokenAuthMethod {
+    /// HTTP Basic (`client_secret_basic`).
+    Basic,
+    /// In the form body (`client_secret_post`).
+    Post,
+}
+
+/// Response conventions of a provider's token endpoint.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Dialect {
+    /// RFC 6749: errors are 4xx with `{"error": …}`.
+    #[default]
+    Standard,
+    /// Slack: HTTP 200 with `{"ok": false, "error": …}`; team as the account; `auth.revoke`.
+    Slack,
+}
+
+/// How to find out which account the user connected.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Identity {
+    /// Endpoint called with the new access token.
+    pub url: Url,
+    /// JSONPath of the stable account id in its answer, e.g. `$.sub`.
+    pub account_identifier: String,
+    /// JSONPath of a readable label, e.g. `$.email`.
+    #[serde(default)]
+    pub account_label: Option<String>,
+    /// Extra request headers.
+    #[serde(default)]
+    pub headers: BTreeMap<String, String>,
+}
+
+/// A configured provider.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Provider {
+    pub key: String,
+    pub name: String,
+    pub description: String,
+    pub authorization_url: Url,
+    pub token_url: Url,
+    pub client_id: String,
+    /// Scopes requested, and required, at connect time.
+    pub scopes: Vec<String>,
+    /// How scopes are joined in the authorize URL (`" "` by the RFC, `","` at Slack).
+    pub scope_separator: String,
+    pub authorization_url_extras: BTreeMap<String, String>,
+    pub identity: Option<Identity>,
+    pub revocation_url: Option<Url>,
+    /// Expected `iss` on the callback (RFC 9207).
+    pub issuer: Option<String>,
+    pub token_auth_method: TokenAuthMethod,
+    pub pkce: bool,
+    /// Environment variable holding the client secret, if not stored sealed.
+    pub client_secret_env: Option<String>,
+    pub dialect: Dialect,
+}
+
+/// One `[providers.KEY]` table of latch.toml, or one template: every field optional so that
+/// tables can be layered; unknown fields are errors.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ProviderConfig {
+    pub template: Option<String>,
+    pub name: Option<String>,
+    pub description: Option<String>,
+    pub authorization_url: Option<String>,
+    pub token_url: Option<String>,
+    pub client_id: Option<String>,
+    /// Refused with a clear message: secrets never sit in the config file in plain text.
+    pub client_secret: Option<toml::Value>,
+    pub client_secret_env: Option<String>,
+    pub scopes: Option<Vec<String>>,
+    pub scope_separator: Option<String>,
+    pub authorization_url_extras: Option<BTreeMap<String, String>>,
+    pub identity: Option<Identity>,
+    pub revocation_url: Option<String>,
+    pub issuer: Option<String>,
+    pub token_auth_method: Option<TokenAuthMethod>,
+    pub pkce: Option<bool>,
+    pub dialect: Option<Dialect>,
+}
+
+impl ProviderConfig {
+    /// `self` with every unset field taken from `base`.
+    fn over(self, base: ProviderConfig) -> ProviderConfig {
+        ProviderConfig {
+            template: self.template.or(base.template),
+            name: self.name.or(base.name),
+            description: self.description.or(base.description),
+            authorization_url: self.authorization_url.or(base.authorization_url),
+            token_url: self.token_url.or(base.token_url),
+            client_id: self.client_id.or(base.client_id),
+            client_secret: self.client_secret.or(base.client_secret),
+            client_secret_env: self.client_secret_env.or(base.client_secret_env),
+            scopes: self.scopes.or(base.scopes),
+            scope_separator: self.scope_separator.or(base.scope_separator),
+            authorization_url_extras: self
+                .authorization_url_extras
+                .or(base.authorization_url_extras),
+            identity: self.identity.or(base.identity),
+            revocation_url: self.revocation_url.or(base.revocation_url),
+            issuer: self.issuer.or(base.issuer),
+            token_auth_method: self.token_auth_method.or(base.token_auth_method),
+            pkce: self.pkce.or(base.pkce),
+            dialect: self.dialect.or(base.dialect),
+        }
+    }
+}
+
+/// A provider definition that cannot be used; the message names the field.
+#[derive(Debug, thiserror::Error)]
+#[error("providers.{key}.{field}: {message}")]
+pub struct ProviderConfigError {
+    pub key: String,
+    pub field: String,
+    pub message: String,
+}
+
+fn templates() -> Result<BTreeMap<String, ProviderConfig>, ProviderConfigError> {
+    toml::from_str(CATALOG).map_err(|e| ProviderConfigError {
+        key: "<built-in>".into(),
+        field: "catalog".into(),
+        message: e.message().to_owned(),
+    })
+}
+
+/// Names of the built-in templates.
+pub fn template_names() -> Vec<String> {
+    templates()
+        .map(|t| t.into_keys().collect())
+        .unwrap_or_default()
+}
+
+impl Provider {
+    /// Resolves a latch.toml table against its template and validates it.
+    /// `allow_http` permits plain-http URLs on any host (tests); loopback is always allowed.
+    pub fn from_config(key: &str, config: ProviderConfig) -> Result<Self, ProviderConfigError> {
+        let err = |field: &str, message: &str| ProviderConfigError {
+            key: key.to_owned(),
+            field: field.to_owned(),
+            message: message.to_owned(),
+        };
+        if !is_valid_key(key) {
+            return Err(err(
+                "key",
+                "use lowercase letters, digits, '-' and '_' (at most 64)",
+            ));
+        }
+        if config.client_secret.is_some() {
+            return Err(err(
+                "client_secret",
+                "client secrets are never read from latch.toml; run `latch secret add --provider KEY` \
+                 (reads stdin, stores it encrypted) or set client_secret_env = \"VAR\"",
+            ));
+        }
+        let templates = templates()?;
+        let template_name = config
+            .template
+            .clone()
+            .or_else(|| templates.contains_key(key).then(|| key.to_owned()));
+        let config = match template_name {
+            Some(name) => {
+                let base = templates.get(&name).cloned().ok_or_else(|| {
+                    err("template", &format!("no built-in template named {name:?}"))
+                })?;
+                config.over(base)
+            }
+            None => config,
+        };
+        let url = |field: &str, value: Option<String>| -> Result<Url, ProviderConfigError> {
+            let value = value.ok_or_else(|| err(field, "missing"))?;
+            parse_provider_url(&value).map_err(|m| err(field, &m))
+        };
+        let opt_url = |field: &str, value: Option<String>| {
+            value
+                .map(|v| parse_provider_url(&v).map_err(|m| err(field, &m)))
+                .transpose()
+        };
+        let identity = match config.identity {
+            Some(identity) => {
+                parse_provider_url(identity.url.as_str()).map_err(|m| err("identity.url", &m))?;
+                if !identity.account_identifier.starts_with('$') {
+                    return Err(err(
+                        "identity.account_identifier",
+                        "must be a JSONPath such as $.email",
+                    ));
+                }
+                Some(identity)
+            }
+            None => None,
+        };
+        let name = config.name.unwrap_or_else(|| key.to_owned());
+        Ok(Provider {
+            key: key.to_owned(),
+            description: config
+                .description
+                .unwrap_or_else(|| format!("Connect your {name} account.")),
+            name,
+            authorization_url: url("authorization_url", config.authorization_url)?,
+            token_url: url("token_url", config.token_url)?,
+            client_id: config
+                .client_id
+                .filter(|c| !c.is_empty())
+                .ok_or_else(|| err("client_id", "missing"))?,
+            scopes: config.scopes.unwrap_or_default(),
+            scope_separator: config.scope_separator.unwrap_or_else(|| " ".into()),
+            authorization_url_extras: config.authorization_url_extras.unwrap_or_default(),
+            identity,
+            revocation_url: opt_url("revocation_url", config.revocation_url)?,
+            issuer: config.issuer,
+            token_auth_method: config.token_auth_method.unwrap_or(TokenAuthMethod::Basic),
+            pkce: config.pkce.unwrap_or(true),
+            client_secret_env: config.client_secret_env,
+            dialect: config.dialect.unwrap_or_default(),
+        })
+    }
+}
+
+fn is_valid_key(key: &str) -> bool {
+    !key.is_empty()
+        && key.len() <= 64
+        && key
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_')
+}
+
+/// Provider endpoints must be https, except on loopback (tests, the sandbox).
+pub fn parse_provider_url(value: &str) -> Result<Url, String> {
+    let url = Url::parse(value).map_err(|e| format!("not a URL ({e})"))?;
+    match url.scheme() {
+        "https" => Ok(url),
+        "http" if is_loopback(&url) => Ok(url),
+        _ => Err("must be an https URL (plain http only on loopback)".into()),
+    }
+}
+
+/// Whether a URL points at this machine.
+pub fn is_loopback(url: &Url) -> bool {
+    match url.host() {
+        Some(url::Host::Domain(d)) => d == "localhost" || d.ends_with(".localhost"),
+        Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
+        Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
+        None => false,
+    }
+}
+
+/// The configured providers, by key.
+#[derive(Debug, Clone, Default)]
+pub struct Registry {
+    providers: BTreeMap<String, Provider>,
+}
+
+impl Registry {
+    /// A registry of these providers.
+    pub fn new(providers: impl IntoIterator<Item = Provider>) -> Self {
+        Self {
+            providers: providers.into_iter().map(|p| (p.key.clone(), p)).collect(),
+        }
+    }
+
+    /// The provider with this key.
+    pub fn get(&self, key: &str) -> Option<&Provider> {
+        self.providers.get(key)
+    }
+
+    /// Every provider, sorted by key.
+    pub fn all(&self) -> impl Iterator<Item = &Provider> {
+        self.providers.values()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn template_fills_in_and_config_overrides() {
+        let cfg: ProviderConfig = toml::from_str(
+            r#"client_id = "123"
+               token_url = "http://127.0.0.1:9/token""#,
+        )
+        .unwrap();
+        let p = Provider::from_config("slack", cfg).unwrap();
+        assert_eq!(p.dialect, Dialect::Slack);
+        assert_eq!(p.scope_separator, ",");
+        assert_eq!(p.token_url.as_str(), "http://127.0.0.1:9/token");
+        assert_eq!(
+            p.authorization_url.as_str(),
+            "https://slack.com/oauth/v2/authorize"
+        );
+    }
+
+    #[test]
+    fn errors_name_the_field() {
+        let e = Provider::from_config("custom", ProviderConfig::default()).unwrap_err();
+        assert_eq!(e.to_string(), "providers.custom.authorization_url: missing");
+        let cfg: ProviderConfig = toml::from_str(
+            r#"client_id = "x"
+            authorization_url = "http://evil.example/a"
+            token_url = "https://x.example/t""#,
+        )
+        .unwrap();
+        let e = Provider::from_config("custom", cfg).unwrap_err();
+        assert!(
+            e.to_string()
+                .starts_with("providers.custom.authorization_url: must be an https URL")
+        );
+        let cfg: ProviderConfig = toml::from_str(r#"client_secret = "s3cret""#).unwrap();
+        let e = Provider::from_config("slack", cfg).unwrap_err();
+        assert!(e.to_string().starts_with("providers.slack.client_secret:"));
+        assert!(!e.to_string().contains("s3cret"));
+        assert!(toml::from_str::<ProviderConfig>("colour = 1").is_err());
+    }
+
+    #[test]
+    fn every_template_parses() {
+        for name in template_names() {
+            let cfg: ProviderConfig = toml::from_str(r#"client_id = "x""#).unwrap();
+            Provider::from_config(&name, cfg).unwrap();
+        }
+    }
+}

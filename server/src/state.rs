@@ -1,0 +1,196 @@
+//! Everything a request handler may touch, built once at start.
+//!
+//! Start-up order matters: the master key is checked against the database before anything is
+//! served or written, so a wrong key is a clear error instead of silent corruption.
+
+use crate::auth::api_keys::ApiKeyVerifier;
+use crate::auth::widget_jwt::{SignerError, WidgetSigner};
+use crate::clock::Clock;
+use crate::config::{Config, MasterKeySource};
+use crate::oauth::refresh::RefreshLocks;
+use crate::providers::Registry;
+use crate::store::{Store, StoreError};
+use crate::usage::UsageRecorder;
+use crate::vault::{MasterKey, Secret, Slot, Vault, VaultError};
+use std::ops::Deref;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// Shared application state; cheap to clone.
+#[derive(Clone, Debug)]
+pub struct AppState(Arc<Inner>);
+
+/// The parts of [`AppState`].
+#[derive(Debug)]
+pub struct Inner {
+    pub config: Config,
+    pub store: Store,
+    pub vault: Vault,
+    pub providers: Registry,
+    pub signer: WidgetSigner,
+    pub api_keys: ApiKeyVerifier,
+    /// For provider calls only: no redirects, timeouts.
+    pub http: reqwest::Client,
+    pub clock: Clock,
+    pub usage: UsageRecorder,
+    pub refresh_locks: RefreshLocks,
+}
+
+impl Deref for AppState {
+    type Target = Inner;
+    fn deref(&self) -> &Inner {
+        &self.0
+    }
+}
+
+/// Why the server could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error("master key: {0}")]
+    MasterKey(String),
+    #[error("database {url}: {source}")]
+    Store { url: String, source: StoreError },
+    #[error(transparent)]
+    Signer(#[from] SignerError),
+}
+
+/// Timeout of every provider call; the refresh lease outlives it (see `oauth::refresh`).
+pub const PROVIDER_TIMEOUT: Duration = Duration::from_secs(10);
+
+impl AppState {
+    /// Connects, migrates, checks the master key and loads signing keys.
+    pub async fn build(config: Config, clock: Clock) -> Result<Self, StartError> {
+        let master = load_master_key(&config.master_key)?;
+        let store_err = |source| StartError::Store {
+            url: config.database_url.to_string(),
+            source,
+        };
+        let store = Store::connect(config.database_url.expose())
+            .await
+            .map_err(store_err)?;
+        store.migrate().await.map_err(store_err)?;
+        let vault = Vault::new(master, []);
+        check_vault_keys(&store, &vault, clock.unix()).await?;
+        let issuer = config.public_url.as_str().trim_end_matches('/').to_owned();
+        let signer = WidgetSigner::load(store.clone(), vault.clone(), issuer, &clock).await?;
+        let providers = Registry::new(config.providers.iter().cloned());
+        let usage = UsageRecorder::default();
+        usage.spawn_flusher(store.clone());
+        Ok(Self(Arc::new(Inner {
+            config,
+            store,
+            vault,
+            providers,
+            signer,
+            api_keys: ApiKeyVerifier::default(),
+            http: crate::oauth::http::client(PROVIDER_TIMEOUT),
+            clock,
+            usage,
+            refresh_locks: RefreshLocks::default(),
+        })))
+    }
+
+    /// The client secret of a provider: stored sealed, else from its environment variable.
+    pub async fn client_secret(
+        &self,
+        provider: &crate::providers::Provider,
+    ) -> Result<Option<Secret>, StoreError> {
+        if let Some(sealed) = self.store.client_secret(&provider.key).await? {
+            return match self.vault.open_secret(
+                Slot::new("provider_secrets", &provider.key, "client_secret"),
+                &sealed,
+            ) {
+                Ok(secret) => Ok(Some(secret)),
+                Err(e) => {
+                    tracing::error!(provider = %provider.key, error = %e, "stored client secret does not decrypt");
+                    Ok(None)
+                }
+            };
+        }
+        Ok(provider
+            .client_secret_env
+            .as_deref()
+            .and_then(|var| std::env::var(var).ok())
+            .filter(|s| !s.is_empty())
+            .map(Secret::new))
+    }
+}
+
+/// Reads the master key from its source; demo mode creates a development key file.
+pub fn load_master_key(source: &MasterKeySource) -> Result<MasterKey, StartError> {
+    let bad = |e: VaultError| StartError::MasterKey(e.to_string());
+    match source {
+        MasterKeySource::Inline(secret) => MasterKey::from_base64(secret.expose()).map_err(bad),
+        MasterKeySource::File(path) => {
+            let text = std::fs::read_to_string(path)
+                .map_err(|e| StartError::MasterKey(format!("cannot read {}: {e}", path.display())))?;
+            MasterKey::from_base64(&text).map_err(bad)
+        }
+        MasterKeySource::GenerateInto(path) => {
+            if !path.exists() {
+                if let Some(dir) = path.parent() {
+                    std::fs::create_dir_all(dir)
+                        .map_err(|e| StartError::MasterKey(format!("cannot create {}: {e}", dir.display())))?;
+                }
+                write_private(path, &MasterKey::generate_base64())
+                    .map_err(|e| StartError::MasterKey(format!("cannot write {}: {e}", path.display())))?;
+                tracing::warn!(path = %path.display(), "generated a DEVELOPMENT master key; do not use it in production");
+            }
+            let text = std::fs::read_to_string(path)
+                .map_err(|e| StartError::MasterKey(format!("cannot read {}: {e}", path.display())))?;
+            MasterKey::from_base64(&text).map_err(bad)
+        }
+        MasterKeySource::Missing => Err(StartError::MasterKey(
+            "no master key: set LATCH_MASTER_KEY (32 bytes, base64; `latch keys generate` prints one) \
+             or master_key_file in latch.toml; `latch demo` generates a development key"
+                .into(),
+        )),
+    }
+}
+
+fn write_private(path: &std::path::Path, contents: &str) -> std::io::Result<()> {
+    use std::io::Write as _;
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    options.open(path)?.write_all(contents.as_bytes())
+}
+
+const CHECK_PLAINTEXT: &[u8] = b"latch master key check";
+
+/// Refuses to start when the database holds data sealed under a key we do not have, or when the
+/// configured key does not match the one recorded under its id.
+async fn check_vault_keys(store: &Store, vault: &Vault, now: i64) -> Result<(), StartError> {
+    let store_err = |source| StartError::Store {
+        url: "(configured)".into(),
+        source,
+    };
+    let recorded = store.vault_keys().await.map_err(store_err)?;
+    for (key_id, check) in &recorded {
+        if !vault.has_key(key_id) {
+            return Err(StartError::MasterKey(format!(
+                "the database holds secrets sealed with master key id {key_id}, but the configured key has id {}; \
+                 configure the right LATCH_MASTER_KEY (nothing was written)",
+                vault.active_key_id()
+            )));
+        }
+        vault
+            .open(Slot::new("vault_keys", key_id, "check_value"), check)
+            .map_err(|e| {
+                StartError::MasterKey(format!("key id {key_id} fails its check value: {e}"))
+            })?;
+    }
+    let active = vault.active_key_id();
+    if !recorded.iter().any(|(id, _)| id == active) {
+        let check = vault.seal(
+            Slot::new("vault_keys", active, "check_value"),
+            CHECK_PLAINTEXT,
+        );
+        store
+            .record_vault_key(active, &check, now)
+            .await
+            .map_err(store_err)?;
+    }
+    Ok(())
+}

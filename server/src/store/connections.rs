@@ -1,0 +1,229 @@
+//! Rows of `connections`: the owner, the external account, the sealed tokens and the refresh
+//! bookkeeping (`version`, lease) that makes concurrent refreshes safe.
+
+use super::{Store, StoreResult, run};
+
+/// A connection row as stored; token columns are vault envelopes.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct ConnectionRow {
+    pub id: String,
+    pub provider: String,
+    pub user_id: String,
+    /// `''` when the host has no organizations.
+    pub organization_id: String,
+    pub account_id: String,
+    pub account_label: Option<String>,
+    pub status: String,
+    /// Space-separated.
+    pub scopes: String,
+    /// Space-separated.
+    pub missing_scopes: String,
+    pub access_token: Option<Vec<u8>>,
+    pub refresh_token: Option<Vec<u8>>,
+    pub token_type: String,
+    pub access_token_expires_at: Option<i64>,
+    pub created_at: i64,
+    pub updated_at: i64,
+    pub last_refreshed_at: Option<i64>,
+    pub last_used_at: Option<i64>,
+    pub last_validated_at: Option<i64>,
+    /// Bumped by every token or status write; writers compare-and-swap on it.
+    pub version: i64,
+    pub lease_until: Option<i64>,
+    pub refresh_attempt: Option<String>,
+}
+
+const COLUMNS: &str = "id, provider, user_id, organization_id, account_id, account_label, status, \
+    scopes, missing_scopes, access_token, refresh_token, token_type, access_token_expires_at, \
+    created_at, updated_at, last_refreshed_at, last_used_at, last_validated_at, version, \
+    lease_until, refresh_attempt";
+
+/// Filters of a connection listing; `None` means "any".
+#[derive(Debug, Clone, Default)]
+pub struct ConnectionFilter<'a> {
+    pub user_id: Option<&'a str>,
+    /// `Some("")` selects connections without an organization.
+    pub organization_id: Option<&'a str>,
+    pub provider: Option<&'a str>,
+    pub status: Option<&'a str>,
+    /// Only ids after this one.
+    pub after: Option<&'a str>,
+    pub limit: i64,
+}
+
+/// How the access-token path picks a connection.
+#[derive(Debug, Clone)]
+pub struct TokenLookup<'a> {
+    pub user_id: &'a str,
+    pub organization_id: &'a str,
+    pub provider: &'a str,
+    pub account_id: Option<&'a str>,
+    pub connection_id: Option<&'a str>,
+}
+
+/// New tokens to store after a refresh.
+#[derive(Debug, Clone)]
+pub struct RefreshedTokens {
+    pub access_token: Vec<u8>,
+    /// `None` keeps the stored refresh token (providers that do not rotate).
+    pub refresh_token: Option<Vec<u8>>,
+    pub token_type: String,
+    pub expires_at: Option<i64>,
+    /// `None` keeps the stored scopes.
+    pub scopes: Option<String>,
+}
+
+impl Store {
+    /// Inserts a connection row as given.
+    pub async fn insert_connection(&self, row: &ConnectionRow) -> StoreResult<()> {
+        run!(self, pool => sqlx::query(
+            "INSERT INTO connections (id, provider, user_id, organization_id, account_id, account_label, \
+             status, scopes, missing_scopes, access_token, refresh_token, token_type, access_token_expires_at, \
+             created_at, updated_at, last_refreshed_at, last_used_at, last_validated_at, version) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19)")
+            .bind(&row.id).bind(&row.provider).bind(&row.user_id).bind(&row.organization_id)
+            .bind(&row.account_id).bind(&row.account_label).bind(&row.status).bind(&row.scopes)
+            .bind(&row.missing_scopes).bind(&row.access_token).bind(&row.refresh_token)
+            .bind(&row.token_type).bind(row.access_token_expires_at).bind(row.created_at)
+            .bind(row.updated_at).bind(row.last_refreshed_at).bind(row.last_used_at)
+            .bind(row.last_validated_at).bind(row.version)
+            .execute(pool).await.map(|_| ()))?;
+        Ok(())
+    }
+
+    /// One connection by id.
+    pub async fn connection(&self, id: &str) -> StoreResult<Option<ConnectionRow>> {
+        let sql = format!("SELECT {COLUMNS} FROM connections WHERE id = $1");
+        Ok(run!(self, pool => sqlx::query_as(&sql).bind(id).fetch_optional(pool).await)?)
+    }
+
+    /// The connection that answers an access-token request: the owner's, for this provider,
+    /// narrowed by account or id; an active one wins over one needing reauthorization, then the
+    /// most recently updated.
+    pub async fn connection_for_token(
+        &self,
+        q: &TokenLookup<'_>,
+    ) -> StoreResult<Option<ConnectionRow>> {
+        let sql = format!(
+            "SELECT {COLUMNS} FROM connections \
+             WHERE user_id = $1 AND organization_id = $2 AND provider = $3 \
+               AND ($4 IS NULL OR account_id = $4) AND ($5 IS NULL OR id = $5) \
+             ORDER BY CASE WHEN status = 'active' THEN 0 ELSE 1 END, updated_at DESC, id DESC LIMIT 1"
+        );
+        Ok(run!(self, pool => sqlx::query_as(&sql)
+            .bind(q.user_id).bind(q.organization_id).bind(q.provider).bind(q.account_id).bind(q.connection_id)
+            .fetch_optional(pool).await)?)
+    }
+
+    /// A page of connections in id (creation) order; fetches `limit + 1` so the caller knows
+    /// whether there is a next page.
+    pub async fn list_connections(
+        &self,
+        f: &ConnectionFilter<'_>,
+    ) -> StoreResult<Vec<ConnectionRow>> {
+        let sql = format!(
+            "SELECT {COLUMNS} FROM connections \
+             WHERE ($1 IS NULL OR user_id = $1) AND ($2 IS NULL OR organization_id = $2) \
+               AND ($3 IS NULL OR provider = $3) AND ($4 IS NULL OR status = $4) AND ($5 IS NULL OR id > $5) \
+             ORDER BY id LIMIT $6"
+        );
+        Ok(run!(self, pool => sqlx::query_as(&sql)
+            .bind(f.user_id).bind(f.organization_id).bind(f.provider).bind(f.status).bind(f.after)
+            .bind(f.limit + 1)
+            .fetch_all(pool).await)?)
+    }
+
+    /// The user's connections to any of `providers` (for the widget).
+    pub async fn connections_of_user(
+        &self,
+        user_id: &str,
+        organization_id: &str,
+    ) -> StoreResult<Vec<ConnectionRow>> {
+        let sql = format!(
+            "SELECT {COLUMNS} FROM connections WHERE user_id = $1 AND organization_id = $2 ORDER BY id"
+        );
+        Ok(
+            run!(self, pool => sqlx::query_as(&sql).bind(user_id).bind(organization_id).fetch_all(pool).await)?,
+        )
+    }
+
+    /// Deletes a connection; returns whether it existed.
+    pub async fn delete_connection(&self, id: &str) -> StoreResult<bool> {
+        let done = run!(self, pool => sqlx::query("DELETE FROM connections WHERE id = $1")
+            .bind(id).execute(pool).await.map(|r| r.rows_affected()))?;
+        Ok(done > 0)
+    }
+
+    /// Takes the refresh lease if nobody holds a live one and the row is still at `version`.
+    /// The committed lease is also the "refresh in flight" marker that survives a crash.
+    pub async fn take_refresh_lease(
+        &self,
+        id: &str,
+        version: i64,
+        attempt: &str,
+        now: i64,
+        until: i64,
+    ) -> StoreResult<bool> {
+        let n = run!(self, pool => sqlx::query(
+            "UPDATE connections SET lease_until = $1, refresh_attempt = $2 \
+             WHERE id = $3 AND version = $4 AND (lease_until IS NULL OR lease_until < $5)")
+            .bind(until).bind(attempt).bind(id).bind(version).bind(now)
+            .execute(pool).await.map(|r| r.rows_affected()))?;
+        Ok(n == 1)
+    }
+
+    /// Releases a lease without changing tokens (transient failure).
+    pub async fn release_refresh_lease(&self, id: &str, attempt: &str) -> StoreResult<()> {
+        run!(self, pool => sqlx::query(
+            "UPDATE connections SET lease_until = NULL, refresh_attempt = NULL WHERE id = $1 AND refresh_attempt = $2")
+            .bind(id).bind(attempt).execute(pool).await.map(|_| ()))?;
+        Ok(())
+    }
+
+    /// Stores refreshed tokens if the row is still at `version` (compare-and-swap); bumps the
+    /// version and clears the lease. Returns whether the write happened.
+    pub async fn store_refreshed_tokens(
+        &self,
+        id: &str,
+        version: i64,
+        tokens: &RefreshedTokens,
+        now: i64,
+    ) -> StoreResult<bool> {
+        let n = run!(self, pool => sqlx::query(
+            "UPDATE connections SET access_token = $1, refresh_token = COALESCE($2, refresh_token), \
+               token_type = $3, access_token_expires_at = $4, scopes = COALESCE($5, scopes), \
+               last_refreshed_at = $6, last_validated_at = $6, updated_at = $6, version = version + 1, \
+               lease_until = NULL, refresh_attempt = NULL, status = 'active' \
+             WHERE id = $7 AND version = $8")
+            .bind(&tokens.access_token).bind(&tokens.refresh_token).bind(&tokens.token_type)
+            .bind(tokens.expires_at).bind(&tokens.scopes).bind(now).bind(id).bind(version)
+            .execute(pool).await.map(|r| r.rows_affected()))?;
+        Ok(n == 1)
+    }
+
+    /// Sets the status if the row is still at `version`; bumps the version and clears the lease.
+    pub async fn set_connection_status(
+        &self,
+        id: &str,
+        version: i64,
+        status: &str,
+        now: i64,
+    ) -> StoreResult<bool> {
+        let n = run!(self, pool => sqlx::query(
+            "UPDATE connections SET status = $1, updated_at = $2, version = version + 1, \
+               lease_until = NULL, refresh_attempt = NULL WHERE id = $3 AND version = $4")
+            .bind(status).bind(now).bind(id).bind(version)
+            .execute(pool).await.map(|r| r.rows_affected()))?;
+        Ok(n == 1)
+    }
+
+    /// Records that connections were used (batched by the usage recorder, off the hot path).
+    pub async fn touch_connections(&self, ids: &[(String, i64)]) -> StoreResult<()> {
+        for (id, at) in ids {
+            run!(self, pool => sqlx::query(
+                "UPDATE connections SET last_used_at = $1 WHERE id = $2 AND (last_used_at IS NULL OR last_used_at < $1)")
+                .bind(at).bind(id).execute(pool).await.map(|_| ()))?;
+        }
+        Ok(())
+    }
+}

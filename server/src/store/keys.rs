@@ -1,0 +1,86 @@
+//! Key material the server keeps in the database: master-key check values, widget signing keys
+//! and provider client secrets. Everything secret here is a vault envelope.
+
+use super::{Store, StoreResult, run};
+
+/// A widget-JWT signing key.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct SigningKeyRow {
+    /// The `kid`.
+    pub id: String,
+    /// Sealed PKCS#8 document.
+    pub private_key: Vec<u8>,
+    /// Raw Ed25519 public key.
+    pub public_key: Vec<u8>,
+    /// Unix seconds.
+    pub created_at: i64,
+}
+
+impl Store {
+    /// `(key_id, check_value)` of every master key that has sealed data here.
+    pub async fn vault_keys(&self) -> StoreResult<Vec<(String, Vec<u8>)>> {
+        Ok(
+            run!(self, pool => sqlx::query_as("SELECT key_id, check_value FROM vault_keys ORDER BY created_at")
+            .fetch_all(pool).await)?,
+        )
+    }
+
+    /// Records that `key_id` seals data here (idempotent).
+    pub async fn record_vault_key(
+        &self,
+        key_id: &str,
+        check_value: &[u8],
+        now: i64,
+    ) -> StoreResult<()> {
+        run!(self, pool => sqlx::query(
+            "INSERT INTO vault_keys (key_id, check_value, created_at) VALUES ($1, $2, $3) ON CONFLICT (key_id) DO NOTHING")
+            .bind(key_id).bind(check_value).bind(now).execute(pool).await.map(|_| ()))?;
+        Ok(())
+    }
+
+    /// Signing keys not retired, newest first.
+    pub async fn signing_keys(&self) -> StoreResult<Vec<SigningKeyRow>> {
+        Ok(run!(self, pool => sqlx::query_as(
+            "SELECT id, private_key, public_key, created_at FROM signing_keys WHERE retired_at IS NULL ORDER BY created_at DESC, id DESC")
+            .fetch_all(pool).await)?)
+    }
+
+    /// Stores a new signing key.
+    pub async fn insert_signing_key(&self, row: &SigningKeyRow) -> StoreResult<()> {
+        run!(self, pool => sqlx::query(
+            "INSERT INTO signing_keys (id, private_key, public_key, created_at) VALUES ($1, $2, $3, $4)")
+            .bind(&row.id).bind(&row.private_key).bind(&row.public_key).bind(row.created_at)
+            .execute(pool).await.map(|_| ()))?;
+        Ok(())
+    }
+
+    /// Stores (or replaces) a provider's sealed client secret.
+    pub async fn put_client_secret(
+        &self,
+        provider: &str,
+        sealed: &[u8],
+        now: i64,
+    ) -> StoreResult<()> {
+        run!(self, pool => sqlx::query(
+            "INSERT INTO provider_secrets (provider, client_secret, updated_at) VALUES ($1, $2, $3) \
+             ON CONFLICT (provider) DO UPDATE SET client_secret = excluded.client_secret, updated_at = excluded.updated_at")
+            .bind(provider).bind(sealed).bind(now).execute(pool).await.map(|_| ()))?;
+        Ok(())
+    }
+
+    /// A provider's sealed client secret.
+    pub async fn client_secret(&self, provider: &str) -> StoreResult<Option<Vec<u8>>> {
+        Ok(
+            run!(self, pool => sqlx::query_scalar("SELECT client_secret FROM provider_secrets WHERE provider = $1")
+            .bind(provider).fetch_optional(pool).await)?,
+        )
+    }
+
+    /// Providers that have a stored secret.
+    pub async fn providers_with_secret(&self) -> StoreResult<Vec<String>> {
+        Ok(
+            run!(self, pool => sqlx::query_scalar("SELECT provider FROM provider_secrets")
+            .fetch_all(pool).await)?,
+        )
+    }
+}

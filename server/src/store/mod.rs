@@ -1,0 +1,156 @@
+//! Persistence. The only module with SQL.
+//!
+//! One [`Store`] over SQLite (the default: one file, no server) or PostgreSQL (several replicas),
+//! chosen from the database URL at start. Queries are written once with `$N` placeholders, which
+//! both drivers bind by position; [`run!`] expands each query for both pools so the compiler checks
+//! it against both. Backend differences (connect options, pragmas) live in [`connect`].
+
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
+use sqlx::{PgPool, SqlitePool};
+use std::str::FromStr;
+use std::time::Duration;
+
+pub mod activity;
+pub mod api_keys;
+pub mod connections;
+pub mod keys;
+
+/// Runs `$body` with `$pool` bound to whichever pool the store has.
+macro_rules! run {
+    ($store:expr, $pool:ident => $body:expr) => {
+        match &$store.backend {
+            $crate::store::Backend::Sqlite($pool) => $body,
+            $crate::store::Backend::Postgres($pool) => $body,
+        }
+    };
+}
+pub(crate) use run;
+
+/// A handle to the database; cheap to clone.
+#[derive(Clone, Debug)]
+pub struct Store {
+    backend: Backend,
+}
+
+#[derive(Clone, Debug)]
+pub(crate) enum Backend {
+    Sqlite(SqlitePool),
+    Postgres(PgPool),
+}
+
+/// What went wrong in the store, in terms callers can act on.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// A unique constraint refused the write.
+    #[error("conflict on {constraint}")]
+    Conflict {
+        /// The constraint (or a description of it).
+        constraint: String,
+    },
+    /// The database is unreachable or overloaded; retrying later may work.
+    #[error("database unavailable: {0}")]
+    Unavailable(#[source] sqlx::Error),
+    /// Anything else: a bug or a broken schema.
+    #[error("database error: {0}")]
+    Other(#[source] sqlx::Error),
+    /// Migrations failed.
+    #[error("migration failed: {0}")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+    /// The URL is not a supported database URL.
+    #[error("unsupported database URL (expected sqlite:… or postgres://…)")]
+    UnsupportedUrl,
+}
+
+impl From<sqlx::Error> for StoreError {
+    fn from(err: sqlx::Error) -> Self {
+        match &err {
+            sqlx::Error::Database(db) if db.is_unique_violation() => StoreError::Conflict {
+                constraint: db.constraint().unwrap_or("unique").to_owned(),
+            },
+            sqlx::Error::Database(db)
+                if matches!(db.code().as_deref(), Some("5") | Some("6") | Some("517")) =>
+            {
+                // SQLITE_BUSY / SQLITE_LOCKED / SQLITE_BUSY_SNAPSHOT after busy_timeout.
+                StoreError::Unavailable(err)
+            }
+            sqlx::Error::Io(_)
+            | sqlx::Error::PoolTimedOut
+            | sqlx::Error::PoolClosed
+            | sqlx::Error::WorkerCrashed
+            | sqlx::Error::Tls(_) => StoreError::Unavailable(err),
+            _ => StoreError::Other(err),
+        }
+    }
+}
+
+/// Result alias for the store.
+pub type StoreResult<T> = Result<T, StoreError>;
+
+impl Store {
+    /// Connects to `url` (`sqlite:…` or `postgres://…`), creating a SQLite file if missing.
+    /// Does not migrate; call [`Store::migrate`].
+    pub async fn connect(url: &str) -> StoreResult<Self> {
+        let backend = if url.starts_with("sqlite:") {
+            let options = SqliteConnectOptions::from_str(url)?
+                .create_if_missing(true)
+                // WAL lets readers proceed during a write; busy_timeout makes writers queue instead
+                // of failing; FULL sync so a rotated refresh token survives power loss.
+                .journal_mode(SqliteJournalMode::Wal)
+                .synchronous(SqliteSynchronous::Full)
+                .busy_timeout(Duration::from_secs(5))
+                .foreign_keys(true);
+            let pool = SqlitePoolOptions::new()
+                .max_connections(8)
+                .acquire_timeout(Duration::from_secs(5))
+                .connect_with(options)
+                .await?;
+            Backend::Sqlite(pool)
+        } else if url.starts_with("postgres:") || url.starts_with("postgresql:") {
+            let options = PgConnectOptions::from_str(url)?.application_name("latch");
+            let pool = PgPoolOptions::new()
+                .max_connections(16)
+                .acquire_timeout(Duration::from_secs(5))
+                .connect_with(options)
+                .await?;
+            Backend::Postgres(pool)
+        } else {
+            return Err(StoreError::UnsupportedUrl);
+        };
+        Ok(Self { backend })
+    }
+
+    /// Applies pending migrations. Safe to run from several replicas at once: sqlx takes an
+    /// advisory lock on PostgreSQL, and SQLite serializes writers.
+    pub async fn migrate(&self) -> StoreResult<()> {
+        match &self.backend {
+            Backend::Sqlite(pool) => sqlx::migrate!("./migrations/sqlite").run(pool).await?,
+            Backend::Postgres(pool) => sqlx::migrate!("./migrations/postgres").run(pool).await?,
+        }
+        Ok(())
+    }
+
+    /// `sqlite` or `postgres`.
+    pub fn backend_name(&self) -> &'static str {
+        match self.backend {
+            Backend::Sqlite(_) => "sqlite",
+            Backend::Postgres(_) => "postgres",
+        }
+    }
+
+    /// Whether the database answers (for `/readyz`).
+    pub async fn ping(&self) -> StoreResult<()> {
+        run!(self, pool => sqlx::query("SELECT 1").execute(pool).await.map(|_| ()))?;
+        Ok(())
+    }
+
+    /// Closes every pooled connection (so SQLite checkpoints its WAL).
+    pub async fn close(&self) {
+        run!(self, pool => pool.close().await);
+    }
+}
+
+/// Builds a prefixed, time-ordered id such as `conn_0190f3…`: sorting ids sorts by creation.
+pub fn new_id(prefix: &str) -> String {
+    format!("{prefix}_{}", uuid::Uuid::now_v7().simple())
+}

@@ -1,0 +1,123 @@
+//! The server's side of the widget: minting widget tokens for host apps, and what the widget API
+//! shows a user. The widget never receives a provider token from here.
+
+use crate::auth::widget_jwt::{
+    DEFAULT_TTL_SECONDS, MAX_TTL_SECONDS, MIN_TTL_SECONDS, WidgetClaims,
+};
+use crate::clock::from_unix;
+use crate::config::normalize_origin;
+use crate::connections::{ConnectionError, check_id};
+use crate::state::AppState;
+use latch_shared::ConnectionStatus;
+use latch_shared::api::host::{CreateWidgetToken, WidgetToken};
+use latch_shared::api::widget::{Integration, IntegrationList, WidgetConnection};
+
+/// Mints a widget token for `POST /v1/widget-tokens`.
+pub fn mint(state: &AppState, req: &CreateWidgetToken) -> Result<WidgetToken, MintError> {
+    check_id("user_id", &req.user_id)?;
+    if let Some(org) = &req.organization_id {
+        check_id("organization_id", org)?;
+    }
+    let ttl = req.ttl_seconds.unwrap_or(DEFAULT_TTL_SECONDS);
+    if !(MIN_TTL_SECONDS..=MAX_TTL_SECONDS).contains(&ttl) {
+        return Err(invalid(
+            "ttl_seconds",
+            format!("must be between {MIN_TTL_SECONDS} and {MAX_TTL_SECONDS}"),
+        ));
+    }
+    let providers = match &req.providers {
+        Some(keys) => {
+            if let Some(unknown) = keys.iter().find(|k| state.providers.get(k).is_none()) {
+                return Err(invalid(
+                    "providers",
+                    format!("no provider {unknown:?} is configured"),
+                ));
+            }
+            let mut keys = keys.clone();
+            keys.dedup();
+            keys
+        }
+        None => state.providers.all().map(|p| p.key.clone()).collect(),
+    };
+    let origin = match &req.allowed_origin {
+        Some(text) => {
+            let origin =
+                normalize_origin(text).map_err(|m| invalid("allowed_origin", m.to_owned()))?;
+            if !state.config.allowed_origins.contains(&origin) {
+                return Err(MintError::OriginNotAllowed(origin));
+            }
+            Some(origin)
+        }
+        None => None,
+    };
+    let now = state.clock.unix();
+    let (token, claims) = state
+        .signer
+        .mint(
+            now,
+            ttl,
+            &req.user_id,
+            req.organization_id.as_deref(),
+            providers,
+            origin,
+        )
+        .map_err(|e| MintError::Internal(e.to_string()))?;
+    Ok(WidgetToken {
+        token,
+        expires_at: from_unix(claims.exp),
+    })
+}
+
+/// Why a widget token was not minted.
+#[derive(Debug, thiserror::Error)]
+pub enum MintError {
+    #[error(transparent)]
+    Invalid(#[from] ConnectionError),
+    #[error("origin {0} is not in allowed_origins")]
+    OriginNotAllowed(String),
+    #[error("{0}")]
+    Internal(String),
+}
+
+fn invalid(field: &'static str, message: String) -> MintError {
+    MintError::Invalid(ConnectionError::Invalid { field, message })
+}
+
+/// `GET /widget/v1/integrations`: the providers the token allows, each with the token user's
+/// own connections to it, and nothing of anyone else's.
+pub async fn integrations(
+    state: &AppState,
+    claims: &WidgetClaims,
+) -> Result<IntegrationList, ConnectionError> {
+    let org = claims.org.as_deref().unwrap_or("");
+    let rows = state.store.connections_of_user(&claims.sub, org).await?;
+    let data = claims
+        .providers
+        .iter()
+        .filter_map(|key| state.providers.get(key))
+        .map(|p| Integration {
+            key: p.key.clone(),
+            name: p.name.clone(),
+            description: p.description.clone(),
+            scopes: p.scopes.clone(),
+            connections: rows
+                .iter()
+                .filter(|r| r.provider == p.key)
+                .map(|r| WidgetConnection {
+                    id: r.id.clone(),
+                    account_label: r.account_label.clone(),
+                    status: ConnectionStatus::parse(&r.status)
+                        .unwrap_or(ConnectionStatus::NeedsReauthorization),
+                    scopes: r
+                        .scopes
+                        .split(' ')
+                        .filter(|s| !s.is_empty())
+                        .map(str::to_owned)
+                        .collect(),
+                    connected_at: from_unix(r.created_at),
+                })
+                .collect(),
+        })
+        .collect();
+    Ok(IntegrationList { data })
+}

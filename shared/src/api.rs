@@ -1,0 +1,4 @@
+//! Request and response bodies, one module per audience.
+
+pub mod host;
+pub mod widget;

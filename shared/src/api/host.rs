@@ -1,0 +1,278 @@
+//! Bodies of the host API (`/v1/…`), called by a host app's backend with a secret API key.
+//!
+//! Requests reject unknown fields, so a typo in a host app fails loudly instead of being ignored.
+
+use crate::status::ConnectionStatus;
+use serde::{Deserialize, Serialize};
+use time::OffsetDateTime;
+
+/// `POST /v1/widget-tokens`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CreateWidgetToken {
+    /// The host app's id for the end user.
+    pub user_id: String,
+    /// The host app's id for the user's organization, if it has them.
+    #[serde(default)]
+    pub organization_id: Option<String>,
+    /// Provider keys the widget may show; all configured providers when absent.
+    #[serde(default)]
+    pub providers: Option<Vec<String>>,
+    /// The exact origin of the host page that embeds the widget.
+    #[serde(default)]
+    pub allowed_origin: Option<String>,
+    /// Lifetime, 30–3600 seconds; 600 when absent.
+    #[serde(default)]
+    pub ttl_seconds: Option<i64>,
+}
+
+/// Answer to [`CreateWidgetToken`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WidgetToken {
+    /// The signed widget JWT.
+    pub token: String,
+    /// When it stops being accepted.
+    #[serde(with = "time::serde::rfc3339")]
+    pub expires_at: OffsetDateTime,
+}
+
+/// A provider as the host API shows it (never a secret).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ProviderInfo {
+    /// Stable key, e.g. `slack`.
+    pub key: String,
+    /// Display name.
+    pub name: String,
+    /// Why the app needs it, shown in the widget.
+    pub description: String,
+    /// Scopes requested at connect time.
+    pub scopes: Vec<String>,
+    /// Whether a client secret is available (stored or from the environment).
+    pub client_secret_configured: bool,
+    /// Whether disconnecting can revoke tokens at the provider.
+    pub supports_revocation: bool,
+}
+
+/// `GET /v1/providers`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ProviderList {
+    /// The configured providers, sorted by key.
+    pub data: Vec<ProviderInfo>,
+}
+
+/// A connection between an end user and an account at a provider. Never carries a token.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Connection {
+    /// `conn_…`.
+    pub id: String,
+    /// Provider key.
+    pub provider: String,
+    /// Owner: the host app's user id.
+    pub user_id: String,
+    /// Owner's organization, if any.
+    pub organization_id: Option<String>,
+    /// The external identity at the provider (e.g. Slack team id).
+    pub account_id: String,
+    /// A readable label for the account (e.g. team name, email).
+    pub account_label: Option<String>,
+    /// Whether tokens can be served.
+    pub status: ConnectionStatus,
+    /// Scopes granted by the user.
+    pub scopes: Vec<String>,
+    /// Scopes the provider requires that were not granted.
+    pub missing_scopes: Vec<String>,
+    /// When first connected.
+    #[serde(with = "time::serde::rfc3339")]
+    pub created_at: OffsetDateTime,
+    /// Last change of tokens or status.
+    #[serde(with = "time::serde::rfc3339")]
+    pub updated_at: OffsetDateTime,
+    /// Last successful refresh.
+    #[serde(with = "time::serde::rfc3339::option")]
+    pub last_refreshed_at: Option<OffsetDateTime>,
+    /// Last time a host asked for its token.
+    #[serde(with = "time::serde::rfc3339::option")]
+    pub last_used_at: Option<OffsetDateTime>,
+    /// Last time the grant was proven valid at the provider.
+    #[serde(with = "time::serde::rfc3339::option")]
+    pub last_validated_at: Option<OffsetDateTime>,
+    /// When the stored access token expires; `null` for tokens that do not expire.
+    #[serde(with = "time::serde::rfc3339::option")]
+    pub access_token_expires_at: Option<OffsetDateTime>,
+}
+
+/// Query of `GET /v1/connections`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ConnectionQuery {
+    /// Only this user's connections.
+    pub user_id: Option<String>,
+    /// Only this organization's connections.
+    pub organization_id: Option<String>,
+    /// Only this provider's connections.
+    pub provider: Option<String>,
+    /// Only connections in this status.
+    pub status: Option<ConnectionStatus>,
+    /// Page size, 1–200 (default 50).
+    pub limit: Option<u32>,
+    /// `next_cursor` of the previous page.
+    pub cursor: Option<String>,
+}
+
+/// A page of results.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Page<T> {
+    /// The items, oldest first.
+    pub data: Vec<T>,
+    /// Pass as `cursor` to get the next page; `null` on the last page.
+    pub next_cursor: Option<String>,
+}
+
+/// Query of `DELETE /v1/connections/{id}`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DeleteConnectionQuery {
+    /// Also revoke the token at the provider (RFC 7009) when it supports revocation.
+    #[serde(default)]
+    pub revoke: Option<bool>,
+}
+
+/// `POST /v1/access-token`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AccessTokenRequest {
+    /// Owner of the connection.
+    pub user_id: String,
+    /// Owner's organization, if any.
+    #[serde(default)]
+    pub organization_id: Option<String>,
+    /// Provider key.
+    pub provider: String,
+    /// Pick the connection to this external account when the user has several.
+    #[serde(default)]
+    pub account_id: Option<String>,
+    /// Pick this connection; it must still match the user, organization and provider.
+    #[serde(default)]
+    pub connection_id: Option<String>,
+    /// Refresh even if the stored token is still fresh.
+    #[serde(default)]
+    pub force_refresh: Option<bool>,
+}
+
+/// Answer to [`AccessTokenRequest`]: `{"active":true,…}` or `{"active":false,"error":…}`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum AccessTokenResponse {
+    /// A usable token.
+    Active(ActiveToken),
+    /// No usable token, and why.
+    Inactive(InactiveToken),
+}
+
+/// A fresh access token.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ActiveToken {
+    /// Always `true`.
+    pub active: bool,
+    /// The provider access token.
+    pub access_token: String,
+    /// Usually `bearer`.
+    pub token_type: String,
+    /// When it expires; `null` when the provider did not say.
+    #[serde(with = "time::serde::rfc3339::option")]
+    pub expires_at: Option<OffsetDateTime>,
+    /// Granted scopes.
+    pub scopes: Vec<String>,
+    /// Required scopes that were not granted.
+    pub missing_scopes: Vec<String>,
+    /// The connection that yielded it.
+    pub connection_id: String,
+    /// The external account.
+    pub account_id: String,
+}
+
+/// Why no token can be served.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum InactiveReason {
+    /// The user has no connection to this provider.
+    NotInstalled,
+    /// The connection exists but the user must reconnect.
+    NeedsReauthorization,
+}
+
+/// No usable token.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct InactiveToken {
+    /// Always `false`.
+    pub active: bool,
+    /// Why.
+    pub error: InactiveReason,
+    /// The connection concerned, when there is one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub connection_id: Option<String>,
+    /// Where to send the user to reconnect (the hosted widget page), when known.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reconnect_url: Option<String>,
+}
+
+/// Query of `GET /v1/activity`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ActivityQuery {
+    /// Only entries about this connection.
+    pub connection_id: Option<String>,
+    /// Only entries about this user.
+    pub user_id: Option<String>,
+    /// Only entries about this provider.
+    pub provider: Option<String>,
+    /// Page size, 1–200 (default 50).
+    pub limit: Option<u32>,
+    /// `next_cursor` of the previous page.
+    pub cursor: Option<String>,
+}
+
+/// Who caused an activity entry.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Actor {
+    /// `api_key`, `user` or `system`.
+    pub kind: String,
+    /// The API key's name, the user id, or the subsystem.
+    pub name: String,
+}
+
+/// One audit entry.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ActivityEntry {
+    /// `act_…`.
+    pub id: String,
+    /// When it happened.
+    #[serde(with = "time::serde::rfc3339")]
+    pub at: OffsetDateTime,
+    /// Who did it.
+    pub actor: Actor,
+    /// What: `connected`, `reconnected`, `token_retrieved`, `refreshed`, `refresh_failed`,
+    /// `deleted`, `revoked`, `revoke_failed`, `revocation_unsupported`, …
+    pub action: String,
+    /// The connection concerned.
+    pub connection_id: Option<String>,
+    /// The user concerned.
+    pub user_id: Option<String>,
+    /// The organization concerned.
+    pub organization_id: Option<String>,
+    /// The provider concerned.
+    pub provider: Option<String>,
+    /// `success` or `failure`.
+    pub outcome: String,
+    /// The error code of a failure.
+    pub error_code: Option<String>,
+    /// A short safe explanation (never a token or a provider's raw body).
+    pub detail: Option<String>,
+}
+
+/// `GET /healthz` and `GET /readyz`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Health {
+    /// `ok` or `unavailable`.
+    pub status: String,
+}

@@ -1,0 +1,13 @@
+//! The wire contract of Latch: every body, error code and status that the server, the widget and
+//! host apps exchange is defined here once, so the three can never drift apart.
+//!
+//! This crate depends only on `serde` and `time` and compiles for native targets and `wasm32`.
+#![forbid(unsafe_code)]
+#![deny(missing_docs)]
+
+pub mod api;
+pub mod error;
+pub mod status;
+
+pub use error::{ErrorBody, ErrorCode, ErrorDetail};
+pub use status::ConnectionStatus;
