@@ -241,6 +241,21 @@ fn unreachable_url() -> Url {
 
 impl ConfigError {
     fn with_span(self, span: Option<std::ops::Range<usize>>, text: &str) -> Self {
+        // For unknown fields toml reports the enclosing table's span: find the key itself.
+        let unknown = self
+            .0
+            .split('`')
+            .nth(1)
+            .filter(|_| self.0.contains("unknown field"));
+        if let Some(key) = unknown
+            && let Some(index) = text.lines().position(|l| {
+                l.trim_start()
+                    .strip_prefix(key)
+                    .is_some_and(|rest| rest.trim_start().starts_with(['=', '.']))
+            })
+        {
+            return ConfigError(format!("{} (line {})", self.0, index + 1));
+        }
         match span {
             Some(span) => {
                 let line = text

@@ -34,6 +34,7 @@ pub struct Inner {
     pub clock: Clock,
     pub usage: UsageRecorder,
     pub refresh_locks: RefreshLocks,
+    pub token_cache: crate::connections::cache::TokenCache,
 }
 
 impl Deref for AppState {
@@ -87,6 +88,7 @@ impl AppState {
             clock,
             usage,
             refresh_locks: RefreshLocks::default(),
+            token_cache: Default::default(),
         })))
     }
 

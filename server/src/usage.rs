@@ -111,11 +111,13 @@ impl UsageRecorder {
             .map(|(k, at)| (k.to_string(), at))
             .collect();
         let result = async {
+            // The trail first: whoever sees `last_used_at` can also see why.
+            store.insert_activity(&entries).await?;
             store.touch_connections(&touches).await?;
             for (id, at) in &keys {
                 store.touch_api_keys(std::slice::from_ref(id), *at).await?;
             }
-            store.insert_activity(&entries).await
+            Ok::<(), crate::store::StoreError>(())
         }
         .await;
         if let Err(e) = result {

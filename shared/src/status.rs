@@ -4,6 +4,7 @@ use serde::{Deserialize, Serialize};
 
 /// Whether a connection can yield tokens.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum ConnectionStatus {
     /// Tokens are stored and refreshable.

@@ -1,1 +1,24 @@
-//! x
+//! Latch's integration tests: one binary, the real server in-process (or as a child process) on
+//! loopback, a real SQLite file and a real PostgreSQL database per test, fake providers as small
+//! axum apps. Every storage-touching test runs on both backends (see `harness::both!`).
+
+// Test code fails loudly on purpose, and its bounded waits sleep.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::disallowed_methods,
+    clippy::print_stderr
+)]
+
+mod harness;
+
+mod access_token;
+mod auth;
+mod cli;
+mod connections;
+mod errors;
+mod openapi;
+mod secrets_at_rest;
+mod tidy;
+mod widget_tokens;

@@ -7,6 +7,7 @@ use axum::extract::State;
 use latch_shared::api::host::Health;
 
 /// `GET /healthz`: the process is up.
+#[utoipa::path(get, path = "/healthz", tag = "health", responses((status = 200, body = Health)))]
 pub async fn healthz() -> Json<Health> {
     Json(Health {
         status: "ok".into(),
@@ -14,6 +15,7 @@ pub async fn healthz() -> Json<Health> {
 }
 
 /// `GET /readyz`: the database answers.
+#[utoipa::path(get, path = "/readyz", tag = "health", responses((status = 200, body = Health), (status = 503, body = latch_shared::ErrorBody)))]
 pub async fn readyz(State(state): State<AppState>) -> Result<Json<Health>, ApiError> {
     state.store.ping().await?;
     Ok(Json(Health {
@@ -22,6 +24,7 @@ pub async fn readyz(State(state): State<AppState>) -> Result<Json<Health>, ApiEr
 }
 
 /// `GET /.well-known/jwks.json`: public keys of widget tokens, so hosts can verify them too.
+#[utoipa::path(get, path = "/.well-known/jwks.json", tag = "health", responses((status = 200, description = "JWK Set of widget-token signing keys")))]
 pub async fn jwks(State(state): State<AppState>) -> Json<serde_json::Value> {
     Json(state.signer.jwks())
 }

@@ -5,6 +5,7 @@ pub mod error;
 pub mod extract;
 pub mod health;
 pub mod host;
+pub mod openapi;
 pub mod widget;
 
 use crate::state::AppState;
@@ -35,6 +36,7 @@ pub fn router(state: AppState) -> Router {
         )
         .route("/access-token", post(host::access_token::create))
         .route("/activity", get(host::activity::list))
+        .method_not_allowed_fallback(method_not_allowed)
         // Tokens must not be cached by proxies or clients (RFC 6749 §5.1).
         .layer(SetResponseHeaderLayer::overriding(
             header::CACHE_CONTROL,
@@ -53,6 +55,9 @@ pub fn router(state: AppState) -> Router {
         .collect();
     let widget = Router::new()
         .route("/integrations", get(widget::integrations::list))
+        // Set before the CORS layer: a fallback set later would replace the layered one and
+        // answer preflight requests with 405.
+        .method_not_allowed_fallback(method_not_allowed)
         // Only configured origins get CORS; the handler also checks the token's own origin.
         .layer(
             CorsLayer::new()
@@ -65,10 +70,11 @@ pub fn router(state: AppState) -> Router {
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
         .route("/.well-known/jwks.json", get(health::jwks))
+        .route("/openapi.json", get(openapi::serve))
+        .method_not_allowed_fallback(method_not_allowed)
         .nest("/v1", host)
         .nest("/widget/v1", widget)
         .fallback(not_found)
-        .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
         .layer(SetResponseHeaderLayer::if_not_present(
             HeaderName::from_static("x-content-type-options"),

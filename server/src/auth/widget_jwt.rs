@@ -39,16 +39,24 @@ pub struct WidgetClaims {
     pub aud: String,
     /// The host app's user id.
     pub sub: String,
-    /// The user's organization; `null` when the host has none.
+    /// The user's organization; `null` when the host has none (but never absent).
+    #[serde(deserialize_with = "present")]
     pub org: Option<String>,
     /// Provider keys the widget may use.
     pub providers: Vec<String>,
-    /// The exact origin of the embedding page; `null` when not bound to one.
+    /// The exact origin of the embedding page; `null` when not bound to one (but never absent).
+    #[serde(deserialize_with = "present")]
     pub origin: Option<String>,
     pub jti: String,
     pub iat: i64,
     pub nbf: i64,
     pub exp: i64,
+}
+
+/// A nullable claim that must still be present: with `deserialize_with`, serde no longer treats
+/// a missing `Option` field as `None`.
+fn present<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
+    Option::<String>::deserialize(d)
 }
 
 struct KeySet {

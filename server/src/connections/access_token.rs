@@ -3,9 +3,10 @@
 //! For a fresh token this is one indexed read, one decryption and an in-memory usage note: no
 //! database write. Expiring tokens go through `oauth::refresh`.
 
-use super::{ConnectionError, check_id};
+use super::{ConnectionError, cache, check_id};
 use crate::activity::Actor;
 use crate::auth::api_keys::HostIdentity;
+use crate::clock::from_unix;
 use crate::oauth::refresh::{self, Refreshed};
 use crate::state::AppState;
 use crate::store::connections::{ConnectionRow, TokenLookup};
@@ -14,6 +15,7 @@ use latch_shared::ConnectionStatus;
 use latch_shared::api::host::{
     AccessTokenRequest, AccessTokenResponse, ActiveToken, InactiveReason, InactiveToken,
 };
+use std::sync::Arc;
 
 /// Answers `POST /v1/access-token`.
 pub async fn access_token(
@@ -36,7 +38,25 @@ pub async fn access_token(
         account_id: req.account_id.as_deref(),
         connection_id: req.connection_id.as_deref(),
     };
-    let Some(row) = state.store.connection_for_token(&lookup).await? else {
+    let cache_key = cache::key(&lookup);
+    // Read the generation before the query: a write that lands meanwhile makes the entry stale.
+    let generation = state.store.connections_generation();
+    let cached = state.token_cache.get(&cache_key, generation);
+    let row = match cached {
+        Some(row) => Some(row),
+        None => {
+            let row = state
+                .store
+                .connection_for_token(&lookup)
+                .await?
+                .map(Arc::new);
+            if let Some(row) = &row {
+                state.token_cache.put(cache_key, row.clone(), generation);
+            }
+            row
+        }
+    };
+    let Some(row) = row else {
         // Naming a connection that is not this user's (or does not exist) must not be told apart.
         if req.connection_id.is_some() {
             return Err(ConnectionError::TokenNotFound);
@@ -44,7 +64,10 @@ pub async fn access_token(
         return Ok(inactive(InactiveReason::NotInstalled, None));
     };
     if row.status != ConnectionStatus::Active.as_str() {
-        return Ok(inactive(InactiveReason::NeedsReauthorization, Some(row.id)));
+        return Ok(inactive(
+            InactiveReason::NeedsReauthorization,
+            Some(row.id.clone()),
+        ));
     }
     let now = state.clock.unix();
     let force = req.force_refresh.unwrap_or(false);
@@ -52,7 +75,7 @@ pub async fn access_token(
     {
         let actor = Actor::ApiKey(caller.key_name.to_string());
         match refresh::refresh(state, &row, force, &actor).await? {
-            Refreshed::Usable(row) => row,
+            Refreshed::Usable(row) => Arc::new(row),
             Refreshed::NeedsReauthorization(row) => {
                 return Ok(inactive(InactiveReason::NeedsReauthorization, Some(row.id)));
             }
@@ -66,7 +89,7 @@ pub async fn access_token(
 fn active(
     state: &AppState,
     caller: &HostIdentity,
-    row: ConnectionRow,
+    row: Arc<ConnectionRow>,
 ) -> Result<AccessTokenResponse, ConnectionError> {
     let sealed = row
         .access_token
@@ -74,20 +97,20 @@ fn active(
         .ok_or(ConnectionError::TokenNotFound)?;
     let token = state
         .vault
-        .open_secret(Slot::new("connections", &row.id, "access_token"), sealed)?;
+        .open(Slot::new("connections", &row.id, "access_token"), sealed)?;
+    let token = String::from_utf8(token).map_err(|_| crate::vault::VaultError::Integrity)?;
     state
         .usage
         .token_retrieved(&row, &caller.key_name, state.clock.unix());
-    let view = super::view(&row);
     Ok(AccessTokenResponse::Active(ActiveToken {
         active: true,
-        access_token: token.expose().to_owned(),
-        token_type: row.token_type,
-        expires_at: view.access_token_expires_at,
-        scopes: view.scopes,
-        missing_scopes: view.missing_scopes,
-        connection_id: row.id,
-        account_id: row.account_id,
+        access_token: token,
+        token_type: row.token_type.clone(),
+        expires_at: row.access_token_expires_at.map(from_unix),
+        scopes: super::words(&row.scopes),
+        missing_scopes: super::words(&row.missing_scopes),
+        connection_id: row.id.clone(),
+        account_id: row.account_id.clone(),
     }))
 }
 

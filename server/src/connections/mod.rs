@@ -2,6 +2,7 @@
 //! Plain functions over the store, the vault and the clock; the HTTP layer only adapts them.
 
 pub mod access_token;
+pub mod cache;
 
 use crate::activity::{Actor, Entry};
 use crate::clock::from_unix;
@@ -63,7 +64,7 @@ fn check_limit(limit: Option<u32>) -> Result<i64, ConnectionError> {
     }
 }
 
-fn words(s: &str) -> Vec<String> {
+pub(crate) fn words(s: &str) -> Vec<String> {
     s.split(' ')
         .filter(|w| !w.is_empty())
         .map(str::to_owned)

@@ -88,6 +88,7 @@ impl Store {
             .bind(row.updated_at).bind(row.last_refreshed_at).bind(row.last_used_at)
             .bind(row.last_validated_at).bind(row.version)
             .execute(pool).await.map(|_| ()))?;
+        self.connections_changed();
         Ok(())
     }
 
@@ -151,6 +152,7 @@ impl Store {
     pub async fn delete_connection(&self, id: &str) -> StoreResult<bool> {
         let done = run!(self, pool => sqlx::query("DELETE FROM connections WHERE id = $1")
             .bind(id).execute(pool).await.map(|r| r.rows_affected()))?;
+        self.connections_changed();
         Ok(done > 0)
     }
 
@@ -198,6 +200,7 @@ impl Store {
             .bind(&tokens.access_token).bind(&tokens.refresh_token).bind(&tokens.token_type)
             .bind(tokens.expires_at).bind(&tokens.scopes).bind(now).bind(id).bind(version)
             .execute(pool).await.map(|r| r.rows_affected()))?;
+        self.connections_changed();
         Ok(n == 1)
     }
 
@@ -214,6 +217,7 @@ impl Store {
                lease_until = NULL, refresh_attempt = NULL WHERE id = $3 AND version = $4")
             .bind(status).bind(now).bind(id).bind(version)
             .execute(pool).await.map(|r| r.rows_affected()))?;
+        self.connections_changed();
         Ok(n == 1)
     }
 

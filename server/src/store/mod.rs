@@ -9,6 +9,8 @@ use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::{PgPool, SqlitePool};
 use std::str::FromStr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 pub mod activity;
@@ -31,6 +33,9 @@ pub(crate) use run;
 #[derive(Clone, Debug)]
 pub struct Store {
     backend: Backend,
+    /// Bumped by every write that changes what a connection serves (tokens, status, existence),
+    /// so in-process caches can tell they are stale without being told which row changed.
+    connections_generation: Arc<AtomicU64>,
 }
 
 #[derive(Clone, Debug)]
@@ -117,7 +122,10 @@ impl Store {
         } else {
             return Err(StoreError::UnsupportedUrl);
         };
-        Ok(Self { backend })
+        Ok(Self {
+            backend,
+            connections_generation: Arc::default(),
+        })
     }
 
     /// Applies pending migrations. Safe to run from several replicas at once: sqlx takes an
@@ -128,6 +136,16 @@ impl Store {
             Backend::Postgres(pool) => sqlx::migrate!("./migrations/postgres").run(pool).await?,
         }
         Ok(())
+    }
+
+    /// The current generation of connection data in this process (see the field).
+    pub fn connections_generation(&self) -> u64 {
+        self.connections_generation.load(Ordering::Acquire)
+    }
+
+    /// Marks every cached connection view stale.
+    pub(crate) fn connections_changed(&self) {
+        self.connections_generation.fetch_add(1, Ordering::AcqRel);
     }
 
     /// `sqlite` or `postgres`.

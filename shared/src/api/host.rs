@@ -8,6 +8,7 @@ use time::OffsetDateTime;
 
 /// `POST /v1/widget-tokens`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct CreateWidgetToken {
     /// The host app's id for the end user.
@@ -28,6 +29,7 @@ pub struct CreateWidgetToken {
 
 /// Answer to [`CreateWidgetToken`].
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct WidgetToken {
     /// The signed widget JWT.
     pub token: String,
@@ -38,6 +40,7 @@ pub struct WidgetToken {
 
 /// A provider as the host API shows it (never a secret).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ProviderInfo {
     /// Stable key, e.g. `slack`.
     pub key: String,
@@ -55,6 +58,7 @@ pub struct ProviderInfo {
 
 /// `GET /v1/providers`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ProviderList {
     /// The configured providers, sorted by key.
     pub data: Vec<ProviderInfo>,
@@ -62,6 +66,7 @@ pub struct ProviderList {
 
 /// A connection between an end user and an account at a provider. Never carries a token.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Connection {
     /// `conn_…`.
     pub id: String,
@@ -103,6 +108,8 @@ pub struct Connection {
 
 /// Query of `GET /v1/connections`.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::IntoParams))]
+#[cfg_attr(feature = "openapi", into_params(parameter_in = Query))]
 #[serde(deny_unknown_fields)]
 pub struct ConnectionQuery {
     /// Only this user's connections.
@@ -121,6 +128,7 @@ pub struct ConnectionQuery {
 
 /// A page of results.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Page<T> {
     /// The items, oldest first.
     pub data: Vec<T>,
@@ -130,6 +138,8 @@ pub struct Page<T> {
 
 /// Query of `DELETE /v1/connections/{id}`.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::IntoParams))]
+#[cfg_attr(feature = "openapi", into_params(parameter_in = Query))]
 #[serde(deny_unknown_fields)]
 pub struct DeleteConnectionQuery {
     /// Also revoke the token at the provider (RFC 7009) when it supports revocation.
@@ -139,6 +149,7 @@ pub struct DeleteConnectionQuery {
 
 /// `POST /v1/access-token`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct AccessTokenRequest {
     /// Owner of the connection.
@@ -161,6 +172,7 @@ pub struct AccessTokenRequest {
 
 /// Answer to [`AccessTokenRequest`]: `{"active":true,…}` or `{"active":false,"error":…}`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(untagged)]
 pub enum AccessTokenResponse {
     /// A usable token.
@@ -171,6 +183,7 @@ pub enum AccessTokenResponse {
 
 /// A fresh access token.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ActiveToken {
     /// Always `true`.
     pub active: bool,
@@ -193,6 +206,7 @@ pub struct ActiveToken {
 
 /// Why no token can be served.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum InactiveReason {
     /// The user has no connection to this provider.
@@ -203,6 +217,7 @@ pub enum InactiveReason {
 
 /// No usable token.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct InactiveToken {
     /// Always `false`.
     pub active: bool,
@@ -218,6 +233,8 @@ pub struct InactiveToken {
 
 /// Query of `GET /v1/activity`.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::IntoParams))]
+#[cfg_attr(feature = "openapi", into_params(parameter_in = Query))]
 #[serde(deny_unknown_fields)]
 pub struct ActivityQuery {
     /// Only entries about this connection.
@@ -234,6 +251,7 @@ pub struct ActivityQuery {
 
 /// Who caused an activity entry.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Actor {
     /// `api_key`, `user` or `system`.
     pub kind: String,
@@ -243,6 +261,7 @@ pub struct Actor {
 
 /// One audit entry.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ActivityEntry {
     /// `act_…`.
     pub id: String,
@@ -272,6 +291,7 @@ pub struct ActivityEntry {
 
 /// `GET /healthz` and `GET /readyz`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Health {
     /// `ok` or `unavailable`.
     pub status: String,

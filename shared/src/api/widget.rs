@@ -8,6 +8,7 @@ use time::OffsetDateTime;
 
 /// One of the user's connections, as the widget shows it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct WidgetConnection {
     /// `conn_…`.
     pub id: String,
@@ -24,6 +25,7 @@ pub struct WidgetConnection {
 
 /// A provider the widget token allows, with the user's connections to it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Integration {
     /// Provider key.
     pub key: String,
@@ -39,6 +41,7 @@ pub struct Integration {
 
 /// `GET /widget/v1/integrations`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct IntegrationList {
     /// The allowed providers, in the token's order.
     pub data: Vec<Integration>,

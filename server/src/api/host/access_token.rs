@@ -6,9 +6,14 @@ use crate::connections::access_token::access_token;
 use crate::state::AppState;
 use axum::Json;
 use axum::extract::State;
+#[allow(unused_imports)]
+use latch_shared::ErrorBody;
 use latch_shared::api::host::{AccessTokenRequest, AccessTokenResponse};
 
 /// A fresh access token for a user's connection, refreshed first if it is about to expire.
+#[utoipa::path(post, path = "/v1/access-token", tag = "host", security(("api_key" = [])),
+    request_body = AccessTokenRequest,
+    responses((status = 200, body = AccessTokenResponse), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody), (status = 503, body = ErrorBody)))]
 pub async fn create(
     State(state): State<AppState>,
     HostCaller(caller): HostCaller,

@@ -8,9 +8,12 @@ use crate::state::AppState;
 use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
+use latch_shared::ErrorBody;
 use latch_shared::api::host::{Connection, ConnectionQuery, DeleteConnectionQuery, Page};
 
 /// Lists connections, filtered and paged.
+#[utoipa::path(get, path = "/v1/connections", tag = "host", security(("api_key" = [])), params(ConnectionQuery),
+    responses((status = 200, body = Page<Connection>), (status = 422, body = ErrorBody)))]
 pub async fn list(
     State(state): State<AppState>,
     _caller: HostCaller,
@@ -20,6 +23,8 @@ pub async fn list(
 }
 
 /// One connection.
+#[utoipa::path(get, path = "/v1/connections/{id}", tag = "host", security(("api_key" = [])), params(("id" = String, Path)),
+    responses((status = 200, body = Connection), (status = 404, body = ErrorBody)))]
 pub async fn get(
     State(state): State<AppState>,
     _caller: HostCaller,
@@ -29,6 +34,8 @@ pub async fn get(
 }
 
 /// Deletes a connection; `?revoke=true` also revokes its grant at the provider.
+#[utoipa::path(delete, path = "/v1/connections/{id}", tag = "host", security(("api_key" = [])), params(("id" = String, Path), DeleteConnectionQuery),
+    responses((status = 204), (status = 404, body = ErrorBody)))]
 pub async fn delete(
     State(state): State<AppState>,
     HostCaller(caller): HostCaller,

@@ -5,9 +5,13 @@ use crate::api::extract::HostCaller;
 use crate::state::AppState;
 use axum::Json;
 use axum::extract::State;
+#[allow(unused_imports)]
+use latch_shared::ErrorBody;
 use latch_shared::api::host::{ProviderInfo, ProviderList};
 
 /// The configured providers, without secrets.
+#[utoipa::path(get, path = "/v1/providers", tag = "host", security(("api_key" = [])),
+    responses((status = 200, body = ProviderList), (status = 401, body = ErrorBody)))]
 pub async fn list(
     State(state): State<AppState>,
     _caller: HostCaller,

@@ -1,0 +1,288 @@
+//! The test harness: databases, a running server, a fake provider, log capture, bounded waits.
+
+pub mod db;
+pub mod fake_provider;
+pub mod logs;
+
+use db::{Backend, TestDb};
+use latch_server::AppState;
+use latch_server::auth::api_keys;
+use latch_server::clock::Clock;
+use latch_server::config::Config;
+use latch_server::providers::{Provider, ProviderConfig};
+use latch_server::store::connections::ConnectionRow;
+use latch_server::store::new_id;
+use latch_server::vault::Slot;
+use serde_json::Value;
+use std::time::Duration;
+
+/// Generates `sqlite` and `postgres` variants of one async test body taking a [`Backend`].
+macro_rules! both {
+    ($name:ident, $body:expr) => {
+        mod $name {
+            #[allow(unused_imports)]
+            use super::*;
+            #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+            async fn sqlite() {
+                ($body)($crate::harness::db::Backend::Sqlite).await
+            }
+            #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+            async fn postgres() {
+                if !$crate::harness::db::postgres_available() {
+                    return;
+                }
+                ($body)($crate::harness::db::Backend::Postgres).await
+            }
+        }
+    };
+}
+pub(crate) use both;
+
+/// A fixed master key for tests (base64 of 32 bytes of 0x2a).
+pub const MASTER_KEY: &str = "KioqKioqKioqKioqKioqKioqKioqKioqKioqKioqKio=";
+
+/// A running server with its database and an API key.
+pub struct TestApp {
+    pub url: String,
+    pub state: AppState,
+    pub http: reqwest::Client,
+    pub api_key: String,
+    pub db: TestDb,
+    shutdown: Option<tokio::sync::oneshot::Sender<()>>,
+    server: Option<tokio::task::JoinHandle<()>>,
+}
+
+impl TestApp {
+    /// Starts a server on `backend` with the default test configuration.
+    pub async fn start(backend: Backend) -> Self {
+        Self::start_with(backend, |_| {}).await
+    }
+
+    /// Starts a server after letting `configure` adjust the configuration.
+    pub async fn start_with(backend: Backend, configure: impl FnOnce(&mut Config)) -> Self {
+        logs::install();
+        let db = TestDb::create(backend).await;
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let mut config = Config::for_tests(&db.url, MASTER_KEY);
+        config.listen = addr;
+        config.public_url = format!("http://127.0.0.1:{}", addr.port()).parse().unwrap();
+        configure(&mut config);
+        let state = AppState::build(config, Clock::default()).await.unwrap();
+        let key = api_keys::generate();
+        state
+            .store
+            .insert_api_key(&new_id("key"), "test-host", &key.hash, state.clock.unix())
+            .await
+            .unwrap();
+        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+        let server_state = state.clone();
+        let server = tokio::spawn(async move {
+            latch_server::serve(listener, server_state, async {
+                let _ = rx.await;
+            })
+            .await
+            .unwrap();
+        });
+        Self {
+            url: format!("http://127.0.0.1:{}", addr.port()),
+            state,
+            http: reqwest::Client::new(),
+            api_key: key.plaintext,
+            db,
+            shutdown: Some(tx),
+            server: Some(server),
+        }
+    }
+
+    /// Stops the server (flushing usage) and waits for it.
+    pub async fn stop(&mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+        if let Some(server) = self.server.take() {
+            let _ = tokio::time::timeout(Duration::from_secs(10), server).await;
+        }
+    }
+
+    /// A request to the host API with the test API key.
+    pub fn host(&self, method: reqwest::Method, path: &str) -> reqwest::RequestBuilder {
+        self.http
+            .request(method, format!("{}{path}", self.url))
+            .bearer_auth(&self.api_key)
+    }
+
+    /// POSTs JSON to the host API; returns status and body.
+    pub async fn post(&self, path: &str, body: Value) -> (u16, Value) {
+        send(self.host(reqwest::Method::POST, path).json(&body)).await
+    }
+
+    /// GETs from the host API; returns status and body.
+    pub async fn get(&self, path: &str) -> (u16, Value) {
+        send(self.host(reqwest::Method::GET, path)).await
+    }
+
+    /// Adds a provider to the running registry is not possible; use `start_with` and this helper.
+    pub fn provider(key: &str, token_url: &str, extra: &str) -> Provider {
+        let text = format!(
+            "client_id = \"client-{key}\"\nauthorization_url = \"{token_url}/authorize\"\ntoken_url = \"{token_url}/token\"\nscopes = [\"read\", \"write\"]\n{extra}"
+        );
+        let cfg: ProviderConfig = toml::from_str(&text).unwrap();
+        Provider::from_config(key, cfg).unwrap()
+    }
+
+    /// Stores a connection with sealed tokens, as the connect flow would.
+    pub async fn seed(&self, seed: Seed<'_>) -> ConnectionRow {
+        let id = new_id("conn");
+        let now = self.state.clock.unix();
+        let vault = &self.state.vault;
+        let row = ConnectionRow {
+            access_token: Some(vault.seal_str(
+                Slot::new("connections", &id, "access_token"),
+                seed.access_token,
+            )),
+            refresh_token: seed
+                .refresh_token
+                .map(|rt| vault.seal_str(Slot::new("connections", &id, "refresh_token"), rt)),
+            id,
+            provider: seed.provider.to_owned(),
+            user_id: seed.user_id.to_owned(),
+            organization_id: seed.organization_id.unwrap_or("").to_owned(),
+            account_id: seed.account_id.to_owned(),
+            account_label: Some(format!("{} at {}", seed.account_id, seed.provider)),
+            status: seed.status.to_owned(),
+            scopes: "read write".into(),
+            missing_scopes: String::new(),
+            token_type: "bearer".into(),
+            access_token_expires_at: seed.expires_in.map(|s| now + s),
+            created_at: now,
+            updated_at: now,
+            last_refreshed_at: None,
+            last_used_at: None,
+            last_validated_at: None,
+            version: 0,
+            lease_until: None,
+            refresh_attempt: None,
+        };
+        self.state.store.insert_connection(&row).await.unwrap();
+        row
+    }
+}
+
+impl Drop for TestApp {
+    fn drop(&mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+    }
+}
+
+/// What to seed.
+#[derive(Debug, Clone, Copy)]
+pub struct Seed<'a> {
+    pub provider: &'a str,
+    pub user_id: &'a str,
+    pub organization_id: Option<&'a str>,
+    pub account_id: &'a str,
+    pub access_token: &'a str,
+    pub refresh_token: Option<&'a str>,
+    pub expires_in: Option<i64>,
+    pub status: &'a str,
+}
+
+impl Default for Seed<'_> {
+    fn default() -> Self {
+        Self {
+            provider: "acme",
+            user_id: "alice",
+            organization_id: None,
+            account_id: "acct-1",
+            access_token: "at-default",
+            refresh_token: Some("rt-default"),
+            expires_in: Some(3600),
+            status: "active",
+        }
+    }
+}
+
+/// Sends a request; returns the status and the JSON body (`Null` when empty or not JSON).
+pub async fn send(request: reqwest::RequestBuilder) -> (u16, Value) {
+    let response = request.send().await.unwrap();
+    let status = response.status().as_u16();
+    let bytes = response.bytes().await.unwrap();
+    (
+        status,
+        serde_json::from_slice(&bytes).unwrap_or(Value::Null),
+    )
+}
+
+/// A unique secret-looking string that tests search for in logs, databases and bodies.
+pub fn canary(kind: &str) -> String {
+    format!("CANARY{kind}{}", uuid::Uuid::new_v4().simple())
+}
+
+/// Asserts an error envelope.
+#[track_caller]
+pub fn assert_error(got: &(u16, Value), status: u16, code: &str) {
+    assert_eq!(got.0, status, "status of {}", got.1);
+    assert_eq!(got.1["error"]["code"], code, "body {}", got.1);
+    assert!(
+        got.1["error"]["message"]
+            .as_str()
+            .is_some_and(|m| !m.is_empty()),
+        "message in {}",
+        got.1
+    );
+}
+
+/// Polls `check` every 50 ms until it returns true, for at most `limit`.
+pub async fn wait_until<F, Fut>(limit: Duration, mut check: F) -> bool
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let deadline = tokio::time::Instant::now() + limit;
+    loop {
+        if check().await {
+            return true;
+        }
+        if tokio::time::Instant::now() >= deadline {
+            return false;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+impl TestApp {
+    /// Stores a provider's client secret sealed, as `latch secret add` does.
+    pub async fn set_client_secret(&self, provider: &str, secret: &str) {
+        let sealed = self.state.vault.seal_str(
+            Slot::new("provider_secrets", provider, "client_secret"),
+            secret,
+        );
+        self.state
+            .store
+            .put_client_secret(provider, &sealed, self.state.clock.unix())
+            .await
+            .unwrap();
+    }
+
+    /// A server with the fake provider configured as `acme` (with revocation) and its secret.
+    pub async fn with_fake(backend: Backend) -> (Self, fake_provider::FakeProvider) {
+        let fake = fake_provider::FakeProvider::start().await;
+        let revoke = format!(
+            "revocation_url = \"{}/revoke\"\ntoken_auth_method = \"basic\"",
+            fake.url
+        );
+        let acme = Self::provider("acme", &fake.url, &revoke);
+        let plain = Self::provider("plain", &fake.url, "");
+        let app = Self::start_with(backend, |c| {
+            c.providers = vec![acme, plain];
+            c.allowed_origins = vec!["http://127.0.0.1:4000".into()];
+        })
+        .await;
+        app.set_client_secret("acme", "acme-client-secret").await;
+        app.set_client_secret("plain", "plain-client-secret").await;
+        (app, fake)
+    }
+}
