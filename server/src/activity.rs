@@ -59,6 +59,13 @@ impl Entry {
         self
     }
 
+    /// About this owner (a flow's user, before any connection exists).
+    pub fn owner(mut self, user_id: &str, organization_id: &str) -> Self {
+        self.0.user_id = Some(user_id.to_owned());
+        self.0.organization_id = (!organization_id.is_empty()).then(|| organization_id.to_owned());
+        self
+    }
+
     /// About this provider only (provider-level events such as bad client credentials).
     pub fn provider(mut self, key: &str) -> Self {
         self.0.provider = Some(key.to_owned());

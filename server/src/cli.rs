@@ -93,10 +93,7 @@ pub enum KeysCommand {
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
     crate::telemetry::init();
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(rt) => rt,
         Err(e) => return fail(&format!("cannot start the async runtime: {e}")),
     };
@@ -126,8 +123,7 @@ fn hint(line: &str) {
 
 async fn run(cli: Cli) -> Result<(), String> {
     let demo = matches!(cli.command, Command::Demo);
-    let config = Config::load(cli.config.as_deref(), |k| std::env::var(k).ok(), demo)
-        .map_err(|e| e.to_string())?;
+    let config = Config::load(cli.config.as_deref(), |k| std::env::var(k).ok(), demo).map_err(|e| e.to_string())?;
     match cli.command {
         Command::Serve | Command::Demo => serve(config).await,
         Command::Migrate => {
@@ -140,10 +136,7 @@ async fn run(cli: Cli) -> Result<(), String> {
         Command::Secret(SecretCommand::Add { provider }) => secret_add(&config, &provider).await,
         Command::Providers(ProvidersCommand::List) => {
             let store = open_store(&config).await?;
-            let stored = store
-                .providers_with_secret()
-                .await
-                .map_err(|e| e.to_string())?;
+            let stored = store.providers_with_secret().await.map_err(|e| e.to_string())?;
             for p in &config.providers {
                 let secret = if stored.contains(&p.key) {
                     "secret stored"
@@ -152,13 +145,7 @@ async fn run(cli: Cli) -> Result<(), String> {
                 } else {
                     "no secret"
                 };
-                out(&format!(
-                    "{}\t{}\t{}\t{}",
-                    p.key,
-                    p.name,
-                    p.scopes.join(","),
-                    secret
-                ));
+                out(&format!("{}\t{}\t{}\t{}", p.key, p.name, p.scopes.join(","), secret));
             }
             if config.providers.is_empty() {
                 hint("no providers configured; add [providers.KEY] tables to latch.toml");
@@ -176,16 +163,12 @@ async fn open_store(config: &Config) -> Result<Store, String> {
     if let Some(path) = config.database_url.expose().strip_prefix("sqlite://")
         && let Some(dir) = std::path::Path::new(path).parent()
     {
-        std::fs::create_dir_all(dir)
-            .map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+        std::fs::create_dir_all(dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
     }
     let store = Store::connect(config.database_url.expose())
         .await
         .map_err(|e| format!("database {}: {e}", config.database_url))?;
-    store
-        .migrate()
-        .await
-        .map_err(|e| format!("database {}: {e}", config.database_url))?;
+    store.migrate().await.map_err(|e| format!("database {}: {e}", config.database_url))?;
     Ok(store)
 }
 
@@ -194,19 +177,14 @@ async fn serve(config: Config) -> Result<(), String> {
     open_store(&config).await?.close().await;
     let listen = config.listen;
     let public_url = config.public_url.clone();
-    let state = AppState::build(config, Clock::default())
-        .await
-        .map_err(|e| e.to_string())?;
-    let listener = tokio::net::TcpListener::bind(listen)
-        .await
-        .map_err(|e| format!("cannot listen on {listen}: {e}"))?;
+    let state = AppState::build(config, Clock::default()).await.map_err(|e| e.to_string())?;
+    let listener =
+        tokio::net::TcpListener::bind(listen).await.map_err(|e| format!("cannot listen on {listen}: {e}"))?;
     tracing::info!(%listen, %public_url, backend = state.store.backend_name(), "latch is listening");
     let shutdown = async {
         let _ = tokio::signal::ctrl_c().await;
     };
-    crate::serve(listener, state, shutdown)
-        .await
-        .map_err(|e| e.to_string())
+    crate::serve(listener, state, shutdown).await.map_err(|e| e.to_string())
 }
 
 async fn api_keys_command(config: &Config, cmd: ApiKeysCommand) -> Result<(), String> {
@@ -218,31 +196,19 @@ async fn api_keys_command(config: &Config, cmd: ApiKeysCommand) -> Result<(), St
                 return Err("--name must be 1 to 100 characters without control characters".into());
             }
             let key = api_keys::generate();
-            store
-                .insert_api_key(&new_id("key"), &name, &key.hash, now)
-                .await
-                .map_err(|e| match e {
-                    crate::store::StoreError::Conflict { .. } => {
-                        format!("a live key named {name:?} already exists")
-                    }
-                    other => other.to_string(),
-                })?;
+            store.insert_api_key(&new_id("key"), &name, &key.hash, now).await.map_err(|e| match e {
+                crate::store::StoreError::Conflict { .. } => {
+                    format!("a live key named {name:?} already exists")
+                }
+                other => other.to_string(),
+            })?;
             out(&key.plaintext);
-            hint(&format!(
-                "created API key {name:?}; it is shown once: store it now (only its hash is kept)"
-            ));
+            hint(&format!("created API key {name:?}; it is shown once: store it now (only its hash is kept)"));
         }
         ApiKeysCommand::List => {
             for k in store.list_api_keys().await.map_err(|e| e.to_string())? {
-                let fmt = |t: Option<i64>| {
-                    t.map(|t| from_unix(t).to_string())
-                        .unwrap_or_else(|| "-".into())
-                };
-                let status = if k.revoked_at.is_some() {
-                    "revoked"
-                } else {
-                    "active"
-                };
+                let fmt = |t: Option<i64>| t.map(|t| from_unix(t).to_string()).unwrap_or_else(|| "-".into());
+                let status = if k.revoked_at.is_some() { "revoked" } else { "active" };
                 out(&format!(
                     "{}\t{}\t{}\tcreated {}\tlast used {}",
                     k.id,
@@ -253,14 +219,12 @@ async fn api_keys_command(config: &Config, cmd: ApiKeysCommand) -> Result<(), St
                 ));
             }
         }
-        ApiKeysCommand::Revoke { name_or_id } => match store
-            .revoke_api_key(&name_or_id, now)
-            .await
-            .map_err(|e| e.to_string())?
-        {
-            Some(id) => hint(&format!("revoked {id}")),
-            None => return Err(format!("no live API key named or with id {name_or_id:?}")),
-        },
+        ApiKeysCommand::Revoke { name_or_id } => {
+            match store.revoke_api_key(&name_or_id, now).await.map_err(|e| e.to_string())? {
+                Some(id) => hint(&format!("revoked {id}")),
+                None => return Err(format!("no live API key named or with id {name_or_id:?}")),
+            }
+        }
     }
     store.close().await;
     Ok(())
@@ -274,33 +238,18 @@ async fn secret_add(config: &Config, provider: &str) -> Result<(), String> {
     }
     let master = load_master_key(&config.master_key).map_err(|e| e.to_string())?;
     let vault = Vault::new(master, []);
-    hint(&format!(
-        "reading the client secret of {provider} from stdin…"
-    ));
+    hint(&format!("reading the client secret of {provider} from stdin…"));
     let mut secret = String::new();
-    std::io::stdin()
-        .read_to_string(&mut secret)
-        .map_err(|e| format!("cannot read stdin: {e}"))?;
+    std::io::stdin().read_to_string(&mut secret).map_err(|e| format!("cannot read stdin: {e}"))?;
     let secret = secret.trim_end_matches(['\r', '\n']);
     if secret.is_empty() {
         return Err("the secret read from stdin is empty".into());
     }
     // Building the state checks the master key against the database before writing.
-    let state = AppState::build(config.clone(), Clock::default())
-        .await
-        .map_err(|e| e.to_string())?;
-    let sealed = vault.seal_str(
-        Slot::new("provider_secrets", provider, "client_secret"),
-        secret,
-    );
-    state
-        .store
-        .put_client_secret(provider, &sealed, Clock::default().unix())
-        .await
-        .map_err(|e| e.to_string())?;
+    let state = AppState::build(config.clone(), Clock::default()).await.map_err(|e| e.to_string())?;
+    let sealed = vault.seal_str(Slot::new("provider_secrets", provider, "client_secret"), secret);
+    state.store.put_client_secret(provider, &sealed, Clock::default().unix()).await.map_err(|e| e.to_string())?;
     state.store.close().await;
-    hint(&format!(
-        "stored the client secret of {provider} (encrypted)"
-    ));
+    hint(&format!("stored the client secret of {provider} (encrypted)"));
     Ok(())
 }

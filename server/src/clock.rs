@@ -17,8 +17,7 @@ impl Clock {
     /// The current time.
     #[allow(clippy::disallowed_methods)]
     pub fn now(&self) -> OffsetDateTime {
-        OffsetDateTime::now_utc()
-            + time::Duration::seconds(self.offset_seconds.load(Ordering::Relaxed))
+        OffsetDateTime::now_utc() + time::Duration::seconds(self.offset_seconds.load(Ordering::Relaxed))
     }
 
     /// The current time as Unix seconds, the representation the store uses.

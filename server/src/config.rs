@@ -102,18 +102,13 @@ pub struct Config {
 
 impl Config {
     /// Reads `path` (if any) and applies environment overrides from `env`.
-    pub fn load(
-        path: Option<&Path>,
-        env: impl Fn(&str) -> Option<String>,
-        demo: bool,
-    ) -> Result<Self, ConfigError> {
+    pub fn load(path: Option<&Path>, env: impl Fn(&str) -> Option<String>, demo: bool) -> Result<Self, ConfigError> {
         let file = match path {
             Some(path) => {
                 let text = std::fs::read_to_string(path)
                     .map_err(|e| ConfigError(format!("cannot read {}: {e}", path.display())))?;
                 toml::from_str::<FileConfig>(&text).map_err(|e| {
-                    ConfigError(format!("{}: {}", path.display(), e.message().trim_end()))
-                        .with_span(e.span(), &text)
+                    ConfigError(format!("{}: {}", path.display(), e.message().trim_end())).with_span(e.span(), &text)
                 })?
             }
             None => FileConfig::default(),
@@ -128,54 +123,35 @@ impl Config {
         demo_flag: bool,
     ) -> Result<Self, ConfigError> {
         let demo = demo_flag || file.demo.unwrap_or(false);
-        let listen_text = env("LATCH_LISTEN")
-            .or(file.listen)
-            .unwrap_or_else(|| "127.0.0.1:8080".into());
-        let listen: SocketAddr = listen_text.parse().map_err(|_| {
-            ConfigError(format!(
-                "listen: {listen_text:?} is not an address such as 127.0.0.1:8080"
-            ))
-        })?;
+        let listen_text = env("LATCH_LISTEN").or(file.listen).unwrap_or_else(|| "127.0.0.1:8080".into());
+        let listen: SocketAddr = listen_text
+            .parse()
+            .map_err(|_| ConfigError(format!("listen: {listen_text:?} is not an address such as 127.0.0.1:8080")))?;
         let public_text = env("LATCH_PUBLIC_URL").or(file.public_url);
         let public_url = match public_text {
             Some(text) => parse_public_url(&text)?,
             None => {
-                let host = if listen.ip().is_unspecified() {
-                    "localhost".to_owned()
-                } else {
-                    listen.ip().to_string()
-                };
-                let host = if listen.is_ipv6() && !listen.ip().is_unspecified() {
-                    format!("[{host}]")
-                } else {
-                    host
-                };
+                let host = if listen.ip().is_unspecified() { "localhost".to_owned() } else { listen.ip().to_string() };
+                let host = if listen.is_ipv6() && !listen.ip().is_unspecified() { format!("[{host}]") } else { host };
                 parse_public_url(&format!("http://{host}:{}", listen.port()))?
             }
         };
         let data_dir = file.data_dir.unwrap_or_else(|| PathBuf::from("latch-data"));
-        let database_url = env("LATCH_DATABASE_URL")
-            .or(file.database_url)
-            .unwrap_or_else(|| {
-                let path = std::path::absolute(data_dir.join("latch.db"))
-                    .unwrap_or_else(|_| data_dir.join("latch.db"));
-                format!("sqlite://{}", path.display())
-            });
+        let database_url = env("LATCH_DATABASE_URL").or(file.database_url).unwrap_or_else(|| {
+            let path = std::path::absolute(data_dir.join("latch.db")).unwrap_or_else(|_| data_dir.join("latch.db"));
+            format!("sqlite://{}", path.display())
+        });
         if !(database_url.starts_with("sqlite:")
             || database_url.starts_with("postgres:")
             || database_url.starts_with("postgresql:"))
         {
             return Err(ConfigError(
-                "database_url: expected sqlite:///path/to/file.db or postgres://user@host/db"
-                    .into(),
+                "database_url: expected sqlite:///path/to/file.db or postgres://user@host/db".into(),
             ));
         }
         let master_key = if let Some(inline) = env("LATCH_MASTER_KEY") {
             MasterKeySource::Inline(Secret::new(inline))
-        } else if let Some(path) = env("LATCH_MASTER_KEY_FILE")
-            .map(PathBuf::from)
-            .or(file.master_key_file)
-        {
+        } else if let Some(path) = env("LATCH_MASTER_KEY_FILE").map(PathBuf::from).or(file.master_key_file) {
             MasterKeySource::File(path)
         } else if demo {
             MasterKeySource::GenerateInto(data_dir.join("master.key"))
@@ -186,22 +162,16 @@ impl Config {
             .allowed_origins
             .unwrap_or_default()
             .iter()
-            .map(|o| {
-                normalize_origin(o).map_err(|m| ConfigError(format!("allowed_origins: {o:?} {m}")))
-            })
+            .map(|o| normalize_origin(o).map_err(|m| ConfigError(format!("allowed_origins: {o:?} {m}"))))
             .collect::<Result<Vec<_>, _>>()?;
         let skew = file.access_token_skew_seconds.unwrap_or(60);
         if !(0..=3600).contains(&skew) {
-            return Err(ConfigError(
-                "access_token_skew_seconds: must be between 0 and 3600".into(),
-            ));
+            return Err(ConfigError("access_token_skew_seconds: must be between 0 and 3600".into()));
         }
         let providers = file
             .providers
             .into_iter()
-            .map(|(key, cfg)| {
-                Provider::from_config(&key, cfg).map_err(|e| ConfigError(e.to_string()))
-            })
+            .map(|(key, cfg)| Provider::from_config(&key, cfg).map_err(|e| ConfigError(e.to_string())))
             .collect::<Result<Vec<_>, _>>()?;
         Ok(Self {
             listen,
@@ -242,26 +212,17 @@ fn unreachable_url() -> Url {
 impl ConfigError {
     fn with_span(self, span: Option<std::ops::Range<usize>>, text: &str) -> Self {
         // For unknown fields toml reports the enclosing table's span: find the key itself.
-        let unknown = self
-            .0
-            .split('`')
-            .nth(1)
-            .filter(|_| self.0.contains("unknown field"));
+        let unknown = self.0.split('`').nth(1).filter(|_| self.0.contains("unknown field"));
         if let Some(key) = unknown
             && let Some(index) = text.lines().position(|l| {
-                l.trim_start()
-                    .strip_prefix(key)
-                    .is_some_and(|rest| rest.trim_start().starts_with(['=', '.']))
+                l.trim_start().strip_prefix(key).is_some_and(|rest| rest.trim_start().starts_with(['=', '.']))
             })
         {
             return ConfigError(format!("{} (line {})", self.0, index + 1));
         }
         match span {
             Some(span) => {
-                let line = text
-                    .get(..span.start)
-                    .map(|t| t.lines().count().max(1))
-                    .unwrap_or(1);
+                let line = text.get(..span.start).map(|t| t.lines().count().max(1)).unwrap_or(1);
                 ConfigError(format!("{} (line {line})", self.0))
             }
             None => self,
@@ -271,21 +232,17 @@ impl ConfigError {
 
 /// `public_url` must be https unless it is loopback (RFC 9700 §2.6).
 fn parse_public_url(text: &str) -> Result<Url, ConfigError> {
-    let url = Url::parse(text)
-        .map_err(|e| ConfigError(format!("public_url: {text:?} is not a URL ({e})")))?;
+    let url = Url::parse(text).map_err(|e| ConfigError(format!("public_url: {text:?} is not a URL ({e})")))?;
     match url.scheme() {
         "https" => {}
         "http" if is_loopback(&url) => {}
         _ => {
-            return Err(ConfigError(
-                "public_url: must be https (plain http only on loopback)".into(),
-            ));
+            return Err(ConfigError("public_url: must be https (plain http only on loopback)".into()));
         }
     }
     if url.path() != "/" || url.query().is_some() {
         return Err(ConfigError(
-            "public_url: must be an origin without path or query, e.g. https://latch.example.com"
-                .into(),
+            "public_url: must be an origin without path or query, e.g. https://latch.example.com".into(),
         ));
     }
     Ok(url)
@@ -303,9 +260,7 @@ pub fn normalize_origin(text: &str) -> Result<String, &'static str> {
         || url.query().is_some()
         || url.fragment().is_some()
     {
-        return Err(
-            "must be an origin such as https://app.example.com (no path, query or credentials)",
-        );
+        return Err("must be an origin such as https://app.example.com (no path, query or credentials)");
     }
     match url.origin() {
         origin @ url::Origin::Tuple(..) => Ok(origin.ascii_serialization()),
@@ -333,12 +288,7 @@ mod tests {
     #[test]
     fn env_overrides_file() {
         let file: FileConfig = toml::from_str(r#"listen = "127.0.0.1:1""#).unwrap();
-        let c = Config::resolve(
-            file,
-            |k| (k == "LATCH_LISTEN").then(|| "127.0.0.1:2".to_owned()),
-            false,
-        )
-        .unwrap();
+        let c = Config::resolve(file, |k| (k == "LATCH_LISTEN").then(|| "127.0.0.1:2".to_owned()), false).unwrap();
         assert_eq!(c.listen.port(), 2);
     }
 
@@ -347,17 +297,12 @@ mod tests {
         let cases = [
             (r#"listen = "nope""#, "listen:"),
             (r#"public_url = "http://example.com""#, "public_url:"),
-            (
-                r#"allowed_origins = ["https://a.example/path"]"#,
-                "allowed_origins:",
-            ),
+            (r#"allowed_origins = ["https://a.example/path"]"#, "allowed_origins:"),
             (r#"database_url = "mysql://x""#, "database_url:"),
         ];
         for (text, field) in cases {
             let file: FileConfig = toml::from_str(text).unwrap();
-            let err = Config::resolve(file, no_env, false)
-                .unwrap_err()
-                .to_string();
+            let err = Config::resolve(file, no_env, false).unwrap_err().to_string();
             assert!(err.contains(field), "{err}");
         }
         let err = toml::from_str::<FileConfig>("lissen = 1").unwrap_err();
@@ -373,10 +318,7 @@ mod tests {
 
     #[test]
     fn origins_are_normalized() {
-        assert_eq!(
-            normalize_origin("HTTPS://App.Example.com:443").unwrap(),
-            "https://app.example.com"
-        );
+        assert_eq!(normalize_origin("HTTPS://App.Example.com:443").unwrap(), "https://app.example.com");
         assert!(normalize_origin("https://a@b.example").is_err());
         assert!(normalize_origin("javascript:alert(1)").is_err());
     }

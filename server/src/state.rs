@@ -62,13 +62,8 @@ impl AppState {
     /// Connects, migrates, checks the master key and loads signing keys.
     pub async fn build(config: Config, clock: Clock) -> Result<Self, StartError> {
         let master = load_master_key(&config.master_key)?;
-        let store_err = |source| StartError::Store {
-            url: config.database_url.to_string(),
-            source,
-        };
-        let store = Store::connect(config.database_url.expose())
-            .await
-            .map_err(store_err)?;
+        let store_err = |source| StartError::Store { url: config.database_url.to_string(), source };
+        let store = Store::connect(config.database_url.expose()).await.map_err(store_err)?;
         store.migrate().await.map_err(store_err)?;
         let vault = Vault::new(master, []);
         check_vault_keys(&store, &vault, clock.unix()).await?;
@@ -93,15 +88,10 @@ impl AppState {
     }
 
     /// The client secret of a provider: stored sealed, else from its environment variable.
-    pub async fn client_secret(
-        &self,
-        provider: &crate::providers::Provider,
-    ) -> Result<Option<Secret>, StoreError> {
+    pub async fn client_secret(&self, provider: &crate::providers::Provider) -> Result<Option<Secret>, StoreError> {
         if let Some(sealed) = self.store.client_secret(&provider.key).await? {
-            return match self.vault.open_secret(
-                Slot::new("provider_secrets", &provider.key, "client_secret"),
-                &sealed,
-            ) {
+            return match self.vault.open_secret(Slot::new("provider_secrets", &provider.key, "client_secret"), &sealed)
+            {
                 Ok(secret) => Ok(Some(secret)),
                 Err(e) => {
                     tracing::error!(provider = %provider.key, error = %e, "stored client secret does not decrypt");
@@ -164,10 +154,7 @@ const CHECK_PLAINTEXT: &[u8] = b"latch master key check";
 /// Refuses to start when the database holds data sealed under a key we do not have, or when the
 /// configured key does not match the one recorded under its id.
 async fn check_vault_keys(store: &Store, vault: &Vault, now: i64) -> Result<(), StartError> {
-    let store_err = |source| StartError::Store {
-        url: "(configured)".into(),
-        source,
-    };
+    let store_err = |source| StartError::Store { url: "(configured)".into(), source };
     let recorded = store.vault_keys().await.map_err(store_err)?;
     for (key_id, check) in &recorded {
         if !vault.has_key(key_id) {
@@ -179,20 +166,12 @@ async fn check_vault_keys(store: &Store, vault: &Vault, now: i64) -> Result<(), 
         }
         vault
             .open(Slot::new("vault_keys", key_id, "check_value"), check)
-            .map_err(|e| {
-                StartError::MasterKey(format!("key id {key_id} fails its check value: {e}"))
-            })?;
+            .map_err(|e| StartError::MasterKey(format!("key id {key_id} fails its check value: {e}")))?;
     }
     let active = vault.active_key_id();
     if !recorded.iter().any(|(id, _)| id == active) {
-        let check = vault.seal(
-            Slot::new("vault_keys", active, "check_value"),
-            CHECK_PLAINTEXT,
-        );
-        store
-            .record_vault_key(active, &check, now)
-            .await
-            .map_err(store_err)?;
+        let check = vault.seal(Slot::new("vault_keys", active, "check_value"), CHECK_PLAINTEXT);
+        store.record_vault_key(active, &check, now).await.map_err(store_err)?;
     }
     Ok(())
 }

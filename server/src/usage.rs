@@ -55,11 +55,7 @@ impl UsageRecorder {
                 summary.refresh_token = None;
                 pending.connections.insert(
                     row.id.clone(),
-                    ConnectionUsage {
-                        row: summary,
-                        last_at: now,
-                        by_key: vec![(key_name.clone(), 1)],
-                    },
+                    ConnectionUsage { row: summary, last_at: now, by_key: vec![(key_name.clone(), 1)] },
                 );
             }
         }
@@ -91,25 +87,14 @@ impl UsageRecorder {
         let mut entries = Vec::new();
         for (id, usage) in taken.connections {
             for (key, count) in &usage.by_key {
-                let entry = Entry::new(
-                    usage.last_at,
-                    &Actor::ApiKey(key.to_string()),
-                    "token_retrieved",
-                )
-                .connection(&usage.row)
-                .detail(format!(
-                    "retrieved {count} time{}",
-                    if *count == 1 { "" } else { "s" }
-                ));
+                let entry = Entry::new(usage.last_at, &Actor::ApiKey(key.to_string()), "token_retrieved")
+                    .connection(&usage.row)
+                    .detail(format!("retrieved {count} time{}", if *count == 1 { "" } else { "s" }));
                 entries.push(entry.into_row());
             }
             touches.push((id, usage.last_at));
         }
-        let keys: Vec<(String, i64)> = taken
-            .api_keys
-            .into_iter()
-            .map(|(k, at)| (k.to_string(), at))
-            .collect();
+        let keys: Vec<(String, i64)> = taken.api_keys.into_iter().map(|(k, at)| (k.to_string(), at)).collect();
         let result = async {
             // The trail first: whoever sees `last_used_at` can also see why.
             store.insert_activity(&entries).await?;

@@ -1,16 +1,18 @@
 //! The server's side of the widget: minting widget tokens for host apps, and what the widget API
 //! shows a user. The widget never receives a provider token from here.
 
-use crate::auth::widget_jwt::{
-    DEFAULT_TTL_SECONDS, MAX_TTL_SECONDS, MIN_TTL_SECONDS, WidgetClaims,
-};
+use crate::auth::widget_jwt::{DEFAULT_TTL_SECONDS, MAX_TTL_SECONDS, MIN_TTL_SECONDS, WidgetClaims};
 use crate::clock::from_unix;
 use crate::config::normalize_origin;
 use crate::connections::{ConnectionError, check_id};
+use crate::oauth::FlowError;
 use crate::state::AppState;
 use latch_shared::ConnectionStatus;
+use latch_shared::ErrorCode;
 use latch_shared::api::host::{CreateWidgetToken, WidgetToken};
-use latch_shared::api::widget::{Integration, IntegrationList, WidgetConnection};
+use latch_shared::api::widget::{
+    FlowError as WireFlowError, FlowState, FlowStatus, Integration, IntegrationList, WidgetConnection,
+};
 
 /// Mints a widget token for `POST /v1/widget-tokens`.
 pub fn mint(state: &AppState, req: &CreateWidgetToken) -> Result<WidgetToken, MintError> {
@@ -20,18 +22,12 @@ pub fn mint(state: &AppState, req: &CreateWidgetToken) -> Result<WidgetToken, Mi
     }
     let ttl = req.ttl_seconds.unwrap_or(DEFAULT_TTL_SECONDS);
     if !(MIN_TTL_SECONDS..=MAX_TTL_SECONDS).contains(&ttl) {
-        return Err(invalid(
-            "ttl_seconds",
-            format!("must be between {MIN_TTL_SECONDS} and {MAX_TTL_SECONDS}"),
-        ));
+        return Err(invalid("ttl_seconds", format!("must be between {MIN_TTL_SECONDS} and {MAX_TTL_SECONDS}")));
     }
     let providers = match &req.providers {
         Some(keys) => {
             if let Some(unknown) = keys.iter().find(|k| state.providers.get(k).is_none()) {
-                return Err(invalid(
-                    "providers",
-                    format!("no provider {unknown:?} is configured"),
-                ));
+                return Err(invalid("providers", format!("no provider {unknown:?} is configured")));
             }
             let mut keys = keys.clone();
             keys.dedup();
@@ -41,8 +37,7 @@ pub fn mint(state: &AppState, req: &CreateWidgetToken) -> Result<WidgetToken, Mi
     };
     let origin = match &req.allowed_origin {
         Some(text) => {
-            let origin =
-                normalize_origin(text).map_err(|m| invalid("allowed_origin", m.to_owned()))?;
+            let origin = normalize_origin(text).map_err(|m| invalid("allowed_origin", m.to_owned()))?;
             if !state.config.allowed_origins.contains(&origin) {
                 return Err(MintError::OriginNotAllowed(origin));
             }
@@ -53,19 +48,9 @@ pub fn mint(state: &AppState, req: &CreateWidgetToken) -> Result<WidgetToken, Mi
     let now = state.clock.unix();
     let (token, claims) = state
         .signer
-        .mint(
-            now,
-            ttl,
-            &req.user_id,
-            req.organization_id.as_deref(),
-            providers,
-            origin,
-        )
+        .mint(now, ttl, &req.user_id, req.organization_id.as_deref(), providers, origin)
         .map_err(|e| MintError::Internal(e.to_string()))?;
-    Ok(WidgetToken {
-        token,
-        expires_at: from_unix(claims.exp),
-    })
+    Ok(WidgetToken { token, expires_at: from_unix(claims.exp) })
 }
 
 /// Why a widget token was not minted.
@@ -85,10 +70,7 @@ fn invalid(field: &'static str, message: String) -> MintError {
 
 /// `GET /widget/v1/integrations`: the providers the token allows, each with the token user's
 /// own connections to it, and nothing of anyone else's.
-pub async fn integrations(
-    state: &AppState,
-    claims: &WidgetClaims,
-) -> Result<IntegrationList, ConnectionError> {
+pub async fn integrations(state: &AppState, claims: &WidgetClaims) -> Result<IntegrationList, ConnectionError> {
     let org = claims.org.as_deref().unwrap_or("");
     let rows = state.store.connections_of_user(&claims.sub, org).await?;
     let data = claims
@@ -106,18 +88,56 @@ pub async fn integrations(
                 .map(|r| WidgetConnection {
                     id: r.id.clone(),
                     account_label: r.account_label.clone(),
-                    status: ConnectionStatus::parse(&r.status)
-                        .unwrap_or(ConnectionStatus::NeedsReauthorization),
-                    scopes: r
-                        .scopes
-                        .split(' ')
-                        .filter(|s| !s.is_empty())
-                        .map(str::to_owned)
-                        .collect(),
+                    status: ConnectionStatus::parse(&r.status).unwrap_or(ConnectionStatus::NeedsReauthorization),
+                    scopes: r.scopes.split(' ').filter(|s| !s.is_empty()).map(str::to_owned).collect(),
                     connected_at: from_unix(r.created_at),
                 })
                 .collect(),
         })
         .collect();
     Ok(IntegrationList { data })
+}
+
+/// `GET /widget/v1/flows/{flow_id}`: the token user's own flows only.
+pub async fn flow_status(state: &AppState, claims: &WidgetClaims, flow_id: &str) -> Result<FlowStatus, FlowError> {
+    let org = claims.org.as_deref().unwrap_or("");
+    let flow = state
+        .store
+        .flow(flow_id)
+        .await?
+        .filter(|f| f.user_id == claims.sub && f.organization_id == org)
+        .ok_or_else(|| FlowError::new(ErrorCode::FlowNotFound, "No such connect attempt."))?;
+    Ok(match flow.status.as_str() {
+        "connected" => FlowStatus { status: FlowState::Connected, connection_id: flow.connection_id, error: None },
+        "error" => FlowStatus {
+            status: FlowState::Error,
+            connection_id: None,
+            error: Some(WireFlowError {
+                code: flow.error_code.unwrap_or_else(|| "internal_error".into()),
+                message: flow.error_message.unwrap_or_default(),
+            }),
+        },
+        _ if flow.expires_at <= state.clock.unix() => FlowStatus {
+            status: FlowState::Error,
+            connection_id: None,
+            error: Some(WireFlowError {
+                code: "oauth2_exchange_error".into(),
+                message: "The connect attempt expired.".into(),
+            }),
+        },
+        _ => FlowStatus { status: FlowState::Pending, connection_id: None, error: None },
+    })
+}
+
+/// `DELETE /widget/v1/connections/{id}`: the user disconnects one of their own connections; the
+/// grant is revoked at the provider when it supports revocation.
+pub async fn disconnect(state: &AppState, claims: &WidgetClaims, id: &str) -> Result<(), ConnectionError> {
+    let org = claims.org.as_deref().unwrap_or("");
+    let row = state
+        .store
+        .connection(id)
+        .await?
+        .filter(|c| c.user_id == claims.sub && c.organization_id == org && claims.providers.contains(&c.provider))
+        .ok_or_else(|| ConnectionError::NotFound(id.to_owned()))?;
+    crate::connections::delete(state, &crate::activity::Actor::User(claims.sub.clone()), &row, true).await
 }

@@ -53,6 +53,10 @@ pub enum ErrorCode {
     FlowNotFound,
     /// A `return_to` URL that is not on the widget token's allowed origin.
     ReturnToNotAllowed,
+    /// The connect link was already opened (in this or another browser); start again.
+    FlowAlreadyStarted,
+    /// A reconnect landed on a different account than the connection's.
+    AccountMismatch,
 
     // --- Provider and token lifecycle ------------------------------------------------------
     /// The provider could not be reached or failed; retry later.
@@ -110,6 +114,8 @@ impl ErrorCode {
         Self::ApiKeyNotFound,
         Self::FlowNotFound,
         Self::ReturnToNotAllowed,
+        Self::FlowAlreadyStarted,
+        Self::AccountMismatch,
         Self::ProviderUnavailable,
         Self::ProviderMisconfigured,
         Self::NeedsReauthorization,
@@ -148,6 +154,8 @@ impl ErrorCode {
             Self::ApiKeyNotFound => "api_key_not_found",
             Self::FlowNotFound => "flow_not_found",
             Self::ReturnToNotAllowed => "return_to_not_allowed",
+            Self::FlowAlreadyStarted => "flow_already_started",
+            Self::AccountMismatch => "account_mismatch",
             Self::ProviderUnavailable => "provider_unavailable",
             Self::ProviderMisconfigured => "provider_misconfigured",
             Self::NeedsReauthorization => "needs_reauthorization",
@@ -197,13 +205,7 @@ pub struct ErrorDetail {
 impl ErrorBody {
     /// An envelope without a field.
     pub fn new(code: ErrorCode, message: impl Into<String>) -> Self {
-        Self {
-            error: ErrorDetail {
-                code,
-                message: message.into(),
-                field: None,
-            },
-        }
+        Self { error: ErrorDetail { code, message: message.into(), field: None } }
     }
 }
 

@@ -6,12 +6,7 @@
 //! (default 64). The server and the load generator each get their own 1-thread… N-thread runtime
 //! so they share the machine's cores the way two processes would.
 
-#![allow(
-    clippy::unwrap_used,
-    clippy::disallowed_methods,
-    clippy::print_stdout,
-    clippy::print_stderr
-)] // a benchmark binary: fail loudly, print results
+#![allow(clippy::unwrap_used, clippy::disallowed_methods, clippy::print_stdout, clippy::print_stderr)] // a benchmark binary: fail loudly, print results
 
 use latch_server::AppState;
 use latch_server::auth::api_keys;
@@ -35,48 +30,25 @@ struct Target {
 }
 
 fn main() {
-    let seconds: u64 = std::env::var("BENCH_SECONDS")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(5);
-    let concurrency: usize = std::env::var("BENCH_CONCURRENCY")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(64);
-    let server_rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap();
-    let client_rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap();
+    let seconds: u64 = std::env::var("BENCH_SECONDS").ok().and_then(|s| s.parse().ok()).unwrap_or(5);
+    let concurrency: usize = std::env::var("BENCH_CONCURRENCY").ok().and_then(|s| s.parse().ok()).unwrap_or(64);
+    let server_rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+    let client_rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
     let dir = tempfile::tempdir().unwrap();
 
     let mut targets = vec![server_rt.block_on(bare_handler())];
-    targets.push(server_rt.block_on(latch(
-        &format!("sqlite://{}/bench.db", dir.path().display()),
-        "latch (SQLite)",
-    )));
-    let pg_db = std::env::var("LATCH_TEST_DATABASE_URL")
-        .ok()
-        .filter(|u| !u.is_empty())
-        .map(|admin| {
-            let name = format!("latch_bench_{}", uuid::Uuid::new_v4().simple());
-            server_rt.block_on(async {
-                use sqlx::Connection as _;
-                let mut c = sqlx::PgConnection::connect(&admin).await.unwrap();
-                sqlx::query(&format!("CREATE DATABASE {name}"))
-                    .execute(&mut c)
-                    .await
-                    .unwrap();
-            });
-            let mut url = url::Url::parse(&admin).unwrap();
-            url.set_path(&format!("/{name}"));
-            (admin, name, url.to_string())
+    targets.push(server_rt.block_on(latch(&format!("sqlite://{}/bench.db", dir.path().display()), "latch (SQLite)")));
+    let pg_db = std::env::var("LATCH_TEST_DATABASE_URL").ok().filter(|u| !u.is_empty()).map(|admin| {
+        let name = format!("latch_bench_{}", uuid::Uuid::new_v4().simple());
+        server_rt.block_on(async {
+            use sqlx::Connection as _;
+            let mut c = sqlx::PgConnection::connect(&admin).await.unwrap();
+            sqlx::query(&format!("CREATE DATABASE {name}")).execute(&mut c).await.unwrap();
         });
+        let mut url = url::Url::parse(&admin).unwrap();
+        url.set_path(&format!("/{name}"));
+        (admin, name, url.to_string())
+    });
     if let Some((_, _, url)) = &pg_db {
         targets.push(server_rt.block_on(latch(url, "latch (PostgreSQL)")));
     } else {
@@ -85,20 +57,14 @@ fn main() {
 
     println!(
         "POST /v1/access-token, fresh token, concurrency {concurrency}, {seconds} s each, {} cores",
-        std::thread::available_parallelism()
-            .map(|n| n.get())
-            .unwrap_or(0)
+        std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0)
     );
-    println!(
-        "{:<22} {:>12} {:>10} {:>10} {:>8} {:>8}",
-        "target", "req/s", "p50 µs", "p99 µs", "errors", "% bare"
-    );
+    println!("{:<22} {:>12} {:>10} {:>10} {:>8} {:>8}", "target", "req/s", "p50 µs", "p99 µs", "errors", "% bare");
     let mut bare_rps = 0.0;
     for target in &targets {
         // Warm up connections and caches, then measure.
         client_rt.block_on(load(target, concurrency, Duration::from_secs(1)));
-        let (rps, p50, p99, errors) =
-            client_rt.block_on(load(target, concurrency, Duration::from_secs(seconds)));
+        let (rps, p50, p99, errors) = client_rt.block_on(load(target, concurrency, Duration::from_secs(seconds)));
         if bare_rps == 0.0 {
             bare_rps = rps;
         }
@@ -115,25 +81,18 @@ fn main() {
     if let Some((admin, name, _)) = pg_db {
         drop(targets);
         drop(server_rt);
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .unwrap();
+        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
         rt.block_on(async {
             use sqlx::Connection as _;
             let mut c = sqlx::PgConnection::connect(&admin).await.unwrap();
-            let _ = sqlx::query(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
-                .execute(&mut c)
-                .await;
+            let _ = sqlx::query(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)")).execute(&mut c).await;
         });
     }
 }
 
 /// The floor: axum parsing the same body and answering a same-shaped JSON, no auth, no storage.
 async fn bare_handler() -> Target {
-    async fn handler(
-        axum::Json(req): axum::Json<AccessTokenRequest>,
-    ) -> axum::Json<AccessTokenResponse> {
+    async fn handler(axum::Json(req): axum::Json<AccessTokenRequest>) -> axum::Json<AccessTokenResponse> {
         axum::Json(AccessTokenResponse::Active(ActiveToken {
             active: true,
             access_token: format!("token-for-{}", req.user_id),
@@ -149,11 +108,7 @@ async fn bare_handler() -> Target {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!("http://{}", listener.local_addr().unwrap());
     tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
-    Target {
-        name: "bare axum handler".into(),
-        url,
-        api_key: "none".into(),
-    }
+    Target { name: "bare axum handler".into(), url, api_key: "none".into() }
 }
 
 /// A real Latch server with one user's fresh connection.
@@ -169,24 +124,16 @@ async fn latch(database_url: &str, name: &str) -> Target {
     config.providers = vec![Provider::from_config("acme", provider).unwrap()];
     let state = AppState::build(config, Clock::default()).await.unwrap();
     let key = api_keys::generate();
-    state
-        .store
-        .insert_api_key(&new_id("key"), "bench", &key.hash, state.clock.unix())
-        .await
-        .unwrap();
+    state.store.insert_api_key(&new_id("key"), "bench", &key.hash, state.clock.unix()).await.unwrap();
     let id = new_id("conn");
     let now = state.clock.unix();
     state
         .store
         .insert_connection(&ConnectionRow {
-            access_token: Some(state.vault.seal_str(
-                Slot::new("connections", &id, "access_token"),
-                "xoxb-bench-token",
-            )),
-            refresh_token: Some(state.vault.seal_str(
-                Slot::new("connections", &id, "refresh_token"),
-                "xoxe-bench-refresh",
-            )),
+            access_token: Some(state.vault.seal_str(Slot::new("connections", &id, "access_token"), "xoxb-bench-token")),
+            refresh_token: Some(
+                state.vault.seal_str(Slot::new("connections", &id, "refresh_token"), "xoxe-bench-refresh"),
+            ),
             id,
             provider: "acme".into(),
             user_id: "alice".into(),
@@ -209,24 +156,13 @@ async fn latch(database_url: &str, name: &str) -> Target {
         })
         .await
         .unwrap();
-    tokio::spawn(async move {
-        latch_server::serve(listener, state, std::future::pending())
-            .await
-            .unwrap()
-    });
-    Target {
-        name: name.into(),
-        url: format!("http://{addr}"),
-        api_key: key.plaintext,
-    }
+    tokio::spawn(async move { latch_server::serve(listener, state, std::future::pending()).await.unwrap() });
+    Target { name: name.into(), url: format!("http://{addr}"), api_key: key.plaintext }
 }
 
 /// Runs `concurrency` request loops for `duration`; returns req/s, p50 and p99 in µs, errors.
 async fn load(target: &Target, concurrency: usize, duration: Duration) -> (f64, u64, u64, u64) {
-    let client = reqwest::Client::builder()
-        .pool_max_idle_per_host(concurrency)
-        .build()
-        .unwrap();
+    let client = reqwest::Client::builder().pool_max_idle_per_host(concurrency).build().unwrap();
     let url = Arc::new(format!("{}/v1/access-token", target.url));
     let auth = Arc::new(format!("Bearer {}", target.api_key));
     let body = r#"{"user_id":"alice","provider":"acme"}"#;
@@ -234,8 +170,7 @@ async fn load(target: &Target, concurrency: usize, duration: Duration) -> (f64, 
     let started = Instant::now();
     let workers: Vec<_> = (0..concurrency)
         .map(|_| {
-            let (client, url, auth, stop) =
-                (client.clone(), url.clone(), auth.clone(), stop.clone());
+            let (client, url, auth, stop) = (client.clone(), url.clone(), auth.clone(), stop.clone());
             tokio::spawn(async move {
                 let mut latencies = Vec::with_capacity(100_000);
                 let mut errors = 0u64;
@@ -272,10 +207,7 @@ async fn load(target: &Target, concurrency: usize, duration: Duration) -> (f64, 
     }
     let elapsed = started.elapsed().as_secs_f64();
     all.sort_unstable();
-    let pct = |p: f64| {
-        all.get(((all.len() as f64 * p) as usize).min(all.len().saturating_sub(1)))
-            .copied()
-            .unwrap_or(0)
-    };
+    let pct =
+        |p: f64| all.get(((all.len() as f64 * p) as usize).min(all.len().saturating_sub(1))).copied().unwrap_or(0);
     (all.len() as f64 / elapsed, pct(0.50), pct(0.99), errors)
 }

@@ -11,45 +11,19 @@ fn ask(user: &str) -> Value {
 }
 
 async fn status_of(app: &TestApp, id: &str) -> String {
-    app.state
-        .store
-        .connection(id)
-        .await
-        .unwrap()
-        .unwrap()
-        .status
+    app.state.store.connection(id).await.unwrap().unwrap().status
 }
 
 both!(fresh_token_and_lookup_rules, |backend| async move {
     let (app, fake) = TestApp::with_fake(backend).await;
-    let row = app
-        .seed(Seed {
-            access_token: "at-fresh",
-            ..Seed::default()
-        })
-        .await;
-    let second = app
-        .seed(Seed {
-            account_id: "acct-2",
-            access_token: "at-second",
-            ..Seed::default()
-        })
-        .await;
+    let row = app.seed(Seed { access_token: "at-fresh", ..Seed::default() }).await;
+    let second = app.seed(Seed { account_id: "acct-2", access_token: "at-second", ..Seed::default() }).await;
     let org = app
-        .seed(Seed {
-            organization_id: Some("org1"),
-            account_id: "acct-org",
-            access_token: "at-org",
-            ..Seed::default()
-        })
+        .seed(Seed { organization_id: Some("org1"), account_id: "acct-org", access_token: "at-org", ..Seed::default() })
         .await;
 
-    let (status, body) = app
-        .post(
-            "/v1/access-token",
-            json!({"user_id": "alice", "provider": "acme", "account_id": "acct-1"}),
-        )
-        .await;
+    let (status, body) =
+        app.post("/v1/access-token", json!({"user_id": "alice", "provider": "acme", "account_id": "acct-1"})).await;
     assert_eq!(status, 200, "{body}");
     assert_eq!(body["active"], true);
     assert_eq!(body["access_token"], "at-fresh");
@@ -61,103 +35,56 @@ both!(fresh_token_and_lookup_rules, |backend| async move {
     assert!(body["expires_at"].is_string());
     assert_eq!(fake.token_calls(), 0);
 
-    let by_id = app
-        .post(
-            "/v1/access-token",
-            json!({"user_id": "alice", "provider": "acme", "connection_id": second.id}),
-        )
-        .await;
+    let by_id =
+        app.post("/v1/access-token", json!({"user_id": "alice", "provider": "acme", "connection_id": second.id})).await;
     assert_eq!(by_id.1["access_token"], "at-second");
-    let in_org = app
-        .post(
-            "/v1/access-token",
-            json!({"user_id": "alice", "organization_id": "org1", "provider": "acme"}),
-        )
-        .await;
+    let in_org =
+        app.post("/v1/access-token", json!({"user_id": "alice", "organization_id": "org1", "provider": "acme"})).await;
     assert_eq!(in_org.1["access_token"], "at-org");
 
     // The hot path wrote nothing: usage is flushed later, in the background.
     let after = app.state.store.connection(&row.id).await.unwrap().unwrap();
-    assert_eq!(
-        (after.version, after.updated_at, after.last_used_at),
-        (row.version, row.updated_at, None)
-    );
+    assert_eq!((after.version, after.updated_at, after.last_used_at), (row.version, row.updated_at, None));
     let used = wait_until(Duration::from_secs(5), || async {
-        app.state
-            .store
-            .connection(&row.id)
-            .await
-            .unwrap()
-            .unwrap()
-            .last_used_at
-            .is_some()
+        app.state.store.connection(&row.id).await.unwrap().unwrap().last_used_at.is_some()
     })
     .await;
     assert!(used, "last_used_at was never flushed");
-    let (_, trail) = app
-        .get(&format!("/v1/activity?connection_id={}", row.id))
-        .await;
+    let (_, trail) = app.get(&format!("/v1/activity?connection_id={}", row.id)).await;
     assert_eq!(trail["data"][0]["action"], "token_retrieved");
     assert_eq!(trail["data"][0]["actor"]["name"], "test-host");
 
     // Not installed, and the other user's or organization's connections are out of reach.
     let none = app.post("/v1/access-token", ask("bob")).await;
-    assert_eq!(
-        none,
-        (200, json!({"active": false, "error": "not_installed"}))
-    );
-    let foreign = app
-        .post(
-            "/v1/access-token",
-            json!({"user_id": "bob", "provider": "acme", "connection_id": row.id}),
-        )
-        .await;
+    assert_eq!(none, (200, json!({"active": false, "error": "not_installed"})));
+    let foreign =
+        app.post("/v1/access-token", json!({"user_id": "bob", "provider": "acme", "connection_id": row.id})).await;
     assert_error(&foreign, 404, "token_not_found");
-    let wrong_org = app.post("/v1/access-token", json!({"user_id": "alice", "organization_id": "org2", "provider": "acme", "connection_id": org.id})).await;
-    assert_error(&wrong_org, 404, "token_not_found");
-    let wrong_provider = app
+    let wrong_org = app
         .post(
             "/v1/access-token",
-            json!({"user_id": "alice", "provider": "plain", "connection_id": row.id}),
+            json!({"user_id": "alice", "organization_id": "org2", "provider": "acme", "connection_id": org.id}),
         )
         .await;
+    assert_error(&wrong_org, 404, "token_not_found");
+    let wrong_provider =
+        app.post("/v1/access-token", json!({"user_id": "alice", "provider": "plain", "connection_id": row.id})).await;
     assert_error(&wrong_provider, 404, "token_not_found");
     assert_error(
-        &app.post(
-            "/v1/access-token",
-            json!({"user_id": "alice", "provider": "nope"}),
-        )
-        .await,
+        &app.post("/v1/access-token", json!({"user_id": "alice", "provider": "nope"})).await,
         404,
         "provider_not_found",
     );
 
-    let reauth = app
-        .seed(Seed {
-            user_id: "carol",
-            status: "needs_reauthorization",
-            ..Seed::default()
-        })
-        .await;
+    let reauth = app.seed(Seed { user_id: "carol", status: "needs_reauthorization", ..Seed::default() }).await;
     let r = app.post("/v1/access-token", ask("carol")).await;
-    assert_eq!(
-        r,
-        (
-            200,
-            json!({"active": false, "error": "needs_reauthorization", "connection_id": reauth.id})
-        )
-    );
+    assert_eq!(r, (200, json!({"active": false, "error": "needs_reauthorization", "connection_id": reauth.id})));
 });
 
 both!(refresh_rotates_and_is_committed, |backend| async move {
     let (app, fake) = TestApp::with_fake(backend).await;
     fake.with(|s| s.current_refresh_token = Some("rt-default".into()));
-    let row = app
-        .seed(Seed {
-            expires_in: Some(-10),
-            ..Seed::default()
-        })
-        .await;
+    let row = app.seed(Seed { expires_in: Some(-10), ..Seed::default() }).await;
 
     let (status, body) = app.post("/v1/access-token", ask("alice")).await;
     assert_eq!(status, 200, "{body}");
@@ -166,10 +93,7 @@ both!(refresh_rotates_and_is_committed, |backend| async move {
     let call = fake.with(|s| s.token_calls[0].clone());
     assert_eq!(call["grant_type"], "refresh_token");
     assert_eq!(call["refresh_token"], "rt-default");
-    assert!(
-        !call.contains_key("client_secret"),
-        "basic auth must not also post the secret"
-    );
+    assert!(!call.contains_key("client_secret"), "basic auth must not also post the secret");
     let auth = fake.with(|s| s.authorization_headers[0].clone()).unwrap();
     assert!(auth.starts_with("Basic "));
 
@@ -177,56 +101,27 @@ both!(refresh_rotates_and_is_committed, |backend| async move {
     let stored = app.state.store.connection(&row.id).await.unwrap().unwrap();
     assert_eq!(stored.version, 1);
     assert!(stored.last_refreshed_at.is_some());
-    assert_eq!(
-        app.post("/v1/access-token", ask("alice")).await.1["access_token"],
-        "at-1"
-    );
+    assert_eq!(app.post("/v1/access-token", ask("alice")).await.1["access_token"], "at-1");
     assert_eq!(fake.token_calls(), 1);
 
     // force_refresh refreshes anyway, presenting the rotated token.
-    let forced = app
-        .post(
-            "/v1/access-token",
-            json!({"user_id": "alice", "provider": "acme", "force_refresh": true}),
-        )
-        .await;
+    let forced =
+        app.post("/v1/access-token", json!({"user_id": "alice", "provider": "acme", "force_refresh": true})).await;
     assert_eq!(forced.1["access_token"], "at-2");
-    assert_eq!(
-        fake.with(|s| s.token_calls[1]["refresh_token"].clone()),
-        "rt-at-1"
-    );
+    assert_eq!(fake.with(|s| s.token_calls[1]["refresh_token"].clone()), "rt-at-1");
 
     // A provider that does not rotate: the stored refresh token is kept.
     fake.with(|s| s.no_rotation = true);
-    let forced = app
-        .post(
-            "/v1/access-token",
-            json!({"user_id": "alice", "provider": "acme", "force_refresh": true}),
-        )
-        .await;
+    let forced =
+        app.post("/v1/access-token", json!({"user_id": "alice", "provider": "acme", "force_refresh": true})).await;
     assert_eq!(forced.1["access_token"], "at-3");
-    let forced = app
-        .post(
-            "/v1/access-token",
-            json!({"user_id": "alice", "provider": "acme", "force_refresh": true}),
-        )
-        .await;
+    let forced =
+        app.post("/v1/access-token", json!({"user_id": "alice", "provider": "acme", "force_refresh": true})).await;
     assert_eq!(forced.1["access_token"], "at-4", "{forced:?}");
-    assert_eq!(
-        fake.with(|s| s.token_calls[3]["refresh_token"].clone()),
-        "rt-at-2"
-    );
+    assert_eq!(fake.with(|s| s.token_calls[3]["refresh_token"].clone()), "rt-at-2");
 
-    let (_, trail) = app
-        .get(&format!("/v1/activity?connection_id={}", row.id))
-        .await;
-    assert!(
-        trail["data"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .any(|e| e["action"] == "refreshed")
-    );
+    let (_, trail) = app.get(&format!("/v1/activity?connection_id={}", row.id)).await;
+    assert!(trail["data"].as_array().unwrap().iter().any(|e| e["action"] == "refreshed"));
 });
 
 both!(concurrent_callers_share_one_refresh, |backend| async move {
@@ -235,11 +130,7 @@ both!(concurrent_callers_share_one_refresh, |backend| async move {
         s.current_refresh_token = Some("rt-default".into());
         s.delay_ms = 200;
     });
-    app.seed(Seed {
-        expires_in: Some(-10),
-        ..Seed::default()
-    })
-    .await;
+    app.seed(Seed { expires_in: Some(-10), ..Seed::default() }).await;
     let calls = (0..50).map(|_| app.post("/v1/access-token", ask("alice")));
     let results = futures::future::join_all(calls).await;
     for (status, body) in &results {
@@ -251,96 +142,47 @@ both!(concurrent_callers_share_one_refresh, |backend| async move {
 
 both!(dead_grant_needs_reauthorization, |backend| async move {
     let (app, fake) = TestApp::with_fake(backend).await;
-    let row = app
-        .seed(Seed {
-            expires_in: Some(-10),
-            ..Seed::default()
-        })
-        .await;
-    fake.with(|s| s.script.push_back(Scripted::json(400, json!({"error": "invalid_grant", "error_description": "Token has been expired or revoked."}))));
+    let row = app.seed(Seed { expires_in: Some(-10), ..Seed::default() }).await;
+    fake.with(|s| {
+        s.script.push_back(Scripted::json(
+            400,
+            json!({"error": "invalid_grant", "error_description": "Token has been expired or revoked."}),
+        ))
+    });
     let r = app.post("/v1/access-token", ask("alice")).await;
-    assert_eq!(
-        r,
-        (
-            200,
-            json!({"active": false, "error": "needs_reauthorization", "connection_id": row.id})
-        )
-    );
+    assert_eq!(r, (200, json!({"active": false, "error": "needs_reauthorization", "connection_id": row.id})));
     assert_eq!(status_of(&app, &row.id).await, "needs_reauthorization");
-    assert_eq!(
-        app.post("/v1/access-token", ask("alice")).await.1["error"],
-        "needs_reauthorization"
-    );
+    assert_eq!(app.post("/v1/access-token", ask("alice")).await.1["error"], "needs_reauthorization");
     assert_eq!(fake.token_calls(), 1, "a dead grant is not retried");
-    let (_, trail) = app
-        .get(&format!("/v1/activity?connection_id={}", row.id))
-        .await;
-    let failed = trail["data"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|e| e["action"] == "refresh_failed")
-        .unwrap();
+    let (_, trail) = app.get(&format!("/v1/activity?connection_id={}", row.id)).await;
+    let failed = trail["data"].as_array().unwrap().iter().find(|e| e["action"] == "refresh_failed").unwrap();
     assert_eq!(failed["error_code"], "needs_reauthorization");
     assert_eq!(failed["outcome"], "failure");
 });
 
 both!(expired_without_refresh_token, |backend| async move {
     let (app, _fake) = TestApp::with_fake(backend).await;
-    let row = app
-        .seed(Seed {
-            expires_in: Some(-10),
-            refresh_token: None,
-            ..Seed::default()
-        })
-        .await;
+    let row = app.seed(Seed { expires_in: Some(-10), refresh_token: None, ..Seed::default() }).await;
     let r = app.post("/v1/access-token", ask("alice")).await;
     assert_eq!(r.1["error"], "needs_reauthorization");
-    let (_, trail) = app
-        .get(&format!("/v1/activity?connection_id={}", row.id))
-        .await;
+    let (_, trail) = app.get(&format!("/v1/activity?connection_id={}", row.id)).await;
     assert_eq!(trail["data"][0]["error_code"], "no_refresh_token");
 });
 
 both!(provider_outage_is_transient, |backend| async move {
     let (app, fake) = TestApp::with_fake(backend).await;
     fake.with(|s| s.current_refresh_token = Some("rt-default".into()));
-    let valid = app
-        .seed(Seed {
-            access_token: "at-still-valid",
-            ..Seed::default()
-        })
-        .await;
+    let valid = app.seed(Seed { access_token: "at-still-valid", ..Seed::default() }).await;
     fake.with(|s| {
-        s.script.push_back(Scripted {
-            status: 500,
-            content_type: "text/html",
-            body: "<h1>oops</h1>".into(),
-        })
+        s.script.push_back(Scripted { status: 500, content_type: "text/html", body: "<h1>oops</h1>".into() })
     });
     // A forced refresh that fails still serves the valid token.
-    let r = app
-        .post(
-            "/v1/access-token",
-            json!({"user_id": "alice", "provider": "acme", "force_refresh": true}),
-        )
-        .await;
+    let r = app.post("/v1/access-token", json!({"user_id": "alice", "provider": "acme", "force_refresh": true})).await;
     assert_eq!(r.1["access_token"], "at-still-valid", "{r:?}");
     assert_eq!(status_of(&app, &valid.id).await, "active");
 
-    let expired = app
-        .seed(Seed {
-            user_id: "bob",
-            expires_in: Some(-10),
-            ..Seed::default()
-        })
-        .await;
-    fake.with(|s| {
-        s.script.push_back(Scripted::json(
-            503,
-            json!({"error": "temporarily_unavailable"}),
-        ))
-    });
+    let expired = app.seed(Seed { user_id: "bob", expires_in: Some(-10), ..Seed::default() }).await;
+    fake.with(|s| s.script.push_back(Scripted::json(503, json!({"error": "temporarily_unavailable"}))));
     let r = app.post("/v1/access-token", ask("bob")).await;
     assert_error(&r, 503, "provider_unavailable");
     assert_eq!(status_of(&app, &expired.id).await, "active");
@@ -349,91 +191,38 @@ both!(provider_outage_is_transient, |backend| async move {
     assert_eq!(r.1["access_token"], "at-1", "{r:?}");
 });
 
-both!(
-    bad_client_credentials_are_the_operators_problem,
-    |backend| async move {
-        let (app, fake) = TestApp::with_fake(backend).await;
-        let row = app
-            .seed(Seed {
-                expires_in: Some(-10),
-                ..Seed::default()
-            })
-            .await;
-        fake.with(|s| {
-            s.script
-                .push_back(Scripted::json(401, json!({"error": "invalid_client"})))
-        });
-        let r = app.post("/v1/access-token", ask("alice")).await;
-        assert_error(&r, 503, "provider_misconfigured");
-        assert_eq!(
-            status_of(&app, &row.id).await,
-            "active",
-            "a user's grant is not blamed for the app's credentials"
-        );
-        let (_, trail) = app.get("/v1/activity?provider=acme").await;
-        let alert = trail["data"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|e| e["error_code"] == "provider_misconfigured")
-            .unwrap();
-        assert!(alert["connection_id"].is_null(), "provider-level entry");
-    }
-);
+both!(bad_client_credentials_are_the_operators_problem, |backend| async move {
+    let (app, fake) = TestApp::with_fake(backend).await;
+    let row = app.seed(Seed { expires_in: Some(-10), ..Seed::default() }).await;
+    fake.with(|s| s.script.push_back(Scripted::json(401, json!({"error": "invalid_client"}))));
+    let r = app.post("/v1/access-token", ask("alice")).await;
+    assert_error(&r, 503, "provider_misconfigured");
+    assert_eq!(status_of(&app, &row.id).await, "active", "a user's grant is not blamed for the app's credentials");
+    let (_, trail) = app.get("/v1/activity?provider=acme").await;
+    let alert = trail["data"].as_array().unwrap().iter().find(|e| e["error_code"] == "provider_misconfigured").unwrap();
+    assert!(alert["connection_id"].is_null(), "provider-level entry");
+});
 
 both!(slack_style_ok_false, |backend| async move {
     let fake = crate::harness::fake_provider::FakeProvider::start().await;
-    let slack = TestApp::provider(
-        "slack",
-        &fake.url,
-        "dialect = \"slack\"\ntoken_auth_method = \"post\"",
-    );
+    let slack = TestApp::provider("slack", &fake.url, "dialect = \"slack\"\ntoken_auth_method = \"post\"");
     let app = TestApp::start_with(backend, |c| c.providers = vec![slack]).await;
     app.set_client_secret("slack", "slack-secret").await;
-    let row = app
-        .seed(Seed {
-            provider: "slack",
-            expires_in: Some(-10),
-            ..Seed::default()
-        })
-        .await;
-    fake.with(|s| {
-        s.script.push_back(Scripted::json(
-            200,
-            json!({"ok": false, "error": "invalid_refresh_token"}),
-        ))
-    });
-    let r = app
-        .post(
-            "/v1/access-token",
-            json!({"user_id": "alice", "provider": "slack"}),
-        )
-        .await;
+    let row = app.seed(Seed { provider: "slack", expires_in: Some(-10), ..Seed::default() }).await;
+    fake.with(|s| s.script.push_back(Scripted::json(200, json!({"ok": false, "error": "invalid_refresh_token"}))));
+    let r = app.post("/v1/access-token", json!({"user_id": "alice", "provider": "slack"})).await;
     assert_eq!(r.1["error"], "needs_reauthorization", "{r:?}");
     assert_eq!(status_of(&app, &row.id).await, "needs_reauthorization");
     let call = fake.with(|s| s.token_calls[0].clone());
-    assert_eq!(
-        call["client_secret"], "slack-secret",
-        "post auth sends the secret in the form"
-    );
+    assert_eq!(call["client_secret"], "slack-secret", "post auth sends the secret in the form");
 });
 
 both!(missing_client_secret, |backend| async move {
     let fake = crate::harness::fake_provider::FakeProvider::start().await;
     let p = TestApp::provider("nosecret", &fake.url, "");
     let app = TestApp::start_with(backend, |c| c.providers = vec![p]).await;
-    app.seed(Seed {
-        provider: "nosecret",
-        expires_in: Some(-10),
-        ..Seed::default()
-    })
-    .await;
-    let r = app
-        .post(
-            "/v1/access-token",
-            json!({"user_id": "alice", "provider": "nosecret"}),
-        )
-        .await;
+    app.seed(Seed { provider: "nosecret", expires_in: Some(-10), ..Seed::default() }).await;
+    let r = app.post("/v1/access-token", json!({"user_id": "alice", "provider": "nosecret"})).await;
     assert_error(&r, 503, "missing_client_secret");
     assert_eq!(fake.token_calls(), 0);
 });

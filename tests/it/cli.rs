@@ -25,10 +25,7 @@ fn latch(dir: &std::path::Path, args: &[&str]) -> Command {
     cmd.args(args)
         .current_dir(dir)
         .env_clear()
-        .env(
-            "LATCH_DATABASE_URL",
-            format!("sqlite://{}/latch.db", dir.display()),
-        )
+        .env("LATCH_DATABASE_URL", format!("sqlite://{}/latch.db", dir.display()))
         .env("LATCH_MASTER_KEY", MASTER_KEY)
         .env("RUST_LOG", "info");
     cmd
@@ -37,23 +34,15 @@ fn latch(dir: &std::path::Path, args: &[&str]) -> Command {
 #[test]
 fn api_keys_lifecycle() {
     let dir = tempfile::tempdir().unwrap();
-    let out = latch(dir.path(), &["api-keys", "create", "--name", "ci"])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let out = latch(dir.path(), &["api-keys", "create", "--name", "ci"]).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let stdout = String::from_utf8(out.stdout).unwrap();
     let key = stdout.trim_end();
     assert_eq!(stdout.lines().count(), 1, "the key alone on stdout");
     assert!(key.starts_with("latch_sk_") && key.len() == 52, "{key}");
     assert!(String::from_utf8_lossy(&out.stderr).contains("shown once"));
 
-    let dup = latch(dir.path(), &["api-keys", "create", "--name", "ci"])
-        .output()
-        .unwrap();
+    let dup = latch(dir.path(), &["api-keys", "create", "--name", "ci"]).output().unwrap();
     assert!(!dup.status.success());
     assert!(String::from_utf8_lossy(&dup.stderr).contains("already exists"));
 
@@ -62,26 +51,10 @@ fn api_keys_lifecycle() {
     assert!(listed.contains("\tci\tactive"), "{listed}");
     assert!(!listed.contains(key), "list never shows the key");
 
-    assert!(
-        latch(dir.path(), &["api-keys", "revoke", "ci"])
-            .status()
-            .unwrap()
-            .success()
-    );
-    let listed = String::from_utf8(
-        latch(dir.path(), &["api-keys", "list"])
-            .output()
-            .unwrap()
-            .stdout,
-    )
-    .unwrap();
+    assert!(latch(dir.path(), &["api-keys", "revoke", "ci"]).status().unwrap().success());
+    let listed = String::from_utf8(latch(dir.path(), &["api-keys", "list"]).output().unwrap().stdout).unwrap();
     assert!(listed.contains("\tci\trevoked"), "{listed}");
-    assert!(
-        !latch(dir.path(), &["api-keys", "revoke", "ci"])
-            .status()
-            .unwrap()
-            .success()
-    );
+    assert!(!latch(dir.path(), &["api-keys", "revoke", "ci"]).status().unwrap().success());
 
     let db = std::fs::read(dir.path().join("latch.db")).unwrap();
     assert!(!String::from_utf8_lossy(&db).contains(key));
@@ -90,58 +63,24 @@ fn api_keys_lifecycle() {
 #[test]
 fn secret_add_reads_stdin_and_config_errors_name_the_field() {
     let dir = tempfile::tempdir().unwrap();
-    std::fs::write(
-        dir.path().join("latch.toml"),
-        "[providers.slack]\nclient_id = \"123.456\"\n",
-    )
-    .unwrap();
-    let mut child = latch(
-        dir.path(),
-        &[
-            "--config",
-            "latch.toml",
-            "secret",
-            "add",
-            "--provider",
-            "slack",
-        ],
-    )
-    .stdin(Stdio::piped())
-    .stdout(Stdio::piped())
-    .stderr(Stdio::piped())
-    .spawn()
-    .unwrap();
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(b"CANARYsecretvalue\n")
+    std::fs::write(dir.path().join("latch.toml"), "[providers.slack]\nclient_id = \"123.456\"\n").unwrap();
+    let mut child = latch(dir.path(), &["--config", "latch.toml", "secret", "add", "--provider", "slack"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
         .unwrap();
+    child.stdin.take().unwrap().write_all(b"CANARYsecretvalue\n").unwrap();
     let out = child.wait_with_output().unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let providers = latch(dir.path(), &["--config", "latch.toml", "providers", "list"])
-        .output()
-        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let providers = latch(dir.path(), &["--config", "latch.toml", "providers", "list"]).output().unwrap();
     let providers = String::from_utf8(providers.stdout).unwrap();
-    assert!(
-        providers.starts_with("slack\tSlack\tchat:write,channels:read\tsecret stored"),
-        "{providers}"
-    );
+    assert!(providers.starts_with("slack\tSlack\tchat:write,channels:read\tsecret stored"), "{providers}");
     let db = std::fs::read(dir.path().join("latch.db")).unwrap();
     assert!(!String::from_utf8_lossy(&db).contains("CANARYsecretvalue"));
 
-    std::fs::write(
-        dir.path().join("bad.toml"),
-        "listen = \"127.0.0.1:1\"\ncolour = \"red\"\n",
-    )
-    .unwrap();
-    let out = latch(dir.path(), &["--config", "bad.toml", "migrate"])
-        .output()
-        .unwrap();
+    std::fs::write(dir.path().join("bad.toml"), "listen = \"127.0.0.1:1\"\ncolour = \"red\"\n").unwrap();
+    let out = latch(dir.path(), &["--config", "bad.toml", "migrate"]).output().unwrap();
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("colour") && err.contains("line 2"), "{err}");
@@ -151,14 +90,10 @@ fn secret_add_reads_stdin_and_config_errors_name_the_field() {
         "[providers.slack]\nclient_id = \"x\"\nclient_secret = \"CANARYinline\"\n",
     )
     .unwrap();
-    let out = latch(dir.path(), &["--config", "secret.toml", "migrate"])
-        .output()
-        .unwrap();
+    let out = latch(dir.path(), &["--config", "secret.toml", "migrate"]).output().unwrap();
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(
-        !out.status.success()
-            && err.contains("providers.slack.client_secret")
-            && !err.contains("CANARYinline"),
+        !out.status.success() && err.contains("providers.slack.client_secret") && !err.contains("CANARYinline"),
         "{err}"
     );
 }
@@ -179,33 +114,18 @@ async fn serve_starts_from_the_environment_and_refuses_a_wrong_key() {
     let client = reqwest::Client::new();
     let url = format!("http://127.0.0.1:{port}/readyz");
     let up = wait_until(Duration::from_secs(20), || async {
-        client
-            .get(&url)
-            .send()
-            .await
-            .is_ok_and(|r| r.status() == 200)
+        client.get(&url).send().await.is_ok_and(|r| r.status() == 200)
     })
     .await;
     child.kill().unwrap();
     let out = child.wait_with_output().unwrap();
-    assert!(
-        up,
-        "latch serve never became ready: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert!(up, "latch serve never became ready: {}", String::from_utf8_lossy(&out.stderr));
 
     let out = latch(dir.path(), &["serve"])
         .env("LATCH_LISTEN", format!("127.0.0.1:{port}"))
-        .env(
-            "LATCH_MASTER_KEY",
-            "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=",
-        )
+        .env("LATCH_MASTER_KEY", "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=")
         .output()
         .unwrap();
     assert!(!out.status.success());
-    assert!(
-        String::from_utf8_lossy(&out.stderr).contains("master key id"),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert!(String::from_utf8_lossy(&out.stderr).contains("master key id"), "{}", String::from_utf8_lossy(&out.stderr));
 }

@@ -3,19 +3,15 @@
 //! axum apps. Every storage-touching test runs on both backends (see `harness::both!`).
 
 // Test code fails loudly on purpose, and its bounded waits sleep.
-#![allow(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::panic,
-    clippy::disallowed_methods,
-    clippy::print_stderr
-)]
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::disallowed_methods, clippy::print_stderr)]
 
 mod harness;
 
 mod access_token;
 mod auth;
+mod canaries;
 mod cli;
+mod connect_flow;
 mod connections;
 mod errors;
 mod openapi;

@@ -21,12 +21,7 @@ both!(no_plaintext_in_database_or_logs, |backend| async move {
         s.current_refresh_token = Some(refresh.clone());
         s.token_prefix = issued_prefix.clone();
     });
-    app.seed(Seed {
-        access_token: &access,
-        refresh_token: Some(&refresh),
-        ..Seed::default()
-    })
-    .await;
+    app.seed(Seed { access_token: &access, refresh_token: Some(&refresh), ..Seed::default() }).await;
     app.seed(Seed {
         user_id: "bob",
         access_token: &access,
@@ -38,143 +33,69 @@ both!(no_plaintext_in_database_or_logs, |backend| async move {
 
     // Fresh read, refresh (rotating in new canary tokens), and an error answer echoing a canary.
     assert_eq!(
-        app.post(
-            "/v1/access-token",
-            json!({"user_id": "alice", "provider": "acme"})
-        )
-        .await
-        .1["access_token"],
+        app.post("/v1/access-token", json!({"user_id": "alice", "provider": "acme"})).await.1["access_token"],
         access.as_str()
     );
-    let refreshed = app
-        .post(
-            "/v1/access-token",
-            json!({"user_id": "bob", "provider": "acme"}),
-        )
-        .await;
-    assert!(
-        refreshed.1["access_token"]
-            .as_str()
-            .unwrap()
-            .starts_with(&issued_prefix)
-    );
+    let refreshed = app.post("/v1/access-token", json!({"user_id": "bob", "provider": "acme"})).await;
+    assert!(refreshed.1["access_token"].as_str().unwrap().starts_with(&issued_prefix));
     fake.with(|s| {
         s.script.push_back(Scripted::json(
             400,
             json!({"error": provider_echo, "error_description": format!("bad {provider_echo}")}),
         ))
     });
-    let failed = app
-        .post(
-            "/v1/access-token",
-            json!({"user_id": "bob", "provider": "acme", "force_refresh": true}),
-        )
-        .await;
+    let failed =
+        app.post("/v1/access-token", json!({"user_id": "bob", "provider": "acme", "force_refresh": true})).await;
     assert!(!failed.1.to_string().contains(&provider_echo), "{failed:?}");
     let (_, trail) = app.get("/v1/activity?limit=200").await;
     assert!(!trail.to_string().contains(&provider_echo));
     // An invalid API key that is itself a canary.
     let bad_key = format!("latch_sk_{}0000", canary("K"));
-    let _ = crate::harness::send(
-        app.http
-            .get(format!("{}/v1/connections", app.url))
-            .bearer_auth(&bad_key),
-    )
-    .await;
+    let _ = crate::harness::send(app.http.get(format!("{}/v1/connections", app.url)).bearer_auth(&bad_key)).await;
     app.stop().await;
 
     let raw = app.db.raw_contents().await;
     assert!(raw.len() > 1000, "scanned the database");
-    for secret in [
-        &access,
-        &refresh,
-        &client_secret,
-        &issued_prefix,
-        &app.api_key,
-    ] {
-        assert!(
-            !raw.contains(secret.as_str()),
-            "plaintext secret found in the {:?} database",
-            app.db.backend
-        );
+    for secret in [&access, &refresh, &client_secret, &issued_prefix, &app.api_key] {
+        assert!(!raw.contains(secret.as_str()), "plaintext secret found in the {:?} database", app.db.backend);
     }
     let logged = logs::captured();
     assert!(logged.len() > 1000, "logs were captured");
-    for secret in [
-        &access,
-        &refresh,
-        &client_secret,
-        &issued_prefix,
-        &provider_echo,
-        &app.api_key,
-        &bad_key,
-    ] {
+    for secret in [&access, &refresh, &client_secret, &issued_prefix, &provider_echo, &app.api_key, &bad_key] {
         assert!(!logged.contains(secret.as_str()), "secret found in logs");
     }
     assert!(!logged.contains("latch_sk_"), "an API key reached the logs");
 });
 
-both!(
-    ciphertext_moved_to_another_row_does_not_open,
-    |backend| async move {
-        let (app, _fake) = TestApp::with_fake(backend).await;
-        let secret = canary("AT");
-        let a = app
-            .seed(Seed {
-                user_id: "alice",
-                access_token: &secret,
-                ..Seed::default()
-            })
-            .await;
-        let b = app
-            .seed(Seed {
-                user_id: "bob",
-                access_token: "at-bob",
-                ..Seed::default()
-            })
-            .await;
-        app.db
+both!(ciphertext_moved_to_another_row_does_not_open, |backend| async move {
+    let (app, _fake) = TestApp::with_fake(backend).await;
+    let secret = canary("AT");
+    let a = app.seed(Seed { user_id: "alice", access_token: &secret, ..Seed::default() }).await;
+    let b = app.seed(Seed { user_id: "bob", access_token: "at-bob", ..Seed::default() }).await;
+    app.db
         .execute(&format!("UPDATE connections SET access_token = (SELECT access_token FROM connections WHERE id = '{}') WHERE id = '{}'", a.id, b.id))
         .await;
-        let r = app
-            .post(
-                "/v1/access-token",
-                json!({"user_id": "bob", "provider": "acme"}),
-            )
-            .await;
-        assert_error(&r, 500, "internal_error");
-        assert!(!r.1.to_string().contains(&secret));
-        // The owner is unaffected.
-        assert_eq!(
-            app.post(
-                "/v1/access-token",
-                json!({"user_id": "alice", "provider": "acme"})
-            )
-            .await
-            .1["access_token"],
-            secret.as_str()
-        );
-    }
-);
+    let r = app.post("/v1/access-token", json!({"user_id": "bob", "provider": "acme"})).await;
+    assert_error(&r, 500, "internal_error");
+    assert!(!r.1.to_string().contains(&secret));
+    // The owner is unaffected.
+    assert_eq!(
+        app.post("/v1/access-token", json!({"user_id": "alice", "provider": "acme"})).await.1["access_token"],
+        secret.as_str()
+    );
+});
 
 both!(wrong_master_key_refuses_to_start, |backend| async move {
     let mut app = TestApp::start(backend).await;
     app.stop().await;
     let mut config = app.state.config.clone();
-    config.master_key =
-        MasterKeySource::Inline(Secret::new("AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA="));
-    let err = AppState::build(config, Clock::default())
-        .await
-        .unwrap_err()
-        .to_string();
+    config.master_key = MasterKeySource::Inline(Secret::new("AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA="));
+    let err = AppState::build(config, Clock::default()).await.unwrap_err().to_string();
     let right = latch_server::vault::MasterKey::from_base64(MASTER_KEY).unwrap();
     assert!(err.contains(right.id()), "{err}");
     assert!(err.contains("master key"), "{err}");
     let mut config = app.state.config.clone();
     config.master_key = MasterKeySource::Missing;
-    let err = AppState::build(config, Clock::default())
-        .await
-        .unwrap_err()
-        .to_string();
+    let err = AppState::build(config, Clock::default()).await.unwrap_err().to_string();
     assert!(err.contains("LATCH_MASTER_KEY"), "{err}");
 });

@@ -4,10 +4,7 @@
 use std::path::{Path, PathBuf};
 
 fn root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .unwrap()
-        .to_path_buf()
+    Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_path_buf()
 }
 
 fn rust_files(dir: &Path, out: &mut Vec<PathBuf>) {
@@ -32,16 +29,8 @@ fn every_module_has_a_doc_comment_and_nothing_is_ignored() {
     for file in files {
         let text = std::fs::read_to_string(&file).unwrap();
         let is_test_file = file.file_name().is_some_and(|n| n == "tests.rs");
-        assert!(
-            is_test_file || text.starts_with("//!"),
-            "{} lacks a //! module doc",
-            file.display()
-        );
-        assert!(
-            !text.contains(&ignore) && !text.contains(&should_panic),
-            "{} skips a test",
-            file.display()
-        );
+        assert!(is_test_file || text.starts_with("//!"), "{} lacks a //! module doc", file.display());
+        assert!(!text.contains(&ignore) && !text.contains(&should_panic), "{} skips a test", file.display());
     }
 }
 

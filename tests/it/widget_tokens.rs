@@ -18,14 +18,7 @@ fn decode_part(token: &str, index: usize) -> Value {
 /// The active signing key's PKCS#8 and kid, for forging tokens with the real key.
 async fn signing_key(app: &TestApp) -> (EncodingKey, String) {
     let row = app.state.store.signing_keys().await.unwrap().remove(0);
-    let pkcs8 = app
-        .state
-        .vault
-        .open(
-            Slot::new("signing_keys", &row.id, "private_key"),
-            &row.private_key,
-        )
-        .unwrap();
+    let pkcs8 = app.state.vault.open(Slot::new("signing_keys", &row.id, "private_key"), &row.private_key).unwrap();
     (EncodingKey::from_ed_der(&pkcs8), row.id)
 }
 
@@ -46,10 +39,7 @@ both!(mint_and_inspect, |backend| async move {
     assert_eq!(claims["origin"], "http://127.0.0.1:4000");
     assert_eq!(claims["aud"], "latch-widget");
     assert_eq!(claims["iss"], app.url);
-    assert_eq!(
-        claims["exp"].as_i64().unwrap() - claims["iat"].as_i64().unwrap(),
-        600
-    );
+    assert_eq!(claims["exp"].as_i64().unwrap() - claims["iat"].as_i64().unwrap(), 600);
     for claim in ["jti", "nbf"] {
         assert!(!claims[claim].is_null(), "{claim}");
     }
@@ -62,18 +52,9 @@ both!(mint_and_inspect, |backend| async move {
 
     // The public key is published, and a host can verify the token with it alone.
     let (_, jwks) = send(app.http.get(format!("{}/.well-known/jwks.json", app.url))).await;
-    let key = jwks["keys"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|k| k["kid"] == header["kid"])
-        .unwrap();
-    assert_eq!(
-        (key["kty"].as_str(), key["crv"].as_str()),
-        (Some("OKP"), Some("Ed25519"))
-    );
-    let decoding =
-        jsonwebtoken::DecodingKey::from_ed_components(key["x"].as_str().unwrap()).unwrap();
+    let key = jwks["keys"].as_array().unwrap().iter().find(|k| k["kid"] == header["kid"]).unwrap();
+    assert_eq!((key["kty"].as_str(), key["crv"].as_str()), (Some("OKP"), Some("Ed25519")));
+    let decoding = jsonwebtoken::DecodingKey::from_ed_components(key["x"].as_str().unwrap()).unwrap();
     let mut validation = jsonwebtoken::Validation::new(Algorithm::EdDSA);
     validation.set_audience(&["latch-widget"]);
     jsonwebtoken::decode::<Value>(token, &decoding, &validation).unwrap();
@@ -85,302 +66,160 @@ both!(mint_validation, |backend| async move {
         (json!({"user_id": "a", "ttl_seconds": 29}), "ttl_seconds"),
         (json!({"user_id": "a", "ttl_seconds": 3601}), "ttl_seconds"),
         (json!({"user_id": "a", "providers": ["nope"]}), "providers"),
-        (
-            json!({"user_id": "a", "allowed_origin": "javascript:alert(1)"}),
-            "allowed_origin",
-        ),
-        (
-            json!({"user_id": "a", "allowed_origin": "http://127.0.0.1:4000/path"}),
-            "allowed_origin",
-        ),
+        (json!({"user_id": "a", "allowed_origin": "javascript:alert(1)"}), "allowed_origin"),
+        (json!({"user_id": "a", "allowed_origin": "http://127.0.0.1:4000/path"}), "allowed_origin"),
         (json!({"user_id": ""}), "user_id"),
     ] {
         let r = app.post("/v1/widget-tokens", body.clone()).await;
         assert_error(&r, 422, "invalid_request");
         assert_eq!(r.1["error"]["field"], field, "{body}");
     }
-    let r = app
-        .post(
-            "/v1/widget-tokens",
-            json!({"user_id": "a", "allowed_origin": "https://evil.example"}),
-        )
-        .await;
+    let r = app.post("/v1/widget-tokens", json!({"user_id": "a", "allowed_origin": "https://evil.example"})).await;
     assert_error(&r, 422, "origin_not_allowed");
     for ttl in [30, 3600] {
-        assert_eq!(
-            app.post(
-                "/v1/widget-tokens",
-                json!({"user_id": "a", "ttl_seconds": ttl})
-            )
-            .await
-            .0,
-            201
-        );
+        assert_eq!(app.post("/v1/widget-tokens", json!({"user_id": "a", "ttl_seconds": ttl})).await.0, 201);
     }
 });
 
-both!(
-    forged_and_expired_tokens_are_refused,
-    |backend| async move {
-        let (app, _fake) = TestApp::with_fake(backend).await;
-        let (_, body) = app
-            .post("/v1/widget-tokens", json!({"user_id": "alice"}))
-            .await;
-        let good = body["token"].as_str().unwrap().to_owned();
-        let claims = decode_part(&good, 1);
-        let (key, kid) = signing_key(&app).await;
-        let now = app.state.clock.unix();
-        let sign =
-            |header: Header, claims: &Value| jsonwebtoken::encode(&header, claims, &key).unwrap();
-        let eddsa = |typ: Option<&str>, kid: Option<&str>| {
-            let mut h = Header::new(Algorithm::EdDSA);
-            h.typ = typ.map(str::to_owned);
-            h.kid = kid.map(str::to_owned);
-            h
-        };
-        let with = |patch: Value| {
-            let mut c = claims.clone();
-            for (k, v) in patch.as_object().unwrap() {
-                if v.is_null() {
-                    c.as_object_mut().unwrap().remove(k);
-                } else {
-                    c[k] = v.clone();
-                }
+both!(forged_and_expired_tokens_are_refused, |backend| async move {
+    let (app, _fake) = TestApp::with_fake(backend).await;
+    let (_, body) = app.post("/v1/widget-tokens", json!({"user_id": "alice"})).await;
+    let good = body["token"].as_str().unwrap().to_owned();
+    let claims = decode_part(&good, 1);
+    let (key, kid) = signing_key(&app).await;
+    let now = app.state.clock.unix();
+    let sign = |header: Header, claims: &Value| jsonwebtoken::encode(&header, claims, &key).unwrap();
+    let eddsa = |typ: Option<&str>, kid: Option<&str>| {
+        let mut h = Header::new(Algorithm::EdDSA);
+        h.typ = typ.map(str::to_owned);
+        h.kid = kid.map(str::to_owned);
+        h
+    };
+    let with = |patch: Value| {
+        let mut c = claims.clone();
+        for (k, v) in patch.as_object().unwrap() {
+            if v.is_null() {
+                c.as_object_mut().unwrap().remove(k);
+            } else {
+                c[k] = v.clone();
             }
-            c
-        };
-        let parts: Vec<&str> = good.split('.').collect();
-        let b64 = |v: &Value| URL_SAFE_NO_PAD.encode(v.to_string());
-        let mut tampered_claims = claims.clone();
-        tampered_claims["sub"] = "bob".into();
-        let mut flipped = parts[2].as_bytes().to_vec();
-        flipped[5] = if flipped[5] == b'A' { b'B' } else { b'A' };
-        let public = app
-            .state
-            .store
-            .signing_keys()
-            .await
-            .unwrap()
-            .remove(0)
-            .public_key;
-        let hs256 = jsonwebtoken::encode(
-            &{
-                let mut h = Header::new(Algorithm::HS256);
-                h.typ = Some("latch-widget+jwt".into());
-                h.kid = Some(kid.clone());
-                h
-            },
-            &claims,
-            &EncodingKey::from_secret(&public),
-        )
-        .unwrap();
-        let forged = vec![
-            (
-                "alg none",
-                format!(
-                    "{}.{}.",
-                    b64(&json!({"alg": "none", "typ": "latch-widget+jwt", "kid": kid})),
-                    parts[1]
-                ),
-            ),
-            ("hs256 with public key", hs256),
-            ("typ JWT", sign(eddsa(Some("JWT"), Some(&kid)), &claims)),
-            ("no typ", sign(eddsa(None, Some(&kid)), &claims)),
-            (
-                "no kid",
-                sign(eddsa(Some("latch-widget+jwt"), None), &claims),
-            ),
-            (
-                "unknown kid",
-                sign(eddsa(Some("latch-widget+jwt"), Some("sk_nope")), &claims),
-            ),
-            (
-                "sql kid",
-                sign(
-                    eddsa(Some("latch-widget+jwt"), Some("' OR 1=1 --")),
-                    &claims,
-                ),
-            ),
-            (
-                "wrong aud",
-                sign(
-                    eddsa(Some("latch-widget+jwt"), Some(&kid)),
-                    &with(json!({"aud": "latch-host"})),
-                ),
-            ),
-            (
-                "wrong iss",
-                sign(
-                    eddsa(Some("latch-widget+jwt"), Some(&kid)),
-                    &with(json!({"iss": "https://other.example"})),
-                ),
-            ),
-            (
-                "missing sub",
-                sign(
-                    eddsa(Some("latch-widget+jwt"), Some(&kid)),
-                    &with(json!({"sub": null})),
-                ),
-            ),
-            (
-                "missing org",
-                sign(
-                    eddsa(Some("latch-widget+jwt"), Some(&kid)),
-                    &with(json!({"org": null})),
-                ),
-            ),
-            (
-                "missing nbf",
-                sign(
-                    eddsa(Some("latch-widget+jwt"), Some(&kid)),
-                    &with(json!({"nbf": null})),
-                ),
-            ),
-            (
-                "nbf in future",
-                sign(
-                    eddsa(Some("latch-widget+jwt"), Some(&kid)),
-                    &with(json!({"nbf": now + 60})),
-                ),
-            ),
-            (
-                "too long lived",
-                sign(
-                    eddsa(Some("latch-widget+jwt"), Some(&kid)),
-                    &with(json!({"iat": now, "exp": now + 7200})),
-                ),
-            ),
-            (
-                "tampered payload",
-                format!("{}.{}.{}", parts[0], b64(&tampered_claims), parts[2]),
-            ),
-            (
-                "flipped signature",
-                format!(
-                    "{}.{}.{}",
-                    parts[0],
-                    parts[1],
-                    String::from_utf8(flipped).unwrap()
-                ),
-            ),
-            ("truncated", good[..good.len() - 10].to_owned()),
-            ("four segments", format!("{good}.x")),
-            ("garbage", "not-a-jwt".to_owned()),
-        ];
-        let url = format!("{}/widget/v1/integrations", app.url);
-        for (what, token) in &forged {
-            let r = send(app.http.get(&url).bearer_auth(token)).await;
-            assert_eq!(r.0, 401, "{what}: {}", r.1);
-            assert_eq!(r.1["error"]["code"], "invalid_widget_token", "{what}");
         }
-        // Still fine within the 5 s leeway, expired after it.
-        assert_eq!(send(app.http.get(&url).bearer_auth(&good)).await.0, 200);
-        app.state.clock.advance(600 + 4);
-        assert_eq!(send(app.http.get(&url).bearer_auth(&good)).await.0, 200);
-        app.state.clock.advance(1);
-        assert_error(
-            &send(app.http.get(&url).bearer_auth(&good)).await,
-            401,
-            "widget_token_expired",
-        );
+        c
+    };
+    let parts: Vec<&str> = good.split('.').collect();
+    let b64 = |v: &Value| URL_SAFE_NO_PAD.encode(v.to_string());
+    let mut tampered_claims = claims.clone();
+    tampered_claims["sub"] = "bob".into();
+    let mut flipped = parts[2].as_bytes().to_vec();
+    flipped[5] = if flipped[5] == b'A' { b'B' } else { b'A' };
+    let public = app.state.store.signing_keys().await.unwrap().remove(0).public_key;
+    let hs256 = jsonwebtoken::encode(
+        &{
+            let mut h = Header::new(Algorithm::HS256);
+            h.typ = Some("latch-widget+jwt".into());
+            h.kid = Some(kid.clone());
+            h
+        },
+        &claims,
+        &EncodingKey::from_secret(&public),
+    )
+    .unwrap();
+    let forged = vec![
+        ("alg none", format!("{}.{}.", b64(&json!({"alg": "none", "typ": "latch-widget+jwt", "kid": kid})), parts[1])),
+        ("hs256 with public key", hs256),
+        ("typ JWT", sign(eddsa(Some("JWT"), Some(&kid)), &claims)),
+        ("no typ", sign(eddsa(None, Some(&kid)), &claims)),
+        ("no kid", sign(eddsa(Some("latch-widget+jwt"), None), &claims)),
+        ("unknown kid", sign(eddsa(Some("latch-widget+jwt"), Some("sk_nope")), &claims)),
+        ("sql kid", sign(eddsa(Some("latch-widget+jwt"), Some("' OR 1=1 --")), &claims)),
+        ("wrong aud", sign(eddsa(Some("latch-widget+jwt"), Some(&kid)), &with(json!({"aud": "latch-host"})))),
+        (
+            "wrong iss",
+            sign(eddsa(Some("latch-widget+jwt"), Some(&kid)), &with(json!({"iss": "https://other.example"}))),
+        ),
+        ("missing sub", sign(eddsa(Some("latch-widget+jwt"), Some(&kid)), &with(json!({"sub": null})))),
+        ("missing org", sign(eddsa(Some("latch-widget+jwt"), Some(&kid)), &with(json!({"org": null})))),
+        ("missing nbf", sign(eddsa(Some("latch-widget+jwt"), Some(&kid)), &with(json!({"nbf": null})))),
+        ("nbf in future", sign(eddsa(Some("latch-widget+jwt"), Some(&kid)), &with(json!({"nbf": now + 60})))),
+        (
+            "too long lived",
+            sign(eddsa(Some("latch-widget+jwt"), Some(&kid)), &with(json!({"iat": now, "exp": now + 7200}))),
+        ),
+        ("tampered payload", format!("{}.{}.{}", parts[0], b64(&tampered_claims), parts[2])),
+        ("flipped signature", format!("{}.{}.{}", parts[0], parts[1], String::from_utf8(flipped).unwrap())),
+        ("truncated", good[..good.len() - 10].to_owned()),
+        ("four segments", format!("{good}.x")),
+        ("garbage", "not-a-jwt".to_owned()),
+    ];
+    let url = format!("{}/widget/v1/integrations", app.url);
+    for (what, token) in &forged {
+        let r = send(app.http.get(&url).bearer_auth(token)).await;
+        assert_eq!(r.0, 401, "{what}: {}", r.1);
+        assert_eq!(r.1["error"]["code"], "invalid_widget_token", "{what}");
     }
-);
+    // Still fine within the 5 s leeway, expired after it.
+    assert_eq!(send(app.http.get(&url).bearer_auth(&good)).await.0, 200);
+    app.state.clock.advance(600 + 4);
+    assert_eq!(send(app.http.get(&url).bearer_auth(&good)).await.0, 200);
+    app.state.clock.advance(1);
+    assert_error(&send(app.http.get(&url).bearer_auth(&good)).await, 401, "widget_token_expired");
+});
 
 both!(replicas_accept_each_others_tokens, |backend| async move {
     let app = TestApp::start(backend).await;
-    let (_, body) = app
-        .post("/v1/widget-tokens", json!({"user_id": "alice"}))
-        .await;
+    let (_, body) = app.post("/v1/widget-tokens", json!({"user_id": "alice"})).await;
     let token = body["token"].as_str().unwrap();
-    let replica = AppState::build(app.state.config.clone(), Clock::default())
-        .await
-        .unwrap();
-    let claims = replica
-        .signer
-        .verify(token, replica.clock.unix())
-        .await
-        .unwrap();
+    let replica = AppState::build(app.state.config.clone(), Clock::default()).await.unwrap();
+    let claims = replica.signer.verify(token, replica.clock.unix()).await.unwrap();
     assert_eq!(claims.sub, "alice");
 });
 
-both!(
-    integrations_show_only_the_users_own_connections,
-    |backend| async move {
-        let (app, _fake) = TestApp::with_fake(backend).await;
-        let alice = app
-            .seed(Seed {
-                user_id: "alice",
-                account_id: "a1",
-                ..Seed::default()
-            })
-            .await;
-        app.seed(Seed {
-            user_id: "bob",
-            account_id: "b1",
-            ..Seed::default()
-        })
-        .await;
-        app.seed(Seed {
-            user_id: "alice",
-            organization_id: Some("org2"),
-            account_id: "a2",
-            ..Seed::default()
-        })
-        .await;
-        let (_, body) = app.post("/v1/widget-tokens", json!({"user_id": "alice", "providers": ["acme"], "allowed_origin": "http://127.0.0.1:4000"})).await;
-        let token = body["token"].as_str().unwrap();
-        let url = format!("{}/widget/v1/integrations", app.url);
-        let (status, list) = send(
-            app.http
-                .get(&url)
-                .bearer_auth(token)
-                .header("origin", "http://127.0.0.1:4000"),
+both!(integrations_show_only_the_users_own_connections, |backend| async move {
+    let (app, _fake) = TestApp::with_fake(backend).await;
+    let alice = app.seed(Seed { user_id: "alice", account_id: "a1", ..Seed::default() }).await;
+    app.seed(Seed { user_id: "bob", account_id: "b1", ..Seed::default() }).await;
+    app.seed(Seed { user_id: "alice", organization_id: Some("org2"), account_id: "a2", ..Seed::default() }).await;
+    let (_, body) = app
+        .post(
+            "/v1/widget-tokens",
+            json!({"user_id": "alice", "providers": ["acme"], "allowed_origin": "http://127.0.0.1:4000"}),
         )
         .await;
-        assert_eq!(status, 200, "{list}");
-        let data = list["data"].as_array().unwrap();
-        assert_eq!(data.len(), 1);
-        assert_eq!(data[0]["key"], "acme");
-        let connections = data[0]["connections"].as_array().unwrap();
-        assert_eq!(connections.len(), 1);
-        assert_eq!(connections[0]["id"], alice.id);
-        assert!(
-            !list.to_string().contains("at-default"),
-            "a token reached the widget API"
-        );
-        // The token is bound to its origin.
-        let r = send(
-            app.http
-                .get(&url)
-                .bearer_auth(token)
-                .header("origin", "http://127.0.0.3:4000"),
-        )
-        .await;
-        assert_error(&r, 403, "origin_not_allowed");
-        // CORS answers only configured origins.
-        let pre = app
-            .http
-            .request(reqwest::Method::OPTIONS, &url)
-            .header("origin", "http://127.0.0.1:4000")
-            .header("access-control-request-method", "GET")
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(
-            pre.headers()
-                .get("access-control-allow-origin")
-                .map(|v| v.to_str().unwrap().to_owned()),
-            Some("http://127.0.0.1:4000".to_owned()),
-            "{pre:?}"
-        );
-        let pre = app
-            .http
-            .request(reqwest::Method::OPTIONS, &url)
-            .header("origin", "http://evil.test")
-            .header("access-control-request-method", "GET")
-            .send()
-            .await
-            .unwrap();
-        assert!(pre.headers().get("access-control-allow-origin").is_none());
-    }
-);
+    let token = body["token"].as_str().unwrap();
+    let url = format!("{}/widget/v1/integrations", app.url);
+    let (status, list) = send(app.http.get(&url).bearer_auth(token).header("origin", "http://127.0.0.1:4000")).await;
+    assert_eq!(status, 200, "{list}");
+    let data = list["data"].as_array().unwrap();
+    assert_eq!(data.len(), 1);
+    assert_eq!(data[0]["key"], "acme");
+    let connections = data[0]["connections"].as_array().unwrap();
+    assert_eq!(connections.len(), 1);
+    assert_eq!(connections[0]["id"], alice.id);
+    assert!(!list.to_string().contains("at-default"), "a token reached the widget API");
+    // The token is bound to its origin.
+    let r = send(app.http.get(&url).bearer_auth(token).header("origin", "http://127.0.0.3:4000")).await;
+    assert_error(&r, 403, "origin_not_allowed");
+    // CORS answers only configured origins.
+    let pre = app
+        .http
+        .request(reqwest::Method::OPTIONS, &url)
+        .header("origin", "http://127.0.0.1:4000")
+        .header("access-control-request-method", "GET")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        pre.headers().get("access-control-allow-origin").map(|v| v.to_str().unwrap().to_owned()),
+        Some("http://127.0.0.1:4000".to_owned()),
+        "{pre:?}"
+    );
+    let pre = app
+        .http
+        .request(reqwest::Method::OPTIONS, &url)
+        .header("origin", "http://evil.test")
+        .header("access-control-request-method", "GET")
+        .send()
+        .await
+        .unwrap();
+    assert!(pre.headers().get("access-control-allow-origin").is_none());
+});

@@ -26,28 +26,14 @@ pub struct ApiError {
 impl ApiError {
     /// An error with a status, code and message.
     pub fn new(status: StatusCode, code: ErrorCode, message: impl Into<String>) -> Self {
-        Self {
-            status,
-            code,
-            message: message.into(),
-            field: None,
-            retry_after: None,
-            internal: None,
-        }
+        Self { status, code, message: message.into(), field: None, retry_after: None, internal: None }
     }
 
     /// `422 invalid_request` about one field.
     pub fn invalid(field: impl Into<String>, message: impl Into<String>) -> Self {
         let field = field.into();
         let message = format!("{field}: {}", message.into());
-        Self {
-            field: Some(field),
-            ..Self::new(
-                StatusCode::UNPROCESSABLE_ENTITY,
-                ErrorCode::InvalidRequest,
-                message,
-            )
-        }
+        Self { field: Some(field), ..Self::new(StatusCode::UNPROCESSABLE_ENTITY, ErrorCode::InvalidRequest, message) }
     }
 
     /// `500 internal_error`; `detail` goes to the log only.
@@ -73,18 +59,10 @@ impl IntoResponse for ApiError {
         if let Some(detail) = &self.internal {
             tracing::error!(code = %self.code, detail = %detail, "request failed");
         }
-        let body = ErrorBody {
-            error: ErrorDetail {
-                code: self.code,
-                message: self.message,
-                field: self.field,
-            },
-        };
+        let body = ErrorBody { error: ErrorDetail { code: self.code, message: self.message, field: self.field } };
         let mut response = (self.status, axum::Json(body)).into_response();
         if let Some(seconds) = self.retry_after {
-            response
-                .headers_mut()
-                .insert(header::RETRY_AFTER, HeaderValue::from(seconds));
+            response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(seconds));
         }
         response
     }
@@ -115,21 +93,17 @@ impl From<VaultError> for ApiError {
 
 impl From<AuthError> for ApiError {
     fn from(e: AuthError) -> Self {
-        let unauthorized =
-            |code, message: &str| ApiError::new(StatusCode::UNAUTHORIZED, code, message);
+        let unauthorized = |code, message: &str| ApiError::new(StatusCode::UNAUTHORIZED, code, message);
         match e {
-            AuthError::Missing => unauthorized(
-                ErrorCode::Unauthorized,
-                "Send credentials as `Authorization: Bearer <token>`.",
-            ),
-            AuthError::InvalidApiKey => unauthorized(
-                ErrorCode::InvalidApiKey,
-                "The API key is not valid (unknown, malformed or revoked).",
-            ),
-            AuthError::InvalidWidgetToken(_) => unauthorized(
-                ErrorCode::InvalidWidgetToken,
-                "The widget token is not valid for this API.",
-            ),
+            AuthError::Missing => {
+                unauthorized(ErrorCode::Unauthorized, "Send credentials as `Authorization: Bearer <token>`.")
+            }
+            AuthError::InvalidApiKey => {
+                unauthorized(ErrorCode::InvalidApiKey, "The API key is not valid (unknown, malformed or revoked).")
+            }
+            AuthError::InvalidWidgetToken(_) => {
+                unauthorized(ErrorCode::InvalidWidgetToken, "The widget token is not valid for this API.")
+            }
             AuthError::WidgetTokenExpired => unauthorized(
                 ErrorCode::WidgetTokenExpired,
                 "The widget token has expired; ask the host app for a new one.",
@@ -141,18 +115,21 @@ impl From<AuthError> for ApiError {
 
 impl From<RefreshError> for ApiError {
     fn from(e: RefreshError) -> Self {
-        let unavailable = |code, message: String| {
-            ApiError::new(StatusCode::SERVICE_UNAVAILABLE, code, message).retry(5)
-        };
+        let unavailable =
+            |code, message: String| ApiError::new(StatusCode::SERVICE_UNAVAILABLE, code, message).retry(5);
         match e {
-            RefreshError::Gone => ApiError::new(StatusCode::NOT_FOUND, ErrorCode::ConnectionNotFound, "The connection was deleted."),
+            RefreshError::Gone => {
+                ApiError::new(StatusCode::NOT_FOUND, ErrorCode::ConnectionNotFound, "The connection was deleted.")
+            }
             RefreshError::Unavailable(_) => unavailable(
                 ErrorCode::ProviderUnavailable,
-                "The provider could not refresh the token right now and the stored one has expired; retry shortly.".into(),
+                "The provider could not refresh the token right now and the stored one has expired; retry shortly."
+                    .into(),
             ),
             RefreshError::Misconfigured(_) => unavailable(
                 ErrorCode::ProviderMisconfigured,
-                "The provider rejected this app's client credentials; an operator must check the client id and secret.".into(),
+                "The provider rejected this app's client credentials; an operator must check the client id and secret."
+                    .into(),
             ),
             RefreshError::MissingClientSecret(key) => unavailable(
                 ErrorCode::MissingClientSecret,
@@ -167,21 +144,17 @@ impl From<RefreshError> for ApiError {
 impl From<ConnectionError> for ApiError {
     fn from(e: ConnectionError) -> Self {
         match e {
-            ConnectionError::NotFound(_) => ApiError::new(
-                StatusCode::NOT_FOUND,
-                ErrorCode::ConnectionNotFound,
-                "No such connection.",
-            ),
+            ConnectionError::NotFound(_) => {
+                ApiError::new(StatusCode::NOT_FOUND, ErrorCode::ConnectionNotFound, "No such connection.")
+            }
             ConnectionError::ProviderNotFound(key) => ApiError::new(
                 StatusCode::NOT_FOUND,
                 ErrorCode::ProviderNotFound,
                 format!("No provider {key:?} is configured."),
             ),
-            ConnectionError::TokenNotFound => ApiError::new(
-                StatusCode::NOT_FOUND,
-                ErrorCode::TokenNotFound,
-                "No stored token matches this request.",
-            ),
+            ConnectionError::TokenNotFound => {
+                ApiError::new(StatusCode::NOT_FOUND, ErrorCode::TokenNotFound, "No stored token matches this request.")
+            }
             ConnectionError::Invalid { field, message } => ApiError::invalid(field, message),
             ConnectionError::Refresh(e) => e.into(),
             ConnectionError::Store(e) => e.into(),
@@ -205,5 +178,22 @@ impl From<crate::widget::MintError> for ApiError {
             },
             MintError::Internal(detail) => ApiError::internal(detail),
         }
+    }
+}
+
+impl From<crate::oauth::FlowError> for ApiError {
+    fn from(e: crate::oauth::FlowError) -> Self {
+        let status = match e.code {
+            ErrorCode::ProviderNotAllowed => StatusCode::FORBIDDEN,
+            ErrorCode::ProviderNotFound | ErrorCode::ConnectionNotFound | ErrorCode::FlowNotFound => {
+                StatusCode::NOT_FOUND
+            }
+            ErrorCode::ReturnToNotAllowed | ErrorCode::InvalidRequest => StatusCode::UNPROCESSABLE_ENTITY,
+            ErrorCode::DatabaseUnavailable => StatusCode::SERVICE_UNAVAILABLE,
+            ErrorCode::InternalError => return ApiError::internal(e.message),
+            _ => StatusCode::BAD_REQUEST,
+        };
+        let field = (e.code == ErrorCode::ReturnToNotAllowed).then(|| "return_to".to_owned());
+        ApiError { field, ..ApiError::new(status, e.code, e.message) }
     }
 }

@@ -43,11 +43,7 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for ApiJson<T> {
                     "The body is larger than 64 KiB.",
                 )
             } else {
-                ApiError::new(
-                    StatusCode::BAD_REQUEST,
-                    ErrorCode::InvalidJson,
-                    "The body could not be read.",
-                )
+                ApiError::new(StatusCode::BAD_REQUEST, ErrorCode::InvalidJson, "The body could not be read.")
             }
         })?;
         parse_json(&bytes).map(ApiJson)
@@ -72,21 +68,13 @@ pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
             use serde_json::error::Category;
             match inner.classify() {
                 Category::Data => {
-                    let field = if path == "." {
-                        unknown_field(&inner).unwrap_or_else(|| "body".into())
-                    } else {
-                        path
-                    };
+                    let field = if path == "." { unknown_field(&inner).unwrap_or_else(|| "body".into()) } else { path };
                     Err(ApiError::invalid(field, describe_data_error(&inner)))
                 }
                 Category::Syntax | Category::Eof | Category::Io => Err(ApiError::new(
                     StatusCode::BAD_REQUEST,
                     ErrorCode::InvalidJson,
-                    format!(
-                        "The body is not valid JSON (line {}, column {}).",
-                        inner.line(),
-                        inner.column()
-                    ),
+                    format!("The body is not valid JSON (line {}, column {}).", inner.line(), inner.column()),
                 )),
             }
         }
@@ -120,30 +108,21 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequestParts<S> for ApiQuery<T> {
     async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, ApiError> {
         let query = parts.uri.query().unwrap_or("");
         let de = serde_urlencoded::Deserializer::new(url::form_urlencoded::parse(query.as_bytes()));
-        serde_path_to_error::deserialize(de)
-            .map(ApiQuery)
-            .map_err(|err| {
-                let path = err.path().to_string();
-                let message = err.inner().to_string();
-                let field = if path == "." {
-                    message
-                        .split('`')
-                        .nth(1)
-                        .map(str::to_owned)
-                        .unwrap_or_else(|| "query".into())
-                } else {
-                    path
-                };
-                ApiError::invalid(field, message)
-            })
+        serde_path_to_error::deserialize(de).map(ApiQuery).map_err(|err| {
+            let path = err.path().to_string();
+            let message = err.inner().to_string();
+            let field = if path == "." {
+                message.split('`').nth(1).map(str::to_owned).unwrap_or_else(|| "query".into())
+            } else {
+                path
+            };
+            ApiError::invalid(field, message)
+        })
     }
 }
 
 fn bearer(parts: &Parts) -> Result<&str, AuthError> {
-    let value = parts
-        .headers
-        .get(header::AUTHORIZATION)
-        .ok_or(AuthError::Missing)?;
+    let value = parts.headers.get(header::AUTHORIZATION).ok_or(AuthError::Missing)?;
     let value = value.to_str().map_err(|_| AuthError::InvalidApiKey)?;
     let (scheme, token) = value.split_once(' ').ok_or(AuthError::Missing)?;
     if !scheme.eq_ignore_ascii_case("bearer") {
@@ -162,9 +141,7 @@ impl FromRequestParts<AppState> for HostCaller {
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
         let token = bearer(parts)?;
         let identity = state.api_keys.verify(&state.store, token).await?;
-        state
-            .usage
-            .api_key_used(&identity.key_id, state.clock.unix());
+        state.usage.api_key_used(&identity.key_id, state.clock.unix());
         Ok(HostCaller(identity))
     }
 }

@@ -5,14 +5,16 @@ pub mod error;
 pub mod extract;
 pub mod health;
 pub mod host;
+pub mod oauth;
 pub mod openapi;
+pub mod pages;
 pub mod widget;
 
 use crate::state::AppState;
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
 use axum::http::{HeaderName, HeaderValue, Method, StatusCode, header};
-use axum::routing::{get, post};
+use axum::routing::{delete, get, post};
 use error::ApiError;
 use latch_shared::ErrorCode;
 use std::iter::once;
@@ -30,31 +32,21 @@ pub fn router(state: AppState) -> Router {
         .route("/widget-tokens", post(host::widget_tokens::create))
         .route("/providers", get(host::providers::list))
         .route("/connections", get(host::connections::list))
-        .route(
-            "/connections/{id}",
-            get(host::connections::get).delete(host::connections::delete),
-        )
+        .route("/connections/{id}", get(host::connections::get).delete(host::connections::delete))
         .route("/access-token", post(host::access_token::create))
         .route("/activity", get(host::activity::list))
         .method_not_allowed_fallback(method_not_allowed)
         // Tokens must not be cached by proxies or clients (RFC 6749 §5.1).
-        .layer(SetResponseHeaderLayer::overriding(
-            header::CACHE_CONTROL,
-            HeaderValue::from_static("no-store"),
-        ))
-        .layer(SetResponseHeaderLayer::overriding(
-            header::PRAGMA,
-            HeaderValue::from_static("no-cache"),
-        ));
+        .layer(SetResponseHeaderLayer::overriding(header::CACHE_CONTROL, HeaderValue::from_static("no-store")))
+        .layer(SetResponseHeaderLayer::overriding(header::PRAGMA, HeaderValue::from_static("no-cache")));
 
-    let origins: Vec<HeaderValue> = state
-        .config
-        .allowed_origins
-        .iter()
-        .filter_map(|o| HeaderValue::from_str(o).ok())
-        .collect();
+    let origins: Vec<HeaderValue> =
+        state.config.allowed_origins.iter().filter_map(|o| HeaderValue::from_str(o).ok()).collect();
     let widget = Router::new()
         .route("/integrations", get(widget::integrations::list))
+        .route("/connect", post(widget::connect::create))
+        .route("/flows/{flow_id}", get(widget::flows::get))
+        .route("/connections/{id}", delete(widget::connections::delete))
         // Set before the CORS layer: a fallback set later would replace the layered one and
         // answer preflight requests with 405.
         .method_not_allowed_fallback(method_not_allowed)
@@ -71,6 +63,9 @@ pub fn router(state: AppState) -> Router {
         .route("/readyz", get(health::readyz))
         .route("/.well-known/jwks.json", get(health::jwks))
         .route("/openapi.json", get(openapi::serve))
+        .route("/oauth/authorize/{flow_id}", get(oauth::authorize))
+        .route("/oauth/callback", get(oauth::callback))
+        .route("/oauth/result/{flow_id}", get(oauth::result))
         .method_not_allowed_fallback(method_not_allowed)
         .nest("/v1", host)
         .nest("/widget/v1", widget)
@@ -80,7 +75,10 @@ pub fn router(state: AppState) -> Router {
             HeaderName::from_static("x-content-type-options"),
             HeaderValue::from_static("nosniff"),
         ))
-        .layer(TraceLayer::new_for_http())
+        // Spans carry the path, never the query: a callback's query holds the code and state.
+        .layer(TraceLayer::new_for_http().make_span_with(|req: &axum::http::Request<axum::body::Body>| {
+            tracing::info_span!("request", method = %req.method(), path = %req.uri().path())
+        }))
         // Before the trace layer sees them: credentials are never logged.
         .layer(SetSensitiveRequestHeadersLayer::new(
             once(header::AUTHORIZATION).chain(once(header::COOKIE)),

@@ -17,6 +17,9 @@ use utoipa::{Modify, OpenApi};
         super::host::access_token::create,
         super::host::activity::list,
         super::widget::integrations::list,
+        super::widget::connect::create,
+        super::widget::flows::get,
+        super::widget::connections::delete,
         super::health::healthz,
         super::health::readyz,
         super::health::jwks,
@@ -39,14 +42,8 @@ impl Modify for Security {
                     .build(),
             )
         };
-        components.add_security_scheme(
-            "api_key",
-            bearer("latch_sk_…", "Secret API key of the host app"),
-        );
-        components.add_security_scheme(
-            "widget_token",
-            bearer("JWT", "Widget token from POST /v1/widget-tokens"),
-        );
+        components.add_security_scheme("api_key", bearer("latch_sk_…", "Secret API key of the host app"));
+        components.add_security_scheme("widget_token", bearer("JWT", "Widget token from POST /v1/widget-tokens"));
     }
 }
 

@@ -49,10 +49,7 @@ pub fn hash(key: &str) -> [u8; 32] {
 /// Whether `key` has the shape of a Latch key (cheap check before hashing).
 pub fn well_formed(key: &str) -> bool {
     key.strip_prefix(PREFIX).is_some_and(|body| {
-        body.len() == BODY_LEN
-            && body
-                .bytes()
-                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+        body.len() == BODY_LEN && body.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
     })
 }
 
@@ -84,19 +81,13 @@ impl ApiKeyVerifier {
         {
             return Ok(identity.clone());
         }
-        let row = store
-            .find_api_key_by_hash(&digest)
-            .await?
-            .ok_or(AuthError::InvalidApiKey)?;
+        let row = store.find_api_key_by_hash(&digest).await?.ok_or(AuthError::InvalidApiKey)?;
         // The lookup matched on the hash already; the constant-time comparison keeps the check
         // free of timing differences should the lookup ever become a prefix or range scan.
         if !bool::from(row.key_hash.as_slice().ct_eq(&digest)) {
             return Err(AuthError::InvalidApiKey);
         }
-        let identity = HostIdentity {
-            key_id: row.id.into(),
-            key_name: row.name.into(),
-        };
+        let identity = HostIdentity { key_id: row.id.into(), key_name: row.name.into() };
         if let Ok(mut cache) = self.cache.write() {
             if cache.len() > 10_000 {
                 cache.clear();

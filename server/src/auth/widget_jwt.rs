@@ -76,9 +76,7 @@ pub struct WidgetSigner {
 
 impl std::fmt::Debug for WidgetSigner {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("WidgetSigner")
-            .field("issuer", &self.issuer)
-            .finish_non_exhaustive()
+        f.debug_struct("WidgetSigner").field("issuer", &self.issuer).finish_non_exhaustive()
     }
 }
 
@@ -93,24 +91,14 @@ pub enum SignerError {
 
 impl WidgetSigner {
     /// Loads the signing keys, creating the first one if the database has none.
-    pub async fn load(
-        store: Store,
-        vault: Vault,
-        issuer: String,
-        clock: &Clock,
-    ) -> Result<Self, SignerError> {
+    pub async fn load(store: Store, vault: Vault, issuer: String, clock: &Clock) -> Result<Self, SignerError> {
         let mut rows = store.signing_keys().await?;
         if rows.is_empty() {
             insert_new_key(&store, &vault, clock.unix()).await?;
             rows = store.signing_keys().await?;
         }
         let keys = build_keyset(&vault, &rows)?;
-        Ok(Self {
-            store,
-            vault,
-            issuer,
-            keys: RwLock::new(keys),
-        })
+        Ok(Self { store, vault, issuer, keys: RwLock::new(keys) })
     }
 
     /// The `iss` of tokens minted here.
@@ -120,10 +108,7 @@ impl WidgetSigner {
 
     /// Signs `claims` with the active key.
     pub fn sign(&self, claims: &WidgetClaims) -> Result<String, AuthError> {
-        let keys = self
-            .keys
-            .read()
-            .map_err(|_| AuthError::InvalidWidgetToken("key set unavailable"))?;
+        let keys = self.keys.read().map_err(|_| AuthError::InvalidWidgetToken("key set unavailable"))?;
         let mut header = Header::new(Algorithm::EdDSA);
         header.typ = Some(TYP.to_owned());
         header.kid = Some(keys.active_kid.clone());
@@ -161,24 +146,20 @@ impl WidgetSigner {
         if token.len() > 8192 {
             return Err(AuthError::InvalidWidgetToken("too long"));
         }
-        let header = jsonwebtoken::decode_header(token)
-            .map_err(|_| AuthError::InvalidWidgetToken("malformed"))?;
+        let header = jsonwebtoken::decode_header(token).map_err(|_| AuthError::InvalidWidgetToken("malformed"))?;
         if header.alg != Algorithm::EdDSA {
             return Err(AuthError::InvalidWidgetToken("algorithm"));
         }
         if header.typ.as_deref() != Some(TYP) {
             return Err(AuthError::InvalidWidgetToken("typ"));
         }
-        let kid = header
-            .kid
-            .ok_or(AuthError::InvalidWidgetToken("kid missing"))?;
+        let kid = header.kid.ok_or(AuthError::InvalidWidgetToken("kid missing"))?;
         let key = match self.decoding_key(&kid) {
             Some(key) => key,
             None => {
                 // Another replica may have created a key since we loaded ours.
                 self.reload_if_stale().await;
-                self.decoding_key(&kid)
-                    .ok_or(AuthError::InvalidWidgetToken("unknown kid"))?
+                self.decoding_key(&kid).ok_or(AuthError::InvalidWidgetToken("unknown kid"))?
             }
         };
         let mut validation = Validation::new(Algorithm::EdDSA);
@@ -230,20 +211,11 @@ impl WidgetSigner {
     }
 
     fn decoding_key(&self, kid: &str) -> Option<DecodingKey> {
-        self.keys
-            .read()
-            .ok()?
-            .decoding
-            .get(kid)
-            .map(|(k, _)| k.clone())
+        self.keys.read().ok()?.decoding.get(kid).map(|(k, _)| k.clone())
     }
 
     async fn reload_if_stale(&self) {
-        let stale = self
-            .keys
-            .read()
-            .map(|k| k.loaded_at.elapsed() > Duration::from_secs(1))
-            .unwrap_or(false);
+        let stale = self.keys.read().map(|k| k.loaded_at.elapsed() > Duration::from_secs(1)).unwrap_or(false);
         if !stale {
             return;
         }
@@ -261,19 +233,12 @@ impl WidgetSigner {
 async fn insert_new_key(store: &Store, vault: &Vault, now: i64) -> Result<(), SignerError> {
     let kid = new_id("sk");
     let rng = ring::rand::SystemRandom::new();
-    let pkcs8 = Ed25519KeyPair::generate_pkcs8(&rng).map_err(|_| SignerError::Key {
-        kid: kid.clone(),
-        message: "key generation failed".into(),
-    })?;
-    let pair = Ed25519KeyPair::from_pkcs8(pkcs8.as_ref()).map_err(|_| SignerError::Key {
-        kid: kid.clone(),
-        message: "generated key does not parse".into(),
-    })?;
+    let pkcs8 = Ed25519KeyPair::generate_pkcs8(&rng)
+        .map_err(|_| SignerError::Key { kid: kid.clone(), message: "key generation failed".into() })?;
+    let pair = Ed25519KeyPair::from_pkcs8(pkcs8.as_ref())
+        .map_err(|_| SignerError::Key { kid: kid.clone(), message: "generated key does not parse".into() })?;
     let row = SigningKeyRow {
-        private_key: vault.seal(
-            Slot::new("signing_keys", &kid, "private_key"),
-            pkcs8.as_ref(),
-        ),
+        private_key: vault.seal(Slot::new("signing_keys", &kid, "private_key"), pkcs8.as_ref()),
         public_key: pair.public_key().as_ref().to_vec(),
         id: kid,
         created_at: now,
@@ -284,35 +249,18 @@ async fn insert_new_key(store: &Store, vault: &Vault, now: i64) -> Result<(), Si
 
 fn build_keyset(vault: &Vault, rows: &[SigningKeyRow]) -> Result<KeySet, SignerError> {
     // Rows come newest first: the newest key signs, all verify.
-    let newest = rows.first().ok_or_else(|| SignerError::Key {
-        kid: "-".into(),
-        message: "no signing key".into(),
-    })?;
+    let newest = rows.first().ok_or_else(|| SignerError::Key { kid: "-".into(), message: "no signing key".into() })?;
     let pkcs8 = vault
-        .open(
-            Slot::new("signing_keys", &newest.id, "private_key"),
-            &newest.private_key,
-        )
-        .map_err(|e| SignerError::Key {
-            kid: newest.id.clone(),
-            message: e.to_string(),
-        })?;
+        .open(Slot::new("signing_keys", &newest.id, "private_key"), &newest.private_key)
+        .map_err(|e| SignerError::Key { kid: newest.id.clone(), message: e.to_string() })?;
     let encoding = EncodingKey::from_ed_der(&pkcs8);
     let decoding = rows
         .iter()
         .map(|r| {
             let key = DecodingKey::from_ed_components(&URL_SAFE_NO_PAD.encode(&r.public_key))
-                .map_err(|_| SignerError::Key {
-                    kid: r.id.clone(),
-                    message: "bad public key".into(),
-                })?;
+                .map_err(|_| SignerError::Key { kid: r.id.clone(), message: "bad public key".into() })?;
             Ok((r.id.clone(), (key, r.public_key.clone())))
         })
         .collect::<Result<HashMap<_, _>, SignerError>>()?;
-    Ok(KeySet {
-        active_kid: newest.id.clone(),
-        encoding,
-        decoding,
-        loaded_at: Instant::now(),
-    })
+    Ok(KeySet { active_kid: newest.id.clone(), encoding, decoding, loaded_at: Instant::now() })
 }

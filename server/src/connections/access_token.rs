@@ -12,9 +12,7 @@ use crate::state::AppState;
 use crate::store::connections::{ConnectionRow, TokenLookup};
 use crate::vault::Slot;
 use latch_shared::ConnectionStatus;
-use latch_shared::api::host::{
-    AccessTokenRequest, AccessTokenResponse, ActiveToken, InactiveReason, InactiveToken,
-};
+use latch_shared::api::host::{AccessTokenRequest, AccessTokenResponse, ActiveToken, InactiveReason, InactiveToken};
 use std::sync::Arc;
 
 /// Answers `POST /v1/access-token`.
@@ -45,11 +43,7 @@ pub async fn access_token(
     let row = match cached {
         Some(row) => Some(row),
         None => {
-            let row = state
-                .store
-                .connection_for_token(&lookup)
-                .await?
-                .map(Arc::new);
+            let row = state.store.connection_for_token(&lookup).await?.map(Arc::new);
             if let Some(row) = &row {
                 state.token_cache.put(cache_key, row.clone(), generation);
             }
@@ -64,15 +58,11 @@ pub async fn access_token(
         return Ok(inactive(InactiveReason::NotInstalled, None));
     };
     if row.status != ConnectionStatus::Active.as_str() {
-        return Ok(inactive(
-            InactiveReason::NeedsReauthorization,
-            Some(row.id.clone()),
-        ));
+        return Ok(inactive(InactiveReason::NeedsReauthorization, Some(row.id.clone())));
     }
     let now = state.clock.unix();
     let force = req.force_refresh.unwrap_or(false);
-    let row = if force || refresh::needs_refresh(&row, now, state.config.access_token_skew_seconds)
-    {
+    let row = if force || refresh::needs_refresh(&row, now, state.config.access_token_skew_seconds) {
         let actor = Actor::ApiKey(caller.key_name.to_string());
         match refresh::refresh(state, &row, force, &actor).await? {
             Refreshed::Usable(row) => Arc::new(row),
@@ -91,17 +81,10 @@ fn active(
     caller: &HostIdentity,
     row: Arc<ConnectionRow>,
 ) -> Result<AccessTokenResponse, ConnectionError> {
-    let sealed = row
-        .access_token
-        .as_deref()
-        .ok_or(ConnectionError::TokenNotFound)?;
-    let token = state
-        .vault
-        .open(Slot::new("connections", &row.id, "access_token"), sealed)?;
+    let sealed = row.access_token.as_deref().ok_or(ConnectionError::TokenNotFound)?;
+    let token = state.vault.open(Slot::new("connections", &row.id, "access_token"), sealed)?;
     let token = String::from_utf8(token).map_err(|_| crate::vault::VaultError::Integrity)?;
-    state
-        .usage
-        .token_retrieved(&row, &caller.key_name, state.clock.unix());
+    state.usage.token_retrieved(&row, &caller.key_name, state.clock.unix());
     Ok(AccessTokenResponse::Active(ActiveToken {
         active: true,
         access_token: token,
@@ -115,10 +98,5 @@ fn active(
 }
 
 fn inactive(error: InactiveReason, connection_id: Option<String>) -> AccessTokenResponse {
-    AccessTokenResponse::Inactive(InactiveToken {
-        active: false,
-        error,
-        connection_id,
-        reconnect_url: None,
-    })
+    AccessTokenResponse::Inactive(InactiveToken { active: false, error, connection_id, reconnect_url: None })
 }

@@ -37,13 +37,7 @@ impl std::fmt::Debug for TokenCache {
 
 /// The cache key of a lookup; `\0` cannot occur in validated ids.
 pub fn key(q: &TokenLookup<'_>) -> String {
-    let parts = [
-        q.user_id,
-        q.organization_id,
-        q.provider,
-        q.account_id.unwrap_or(""),
-        q.connection_id.unwrap_or(""),
-    ];
+    let parts = [q.user_id, q.organization_id, q.provider, q.account_id.unwrap_or(""), q.connection_id.unwrap_or("")];
     let mut key = String::with_capacity(parts.iter().map(|p| p.len() + 1).sum());
     for p in parts {
         key.push_str(p);
@@ -71,13 +65,6 @@ impl TokenCache {
                 entries.clear();
             }
         }
-        entries.insert(
-            key,
-            Entry {
-                row,
-                at: Instant::now(),
-                generation,
-            },
-        );
+        entries.insert(key, Entry { row, at: Instant::now(), generation });
     }
 }

@@ -26,10 +26,7 @@ pub enum ConnectionError {
     #[error("no token matches")]
     TokenNotFound,
     #[error("{field}: {message}")]
-    Invalid {
-        field: &'static str,
-        message: String,
-    },
+    Invalid { field: &'static str, message: String },
     #[error(transparent)]
     Refresh(#[from] RefreshError),
     #[error(transparent)]
@@ -57,18 +54,14 @@ fn check_limit(limit: Option<u32>) -> Result<i64, ConnectionError> {
     match limit {
         None => Ok(i64::from(DEFAULT_LIMIT)),
         Some(n) if (1..=MAX_LIMIT).contains(&n) => Ok(i64::from(n)),
-        Some(_) => Err(ConnectionError::Invalid {
-            field: "limit",
-            message: format!("must be between 1 and {MAX_LIMIT}"),
-        }),
+        Some(_) => {
+            Err(ConnectionError::Invalid { field: "limit", message: format!("must be between 1 and {MAX_LIMIT}") })
+        }
     }
 }
 
 pub(crate) fn words(s: &str) -> Vec<String> {
-    s.split(' ')
-        .filter(|w| !w.is_empty())
-        .map(str::to_owned)
-        .collect()
+    s.split(' ').filter(|w| !w.is_empty()).map(str::to_owned).collect()
 }
 
 /// The API view of a row: everything an operator needs, never a token.
@@ -80,8 +73,7 @@ pub fn view(row: &ConnectionRow) -> Connection {
         organization_id: (!row.organization_id.is_empty()).then(|| row.organization_id.clone()),
         account_id: row.account_id.clone(),
         account_label: row.account_label.clone(),
-        status: ConnectionStatus::parse(&row.status)
-            .unwrap_or(ConnectionStatus::NeedsReauthorization),
+        status: ConnectionStatus::parse(&row.status).unwrap_or(ConnectionStatus::NeedsReauthorization),
         scopes: words(&row.scopes),
         missing_scopes: words(&row.missing_scopes),
         created_at: from_unix(row.created_at),
@@ -94,10 +86,7 @@ pub fn view(row: &ConnectionRow) -> Connection {
 }
 
 /// `GET /v1/connections`.
-pub async fn list(
-    state: &AppState,
-    q: &ConnectionQuery,
-) -> Result<Page<Connection>, ConnectionError> {
+pub async fn list(state: &AppState, q: &ConnectionQuery) -> Result<Page<Connection>, ConnectionError> {
     let limit = check_limit(q.limit)?;
     let filter = ConnectionFilter {
         user_id: q.user_id.as_deref(),
@@ -109,10 +98,7 @@ pub async fn list(
     };
     let mut rows = state.store.list_connections(&filter).await?;
     let next_cursor = page_cursor(&mut rows, limit, |r| r.id.clone());
-    Ok(Page {
-        data: rows.iter().map(view).collect(),
-        next_cursor,
-    })
+    Ok(Page { data: rows.iter().map(view).collect(), next_cursor })
 }
 
 /// Truncates a `limit + 1` result to `limit` and returns the cursor of the next page.
@@ -128,11 +114,7 @@ fn page_cursor<T>(rows: &mut Vec<T>, limit: i64, id: impl Fn(&T) -> String) -> O
 
 /// `GET /v1/connections/{id}`.
 pub async fn get(state: &AppState, id: &str) -> Result<Connection, ConnectionError> {
-    let row = state
-        .store
-        .connection(id)
-        .await?
-        .ok_or_else(|| ConnectionError::NotFound(id.to_owned()))?;
+    let row = state.store.connection(id).await?.ok_or_else(|| ConnectionError::NotFound(id.to_owned()))?;
     Ok(view(&row))
 }
 
@@ -152,26 +134,21 @@ pub async fn delete(
             RevokeOutcome::Unsupported => Entry::new(now, actor, "revocation_unsupported")
                 .connection(row)
                 .detail("the provider has no revocation endpoint; its token stays valid there until it expires"),
-            RevokeOutcome::Failed(reason) => Entry::new(now, actor, "revoke_failed").connection(row).failed("provider_unavailable").detail(reason),
+            RevokeOutcome::Failed(reason) => {
+                Entry::new(now, actor, "revoke_failed").connection(row).failed("provider_unavailable").detail(reason)
+            }
         };
         record(state, entry).await;
     }
     if !state.store.delete_connection(&row.id).await? {
         return Err(ConnectionError::NotFound(row.id.clone()));
     }
-    record(
-        state,
-        Entry::new(state.clock.unix(), actor, "deleted").connection(row),
-    )
-    .await;
+    record(state, Entry::new(state.clock.unix(), actor, "deleted").connection(row)).await;
     Ok(())
 }
 
 /// `GET /v1/activity`, newest first.
-pub async fn activity(
-    state: &AppState,
-    q: &ActivityQuery,
-) -> Result<Page<ActivityEntry>, ConnectionError> {
+pub async fn activity(state: &AppState, q: &ActivityQuery) -> Result<Page<ActivityEntry>, ConnectionError> {
     let limit = check_limit(q.limit)?;
     let filter = ActivityFilter {
         connection_id: q.connection_id.as_deref(),
@@ -182,20 +159,14 @@ pub async fn activity(
     };
     let mut rows = state.store.list_activity(&filter).await?;
     let next_cursor = page_cursor(&mut rows, limit, |r| r.id.clone());
-    Ok(Page {
-        data: rows.into_iter().map(activity_view).collect(),
-        next_cursor,
-    })
+    Ok(Page { data: rows.into_iter().map(activity_view).collect(), next_cursor })
 }
 
 fn activity_view(r: ActivityRow) -> ActivityEntry {
     ActivityEntry {
         id: r.id,
         at: from_unix(r.at),
-        actor: latch_shared::api::host::Actor {
-            kind: r.actor_kind,
-            name: r.actor_name,
-        },
+        actor: latch_shared::api::host::Actor { kind: r.actor_kind, name: r.actor_name },
         action: r.action,
         connection_id: r.connection_id,
         user_id: r.user_id,

@@ -1,7 +1,42 @@
-//! Talking OAuth2 to providers: the token endpoint (refresh, later code exchange), revocation
-//! (RFC 7009), and the refresh protocol that keeps rotating refresh tokens safe.
+//! Talking OAuth2 to providers: the connect flow (`start`, `callback`), the token endpoint,
+//! identity lookup, revocation (RFC 7009), and the refresh protocol that keeps rotating refresh
+//! tokens safe.
 
+pub mod callback;
 pub mod http;
+pub mod identity;
 pub mod refresh;
 pub mod revoke;
+pub mod start;
 pub mod token;
+
+use crate::store::StoreError;
+use latch_shared::ErrorCode;
+
+/// A connect-flow failure: a stable code and a message fit for the end user. The same value
+/// reaches the widget API, the callback page's `postMessage`, the flow status and the trail.
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("{code}: {message}")]
+pub struct FlowError {
+    pub code: ErrorCode,
+    pub message: String,
+}
+
+impl FlowError {
+    /// A failure with this code and message.
+    pub fn new(code: ErrorCode, message: impl Into<String>) -> Self {
+        Self { code, message: message.into() }
+    }
+}
+
+impl From<StoreError> for FlowError {
+    fn from(e: StoreError) -> Self {
+        tracing::error!(error = %e, "store failure during a connect flow");
+        match e {
+            StoreError::Unavailable(_) => {
+                FlowError::new(ErrorCode::DatabaseUnavailable, "Latch's database is unavailable; try again shortly.")
+            }
+            _ => FlowError::new(ErrorCode::InternalError, "Something went wrong inside Latch; try again."),
+        }
+    }
+}

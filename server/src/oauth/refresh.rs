@@ -113,11 +113,7 @@ pub async fn refresh(
     let deadline = Instant::now() + LEASE + Duration::from_secs(1);
     let skew = state.config.access_token_skew_seconds;
     loop {
-        let row = state
-            .store
-            .connection(&seen.id)
-            .await?
-            .ok_or(RefreshError::Gone)?;
+        let row = state.store.connection(&seen.id).await?.ok_or(RefreshError::Gone)?;
         let now = state.clock.unix();
         if row.status != ConnectionStatus::Active.as_str() {
             return Ok(Refreshed::NeedsReauthorization(row));
@@ -128,11 +124,7 @@ pub async fn refresh(
         }
         let attempt = uuid::Uuid::new_v4().simple().to_string();
         let until = now + LEASE.as_secs() as i64;
-        if state
-            .store
-            .take_refresh_lease(&row.id, row.version, &attempt, now, until)
-            .await?
-        {
+        if state.store.take_refresh_lease(&row.id, row.version, &attempt, now, until).await? {
             if row.refresh_attempt.is_some() {
                 // A lease that expired with an attempt recorded: a refresh was cut short (crash).
                 let entry = Entry::new(now, &Actor::System("refresher"), "refresh_outcome_unknown")
@@ -144,9 +136,7 @@ pub async fn refresh(
         }
         // Another replica holds the lease: wait for its result (bounded).
         if Instant::now() >= deadline {
-            return Err(RefreshError::Unavailable(
-                "another replica's refresh did not finish in time".into(),
-            ));
+            return Err(RefreshError::Unavailable("another replica's refresh did not finish in time".into()));
         }
         Clock::sleep(POLL).await;
     }
@@ -162,21 +152,13 @@ async fn run_refresh(
     let release = || store.release_refresh_lease(&row.id, attempt);
     let Some(provider) = state.providers.get(&row.provider) else {
         release().await?;
-        return Err(RefreshError::Misconfigured(format!(
-            "provider {} is not configured",
-            row.provider
-        )));
+        return Err(RefreshError::Misconfigured(format!("provider {} is not configured", row.provider)));
     };
     let Some(sealed_refresh) = row.refresh_token.as_deref() else {
         let now = state.clock.unix();
         if is_expired(&row, now) {
             store
-                .set_connection_status(
-                    &row.id,
-                    row.version,
-                    ConnectionStatus::NeedsReauthorization.as_str(),
-                    now,
-                )
+                .set_connection_status(&row.id, row.version, ConnectionStatus::NeedsReauthorization.as_str(), now)
                 .await?;
             let entry = Entry::new(now, actor, "refresh_failed")
                 .connection(&row)
@@ -189,20 +171,13 @@ async fn run_refresh(
         release().await?;
         return Ok(Refreshed::Usable(row));
     };
-    let refresh_token = state.vault.open_secret(
-        Slot::new("connections", &row.id, "refresh_token"),
-        sealed_refresh,
-    )?;
+    let refresh_token = state.vault.open_secret(Slot::new("connections", &row.id, "refresh_token"), sealed_refresh)?;
     let Some(secret) = state.client_secret(provider).await? else {
         release().await?;
-        let entry = Entry::new(
-            state.clock.unix(),
-            &Actor::System("refresher"),
-            "refresh_failed",
-        )
-        .provider(&provider.key)
-        .failed("missing_client_secret")
-        .detail("no client secret configured; run `latch secret add --provider KEY`");
+        let entry = Entry::new(state.clock.unix(), &Actor::System("refresher"), "refresh_failed")
+            .provider(&provider.key)
+            .failed("missing_client_secret")
+            .detail("no client secret configured; run `latch secret add --provider KEY`");
         record(state, entry).await;
         return Err(RefreshError::MissingClientSecret(provider.key.clone()));
     };
@@ -211,26 +186,20 @@ async fn run_refresh(
         &state.http,
         provider,
         &secret,
-        &[
-            ("grant_type", "refresh_token"),
-            ("refresh_token", refresh_token.expose()),
-        ],
+        &[("grant_type", "refresh_token"), ("refresh_token", refresh_token.expose())],
     )
     .await;
     let now = state.clock.unix();
     match answer {
         Ok(set) => {
             let tokens = RefreshedTokens {
-                access_token: state.vault.seal_str(
-                    Slot::new("connections", &row.id, "access_token"),
-                    set.access_token.expose(),
-                ),
-                refresh_token: set.refresh_token.as_ref().map(|rt| {
-                    state.vault.seal_str(
-                        Slot::new("connections", &row.id, "refresh_token"),
-                        rt.expose(),
-                    )
-                }),
+                access_token: state
+                    .vault
+                    .seal_str(Slot::new("connections", &row.id, "access_token"), set.access_token.expose()),
+                refresh_token: set
+                    .refresh_token
+                    .as_ref()
+                    .map(|rt| state.vault.seal_str(Slot::new("connections", &row.id, "refresh_token"), rt.expose())),
                 token_type: set.token_type.clone(),
                 // Measured from before the request, so clock skew and latency err on the early side.
                 expires_at: set.expires_in.map(|s| sent_at + s),
@@ -240,17 +209,12 @@ async fn run_refresh(
             // commit that must be retried, never the refresh (the old refresh token is spent).
             let mut written = false;
             for _ in 0..3 {
-                match store
-                    .store_refreshed_tokens(&row.id, row.version, &tokens, now)
-                    .await
-                {
+                match store.store_refreshed_tokens(&row.id, row.version, &tokens, now).await {
                     Ok(w) => {
                         written = w;
                         break;
                     }
-                    Err(StoreError::Unavailable(_)) => {
-                        Clock::sleep(Duration::from_millis(200)).await
-                    }
+                    Err(StoreError::Unavailable(_)) => Clock::sleep(Duration::from_millis(200)).await,
                     Err(e) => return Err(e.into()),
                 }
             }
@@ -258,9 +222,7 @@ async fn run_refresh(
             let entry = if written {
                 entry
             } else {
-                entry
-                    .failed("internal_error")
-                    .detail("refreshed tokens could not be stored")
+                entry.failed("internal_error").detail("refreshed tokens could not be stored")
             };
             record(state, entry).await;
             let fresh = store.connection(&row.id).await?.ok_or(RefreshError::Gone)?;
@@ -268,12 +230,7 @@ async fn run_refresh(
         }
         Err(TokenError::GrantRejected { code, .. }) => {
             store
-                .set_connection_status(
-                    &row.id,
-                    row.version,
-                    ConnectionStatus::NeedsReauthorization.as_str(),
-                    now,
-                )
+                .set_connection_status(&row.id, row.version, ConnectionStatus::NeedsReauthorization.as_str(), now)
                 .await?;
             let entry = Entry::new(now, actor, "refresh_failed")
                 .connection(&row)
@@ -290,9 +247,7 @@ async fn run_refresh(
             let entry = Entry::new(now, &Actor::System("refresher"), "refresh_failed")
                 .provider(&provider.key)
                 .failed("provider_misconfigured")
-                .detail(format!(
-                    "provider answered {code}: the app's client credentials were rejected"
-                ));
+                .detail(format!("provider answered {code}: the app's client credentials were rejected"));
             record(state, entry).await;
             Err(RefreshError::Misconfigured(code))
         }

@@ -30,12 +30,7 @@ pub async fn revoke(state: &AppState, row: &ConnectionRow) -> RevokeOutcome {
         return RevokeOutcome::Unsupported;
     };
     let open = |column: &str, sealed: Option<&[u8]>| {
-        sealed.and_then(|s| {
-            state
-                .vault
-                .open_secret(Slot::new("connections", &row.id, column), s)
-                .ok()
-        })
+        sealed.and_then(|s| state.vault.open_secret(Slot::new("connections", &row.id, column), s).ok())
     };
     let access = open("access_token", row.access_token.as_deref());
     let refresh = open("refresh_token", row.refresh_token.as_deref());
@@ -43,27 +38,14 @@ pub async fn revoke(state: &AppState, row: &ConnectionRow) -> RevokeOutcome {
         let Some(access) = access else {
             return RevokeOutcome::Failed("no token to revoke".into());
         };
-        let response = state
-            .http
-            .post(url)
-            .form(&[("token", access.expose())])
-            .send()
-            .await;
+        let response = state.http.post(url).form(&[("token", access.expose())]).send().await;
         return match response {
-            Ok(r) => match read_capped(r)
-                .await
-                .ok()
-                .and_then(|b| serde_json::from_slice::<serde_json::Value>(&b).ok())
+            Ok(r) => match read_capped(r).await.ok().and_then(|b| serde_json::from_slice::<serde_json::Value>(&b).ok())
             {
-                Some(v) if v.get("ok").and_then(|ok| ok.as_bool()) == Some(true) => {
-                    RevokeOutcome::Revoked
-                }
+                Some(v) if v.get("ok").and_then(|ok| ok.as_bool()) == Some(true) => RevokeOutcome::Revoked,
                 Some(v) => RevokeOutcome::Failed(format!(
                     "provider answered {}",
-                    v.get("error")
-                        .and_then(|e| e.as_str())
-                        .map(sanitize_code)
-                        .unwrap_or_else(|| "an error".into())
+                    v.get("error").and_then(|e| e.as_str()).map(sanitize_code).unwrap_or_else(|| "an error".into())
                 )),
                 None => RevokeOutcome::Failed("unreadable answer".into()),
             },
@@ -99,8 +81,7 @@ async fn post_revocation(
     let mut request = state.http.post(url.clone());
     match provider.token_auth_method {
         TokenAuthMethod::Basic => {
-            let enc =
-                |s: &str| url::form_urlencoded::byte_serialize(s.as_bytes()).collect::<String>();
+            let enc = |s: &str| url::form_urlencoded::byte_serialize(s.as_bytes()).collect::<String>();
             let basic = base64::engine::general_purpose::STANDARD.encode(format!(
                 "{}:{}",
                 enc(&provider.client_id),

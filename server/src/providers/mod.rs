@@ -113,9 +113,7 @@ impl ProviderConfig {
             client_secret_env: self.client_secret_env.or(base.client_secret_env),
             scopes: self.scopes.or(base.scopes),
             scope_separator: self.scope_separator.or(base.scope_separator),
-            authorization_url_extras: self
-                .authorization_url_extras
-                .or(base.authorization_url_extras),
+            authorization_url_extras: self.authorization_url_extras.or(base.authorization_url_extras),
             identity: self.identity.or(base.identity),
             revocation_url: self.revocation_url.or(base.revocation_url),
             issuer: self.issuer.or(base.issuer),
@@ -145,9 +143,7 @@ fn templates() -> Result<BTreeMap<String, ProviderConfig>, ProviderConfigError> 
 
 /// Names of the built-in templates.
 pub fn template_names() -> Vec<String> {
-    templates()
-        .map(|t| t.into_keys().collect())
-        .unwrap_or_default()
+    templates().map(|t| t.into_keys().collect()).unwrap_or_default()
 }
 
 impl Provider {
@@ -160,10 +156,7 @@ impl Provider {
             message: message.to_owned(),
         };
         if !is_valid_key(key) {
-            return Err(err(
-                "key",
-                "use lowercase letters, digits, '-' and '_' (at most 64)",
-            ));
+            return Err(err("key", "use lowercase letters, digits, '-' and '_' (at most 64)"));
         }
         if config.client_secret.is_some() {
             return Err(err(
@@ -173,15 +166,13 @@ impl Provider {
             ));
         }
         let templates = templates()?;
-        let template_name = config
-            .template
-            .clone()
-            .or_else(|| templates.contains_key(key).then(|| key.to_owned()));
+        let template_name = config.template.clone().or_else(|| templates.contains_key(key).then(|| key.to_owned()));
         let config = match template_name {
             Some(name) => {
-                let base = templates.get(&name).cloned().ok_or_else(|| {
-                    err("template", &format!("no built-in template named {name:?}"))
-                })?;
+                let base = templates
+                    .get(&name)
+                    .cloned()
+                    .ok_or_else(|| err("template", &format!("no built-in template named {name:?}")))?;
                 config.over(base)
             }
             None => config,
@@ -191,36 +182,27 @@ impl Provider {
             parse_provider_url(&value).map_err(|m| err(field, &m))
         };
         let opt_url = |field: &str, value: Option<String>| {
-            value
-                .map(|v| parse_provider_url(&v).map_err(|m| err(field, &m)))
-                .transpose()
+            value.map(|v| parse_provider_url(&v).map_err(|m| err(field, &m))).transpose()
         };
         let identity = match config.identity {
             Some(identity) => {
                 parse_provider_url(identity.url.as_str()).map_err(|m| err("identity.url", &m))?;
                 if !identity.account_identifier.starts_with('$') {
-                    return Err(err(
-                        "identity.account_identifier",
-                        "must be a JSONPath such as $.email",
-                    ));
+                    return Err(err("identity.account_identifier", "must be a JSONPath such as $.email"));
                 }
                 Some(identity)
             }
             None => None,
         };
+        let dialect = config.dialect.unwrap_or_default();
         let name = config.name.unwrap_or_else(|| key.to_owned());
-        Ok(Provider {
+        let provider = Provider {
             key: key.to_owned(),
-            description: config
-                .description
-                .unwrap_or_else(|| format!("Connect your {name} account.")),
+            description: config.description.unwrap_or_else(|| format!("Connect your {name} account.")),
             name,
             authorization_url: url("authorization_url", config.authorization_url)?,
             token_url: url("token_url", config.token_url)?,
-            client_id: config
-                .client_id
-                .filter(|c| !c.is_empty())
-                .ok_or_else(|| err("client_id", "missing"))?,
+            client_id: config.client_id.filter(|c| !c.is_empty()).ok_or_else(|| err("client_id", "missing"))?,
             scopes: config.scopes.unwrap_or_default(),
             scope_separator: config.scope_separator.unwrap_or_else(|| " ".into()),
             authorization_url_extras: config.authorization_url_extras.unwrap_or_default(),
@@ -230,17 +212,22 @@ impl Provider {
             token_auth_method: config.token_auth_method.unwrap_or(TokenAuthMethod::Basic),
             pkce: config.pkce.unwrap_or(true),
             client_secret_env: config.client_secret_env,
-            dialect: config.dialect.unwrap_or_default(),
-        })
+            dialect,
+        };
+        if provider.identity.is_none() && provider.dialect != Dialect::Slack {
+            return Err(err(
+                "identity",
+                "missing: set identity = { url = \"…\", account_identifier = \"$.sub\" } so Latch can tell which account was connected",
+            ));
+        }
+        Ok(provider)
     }
 }
 
 fn is_valid_key(key: &str) -> bool {
     !key.is_empty()
         && key.len() <= 64
-        && key
-            .bytes()
-            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_')
+        && key.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_')
 }
 
 /// Provider endpoints must be https, except on loopback (tests, the sandbox).
@@ -272,9 +259,7 @@ pub struct Registry {
 impl Registry {
     /// A registry of these providers.
     pub fn new(providers: impl IntoIterator<Item = Provider>) -> Self {
-        Self {
-            providers: providers.into_iter().map(|p| (p.key.clone(), p)).collect(),
-        }
+        Self { providers: providers.into_iter().map(|p| (p.key.clone(), p)).collect() }
     }
 
     /// The provider with this key.
@@ -303,10 +288,7 @@ mod tests {
         assert_eq!(p.dialect, Dialect::Slack);
         assert_eq!(p.scope_separator, ",");
         assert_eq!(p.token_url.as_str(), "http://127.0.0.1:9/token");
-        assert_eq!(
-            p.authorization_url.as_str(),
-            "https://slack.com/oauth/v2/authorize"
-        );
+        assert_eq!(p.authorization_url.as_str(), "https://slack.com/oauth/v2/authorize");
     }
 
     #[test]
@@ -320,10 +302,7 @@ mod tests {
         )
         .unwrap();
         let e = Provider::from_config("custom", cfg).unwrap_err();
-        assert!(
-            e.to_string()
-                .starts_with("providers.custom.authorization_url: must be an https URL")
-        );
+        assert!(e.to_string().starts_with("providers.custom.authorization_url: must be an https URL"));
         let cfg: ProviderConfig = toml::from_str(r#"client_secret = "s3cret""#).unwrap();
         let e = Provider::from_config("slack", cfg).unwrap_err();
         assert!(e.to_string().starts_with("providers.slack.client_secret:"));

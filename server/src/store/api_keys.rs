@@ -23,13 +23,7 @@ const COLUMNS: &str = "id, name, key_hash, created_at, last_used_at, revoked_at"
 
 impl Store {
     /// Inserts a new key.
-    pub async fn insert_api_key(
-        &self,
-        id: &str,
-        name: &str,
-        hash: &[u8],
-        now: i64,
-    ) -> StoreResult<()> {
+    pub async fn insert_api_key(&self, id: &str, name: &str, hash: &[u8], now: i64) -> StoreResult<()> {
         run!(self, pool => sqlx::query(
             "INSERT INTO api_keys (id, name, key_hash, created_at) VALUES ($1, $2, $3, $4)")
             .bind(id).bind(name).bind(hash).bind(now)
@@ -39,8 +33,7 @@ impl Store {
 
     /// The live key with this hash.
     pub async fn find_api_key_by_hash(&self, hash: &[u8]) -> StoreResult<Option<ApiKeyRow>> {
-        let sql =
-            format!("SELECT {COLUMNS} FROM api_keys WHERE key_hash = $1 AND revoked_at IS NULL");
+        let sql = format!("SELECT {COLUMNS} FROM api_keys WHERE key_hash = $1 AND revoked_at IS NULL");
         Ok(run!(self, pool => sqlx::query_as(&sql).bind(hash).fetch_optional(pool).await)?)
     }
 

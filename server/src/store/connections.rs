@@ -101,10 +101,7 @@ impl Store {
     /// The connection that answers an access-token request: the owner's, for this provider,
     /// narrowed by account or id; an active one wins over one needing reauthorization, then the
     /// most recently updated.
-    pub async fn connection_for_token(
-        &self,
-        q: &TokenLookup<'_>,
-    ) -> StoreResult<Option<ConnectionRow>> {
+    pub async fn connection_for_token(&self, q: &TokenLookup<'_>) -> StoreResult<Option<ConnectionRow>> {
         let sql = format!(
             "SELECT {COLUMNS} FROM connections \
              WHERE user_id = $1 AND organization_id = $2 AND provider = $3 \
@@ -118,10 +115,7 @@ impl Store {
 
     /// A page of connections in id (creation) order; fetches `limit + 1` so the caller knows
     /// whether there is a next page.
-    pub async fn list_connections(
-        &self,
-        f: &ConnectionFilter<'_>,
-    ) -> StoreResult<Vec<ConnectionRow>> {
+    pub async fn list_connections(&self, f: &ConnectionFilter<'_>) -> StoreResult<Vec<ConnectionRow>> {
         let sql = format!(
             "SELECT {COLUMNS} FROM connections \
              WHERE ($1 IS NULL OR user_id = $1) AND ($2 IS NULL OR organization_id = $2) \
@@ -135,17 +129,9 @@ impl Store {
     }
 
     /// The user's connections to any of `providers` (for the widget).
-    pub async fn connections_of_user(
-        &self,
-        user_id: &str,
-        organization_id: &str,
-    ) -> StoreResult<Vec<ConnectionRow>> {
-        let sql = format!(
-            "SELECT {COLUMNS} FROM connections WHERE user_id = $1 AND organization_id = $2 ORDER BY id"
-        );
-        Ok(
-            run!(self, pool => sqlx::query_as(&sql).bind(user_id).bind(organization_id).fetch_all(pool).await)?,
-        )
+    pub async fn connections_of_user(&self, user_id: &str, organization_id: &str) -> StoreResult<Vec<ConnectionRow>> {
+        let sql = format!("SELECT {COLUMNS} FROM connections WHERE user_id = $1 AND organization_id = $2 ORDER BY id");
+        Ok(run!(self, pool => sqlx::query_as(&sql).bind(user_id).bind(organization_id).fetch_all(pool).await)?)
     }
 
     /// Deletes a connection; returns whether it existed.
@@ -205,13 +191,7 @@ impl Store {
     }
 
     /// Sets the status if the row is still at `version`; bumps the version and clears the lease.
-    pub async fn set_connection_status(
-        &self,
-        id: &str,
-        version: i64,
-        status: &str,
-        now: i64,
-    ) -> StoreResult<bool> {
+    pub async fn set_connection_status(&self, id: &str, version: i64, status: &str, now: i64) -> StoreResult<bool> {
         let n = run!(self, pool => sqlx::query(
             "UPDATE connections SET status = $1, updated_at = $2, version = version + 1, \
                lease_until = NULL, refresh_attempt = NULL WHERE id = $3 AND version = $4")
@@ -228,6 +208,33 @@ impl Store {
                 "UPDATE connections SET last_used_at = $1 WHERE id = $2 AND (last_used_at IS NULL OR last_used_at < $1)")
                 .bind(at).bind(id).execute(pool).await.map(|_| ()))?;
         }
+        Ok(())
+    }
+
+    /// The owner's connection to this external account, if any.
+    pub async fn connection_by_account(
+        &self,
+        user_id: &str,
+        organization_id: &str,
+        provider: &str,
+        account_id: &str,
+    ) -> StoreResult<Option<ConnectionRow>> {
+        let sql = format!(
+            "SELECT {COLUMNS} FROM connections WHERE user_id = $1 AND organization_id = $2 AND provider = $3 AND account_id = $4"
+        );
+        Ok(run!(self, pool => sqlx::query_as(&sql).bind(user_id).bind(organization_id).bind(provider).bind(account_id)
+            .fetch_optional(pool).await)?)
+    }
+
+    /// Replaces a connection's grant after the user connected the same account again: new tokens
+    /// (the old refresh token is not kept), scopes, label; active; version bumped; lease cleared.
+    pub async fn replace_grant(&self, row: &ConnectionRow) -> StoreResult<()> {
+        run!(self, pool => sqlx::query(
+            "UPDATE connections SET access_token = $1, refresh_token = $2, token_type = $3, access_token_expires_at = $4,                scopes = $5, missing_scopes = $6, account_label = $7, status = 'active', updated_at = $8,                last_refreshed_at = $8, last_validated_at = $8, version = version + 1, lease_until = NULL, refresh_attempt = NULL              WHERE id = $9")
+            .bind(&row.access_token).bind(&row.refresh_token).bind(&row.token_type).bind(row.access_token_expires_at)
+            .bind(&row.scopes).bind(&row.missing_scopes).bind(&row.account_label).bind(row.updated_at).bind(&row.id)
+            .execute(pool).await.map(|_| ()))?;
+        self.connections_changed();
         Ok(())
     }
 }

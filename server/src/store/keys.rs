@@ -19,19 +19,12 @@ pub struct SigningKeyRow {
 impl Store {
     /// `(key_id, check_value)` of every master key that has sealed data here.
     pub async fn vault_keys(&self) -> StoreResult<Vec<(String, Vec<u8>)>> {
-        Ok(
-            run!(self, pool => sqlx::query_as("SELECT key_id, check_value FROM vault_keys ORDER BY created_at")
-            .fetch_all(pool).await)?,
-        )
+        Ok(run!(self, pool => sqlx::query_as("SELECT key_id, check_value FROM vault_keys ORDER BY created_at")
+            .fetch_all(pool).await)?)
     }
 
     /// Records that `key_id` seals data here (idempotent).
-    pub async fn record_vault_key(
-        &self,
-        key_id: &str,
-        check_value: &[u8],
-        now: i64,
-    ) -> StoreResult<()> {
+    pub async fn record_vault_key(&self, key_id: &str, check_value: &[u8], now: i64) -> StoreResult<()> {
         run!(self, pool => sqlx::query(
             "INSERT INTO vault_keys (key_id, check_value, created_at) VALUES ($1, $2, $3) ON CONFLICT (key_id) DO NOTHING")
             .bind(key_id).bind(check_value).bind(now).execute(pool).await.map(|_| ()))?;
@@ -55,12 +48,7 @@ impl Store {
     }
 
     /// Stores (or replaces) a provider's sealed client secret.
-    pub async fn put_client_secret(
-        &self,
-        provider: &str,
-        sealed: &[u8],
-        now: i64,
-    ) -> StoreResult<()> {
+    pub async fn put_client_secret(&self, provider: &str, sealed: &[u8], now: i64) -> StoreResult<()> {
         run!(self, pool => sqlx::query(
             "INSERT INTO provider_secrets (provider, client_secret, updated_at) VALUES ($1, $2, $3) \
              ON CONFLICT (provider) DO UPDATE SET client_secret = excluded.client_secret, updated_at = excluded.updated_at")
@@ -70,17 +58,13 @@ impl Store {
 
     /// A provider's sealed client secret.
     pub async fn client_secret(&self, provider: &str) -> StoreResult<Option<Vec<u8>>> {
-        Ok(
-            run!(self, pool => sqlx::query_scalar("SELECT client_secret FROM provider_secrets WHERE provider = $1")
-            .bind(provider).fetch_optional(pool).await)?,
-        )
+        Ok(run!(self, pool => sqlx::query_scalar("SELECT client_secret FROM provider_secrets WHERE provider = $1")
+            .bind(provider).fetch_optional(pool).await)?)
     }
 
     /// Providers that have a stored secret.
     pub async fn providers_with_secret(&self) -> StoreResult<Vec<String>> {
-        Ok(
-            run!(self, pool => sqlx::query_scalar("SELECT provider FROM provider_secrets")
-            .fetch_all(pool).await)?,
-        )
+        Ok(run!(self, pool => sqlx::query_scalar("SELECT provider FROM provider_secrets")
+            .fetch_all(pool).await)?)
     }
 }

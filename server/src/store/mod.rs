@@ -16,6 +16,7 @@ use std::time::Duration;
 pub mod activity;
 pub mod api_keys;
 pub mod connections;
+pub mod flows;
 pub mod keys;
 
 /// Runs `$body` with `$pool` bound to whichever pool the store has.
@@ -70,12 +71,10 @@ pub enum StoreError {
 impl From<sqlx::Error> for StoreError {
     fn from(err: sqlx::Error) -> Self {
         match &err {
-            sqlx::Error::Database(db) if db.is_unique_violation() => StoreError::Conflict {
-                constraint: db.constraint().unwrap_or("unique").to_owned(),
-            },
-            sqlx::Error::Database(db)
-                if matches!(db.code().as_deref(), Some("5") | Some("6") | Some("517")) =>
-            {
+            sqlx::Error::Database(db) if db.is_unique_violation() => {
+                StoreError::Conflict { constraint: db.constraint().unwrap_or("unique").to_owned() }
+            }
+            sqlx::Error::Database(db) if matches!(db.code().as_deref(), Some("5") | Some("6") | Some("517")) => {
                 // SQLITE_BUSY / SQLITE_LOCKED / SQLITE_BUSY_SNAPSHOT after busy_timeout.
                 StoreError::Unavailable(err)
             }
@@ -122,10 +121,7 @@ impl Store {
         } else {
             return Err(StoreError::UnsupportedUrl);
         };
-        Ok(Self {
-            backend,
-            connections_generation: Arc::default(),
-        })
+        Ok(Self { backend, connections_generation: Arc::default() })
     }
 
     /// Applies pending migrations. Safe to run from several replicas at once: sqlx takes an

@@ -66,9 +66,7 @@ pub struct MasterKey {
 
 impl fmt::Debug for MasterKey {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("MasterKey")
-            .field("id", &self.id)
-            .finish_non_exhaustive()
+        f.debug_struct("MasterKey").field("id", &self.id).finish_non_exhaustive()
     }
 }
 
@@ -80,23 +78,17 @@ impl MasterKey {
             .decode(trimmed)
             .or_else(|_| base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(trimmed))
             .map_err(|_| VaultError::BadKey("not valid base64".into()))?;
-        let key: [u8; 32] = bytes
-            .try_into()
-            .map_err(|b: Vec<u8>| VaultError::BadKey(format!("decoded to {} bytes", b.len())))?;
+        let key: [u8; 32] =
+            bytes.try_into().map_err(|b: Vec<u8>| VaultError::BadKey(format!("decoded to {} bytes", b.len())))?;
         Ok(Self::from_bytes(&key))
     }
 
     /// A key from raw bytes. The id is derived from the key, so the same key always has the same
     /// id and a wrong key is recognised before anything is decrypted.
     pub fn from_bytes(key: &[u8; 32]) -> Self {
-        let digest = Sha256::new_with_prefix(b"latch master key id\0")
-            .chain_update(key)
-            .finalize();
+        let digest = Sha256::new_with_prefix(b"latch master key id\0").chain_update(key).finalize();
         let id = digest.iter().take(6).map(|b| format!("{b:02x}")).collect();
-        Self {
-            id,
-            cipher: XChaCha20Poly1305::new(key.into()),
-        }
+        Self { id, cipher: XChaCha20Poly1305::new(key.into()) }
     }
 
     /// A fresh random key, base64-encoded (for `latch demo` and `latch keys generate`).
@@ -122,8 +114,7 @@ pub struct Vault {
 impl Vault {
     /// A vault sealing with `active` and opening with it or any of `previous`.
     pub fn new(active: MasterKey, previous: impl IntoIterator<Item = MasterKey>) -> Self {
-        let mut keys: HashMap<String, MasterKey> =
-            previous.into_iter().map(|k| (k.id.clone(), k)).collect();
+        let mut keys: HashMap<String, MasterKey> = previous.into_iter().map(|k| (k.id.clone(), k)).collect();
         keys.insert(active.id.clone(), active.clone());
         Self { active, keys }
     }
@@ -145,16 +136,8 @@ impl Vault {
         rand::rngs::OsRng.fill_bytes(&mut nonce);
         let aad = associated_data(slot, &key.id);
         // Encryption with a valid key and nonce size cannot fail; an empty vec would fail to open.
-        let ciphertext = key
-            .cipher
-            .encrypt(
-                XNonce::from_slice(&nonce),
-                Payload {
-                    msg: plaintext,
-                    aad: &aad,
-                },
-            )
-            .unwrap_or_default();
+        let ciphertext =
+            key.cipher.encrypt(XNonce::from_slice(&nonce), Payload { msg: plaintext, aad: &aad }).unwrap_or_default();
         let mut out = Vec::with_capacity(2 + key.id.len() + NONCE_LEN + ciphertext.len());
         out.push(VERSION);
         out.push(key.id.len() as u8);
@@ -183,28 +166,17 @@ impl Vault {
         let (id, rest) = rest.split_at(id_len);
         let (nonce, ciphertext) = rest.split_at(NONCE_LEN);
         let id = std::str::from_utf8(id).map_err(|_| VaultError::Malformed)?;
-        let key = self
-            .keys
-            .get(id)
-            .ok_or_else(|| VaultError::UnknownKey(id.to_owned()))?;
+        let key = self.keys.get(id).ok_or_else(|| VaultError::UnknownKey(id.to_owned()))?;
         let aad = associated_data(slot, id);
         key.cipher
-            .decrypt(
-                XNonce::from_slice(nonce),
-                Payload {
-                    msg: ciphertext,
-                    aad: &aad,
-                },
-            )
+            .decrypt(XNonce::from_slice(nonce), Payload { msg: ciphertext, aad: &aad })
             .map_err(|_| VaultError::Integrity)
     }
 
     /// Decrypts a string secret.
     pub fn open_secret(&self, slot: Slot<'_>, envelope: &[u8]) -> Result<Secret, VaultError> {
         let bytes = self.open(slot, envelope)?;
-        String::from_utf8(bytes)
-            .map(Secret::new)
-            .map_err(|_| VaultError::Integrity)
+        String::from_utf8(bytes).map(Secret::new).map_err(|_| VaultError::Integrity)
     }
 
     /// The key id inside an envelope, without decrypting it.

@@ -37,10 +37,7 @@ fn every_bit_flip_and_truncation_fails() {
         for bit in 0..8 {
             let mut bad = sealed.clone();
             bad[i] ^= 1 << bit;
-            assert!(
-                v.open(slot, &bad).is_err(),
-                "flip at byte {i} bit {bit} opened"
-            );
+            assert!(v.open(slot, &bad).is_err(), "flip at byte {i} bit {bit} opened");
         }
     }
     for len in 0..sealed.len() {

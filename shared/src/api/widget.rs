@@ -46,3 +46,86 @@ pub struct IntegrationList {
     /// The allowed providers, in the token's order.
     pub data: Vec<Integration>,
 }
+
+/// `POST /widget/v1/connect`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct ConnectRequest {
+    /// Provider key.
+    pub provider: String,
+    /// Reconnect this connection (it must be the token user's).
+    #[serde(default)]
+    pub connection_id: Option<String>,
+    /// Where a full-page flow ends; must be on the token's allowed origin.
+    #[serde(default)]
+    pub return_to: Option<String>,
+}
+
+/// Answer to [`ConnectRequest`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct ConnectStarted {
+    /// `flow_…`, for polling `GET /widget/v1/flows/{flow_id}`.
+    pub flow_id: String,
+    /// Open this (a Latch URL) in the popup; single use, valid 10 minutes.
+    pub authorize_url: String,
+}
+
+/// Where a connect flow stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "snake_case")]
+pub enum FlowState {
+    /// Not finished (or not started).
+    Pending,
+    /// The connection is stored.
+    Connected,
+    /// It failed; see `error`.
+    Error,
+}
+
+/// A flow's error, as shown to the user.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct FlowError {
+    /// Stable code (see `ErrorCode`).
+    pub code: String,
+    /// A sentence for the user.
+    pub message: String,
+}
+
+/// `GET /widget/v1/flows/{flow_id}`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct FlowStatus {
+    /// Where it stands.
+    pub status: FlowState,
+    /// The connection, once connected.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub connection_id: Option<String>,
+    /// What went wrong, on error.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<FlowError>,
+}
+
+/// What the callback page posts to the widget's window (`window.opener`), with the widget
+/// token's exact origin as target.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CallbackMessage {
+    /// Always `latch`.
+    pub source: String,
+    /// `connected` or `error`.
+    #[serde(rename = "type")]
+    pub kind: String,
+    /// Provider key.
+    pub provider: String,
+    /// The flow this answers.
+    pub flow_id: String,
+    /// The connection, when connected.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub connection_id: Option<String>,
+    /// What went wrong.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<FlowError>,
+}

@@ -54,10 +54,7 @@ impl TestDb {
                 let admin = std::env::var("LATCH_TEST_DATABASE_URL").unwrap();
                 let name = format!("latch_t_{}", uuid::Uuid::new_v4().simple());
                 let mut conn = sqlx::PgConnection::connect(&admin).await.unwrap();
-                sqlx::query(&format!("CREATE DATABASE {name}"))
-                    .execute(&mut conn)
-                    .await
-                    .unwrap();
+                sqlx::query(&format!("CREATE DATABASE {name}")).execute(&mut conn).await.unwrap();
                 conn.close().await.unwrap();
                 let mut url = url::Url::parse(&admin).unwrap();
                 url.set_path(&format!("/{name}"));
@@ -90,19 +87,15 @@ impl TestDb {
             }
             Backend::Postgres => {
                 let mut conn = sqlx::PgConnection::connect(&self.url).await.unwrap();
-                let tables: Vec<String> = sqlx::query_scalar(
-                    "SELECT tablename::text FROM pg_tables WHERE schemaname = 'public'",
-                )
-                .fetch_all(&mut conn)
-                .await
-                .unwrap();
+                let tables: Vec<String> =
+                    sqlx::query_scalar("SELECT tablename::text FROM pg_tables WHERE schemaname = 'public'")
+                        .fetch_all(&mut conn)
+                        .await
+                        .unwrap();
                 let mut out = String::new();
                 for t in tables {
                     let rows: Vec<String> =
-                        sqlx::query_scalar(&format!("SELECT t::text FROM {t} t"))
-                            .fetch_all(&mut conn)
-                            .await
-                            .unwrap();
+                        sqlx::query_scalar(&format!("SELECT t::text FROM {t} t")).fetch_all(&mut conn).await.unwrap();
                     for r in rows {
                         out.push_str(&r);
                         out.push('\n');
@@ -112,17 +105,11 @@ impl TestDb {
                 let decoded: String = out
                     .split("\\\\x")
                     .flat_map(|chunk| {
-                        let hex: String = chunk
-                            .chars()
-                            .take_while(|c| c.is_ascii_hexdigit())
-                            .collect();
+                        let hex: String = chunk.chars().take_while(|c| c.is_ascii_hexdigit()).collect();
                         let bytes: Vec<u8> = (0..hex.len() / 2)
                             .filter_map(|i| u8::from_str_radix(&hex[2 * i..2 * i + 2], 16).ok())
                             .collect();
-                        [
-                            String::from_utf8_lossy(&bytes).into_owned(),
-                            chunk.to_owned(),
-                        ]
+                        [String::from_utf8_lossy(&bytes).into_owned(), chunk.to_owned()]
                     })
                     .collect();
                 conn.close().await.unwrap();
@@ -153,18 +140,14 @@ impl Drop for TestDb {
         if let (Some(admin), Some(name)) = (self.pg_admin_url.take(), self.pg_name.take()) {
             // Drop runs outside async context: use a private runtime on a plain thread.
             let _ = std::thread::spawn(move || {
-                let Ok(rt) = tokio::runtime::Builder::new_current_thread()
-                    .enable_all()
-                    .build()
-                else {
+                let Ok(rt) = tokio::runtime::Builder::new_current_thread().enable_all().build() else {
                     return;
                 };
                 rt.block_on(async {
                     if let Ok(mut conn) = sqlx::PgConnection::connect(&admin).await {
-                        let _ =
-                            sqlx::query(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
-                                .execute(&mut conn)
-                                .await;
+                        let _ = sqlx::query(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+                            .execute(&mut conn)
+                            .await;
                         let _ = conn.close().await;
                     }
                 });

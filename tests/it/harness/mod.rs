@@ -1,5 +1,6 @@
 //! The test harness: databases, a running server, a fake provider, log capture, bounded waits.
 
+pub mod browser;
 pub mod db;
 pub mod fake_provider;
 pub mod logs;
@@ -70,11 +71,7 @@ impl TestApp {
         configure(&mut config);
         let state = AppState::build(config, Clock::default()).await.unwrap();
         let key = api_keys::generate();
-        state
-            .store
-            .insert_api_key(&new_id("key"), "test-host", &key.hash, state.clock.unix())
-            .await
-            .unwrap();
+        state.store.insert_api_key(&new_id("key"), "test-host", &key.hash, state.clock.unix()).await.unwrap();
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
         let server_state = state.clone();
         let server = tokio::spawn(async move {
@@ -107,9 +104,7 @@ impl TestApp {
 
     /// A request to the host API with the test API key.
     pub fn host(&self, method: reqwest::Method, path: &str) -> reqwest::RequestBuilder {
-        self.http
-            .request(method, format!("{}{path}", self.url))
-            .bearer_auth(&self.api_key)
+        self.http.request(method, format!("{}{path}", self.url)).bearer_auth(&self.api_key)
     }
 
     /// POSTs JSON to the host API; returns status and body.
@@ -125,7 +120,7 @@ impl TestApp {
     /// Adds a provider to the running registry is not possible; use `start_with` and this helper.
     pub fn provider(key: &str, token_url: &str, extra: &str) -> Provider {
         let text = format!(
-            "client_id = \"client-{key}\"\nauthorization_url = \"{token_url}/authorize\"\ntoken_url = \"{token_url}/token\"\nscopes = [\"read\", \"write\"]\n{extra}"
+            "client_id = \"client-{key}\"\nauthorization_url = \"{token_url}/authorize\"\ntoken_url = \"{token_url}/token\"\nscopes = [\"read\", \"write\"]\nidentity = {{ url = \"{token_url}/userinfo\", account_identifier = \"$.sub\", account_label = \"$.email\" }}\n{extra}"
         );
         let cfg: ProviderConfig = toml::from_str(&text).unwrap();
         Provider::from_config(key, cfg).unwrap()
@@ -137,10 +132,7 @@ impl TestApp {
         let now = self.state.clock.unix();
         let vault = &self.state.vault;
         let row = ConnectionRow {
-            access_token: Some(vault.seal_str(
-                Slot::new("connections", &id, "access_token"),
-                seed.access_token,
-            )),
+            access_token: Some(vault.seal_str(Slot::new("connections", &id, "access_token"), seed.access_token)),
             refresh_token: seed
                 .refresh_token
                 .map(|rt| vault.seal_str(Slot::new("connections", &id, "refresh_token"), rt)),
@@ -210,10 +202,7 @@ pub async fn send(request: reqwest::RequestBuilder) -> (u16, Value) {
     let response = request.send().await.unwrap();
     let status = response.status().as_u16();
     let bytes = response.bytes().await.unwrap();
-    (
-        status,
-        serde_json::from_slice(&bytes).unwrap_or(Value::Null),
-    )
+    (status, serde_json::from_slice(&bytes).unwrap_or(Value::Null))
 }
 
 /// A unique secret-looking string that tests search for in logs, databases and bodies.
@@ -226,13 +215,7 @@ pub fn canary(kind: &str) -> String {
 pub fn assert_error(got: &(u16, Value), status: u16, code: &str) {
     assert_eq!(got.0, status, "status of {}", got.1);
     assert_eq!(got.1["error"]["code"], code, "body {}", got.1);
-    assert!(
-        got.1["error"]["message"]
-            .as_str()
-            .is_some_and(|m| !m.is_empty()),
-        "message in {}",
-        got.1
-    );
+    assert!(got.1["error"]["message"].as_str().is_some_and(|m| !m.is_empty()), "message in {}", got.1);
 }
 
 /// Polls `check` every 50 ms until it returns true, for at most `limit`.
@@ -256,24 +239,14 @@ where
 impl TestApp {
     /// Stores a provider's client secret sealed, as `latch secret add` does.
     pub async fn set_client_secret(&self, provider: &str, secret: &str) {
-        let sealed = self.state.vault.seal_str(
-            Slot::new("provider_secrets", provider, "client_secret"),
-            secret,
-        );
-        self.state
-            .store
-            .put_client_secret(provider, &sealed, self.state.clock.unix())
-            .await
-            .unwrap();
+        let sealed = self.state.vault.seal_str(Slot::new("provider_secrets", provider, "client_secret"), secret);
+        self.state.store.put_client_secret(provider, &sealed, self.state.clock.unix()).await.unwrap();
     }
 
     /// A server with the fake provider configured as `acme` (with revocation) and its secret.
     pub async fn with_fake(backend: Backend) -> (Self, fake_provider::FakeProvider) {
         let fake = fake_provider::FakeProvider::start().await;
-        let revoke = format!(
-            "revocation_url = \"{}/revoke\"\ntoken_auth_method = \"basic\"",
-            fake.url
-        );
+        let revoke = format!("revocation_url = \"{}/revoke\"\ntoken_auth_method = \"basic\"", fake.url);
         let acme = Self::provider("acme", &fake.url, &revoke);
         let plain = Self::provider("plain", &fake.url, "");
         let app = Self::start_with(backend, |c| {
@@ -284,5 +257,52 @@ impl TestApp {
         app.set_client_secret("acme", "acme-client-secret").await;
         app.set_client_secret("plain", "plain-client-secret").await;
         (app, fake)
+    }
+}
+
+/// The host page origin every test widget token is bound to.
+pub const HOST_ORIGIN: &str = "http://127.0.0.1:4000";
+
+impl TestApp {
+    /// A widget token for a user, bound to [`HOST_ORIGIN`].
+    pub async fn widget_token(&self, user: &str, org: Option<&str>, providers: &[&str]) -> String {
+        let (status, body) = self
+            .post(
+                "/v1/widget-tokens",
+                serde_json::json!({"user_id": user, "organization_id": org, "providers": providers, "allowed_origin": HOST_ORIGIN}),
+            )
+            .await;
+        assert_eq!(status, 201, "{body}");
+        body["token"].as_str().unwrap().to_owned()
+    }
+
+    /// A widget API call with a widget token.
+    pub async fn widget(&self, method: reqwest::Method, path: &str, token: &str, body: Option<Value>) -> (u16, Value) {
+        let mut req =
+            self.http.request(method, format!("{}{path}", self.url)).bearer_auth(token).header("origin", HOST_ORIGIN);
+        if let Some(body) = body {
+            req = req.json(&body);
+        }
+        send(req).await
+    }
+
+    /// Starts a flow through the widget API; returns (flow_id, authorize_url).
+    pub async fn connect(&self, token: &str, body: Value) -> (String, String) {
+        let (status, started) = self.widget(reqwest::Method::POST, "/widget/v1/connect", token, Some(body)).await;
+        assert_eq!(status, 201, "{started}");
+        (started["flow_id"].as_str().unwrap().to_owned(), started["authorize_url"].as_str().unwrap().to_owned())
+    }
+
+    /// Connects `provider` for `user` end to end in a fresh browser.
+    pub async fn connect_flow(&self, user: &str, provider: &str) -> browser::FlowRun {
+        let token = self.widget_token(user, None, &[provider]).await;
+        let (_, authorize) = self.connect(&token, serde_json::json!({"provider": provider})).await;
+        browser::Browser::new().run(&self.url, &authorize).await
+    }
+
+    /// Activity entries (newest first) as JSON.
+    pub async fn activity(&self, query: &str) -> Vec<Value> {
+        let (_, body) = self.get(&format!("/v1/activity?limit=200&{query}")).await;
+        body["data"].as_array().unwrap().clone()
     }
 }

@@ -42,17 +42,7 @@ pub async fn delete(
     Path(id): Path<String>,
     ApiQuery(q): ApiQuery<DeleteConnectionQuery>,
 ) -> Result<StatusCode, ApiError> {
-    let row = state
-        .store
-        .connection(&id)
-        .await?
-        .ok_or(ConnectionError::NotFound(id))?;
-    connections::delete(
-        &state,
-        &Actor::ApiKey(caller.key_name.to_string()),
-        &row,
-        q.revoke.unwrap_or(false),
-    )
-    .await?;
+    let row = state.store.connection(&id).await?.ok_or(ConnectionError::NotFound(id))?;
+    connections::delete(&state, &Actor::ApiKey(caller.key_name.to_string()), &row, q.revoke.unwrap_or(false)).await?;
     Ok(StatusCode::NO_CONTENT)
 }

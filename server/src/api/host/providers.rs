@@ -12,10 +12,7 @@ use latch_shared::api::host::{ProviderInfo, ProviderList};
 /// The configured providers, without secrets.
 #[utoipa::path(get, path = "/v1/providers", tag = "host", security(("api_key" = [])),
     responses((status = 200, body = ProviderList), (status = 401, body = ErrorBody)))]
-pub async fn list(
-    State(state): State<AppState>,
-    _caller: HostCaller,
-) -> Result<Json<ProviderList>, ApiError> {
+pub async fn list(State(state): State<AppState>, _caller: HostCaller) -> Result<Json<ProviderList>, ApiError> {
     let stored = state.store.providers_with_secret().await?;
     let data = state
         .providers
@@ -26,9 +23,7 @@ pub async fn list(
             description: p.description.clone(),
             scopes: p.scopes.clone(),
             client_secret_configured: stored.contains(&p.key)
-                || p.client_secret_env
-                    .as_deref()
-                    .is_some_and(|v| std::env::var_os(v).is_some_and(|s| !s.is_empty())),
+                || p.client_secret_env.as_deref().is_some_and(|v| std::env::var_os(v).is_some_and(|s| !s.is_empty())),
             supports_revocation: p.revocation_url.is_some(),
         })
         .collect();

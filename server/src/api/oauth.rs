@@ -1,0 +1,153 @@
+//! The browser side of the connect flow: `/oauth/authorize/{flow_id}` (sets the flow cookie and
+//! redirects to the provider), `/oauth/callback` (the provider's redirect target) and
+//! `/oauth/result/{flow_id}` (the page that tells the widget, reached by a redirect so the final
+//! URL carries no code or state).
+
+use super::pages::Page;
+use crate::oauth::FlowError;
+use crate::oauth::callback::{self, Callback, CallbackQuery};
+use crate::oauth::start::{self, cookie_name, digest, is_secure};
+use crate::state::AppState;
+use crate::store::flows::FlowRow;
+use axum::extract::{Path, RawQuery, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use latch_shared::ErrorCode;
+use latch_shared::api::widget::{CallbackMessage, FlowError as WireFlowError};
+use subtle::ConstantTimeEq as _;
+
+/// The value of cookie `name` in a request.
+fn cookie(headers: &HeaderMap, name: &str) -> Option<String> {
+    headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|pair| pair.trim().split_once('='))
+        .find(|(k, _)| *k == name)
+        .map(|(_, v)| v.to_owned())
+}
+
+fn set_cookie(state: &AppState, name: &str, value: &str, max_age: i64) -> Option<HeaderValue> {
+    let secure = if is_secure(state) { "; Secure" } else { "" };
+    HeaderValue::from_str(&format!("{name}={value}; Max-Age={max_age}; Path=/; HttpOnly; SameSite=Lax{secure}")).ok()
+}
+
+fn error_page(e: &FlowError) -> Response {
+    let status = match e.code {
+        ErrorCode::FlowNotFound => StatusCode::NOT_FOUND,
+        ErrorCode::FlowAlreadyStarted => StatusCode::CONFLICT,
+        ErrorCode::InternalError => StatusCode::INTERNAL_SERVER_ERROR,
+        ErrorCode::DatabaseUnavailable => StatusCode::SERVICE_UNAVAILABLE,
+        _ => StatusCode::BAD_REQUEST,
+    };
+    Page {
+        title: "Could not connect".into(),
+        heading: "Could not connect".into(),
+        text: format!("{} (error: {})", e.message, e.code),
+        ..Page::default()
+    }
+    .render(status)
+}
+
+/// `GET /oauth/authorize/{flow_id}`.
+pub async fn authorize(State(state): State<AppState>, Path(flow_id): Path<String>) -> Response {
+    match start::authorize(&state, &flow_id).await {
+        Ok(a) => {
+            let mut response = (StatusCode::SEE_OTHER, [(header::LOCATION, a.location.as_str())]).into_response();
+            if let Some(cookie) = set_cookie(&state, &a.cookie_name, &a.cookie_value, start::FLOW_TTL_SECONDS) {
+                response.headers_mut().insert(header::SET_COOKIE, cookie);
+            }
+            response.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+            response.headers_mut().insert(header::REFERRER_POLICY, HeaderValue::from_static("no-referrer"));
+            response
+        }
+        Err(e) => error_page(&e),
+    }
+}
+
+/// `GET /oauth/callback`.
+pub async fn callback(State(state): State<AppState>, RawQuery(query): RawQuery, headers: HeaderMap) -> Response {
+    let query = query.unwrap_or_default();
+    if query.len() > 8192 {
+        return error_page(&FlowError::new(ErrorCode::Oauth2ExchangeError, "The provider's answer is too long."));
+    }
+    let q: CallbackQuery = serde_urlencoded::from_str(&query).unwrap_or_default();
+    match callback::handle(&state, &q, |name| cookie(&headers, name)).await {
+        Callback::Finished(flow_id) => {
+            let location = format!("/oauth/result/{flow_id}");
+            (StatusCode::SEE_OTHER, [(header::LOCATION, location), (header::REFERRER_POLICY, "no-referrer".into())])
+                .into_response()
+        }
+        Callback::Refused(e) => error_page(&e),
+    }
+}
+
+/// `GET /oauth/result/{flow_id}`: only for the browser that ran the flow.
+pub async fn result(State(state): State<AppState>, Path(flow_id): Path<String>, headers: HeaderMap) -> Response {
+    let flow = match state.store.flow(&flow_id).await {
+        Ok(Some(flow)) => flow,
+        Ok(None) => return error_page(&FlowError::new(ErrorCode::FlowNotFound, "No such connect attempt.")),
+        Err(e) => return error_page(&e.into()),
+    };
+    let name = cookie_name(is_secure(&state), &flow.id);
+    let bound = match (cookie(&headers, &name), &flow.browser_hash) {
+        (Some(v), Some(hash)) => bool::from(digest(&v).as_slice().ct_eq(hash.as_slice())),
+        _ => false,
+    };
+    if !bound || !matches!(flow.status.as_str(), "connected" | "error") {
+        return error_page(&FlowError::new(
+            ErrorCode::FlowNotFound,
+            "No finished connect attempt of this browser here.",
+        ));
+    }
+    let page = result_page(&state, &flow).await;
+    let mut response = page.render(if flow.status == "connected" { StatusCode::OK } else { StatusCode::BAD_REQUEST });
+    if let Some(clear) = set_cookie(&state, &name, "", 0) {
+        response.headers_mut().insert(header::SET_COOKIE, clear);
+    }
+    response
+}
+
+async fn result_page(state: &AppState, flow: &FlowRow) -> Page {
+    let provider_name =
+        state.providers.get(&flow.provider).map(|p| p.name.clone()).unwrap_or_else(|| flow.provider.clone());
+    let error = (flow.status != "connected").then(|| WireFlowError {
+        code: flow.error_code.clone().unwrap_or_else(|| "internal_error".into()),
+        message: flow.error_message.clone().unwrap_or_default(),
+    });
+    let message = CallbackMessage {
+        source: "latch".into(),
+        kind: if error.is_some() { "error".into() } else { "connected".into() },
+        provider: flow.provider.clone(),
+        flow_id: flow.id.clone(),
+        connection_id: flow.connection_id.clone(),
+        error: error.clone(),
+    };
+    let (heading, text) = match &error {
+        None => {
+            let label = match &flow.connection_id {
+                Some(id) => {
+                    state.store.connection(id).await.ok().flatten().and_then(|c| c.account_label.or(Some(c.account_id)))
+                }
+                None => None,
+            };
+            (
+                format!("{provider_name} is connected"),
+                match label {
+                    Some(label) => format!("Connected as {label}. You can close this window."),
+                    None => "You can close this window.".into(),
+                },
+            )
+        }
+        Some(e) => (format!("Could not connect {provider_name}"), format!("{} (error: {})", e.message, e.code)),
+    };
+    Page {
+        title: heading.clone(),
+        heading,
+        text,
+        return_to: flow.return_to.clone(),
+        // Never a wildcard: without the token's exact origin there is no message at all.
+        message: flow.allowed_origin.clone().map(|origin| (message, origin)),
+    }
+}

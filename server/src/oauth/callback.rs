@@ -1,0 +1,364 @@
+//! The provider's redirect back to Latch: check that this browser started this flow, consume
+//! `state` once, exchange the code, learn the account, check scopes, store the connection.
+//!
+//! Order matters: the flow cookie is checked before `state` is consumed, so a callback link
+//! replayed in another browser (login CSRF) changes nothing; `state` is consumed before any
+//! provider call, so a replayed callback makes no second exchange.
+
+use super::identity::{self, IdentityError};
+use super::start::digest;
+use super::token::{self, TokenError, TokenSet};
+use super::{FlowError, refresh::record};
+use crate::activity::{Actor, Entry};
+use crate::providers::{Dialect, Provider};
+use crate::state::AppState;
+use crate::store::StoreError;
+use crate::store::connections::ConnectionRow;
+use crate::store::flows::FlowRow;
+use crate::store::new_id;
+use crate::vault::{Secret, Slot};
+use latch_shared::ErrorCode;
+use serde::Deserialize;
+use subtle::ConstantTimeEq as _;
+
+/// The callback's query. Providers add parameters of their own (`scope`, `authuser`, …), so
+/// unknown ones are ignored.
+#[derive(Debug, Default, Deserialize)]
+pub struct CallbackQuery {
+    pub state: Option<String>,
+    pub code: Option<String>,
+    pub error: Option<String>,
+    pub error_description: Option<String>,
+    /// RFC 9207 issuer identification.
+    pub iss: Option<String>,
+}
+
+/// What the callback resolved to.
+#[derive(Debug)]
+pub enum Callback {
+    /// The flow (this id) ended, connected or failed; show its result page.
+    Finished(String),
+    /// Nothing could be attributed to a flow of this browser; nothing was stored.
+    Refused(FlowError),
+}
+
+fn exchange_error(message: &str) -> FlowError {
+    FlowError::new(ErrorCode::Oauth2ExchangeError, message)
+}
+
+/// Handles `GET /oauth/callback`. `cookie` returns the value of a cookie by name.
+pub async fn handle(state: &AppState, q: &CallbackQuery, cookie: impl Fn(&str) -> Option<String>) -> Callback {
+    match identify(state, q, &cookie).await {
+        Ok(flow) => {
+            let outcome = complete(state, &flow, q).await;
+            let now = state.clock.unix();
+            let (connection_id, error) = match &outcome {
+                Ok(id) => (Some(id.as_str()), None),
+                Err(e) => (None, Some((e.code.as_str(), e.message.as_str()))),
+            };
+            if let Err(e) = state.store.finish_flow(&flow.id, connection_id, error, now).await {
+                return Callback::Refused(e.into());
+            }
+            if let Err(e) = &outcome {
+                let entry = Entry::new(now, &Actor::User(flow.user_id.clone()), "connect_failed")
+                    .provider(&flow.provider)
+                    .failed(e.code.as_str())
+                    .detail(e.message.clone());
+                record(state, with_owner(entry, &flow)).await;
+            }
+            Callback::Finished(flow.id)
+        }
+        Err(e) => Callback::Refused(e),
+    }
+}
+
+fn with_owner(entry: Entry, flow: &FlowRow) -> Entry {
+    entry.owner(&flow.user_id, &flow.organization_id)
+}
+
+/// Finds the flow, checks the browser binding and consumes `state`.
+async fn identify(
+    state: &AppState,
+    q: &CallbackQuery,
+    cookie: &impl Fn(&str) -> Option<String>,
+) -> Result<FlowRow, FlowError> {
+    let state_param = q
+        .state
+        .as_deref()
+        .filter(|s| !s.is_empty() && s.len() <= 512)
+        .ok_or_else(|| exchange_error("The provider's answer carries no valid state. Start again from the app."))?;
+    let flow = state.store.flow_by_state(&digest(state_param)).await?.ok_or_else(|| {
+        exchange_error("This sign-in answer does not belong to any connect attempt. Start again from the app.")
+    })?;
+    let name = super::start::cookie_name(super::start::is_secure(state), &flow.id);
+    let presented = cookie(&name).map(|v| digest(&v));
+    let bound = match (&presented, &flow.browser_hash) {
+        (Some(p), Some(b)) => bool::from(p.as_slice().ct_eq(b.as_slice())),
+        _ => false,
+    };
+    if !bound {
+        tracing::warn!(flow = %flow.id, "callback without the flow's browser cookie refused");
+        return Err(exchange_error(
+            "This sign-in was started in another browser (or its cookie is gone). For your safety nothing was connected; start again from the app.",
+        ));
+    }
+    if !state.store.claim_flow(&flow.id, state.clock.unix()).await? {
+        return Err(exchange_error("This sign-in answer was already used or has expired. Start again from the app."));
+    }
+    Ok(flow)
+}
+
+/// Everything after `state` is consumed; returns the connection id.
+async fn complete(state: &AppState, flow: &FlowRow, q: &CallbackQuery) -> Result<String, FlowError> {
+    let provider = state
+        .providers
+        .get(&flow.provider)
+        .ok_or_else(|| FlowError::new(ErrorCode::InternalError, "This provider is no longer configured."))?;
+    // RFC 9207: a provider that identifies itself must be the one this flow went to.
+    match (&provider.issuer, &q.iss) {
+        (Some(expected), Some(iss)) if iss == expected => {}
+        (None, None) => {}
+        (Some(_), None) => {
+            return Err(exchange_error(
+                "The provider's answer does not say who issued it; refused as a possible mix-up attack.",
+            ));
+        }
+        _ => {
+            return Err(exchange_error(
+                "The provider's answer comes from an unexpected issuer; refused as a possible mix-up attack.",
+            ));
+        }
+    }
+    if let Some(error) = &q.error {
+        let code = token::sanitize_code(error);
+        let description = q.error_description.as_deref().map(token::sanitize_description);
+        let message = match (code.as_str(), description) {
+            ("access_denied", None) => format!("You declined access at {}.", provider.name),
+            (_, Some(d)) => format!("{} answered: {d} ({code})", provider.name),
+            (_, None) => format!("{} answered {code}.", provider.name),
+        };
+        return Err(FlowError::new(ErrorCode::Oauth2CallbackError, message));
+    }
+    let code = q
+        .code
+        .as_deref()
+        .filter(|c| !c.is_empty() && c.len() <= 2048)
+        .ok_or_else(|| exchange_error("The provider's answer carries no authorization code."))?;
+    let secret = state.client_secret(provider).await?.ok_or_else(|| {
+        tracing::error!(provider = %provider.key, "no client secret configured; run `latch secret add --provider KEY`");
+        FlowError::new(
+            ErrorCode::MissingClientSecret,
+            format!(
+                "{} is not fully set up in this app yet (no client secret). The administrator must add it.",
+                provider.name
+            ),
+        )
+    })?;
+    let verifier = match &flow.pkce_verifier {
+        Some(sealed) => {
+            Some(state.vault.open_secret(Slot::new("flows", &flow.id, "pkce_verifier"), sealed).map_err(|e| {
+                tracing::error!(error = %e, "PKCE verifier does not decrypt");
+                FlowError::new(ErrorCode::InternalError, "Something went wrong inside Latch; start again.")
+            })?)
+        }
+        None => None,
+    };
+    let redirect_uri = super::start::redirect_uri(state);
+    let mut params =
+        vec![("grant_type", "authorization_code"), ("code", code), ("redirect_uri", redirect_uri.as_str())];
+    if let Some(v) = &verifier {
+        params.push(("code_verifier", v.expose()));
+    }
+    let sent_at = state.clock.unix();
+    let tokens = token::request(&state.http, provider, &secret, &params)
+        .await
+        .map_err(|e| exchange_failure(state, provider, e))?;
+    let account = match (&tokens.account, &provider.identity) {
+        (Some((id, label)), _) => identity::Account { id: id.clone(), label: label.clone() },
+        (None, Some(config)) => identity::fetch(&state.http, config, &tokens.access_token).await.map_err(|e| match e {
+            IdentityError::BadResponse(what) => FlowError::new(
+                ErrorCode::InvalidIdentityConfigResponse,
+                format!("{}'s account endpoint answered {what}; the connection was not saved.", provider.name),
+            ),
+            IdentityError::NotFound(path) => FlowError::new(
+                ErrorCode::ExternalUserIdentityNotFound,
+                format!("{}'s account endpoint did not say which account this is ({path}); the connection was not saved.", provider.name),
+            ),
+        })?,
+        (None, None) => {
+            return Err(FlowError::new(ErrorCode::ExternalUserIdentityNotFound, format!("No way to tell which {} account this is.", provider.name)));
+        }
+    };
+    // RFC 6749 §3.3: an answer without `scope` granted what was asked.
+    let granted = tokens.scopes.clone().unwrap_or_else(|| provider.scopes.clone());
+    let missing: Vec<String> = provider.scopes.iter().filter(|s| !granted.contains(s)).cloned().collect();
+    if !missing.is_empty() {
+        return Err(FlowError::new(
+            ErrorCode::ScopeMismatchError,
+            format!(
+                "{} granted less than this app needs (missing: {}). Connect again and allow all requested permissions.",
+                provider.name,
+                missing.join(", ")
+            ),
+        ));
+    }
+    if tokens.expires_in.is_some() && tokens.refresh_token.is_none() {
+        return Err(FlowError::new(
+            ErrorCode::NoRefreshToken,
+            format!(
+                "{} gave no refresh token, so the connection would stop working within the hour. Remove this app's access in your {} account settings, then connect again.",
+                provider.name, provider.name
+            ),
+        ));
+    }
+    store_connection(state, flow, provider, &tokens, &account, &granted, sent_at).await
+}
+
+/// Maps a failed code exchange; the app's own bad credentials are reported to the operator.
+fn exchange_failure(state: &AppState, provider: &Provider, e: TokenError) -> FlowError {
+    match e {
+        TokenError::ClientRejected { code } => {
+            tracing::error!(provider = %provider.key, provider_error = %code,
+                "the provider rejected this app's client credentials during a code exchange; check the client id and secret");
+            let state = state.clone();
+            let key = provider.key.clone();
+            tokio::spawn(async move {
+                let entry = Entry::new(state.clock.unix(), &Actor::System("connect"), "provider_credentials_rejected")
+                    .provider(&key)
+                    .failed("provider_misconfigured")
+                    .detail(format!("token endpoint answered {code}: the app's client id or secret is wrong"));
+                record(&state, entry).await;
+            });
+            FlowError::new(
+                ErrorCode::AccessTokenExchangeFailed,
+                format!(
+                    "{} rejected this app's credentials. This is not your fault: the administrator has been told.",
+                    provider.name
+                ),
+            )
+        }
+        TokenError::Malformed { reason } => FlowError::new(
+            ErrorCode::InvalidTokenResponse,
+            format!("{} answered with an unusable token ({reason}).", provider.name),
+        ),
+        TokenError::NoAccessToken => {
+            FlowError::new(ErrorCode::TokenNotFound, format!("{} answered without an access token.", provider.name))
+        }
+        TokenError::Transient { reason } => FlowError::new(
+            ErrorCode::AccessTokenExchangeFailed,
+            format!("{} could not be reached ({reason}); try again in a moment.", provider.name),
+        ),
+        TokenError::GrantRejected { code, .. } | TokenError::Other { code, .. } => FlowError::new(
+            ErrorCode::AccessTokenExchangeFailed,
+            format!("{} refused to issue a token ({code}); start again.", provider.name),
+        ),
+    }
+}
+
+/// Creates the connection, or replaces the grant of the user's existing connection to the same
+/// account. A reconnect must land on the connection's own account.
+async fn store_connection(
+    state: &AppState,
+    flow: &FlowRow,
+    provider: &Provider,
+    tokens: &TokenSet,
+    account: &identity::Account,
+    granted: &[String],
+    sent_at: i64,
+) -> Result<String, FlowError> {
+    let store = &state.store;
+    if let Some(id) = &flow.reconnect_connection_id {
+        let target = store.connection(id).await?;
+        match target {
+            Some(c) if c.account_id == account.id => {}
+            Some(c) => {
+                return Err(FlowError::new(
+                    ErrorCode::AccountMismatch,
+                    format!(
+                        "You signed in to a different {} account than the one being reconnected ({}). Nothing was changed; sign in as that account.",
+                        provider.name,
+                        c.account_label.as_deref().unwrap_or(&c.account_id)
+                    ),
+                ));
+            }
+            None => {
+                return Err(FlowError::new(
+                    ErrorCode::ConnectionNotFound,
+                    "The connection being reconnected was deleted meanwhile.",
+                ));
+            }
+        }
+    }
+    let now = state.clock.unix();
+    for _ in 0..2 {
+        let existing =
+            store.connection_by_account(&flow.user_id, &flow.organization_id, &provider.key, &account.id).await?;
+        let id = existing.as_ref().map(|c| c.id.clone()).unwrap_or_else(|| new_id("conn"));
+        let row = sealed_row(state, &id, flow, provider, tokens, account, granted, sent_at, now);
+        let result = match &existing {
+            Some(_) => store.replace_grant(&row).await,
+            None => store.insert_connection(&row).await,
+        };
+        match result {
+            Ok(()) => {
+                let action = if existing.is_some() { "reconnected" } else { "connected" };
+                let detail = format!(
+                    "account {} ({}); scopes: {}",
+                    account.id,
+                    account.label.as_deref().unwrap_or("-"),
+                    granted.join(" ")
+                );
+                record(
+                    state,
+                    Entry::new(now, &Actor::User(flow.user_id.clone()), action).connection(&row).detail(detail),
+                )
+                .await;
+                return Ok(id);
+            }
+            // Another flow created the same connection in between: replace its grant instead.
+            Err(StoreError::Conflict { .. }) if existing.is_none() => continue,
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Err(FlowError::new(ErrorCode::InternalError, "The connection could not be saved; try again."))
+}
+
+#[allow(clippy::too_many_arguments)]
+fn sealed_row(
+    state: &AppState,
+    id: &str,
+    flow: &FlowRow,
+    provider: &Provider,
+    tokens: &TokenSet,
+    account: &identity::Account,
+    granted: &[String],
+    sent_at: i64,
+    now: i64,
+) -> ConnectionRow {
+    let seal =
+        |column: &str, secret: &Secret| state.vault.seal_str(Slot::new("connections", id, column), secret.expose());
+    let token_type = if provider.dialect == Dialect::Slack { tokens.token_type.clone() } else { "bearer".to_owned() };
+    ConnectionRow {
+        id: id.to_owned(),
+        provider: provider.key.clone(),
+        user_id: flow.user_id.clone(),
+        organization_id: flow.organization_id.clone(),
+        account_id: account.id.clone(),
+        account_label: account.label.clone(),
+        status: "active".into(),
+        scopes: granted.join(" "),
+        missing_scopes: String::new(),
+        access_token: Some(seal("access_token", &tokens.access_token)),
+        refresh_token: tokens.refresh_token.as_ref().map(|rt| seal("refresh_token", rt)),
+        token_type,
+        access_token_expires_at: tokens.expires_in.map(|s| sent_at + s),
+        created_at: now,
+        updated_at: now,
+        last_refreshed_at: Some(now),
+        last_used_at: None,
+        last_validated_at: Some(now),
+        version: 0,
+        lease_until: None,
+        refresh_attempt: None,
+    }
+}

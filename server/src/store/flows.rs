@@ -1,0 +1,102 @@
+//! Rows of `flows`: connect attempts, from the widget's click to the provider's callback.
+//! Every transition is one conditional UPDATE, so a flow is started once and consumed once even
+//! when requests race (replayed callbacks, double clicks, several replicas).
+
+use super::{Store, StoreResult, run};
+
+/// A connect flow.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct FlowRow {
+    pub id: String,
+    pub provider: String,
+    pub user_id: String,
+    pub organization_id: String,
+    pub allowed_origin: Option<String>,
+    pub return_to: Option<String>,
+    pub reconnect_connection_id: Option<String>,
+    /// `created` → `started` → `exchanging` → `connected` | `error`.
+    pub status: String,
+    pub state_hash: Option<Vec<u8>>,
+    pub browser_hash: Option<Vec<u8>>,
+    pub pkce_verifier: Option<Vec<u8>>,
+    pub connection_id: Option<String>,
+    pub error_code: Option<String>,
+    pub error_message: Option<String>,
+    pub created_at: i64,
+    pub expires_at: i64,
+    pub started_at: Option<i64>,
+    pub completed_at: Option<i64>,
+}
+
+const COLUMNS: &str = "id, provider, user_id, organization_id, allowed_origin, return_to, \
+    reconnect_connection_id, status, state_hash, browser_hash, pkce_verifier, connection_id, \
+    error_code, error_message, created_at, expires_at, started_at, completed_at";
+
+impl Store {
+    /// Stores a new flow (status `created`) and forgets flows that ended over a day ago.
+    pub async fn insert_flow(&self, f: &FlowRow) -> StoreResult<()> {
+        run!(self, pool => sqlx::query(
+            "INSERT INTO flows (id, provider, user_id, organization_id, allowed_origin, return_to, \
+             reconnect_connection_id, status, created_at, expires_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)")
+            .bind(&f.id).bind(&f.provider).bind(&f.user_id).bind(&f.organization_id).bind(&f.allowed_origin)
+            .bind(&f.return_to).bind(&f.reconnect_connection_id).bind(&f.status).bind(f.created_at).bind(f.expires_at)
+            .execute(pool).await.map(|_| ()))?;
+        run!(self, pool => sqlx::query("DELETE FROM flows WHERE expires_at < $1")
+            .bind(f.created_at - 86_400).execute(pool).await.map(|_| ()))?;
+        Ok(())
+    }
+
+    /// One flow by id.
+    pub async fn flow(&self, id: &str) -> StoreResult<Option<FlowRow>> {
+        let sql = format!("SELECT {COLUMNS} FROM flows WHERE id = $1");
+        Ok(run!(self, pool => sqlx::query_as(&sql).bind(id).fetch_optional(pool).await)?)
+    }
+
+    /// The flow a callback's `state` belongs to.
+    pub async fn flow_by_state(&self, state_hash: &[u8]) -> StoreResult<Option<FlowRow>> {
+        let sql = format!("SELECT {COLUMNS} FROM flows WHERE state_hash = $1");
+        Ok(run!(self, pool => sqlx::query_as(&sql).bind(state_hash).fetch_optional(pool).await)?)
+    }
+
+    /// `created` → `started`, once, before expiry; records the state, browser binding and PKCE.
+    pub async fn start_flow(
+        &self,
+        id: &str,
+        state_hash: &[u8],
+        browser_hash: &[u8],
+        pkce: Option<&[u8]>,
+        now: i64,
+    ) -> StoreResult<bool> {
+        let n = run!(self, pool => sqlx::query(
+            "UPDATE flows SET status = 'started', state_hash = $1, browser_hash = $2, pkce_verifier = $3, started_at = $4 \
+             WHERE id = $5 AND status = 'created' AND expires_at > $4")
+            .bind(state_hash).bind(browser_hash).bind(pkce).bind(now).bind(id)
+            .execute(pool).await.map(|r| r.rows_affected()))?;
+        Ok(n == 1)
+    }
+
+    /// `started` → `exchanging`, once, before expiry: the atomic consumption of `state`.
+    pub async fn claim_flow(&self, id: &str, now: i64) -> StoreResult<bool> {
+        let n = run!(self, pool => sqlx::query(
+            "UPDATE flows SET status = 'exchanging' WHERE id = $1 AND status = 'started' AND expires_at > $2")
+            .bind(id).bind(now).execute(pool).await.map(|r| r.rows_affected()))?;
+        Ok(n == 1)
+    }
+
+    /// Ends a flow; the PKCE verifier is erased either way.
+    pub async fn finish_flow(
+        &self,
+        id: &str,
+        connection_id: Option<&str>,
+        error: Option<(&str, &str)>,
+        now: i64,
+    ) -> StoreResult<()> {
+        let status = if error.is_some() { "error" } else { "connected" };
+        run!(self, pool => sqlx::query(
+            "UPDATE flows SET status = $1, connection_id = $2, error_code = $3, error_message = $4, \
+             completed_at = $5, pkce_verifier = NULL WHERE id = $6")
+            .bind(status).bind(connection_id).bind(error.map(|e| e.0)).bind(error.map(|e| e.1)).bind(now).bind(id)
+            .execute(pool).await.map(|_| ()))?;
+        Ok(())
+    }
+}

@@ -1,0 +1,81 @@
+//! An HTTP "browser" for connect flows without a real browser: a cookie jar, no automatic
+//! redirects, and helpers that walk Latch → provider → Latch the way a browser would.
+
+use serde_json::Value;
+
+/// One browser profile (its own cookies).
+pub struct Browser {
+    pub http: reqwest::Client,
+}
+
+/// Where a walk through a flow ended.
+#[derive(Debug, Clone)]
+pub struct FlowRun {
+    /// Status of the last page.
+    pub status: u16,
+    /// The last page's HTML.
+    pub page: String,
+    /// The message the page posts to the widget, if any.
+    pub message: Option<Value>,
+    /// Every body the browser received, for secret scans.
+    pub bodies: Vec<String>,
+}
+
+impl Default for Browser {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Browser {
+    pub fn new() -> Self {
+        let http =
+            reqwest::Client::builder().cookie_store(true).redirect(reqwest::redirect::Policy::none()).build().unwrap();
+        Self { http }
+    }
+
+    /// GET; returns status, `Location` and body.
+    pub async fn get(&self, url: &str) -> (u16, Option<String>, String) {
+        let r = self.http.get(url).send().await.unwrap();
+        let status = r.status().as_u16();
+        let location = r.headers().get("location").map(|v| v.to_str().unwrap().to_owned());
+        (status, location, r.text().await.unwrap())
+    }
+
+    /// Opens Latch's authorize URL and follows the flow to its last page.
+    pub async fn run(&self, latch_url: &str, authorize_url: &str) -> FlowRun {
+        let mut bodies = Vec::new();
+        let (status, to_provider, body) = self.get(authorize_url).await;
+        bodies.push(body.clone());
+        let Some(to_provider) = to_provider.filter(|_| status == 303) else {
+            return FlowRun { status, message: message(&body), page: body, bodies };
+        };
+        let (_, to_callback, body) = self.get(&to_provider).await;
+        bodies.push(body);
+        let callback_url = to_callback.expect("the provider redirects back");
+        self.finish(latch_url, &callback_url, bodies).await
+    }
+
+    /// Delivers a callback URL and follows to the result page.
+    pub async fn finish(&self, latch_url: &str, callback_url: &str, mut bodies: Vec<String>) -> FlowRun {
+        let (status, to_result, body) = self.get(callback_url).await;
+        bodies.push(body.clone());
+        let (status, page) = match to_result.filter(|_| status == 303) {
+            Some(path) => {
+                assert!(!path.contains("code=") && !path.contains("state="), "the result URL leaks the code: {path}");
+                let (status, _, page) = self.get(&format!("{latch_url}{path}")).await;
+                bodies.push(page.clone());
+                (status, page)
+            }
+            None => (status, body),
+        };
+        FlowRun { status, message: message(&page), page, bodies }
+    }
+}
+
+/// The JSON a result page posts to `window.opener`.
+pub fn message(page: &str) -> Option<Value> {
+    let start = page.find(r#"id="latch-message">"#)? + r#"id="latch-message">"#.len();
+    let end = start + page[start..].find("</script>")?;
+    serde_json::from_str(&page[start..end]).ok()
+}
