@@ -14,6 +14,7 @@ mod cli;
 mod connect_flow;
 mod connections;
 mod errors;
+mod oidc_flow;
 mod openapi;
 mod secrets_at_rest;
 mod tidy;

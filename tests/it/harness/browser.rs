@@ -42,18 +42,32 @@ impl Browser {
         (status, location, r.text().await.unwrap())
     }
 
-    /// Opens Latch's authorize URL and follows the flow to its last page.
+    /// Opens Latch's authorize URL and follows the provider's redirects (login and consent
+    /// pages that answer with redirects, at most 10 hops) back to Latch, then to the last page.
     pub async fn run(&self, latch_url: &str, authorize_url: &str) -> FlowRun {
         let mut bodies = Vec::new();
-        let (status, to_provider, body) = self.get(authorize_url).await;
+        let (status, mut next, body) = self.get(authorize_url).await;
         bodies.push(body.clone());
-        let Some(to_provider) = to_provider.filter(|_| status == 303) else {
+        if status != 303 {
             return FlowRun { status, message: message(&body), page: body, bodies };
-        };
-        let (_, to_callback, body) = self.get(&to_provider).await;
-        bodies.push(body);
-        let callback_url = to_callback.expect("the provider redirects back");
-        self.finish(latch_url, &callback_url, bodies).await
+        }
+        let callback = format!("{latch_url}/oauth/callback");
+        for _ in 0..10 {
+            let url = next.take().expect("a redirect");
+            let url = if url.starts_with('/') { panic!("relative redirect from provider: {url}") } else { url };
+            if url.starts_with(&callback) {
+                return self.finish(latch_url, &url, bodies).await;
+            }
+            let (status, location, body) = self.get(&url).await;
+            bodies.push(body.clone());
+            match location {
+                Some(l) if (300..400).contains(&status) => {
+                    next = Some(if l.starts_with('/') { join(&url, &l) } else { l });
+                }
+                _ => panic!("the provider stopped at {url} with {status}: {body}"),
+            }
+        }
+        panic!("too many redirects before the callback")
     }
 
     /// Delivers a callback URL and follows to the result page.
@@ -78,4 +92,9 @@ pub fn message(page: &str) -> Option<Value> {
     let start = page.find(r#"id="latch-message">"#)? + r#"id="latch-message">"#.len();
     let end = start + page[start..].find("</script>")?;
     serde_json::from_str(&page[start..end]).ok()
+}
+
+/// Resolves a relative redirect against the URL that sent it.
+fn join(base: &str, location: &str) -> String {
+    url::Url::parse(base).unwrap().join(location).unwrap().to_string()
 }

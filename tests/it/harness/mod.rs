@@ -4,6 +4,7 @@ pub mod browser;
 pub mod db;
 pub mod fake_provider;
 pub mod logs;
+pub mod oidc;
 
 use db::{Backend, TestDb};
 use latch_server::AppState;
@@ -61,9 +62,18 @@ impl TestApp {
 
     /// Starts a server after letting `configure` adjust the configuration.
     pub async fn start_with(backend: Backend, configure: impl FnOnce(&mut Config)) -> Self {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        Self::start_on(listener, backend, configure).await
+    }
+
+    /// Starts a server on a listener bound beforehand (when a provider must know our URL first).
+    pub async fn start_on(
+        listener: tokio::net::TcpListener,
+        backend: Backend,
+        configure: impl FnOnce(&mut Config),
+    ) -> Self {
         logs::install();
         let db = TestDb::create(backend).await;
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let mut config = Config::for_tests(&db.url, MASTER_KEY);
         config.listen = addr;
