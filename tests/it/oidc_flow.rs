@@ -45,6 +45,16 @@ both!(connect_refresh_and_revoke_against_oidc_provider, |backend| async move {
     let stats = oidc.stats().await;
     assert_eq!((stats["refresh_token"].as_i64(), stats["errors"].as_i64()), (Some(2), Some(0)), "{stats}");
 
+    // An outage at the token endpoint: the still-valid token is served, the status stays active.
+    oidc.fail_next(1).await;
+    let (_, during) =
+        app.post("/v1/access-token", json!({"user_id": "alice", "provider": "oidc", "force_refresh": true})).await;
+    assert_eq!(during["access_token"], third["access_token"], "{during}");
+    assert_eq!(app.get(&format!("/v1/connections/{id}")).await.1["status"], "active");
+    let (_, after) =
+        app.post("/v1/access-token", json!({"user_id": "alice", "provider": "oidc", "force_refresh": true})).await;
+    assert_ne!(after["access_token"], third["access_token"], "recovered without intervention");
+
     // Reconnecting as another account is refused; as the same account it replaces the grant.
     let token = app.widget_token("alice", None, &["oidc"]).await;
     oidc.set_account("bob").await;
