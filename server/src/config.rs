@@ -23,6 +23,7 @@ pub struct FileConfig {
     pub data_dir: Option<PathBuf>,
     pub access_token_skew_seconds: Option<i64>,
     pub allow_private_webhook_targets: Option<bool>,
+    pub sandbox_access_token_ttl_seconds: Option<i64>,
     #[serde(default)]
     pub providers: BTreeMap<String, ProviderConfig>,
 }
@@ -97,6 +98,8 @@ pub struct Config {
     pub access_token_skew_seconds: i64,
     /// Webhook targets on private addresses (tests, the demo).
     pub allow_private_webhook_targets: bool,
+    /// Lifetime of the sandbox provider's access tokens (demo mode).
+    pub sandbox_access_token_ttl_seconds: i64,
     pub providers: Vec<Provider>,
 }
 
@@ -168,6 +171,10 @@ impl Config {
         if !(0..=3600).contains(&skew) {
             return Err(ConfigError("access_token_skew_seconds: must be between 0 and 3600".into()));
         }
+        let sandbox_ttl = file.sandbox_access_token_ttl_seconds.unwrap_or(300);
+        if !(5..=86_400).contains(&sandbox_ttl) {
+            return Err(ConfigError("sandbox_access_token_ttl_seconds: must be between 5 and 86400".into()));
+        }
         let providers = file
             .providers
             .into_iter()
@@ -183,6 +190,7 @@ impl Config {
             data_dir,
             access_token_skew_seconds: skew,
             allow_private_webhook_targets: file.allow_private_webhook_targets.unwrap_or(false),
+            sandbox_access_token_ttl_seconds: sandbox_ttl,
             providers,
         })
     }
@@ -199,6 +207,7 @@ impl Config {
             data_dir: PathBuf::from("latch-data"),
             access_token_skew_seconds: 60,
             allow_private_webhook_targets: true,
+            sandbox_access_token_ttl_seconds: 300,
             providers: vec![],
         }
     }

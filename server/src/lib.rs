@@ -8,6 +8,7 @@
 //! - [`providers`]: the provider registry, as data.
 //! - [`vault`]: encryption at rest, bound to row and column.
 //! - [`store`]: persistence; the only module with SQL.
+//! - [`sandbox`]: the built-in demo authorization server (demo mode only).
 //! - [`widget`]: the server's side of the widget: minting tokens, what the widget shows.
 //! - [`activity`], [`usage`]: the audit trail, and usage batched off the hot path.
 //! - [`config`], [`cli`], [`state`], [`clock`], [`telemetry`]: plumbing.
@@ -22,6 +23,7 @@ pub mod config;
 pub mod connections;
 pub mod oauth;
 pub mod providers;
+pub mod sandbox;
 pub mod state;
 pub mod store;
 pub mod telemetry;

@@ -69,7 +69,12 @@ impl AppState {
         check_vault_keys(&store, &vault, clock.unix()).await?;
         let issuer = config.public_url.as_str().trim_end_matches('/').to_owned();
         let signer = WidgetSigner::load(store.clone(), vault.clone(), issuer, &clock).await?;
-        let providers = Registry::new(config.providers.iter().cloned());
+        let mut providers: Vec<_> = config.providers.clone();
+        if config.demo && !providers.iter().any(|p| p.key == crate::sandbox::KEY) {
+            crate::sandbox::ensure_client_secret(&store, &vault, clock.unix()).await.map_err(store_err)?;
+            providers.push(crate::sandbox::provider(&config.public_url));
+        }
+        let providers = Registry::new(providers);
         let usage = UsageRecorder::default();
         usage.spawn_flusher(store.clone());
         Ok(Self(Arc::new(Inner {

@@ -8,6 +8,7 @@ pub mod host;
 pub mod oauth;
 pub mod openapi;
 pub mod pages;
+pub mod sandbox;
 pub mod widget;
 
 use crate::state::AppState;
@@ -58,6 +59,20 @@ pub fn router(state: AppState) -> Router {
                 .allow_headers([header::AUTHORIZATION, header::CONTENT_TYPE]),
         );
 
+    // The sandbox authorization server exists only in demo mode; elsewhere /sandbox/* is 404.
+    let sandbox = if state.config.demo {
+        Router::new()
+            .route("/authorize", get(sandbox::authorize).post(sandbox::decide))
+            .route("/token", post(sandbox::token))
+            .route("/revoke", post(sandbox::revoke))
+            .route("/userinfo", get(sandbox::userinfo))
+            .route("/api/messages", get(sandbox::messages).post(sandbox::post_message))
+            .route("/admin/revoke", post(sandbox::revoke_account))
+            .method_not_allowed_fallback(method_not_allowed)
+    } else {
+        Router::new()
+    };
+
     Router::new()
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
@@ -69,6 +84,7 @@ pub fn router(state: AppState) -> Router {
         .method_not_allowed_fallback(method_not_allowed)
         .nest("/v1", host)
         .nest("/widget/v1", widget)
+        .nest("/sandbox", sandbox)
         .fallback(not_found)
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
         .layer(SetResponseHeaderLayer::if_not_present(

@@ -18,6 +18,7 @@ pub mod api_keys;
 pub mod connections;
 pub mod flows;
 pub mod keys;
+pub mod sandbox;
 
 /// Runs `$body` with `$pool` bound to whichever pool the store has.
 macro_rules! run {
