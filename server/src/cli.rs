@@ -177,14 +177,39 @@ async fn serve(config: Config) -> Result<(), String> {
     open_store(&config).await?.close().await;
     let listen = config.listen;
     let public_url = config.public_url.clone();
+    let demo = config.demo.then_some(config.demo_listen);
     let state = AppState::build(config, Clock::default()).await.map_err(|e| e.to_string())?;
     let listener =
         tokio::net::TcpListener::bind(listen).await.map_err(|e| format!("cannot listen on {listen}: {e}"))?;
     tracing::info!(%listen, %public_url, backend = state.store.backend_name(), "latch is listening");
+    if let Some(demo_listen) = demo {
+        start_demo(&state, demo_listen).await?;
+    }
     let shutdown = async {
         let _ = tokio::signal::ctrl_c().await;
     };
     crate::serve(listener, state, shutdown).await.map_err(|e| e.to_string())
+}
+
+/// Serves the demo host app on its own origin with a fresh API key of its own.
+async fn start_demo(state: &AppState, addr: std::net::SocketAddr) -> Result<(), String> {
+    let now = state.clock.unix();
+    // One live demo key at a time: the previous run's key is revoked.
+    let _ = state.store.revoke_api_key("demo-host", now).await;
+    let key = api_keys::generate();
+    state.store.insert_api_key(&new_id("key"), "demo-host", &key.hash, now).await.map_err(|e| e.to_string())?;
+    let listener =
+        tokio::net::TcpListener::bind(addr).await.map_err(|e| format!("cannot listen on {addr} for the demo: {e}"))?;
+    let latch = state.config.public_url.as_str().trim_end_matches('/').to_owned();
+    let demo = crate::demo::Demo::new(latch, format!("http://{addr}"), key.plaintext);
+    tokio::spawn(async move {
+        let _ = axum::serve(listener, crate::demo::router(demo)).await;
+    });
+    hint(&format!(
+        "Demo: open http://{addr}/ (Acme Deploys, with the Latch widget; Latch itself is at {})",
+        state.config.public_url
+    ));
+    Ok(())
 }
 
 async fn api_keys_command(config: &Config, cmd: ApiKeysCommand) -> Result<(), String> {

@@ -24,6 +24,8 @@ pub struct FileConfig {
     pub access_token_skew_seconds: Option<i64>,
     pub allow_private_webhook_targets: Option<bool>,
     pub sandbox_access_token_ttl_seconds: Option<i64>,
+    pub widget_dir: Option<PathBuf>,
+    pub demo_listen: Option<String>,
     #[serde(default)]
     pub providers: BTreeMap<String, ProviderConfig>,
 }
@@ -100,6 +102,10 @@ pub struct Config {
     pub allow_private_webhook_targets: bool,
     /// Lifetime of the sandbox provider's access tokens (demo mode).
     pub sandbox_access_token_ttl_seconds: i64,
+    /// Trunk's output directory, served under /widget/.
+    pub widget_dir: PathBuf,
+    /// Where `latch demo` serves its demo host app (a second origin).
+    pub demo_listen: SocketAddr,
     pub providers: Vec<Provider>,
 }
 
@@ -133,6 +139,10 @@ impl Config {
         let public_text = env("LATCH_PUBLIC_URL").or(file.public_url);
         let public_url = match public_text {
             Some(text) => parse_public_url(&text)?,
+            // The demo's host app runs on 127.0.0.1: Latch answers as localhost, another origin.
+            None if demo && listen.ip().is_loopback() => {
+                parse_public_url(&format!("http://localhost:{}", listen.port()))?
+            }
             None => {
                 let host = if listen.ip().is_unspecified() { "localhost".to_owned() } else { listen.ip().to_string() };
                 let host = if listen.is_ipv6() && !listen.ip().is_unspecified() { format!("[{host}]") } else { host };
@@ -161,12 +171,26 @@ impl Config {
         } else {
             MasterKeySource::Missing
         };
-        let allowed_origins = file
+        let demo_text = file.demo_listen.unwrap_or_else(|| "127.0.0.1:8081".into());
+        let demo_listen: SocketAddr = demo_text
+            .parse()
+            .map_err(|_| ConfigError(format!("demo_listen: {demo_text:?} is not an address such as 127.0.0.1:8081")))?;
+        let widget_dir = env("LATCH_WIDGET_DIR")
+            .map(PathBuf::from)
+            .or(file.widget_dir)
+            .unwrap_or_else(|| PathBuf::from("target/widget-dist"));
+        let mut allowed_origins = file
             .allowed_origins
             .unwrap_or_default()
             .iter()
             .map(|o| normalize_origin(o).map_err(|m| ConfigError(format!("allowed_origins: {o:?} {m}"))))
             .collect::<Result<Vec<_>, _>>()?;
+        if demo {
+            let origin = format!("http://{demo_listen}");
+            if !allowed_origins.contains(&origin) {
+                allowed_origins.push(origin);
+            }
+        }
         let skew = file.access_token_skew_seconds.unwrap_or(60);
         if !(0..=3600).contains(&skew) {
             return Err(ConfigError("access_token_skew_seconds: must be between 0 and 3600".into()));
@@ -191,6 +215,8 @@ impl Config {
             access_token_skew_seconds: skew,
             allow_private_webhook_targets: file.allow_private_webhook_targets.unwrap_or(false),
             sandbox_access_token_ttl_seconds: sandbox_ttl,
+            widget_dir,
+            demo_listen,
             providers,
         })
     }
@@ -208,6 +234,8 @@ impl Config {
             access_token_skew_seconds: 60,
             allow_private_webhook_targets: true,
             sandbox_access_token_ttl_seconds: 300,
+            widget_dir: PathBuf::from("target/widget-dist"),
+            demo_listen: SocketAddr::from(([127, 0, 0, 1], 0)),
             providers: vec![],
         }
     }

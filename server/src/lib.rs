@@ -10,17 +10,20 @@
 //! - [`store`]: persistence; the only module with SQL.
 //! - [`sandbox`]: the built-in demo authorization server (demo mode only).
 //! - [`widget`]: the server's side of the widget: minting tokens, what the widget shows.
+//! - [`assets`]: the built widget's files and loader; [`demo`]: the demo host app of `latch demo`.
 //! - [`activity`], [`usage`]: the audit trail, and usage batched off the hot path.
 //! - [`config`], [`cli`], [`state`], [`clock`], [`telemetry`]: plumbing.
 #![forbid(unsafe_code)]
 
 pub mod activity;
 pub mod api;
+pub mod assets;
 pub mod auth;
 pub mod cli;
 pub mod clock;
 pub mod config;
 pub mod connections;
+pub mod demo;
 pub mod oauth;
 pub mod providers;
 pub mod sandbox;

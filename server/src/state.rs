@@ -35,6 +35,8 @@ pub struct Inner {
     pub usage: UsageRecorder,
     pub refresh_locks: RefreshLocks,
     pub token_cache: crate::connections::cache::TokenCache,
+    /// The built widget, read once at start.
+    pub assets: crate::assets::WidgetAssets,
 }
 
 impl Deref for AppState {
@@ -75,6 +77,7 @@ impl AppState {
             providers.push(crate::sandbox::provider(&config.public_url));
         }
         let providers = Registry::new(providers);
+        let assets = crate::assets::WidgetAssets::load(&config.widget_dir);
         let usage = UsageRecorder::default();
         usage.spawn_flusher(store.clone());
         Ok(Self(Arc::new(Inner {
@@ -89,6 +92,7 @@ impl AppState {
             usage,
             refresh_locks: RefreshLocks::default(),
             token_cache: Default::default(),
+            assets,
         })))
     }
 

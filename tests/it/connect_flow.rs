@@ -172,7 +172,12 @@ both!(every_flow_error_is_reported, |backend| async move {
     let (_, to_callback, _) = browser.get(&to_provider.unwrap()).await;
     let run = browser.finish(&app.url, &to_callback.unwrap(), vec![]).await;
     assert_eq!(run.message.unwrap()["error"]["code"], "internal_error");
-    assert!(app.activity("user_id=alice").await.iter().any(|e| e["action"] == "connect_failed" && e["error_code"] == "internal_error"));
+    assert!(
+        app.activity("user_id=alice")
+            .await
+            .iter()
+            .any(|e| e["action"] == "connect_failed" && e["error_code"] == "internal_error")
+    );
 });
 
 both!(missing_client_secret_and_mix_up, |backend| async move {

@@ -19,4 +19,5 @@ mod openapi;
 mod sandbox;
 mod secrets_at_rest;
 mod tidy;
+mod widget_browser;
 mod widget_tokens;

@@ -1,6 +1,7 @@
 //! HTTP, and only HTTP: every route in one list, the layers around them, and thin handlers that
 //! extract the caller and input, call one domain function and return its answer.
 
+pub mod assets;
 pub mod error;
 pub mod extract;
 pub mod health;
@@ -78,6 +79,9 @@ pub fn router(state: AppState) -> Router {
         .route("/readyz", get(health::readyz))
         .route("/.well-known/jwks.json", get(health::jwks))
         .route("/openapi.json", get(openapi::serve))
+        .route("/widget/latch.js", get(assets::loader))
+        .route("/widget/{file}", get(assets::file))
+        .route("/connect", get(assets::connect_page))
         .route("/oauth/authorize/{flow_id}", get(oauth::authorize))
         .route("/oauth/callback", get(oauth::callback))
         .route("/oauth/result/{flow_id}", get(oauth::result))

@@ -1,6 +1,7 @@
 //! The test harness: databases, a running server, a fake provider, log capture, bounded waits.
 
 pub mod browser;
+pub mod chrome;
 pub mod db;
 pub mod fake_provider;
 pub mod logs;

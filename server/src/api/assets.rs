@@ -1,0 +1,80 @@
+//! The widget's files (`/widget/latch.js`, `/widget/{hashed file}`) and the hosted widget page
+//! (`/connect#token=…`), for host apps that prefer a link or an iframe.
+
+use super::error::ApiError;
+use crate::oauth::start::random_token;
+use crate::state::AppState;
+use axum::extract::{Path, State};
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{Html, IntoResponse, Response};
+use latch_shared::ErrorCode;
+
+/// `GET /widget/latch.js`: the stable loader; revalidated, since it names the current files.
+pub async fn loader(State(state): State<AppState>) -> Response {
+    (
+        [
+            (header::CONTENT_TYPE, "text/javascript; charset=utf-8"),
+            (header::CACHE_CONTROL, "no-cache"),
+            (header::ACCESS_CONTROL_ALLOW_ORIGIN, "*"),
+        ],
+        state.assets.loader(),
+    )
+        .into_response()
+}
+
+/// `GET /widget/{file}`: a content-hashed file, cacheable for a year. Public and credential-free,
+/// so any origin may load it (host pages import the module and fetch the WebAssembly).
+pub async fn file(State(state): State<AppState>, Path(name): Path<String>) -> Result<Response, ApiError> {
+    let asset = state
+        .assets
+        .files
+        .get(&name)
+        .ok_or_else(|| ApiError::new(StatusCode::NOT_FOUND, ErrorCode::NotFound, "No such file."))?;
+    Ok((
+        [
+            (header::CONTENT_TYPE, asset.content_type),
+            (header::CACHE_CONTROL, "public, max-age=31536000, immutable"),
+            (header::ACCESS_CONTROL_ALLOW_ORIGIN, "*"),
+        ],
+        asset.bytes.clone(),
+    )
+        .into_response())
+}
+
+/// `GET /connect#token=…`: the widget full-page. The token stays in the fragment (never sent to
+/// any server, so never in a log) and is removed from the address bar at once.
+pub async fn connect_page(State(state): State<AppState>) -> Response {
+    let nonce = random_token();
+    let html = format!(
+        r##"<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
+<title>Connected accounts</title>
+<style nonce="{nonce}">body{{margin:0;font:16px/1.5 system-ui,sans-serif;color:#1f2328;background:#f6f8fa}}main{{max-width:40rem;margin:0 auto;padding:2rem 1rem}}
+h1{{font-size:1.4rem}}@media (prefers-color-scheme: dark){{body{{background:#010409;color:#e6edf3}}}}</style></head>
+<body><main><h1>Connected accounts</h1><div id="integrations"></div><p id="latch-status" role="status"></p></main>
+<script nonce="{nonce}" src="/widget/latch.js"></script>
+<script nonce="{nonce}">
+(function () {{
+  var token = new URLSearchParams(location.hash.slice(1)).get("token");
+  history.replaceState(null, "", location.pathname + location.search);
+  var status = document.getElementById("latch-status");
+  if (!token) {{ status.textContent = "This link has no access token. Open it again from the app."; return; }}
+  Latch.mount("#integrations", {{ token: token }}).catch(function () {{ status.textContent = "The page could not load. Reload it to try again."; }});
+}})();
+</script></body></html>"##
+    );
+    let ancestors: Vec<&str> = state.config.allowed_origins.iter().map(String::as_str).collect();
+    let csp = format!(
+        "default-src 'none'; script-src 'self' 'nonce-{nonce}' 'wasm-unsafe-eval'; style-src 'self' 'nonce-{nonce}'; \
+         connect-src 'self'; img-src 'self' data:; base-uri 'none'; form-action 'self'; frame-ancestors 'self' {}",
+        ancestors.join(" ")
+    );
+    let mut response = (StatusCode::OK, Html(html)).into_response();
+    let h = response.headers_mut();
+    if let Ok(v) = HeaderValue::from_str(csp.trim_end()) {
+        h.insert(header::CONTENT_SECURITY_POLICY, v);
+    }
+    h.insert(header::REFERRER_POLICY, HeaderValue::from_static("no-referrer"));
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    response
+}

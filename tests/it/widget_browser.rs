@@ -1,0 +1,209 @@
+//! The widget in headless Chromium on the demo host page, across origins as in production: the
+//! host page on `http://127.0.0.1:A`, Latch on `http://localhost:B`. Connect the sandbox through
+//! the real popup and consent page, deploy, lose the grant at the provider, reconnect,
+//! disconnect with confirmation, renew an expired widget token through `getToken`, and ignore a
+//! forged `postMessage`. SQLite only: the storage paths are covered on both backends elsewhere.
+
+use crate::harness::chrome::{self, Chrome};
+use crate::harness::db::Backend;
+use crate::harness::{TestApp, send};
+use fantoccini::Locator;
+use latch_server::auth::api_keys;
+use latch_server::store::new_id;
+use serde_json::json;
+use std::time::Duration;
+
+fn widget_dir() -> std::path::PathBuf {
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().join("target/widget-dist")
+}
+
+/// Latch in demo mode on `localhost`, and the demo host app on `127.0.0.1`.
+async fn demo() -> (TestApp, String) {
+    assert!(widget_dir().join("index.html").exists(), "the widget is not built: run widget/build (tests/run does)");
+    let latch_listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let host_listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let host = format!("http://127.0.0.1:{}", host_listener.local_addr().unwrap().port());
+    let latch = format!("http://localhost:{}", latch_listener.local_addr().unwrap().port());
+    let (latch_c, host_c) = (latch.clone(), host.clone());
+    let app = TestApp::start_on(latch_listener, Backend::Sqlite, move |c| {
+        c.demo = true;
+        c.public_url = latch_c.parse().unwrap();
+        c.allowed_origins = vec![host_c];
+        c.widget_dir = widget_dir();
+    })
+    .await;
+    let key = api_keys::generate();
+    app.state.store.insert_api_key(&new_id("key"), "demo-host", &key.hash, app.state.clock.unix()).await.unwrap();
+    let demo = latch_server::demo::Demo::new(latch, host.clone(), key.plaintext);
+    tokio::spawn(async move { axum::serve(host_listener, latch_server::demo::router(demo)).await.unwrap() });
+    (app, host)
+}
+
+/// In the popup: approve on the sandbox consent page; back in the host page afterwards.
+async fn approve_in_popup(chrome: &Chrome) {
+    let main = chrome.client.window().await.unwrap();
+    let mut popup = None;
+    for _ in 0..50 {
+        let windows = chrome.client.windows().await.unwrap();
+        if let Some(w) = windows.into_iter().find(|w| *w != main) {
+            popup = Some(w);
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    chrome.client.switch_to_window(popup.expect("a popup opened")).await.unwrap();
+    let approve = chrome
+        .client
+        .wait()
+        .at_most(Duration::from_secs(15))
+        .for_element(Locator::Css("button.approve"))
+        .await
+        .unwrap();
+    approve.click().await.unwrap();
+    chrome.client.switch_to_window(main).await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_whole_story_in_a_real_browser() {
+    if !chrome::available() {
+        return;
+    }
+    let (app, host) = demo().await;
+    let chrome = Chrome::start("widget-story").await;
+    let c = &chrome.client;
+    c.goto(&format!("{host}/")).await.unwrap();
+    chrome
+        .wait_js(
+            "the first rendered list",
+            "var h = document.querySelector('#integrations'); \
+             if (h && h.shadowRoot && h.shadowRoot.querySelector('.latch-item')) { window.latchFirstList = window.latchFirstList || performance.now(); return true; } return false;",
+            20,
+        )
+        .await;
+    let first_list = chrome.js("return Math.round(window.latchFirstList);").await;
+    eprintln!("widget: time to first rendered list: {first_list} ms after navigation start (polled every 100 ms)");
+    assert!(chrome.widget_text().await.contains("Connect Sandbox"));
+    // Host CSS (uppercase buttons) does not reach into the widget.
+    let transform = chrome
+        .js("return getComputedStyle(document.querySelector('#integrations').shadowRoot.querySelector('button')).textTransform;")
+        .await;
+    assert_eq!(transform, "none");
+    chrome.screenshot("widget-empty.png").await;
+
+    // Connect through the popup; a forged message from the host page's own origin is ignored.
+    chrome.click_widget_button("Connect Sandbox").await;
+    chrome.wait_widget_text("Connecting…", 10).await;
+    chrome
+        .js("window.postMessage({source: 'latch', type: 'connected', provider: 'sandbox', flow_id: 'x', connection_id: 'conn_forged'}, '*'); return true;")
+        .await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert!(chrome.widget_text().await.contains("Connecting…"), "a forged message changed the widget");
+    assert_eq!(chrome.js("return window.latchEvents.length;").await, 0);
+    approve_in_popup(&chrome).await;
+    chrome.wait_widget_text("Connected as demo-user", 20).await;
+    assert_eq!(chrome.js("return window.latchEvents[0].type;").await, "connected");
+    chrome.screenshot("widget-light.png").await;
+    let theme = |t: &'static str| {
+        format!(
+            "document.querySelector('#integrations').shadowRoot.querySelector('.latch-host').setAttribute('data-theme', '{t}'); return true;"
+        )
+    };
+    chrome.js(&theme("dark")).await;
+    chrome.screenshot("widget-dark.png").await;
+    chrome.js(&theme("light")).await;
+
+    // The host API has a fresh token; the Deploy button uses it.
+    let (_, t) = app.post("/v1/access-token", json!({"user_id": "demo-user", "provider": "sandbox"})).await;
+    assert_eq!(t["active"], true, "{t}");
+    c.find(Locator::Css("#deploy")).await.unwrap().click().await.unwrap();
+    chrome
+        .wait_js(
+            "the deploy result",
+            "return document.getElementById('deploy-result').textContent.indexOf('Notification sent') >= 0;",
+            15,
+        )
+        .await;
+
+    // The user removes the app at the provider: Deploy says reconnect, the widget shows Reconnect.
+    let r =
+        send(app.http.post(format!("{}/sandbox/admin/revoke", app.url)).json(&json!({"account": "demo-user"}))).await;
+    assert_eq!(r.0, 200);
+    c.find(Locator::Css("#deploy")).await.unwrap().click().await.unwrap();
+    chrome
+        .wait_js(
+            "reconnect needed",
+            "return document.getElementById('deploy-result').textContent.indexOf('Reconnect needed') >= 0;",
+            15,
+        )
+        .await;
+    c.refresh().await.unwrap();
+    chrome.wait_widget_text("Needs reconnect", 20).await;
+    chrome.click_widget_button("Reconnect").await;
+    approve_in_popup(&chrome).await;
+    chrome.wait_widget_text("Connected as demo-user", 20).await;
+    chrome
+        .wait_js(
+            "the reconnected event",
+            "return window.latchEvents.some(function (e) { return e.type === 'reconnected'; });",
+            10,
+        )
+        .await;
+    c.find(Locator::Css("#deploy")).await.unwrap().click().await.unwrap();
+    chrome
+        .wait_js(
+            "a deploy after reconnecting",
+            "return document.getElementById('deploy-result').textContent.indexOf('Notification sent') >= 0;",
+            15,
+        )
+        .await;
+
+    // The widget token expires; the next call renews it through getToken.
+    let fetches = chrome.js("return window.latchTokenFetches;").await.as_i64().unwrap();
+    app.state.clock.advance(700);
+    // Disconnect, with its confirmation step.
+    chrome.click_widget_button("Disconnect").await;
+    chrome.wait_widget_text("Disconnect demo-user?", 5).await;
+    chrome.click_widget_button("Yes, disconnect").await;
+    chrome.wait_widget_text("Connect Sandbox", 20).await;
+    assert!(!chrome.widget_text().await.contains("Connected as"));
+    assert_eq!(
+        chrome.js("return window.latchTokenFetches;").await.as_i64().unwrap(),
+        fetches + 1,
+        "getToken was called once"
+    );
+    chrome
+        .wait_js(
+            "the disconnected event",
+            "return window.latchEvents.some(function (e) { return e.type === 'disconnected'; });",
+            10,
+        )
+        .await;
+    let (_, list) = app.get("/v1/connections?user_id=demo-user").await;
+    assert_eq!(list["data"].as_array().unwrap().len(), 0);
+
+    // `LATCH_UPDATE_SCREENSHOTS=1` refreshes the README's pictures from this run.
+    if std::env::var_os("LATCH_UPDATE_SCREENSHOTS").is_some() {
+        let into = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().join("widget/screenshots");
+        std::fs::create_dir_all(&into).unwrap();
+        for f in ["widget-light.png", "widget-dark.png"] {
+            std::fs::copy(chrome::screenshot_dir().join(f), into.join(f)).unwrap();
+        }
+    }
+    chrome.finish().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn hosted_page_takes_the_token_from_the_fragment() {
+    if !chrome::available() {
+        return;
+    }
+    let (app, _host) = demo().await;
+    let latch = app.state.config.public_url.as_str().trim_end_matches('/').to_owned();
+    let (_, minted) = app.post("/v1/widget-tokens", json!({"user_id": "demo-user", "allowed_origin": latch})).await;
+    let token = minted["token"].as_str().unwrap();
+    let chrome = Chrome::start("hosted-page").await;
+    chrome.client.goto(&format!("{latch}/connect#token={token}")).await.unwrap();
+    chrome.wait_widget_text("Connect Sandbox", 20).await;
+    assert_eq!(chrome.js("return location.hash;").await, "", "the token left the address bar");
+    chrome.finish().await;
+}

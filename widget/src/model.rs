@@ -1,0 +1,140 @@
+//! The widget's pure presentation logic: what a status reads as, which actions a row offers,
+//! scopes in plain words, error codes in human words. No browser types, so it is unit-tested
+//! natively.
+
+use latch_shared::ConnectionStatus;
+use latch_shared::api::widget::{Integration, WidgetConnection};
+
+/// What the user can do with one connection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Action {
+    /// Disconnect (after a confirmation).
+    Disconnect,
+    /// Run the flow again for this connection.
+    Reconnect,
+}
+
+/// The status line of a connection: never colour alone, always words.
+pub fn status_label(c: &WidgetConnection) -> String {
+    match c.status {
+        ConnectionStatus::Active => match &c.account_label {
+            Some(label) => format!("Connected as {label}"),
+            None => "Connected".to_owned(),
+        },
+        ConnectionStatus::NeedsReauthorization => match &c.account_label {
+            Some(label) => format!("Needs reconnect ({label})"),
+            None => "Needs reconnect".to_owned(),
+        },
+    }
+}
+
+/// The actions of a connection, primary first.
+pub fn actions(c: &WidgetConnection) -> &'static [Action] {
+    match c.status {
+        ConnectionStatus::Active => &[Action::Disconnect],
+        ConnectionStatus::NeedsReauthorization => &[Action::Reconnect, Action::Disconnect],
+    }
+}
+
+/// The label of the provider-level connect button.
+pub fn connect_label(i: &Integration) -> String {
+    if i.connections.is_empty() { format!("Connect {}", i.name) } else { "Connect another account".to_owned() }
+}
+
+/// One letter for the provider's icon.
+pub fn initial(name: &str) -> String {
+    name.chars().find(|c| c.is_alphanumeric()).map(|c| c.to_uppercase().collect()).unwrap_or_else(|| "?".into())
+}
+
+/// A scope in plain words, for the well-known ones; the scope itself otherwise.
+pub fn scope_words(scope: &str) -> String {
+    let known = match scope {
+        "chat:write" => "Send messages as the app",
+        "channels:read" => "See the list of public channels",
+        "messages:write" => "Post messages",
+        "profile" => "See your name",
+        "openid" => "Know who you are",
+        "email" => "See your email address",
+        "offline_access" => "Stay connected when you are away",
+        "repo" => "Read and write your repositories",
+        "read:user" => "Read your profile",
+        "https://www.googleapis.com/auth/calendar.readonly" => "See your calendars",
+        _ => return scope.to_owned(),
+    };
+    known.to_owned()
+}
+
+/// A message for an error code from the API or a flow.
+pub fn error_message(code: &str, fallback: &str) -> String {
+    let known = match code {
+        "widget_token_expired" => "Your session expired. Reload the page to continue.",
+        "invalid_widget_token" | "unauthorized" => {
+            "This page is not authorized to manage integrations. Reload the page."
+        }
+        "origin_not_allowed" => "This page is not allowed to manage integrations.",
+        "provider_not_allowed" | "provider_not_found" => "This integration is not available here.",
+        "connection_not_found" => "That connection no longer exists.",
+        "oauth2_callback_error" => {
+            return if fallback.is_empty() { "The provider did not grant access.".into() } else { fallback.into() };
+        }
+        "scope_mismatch_error" => {
+            "Some permissions were not granted. Connect again and allow everything that is asked."
+        }
+        "account_mismatch" => "You signed in to a different account than the one being reconnected.",
+        "popup_blocked" => "Your browser blocked the sign-in window.",
+        "popup_closed" => "The sign-in window was closed before finishing.",
+        "network" => "Could not reach the server. Check your connection and try again.",
+        "database_unavailable" | "provider_unavailable" => "The service is busy right now. Try again in a moment.",
+        _ => return if fallback.is_empty() { "Something went wrong. Try again.".into() } else { fallback.into() },
+    };
+    known.to_owned()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use time::OffsetDateTime;
+
+    fn conn(status: ConnectionStatus, label: Option<&str>) -> WidgetConnection {
+        WidgetConnection {
+            id: "conn_1".into(),
+            account_label: label.map(str::to_owned),
+            status,
+            scopes: vec![],
+            connected_at: OffsetDateTime::UNIX_EPOCH,
+        }
+    }
+
+    #[test]
+    fn statuses_read_as_words() {
+        assert_eq!(status_label(&conn(ConnectionStatus::Active, Some("Acme"))), "Connected as Acme");
+        assert_eq!(status_label(&conn(ConnectionStatus::Active, None)), "Connected");
+        assert_eq!(status_label(&conn(ConnectionStatus::NeedsReauthorization, Some("Acme"))), "Needs reconnect (Acme)");
+    }
+
+    #[test]
+    fn reconnect_only_when_needed() {
+        assert_eq!(actions(&conn(ConnectionStatus::Active, None)), &[Action::Disconnect]);
+        assert_eq!(actions(&conn(ConnectionStatus::NeedsReauthorization, None))[0], Action::Reconnect);
+    }
+
+    #[test]
+    fn labels_and_words() {
+        let mut i = Integration {
+            key: "slack".into(),
+            name: "Slack".into(),
+            description: String::new(),
+            scopes: vec![],
+            connections: vec![],
+        };
+        assert_eq!(connect_label(&i), "Connect Slack");
+        i.connections.push(conn(ConnectionStatus::Active, None));
+        assert_eq!(connect_label(&i), "Connect another account");
+        assert_eq!(initial("  slack"), "S");
+        assert_eq!(initial(""), "?");
+        assert_eq!(scope_words("chat:write"), "Send messages as the app");
+        assert_eq!(scope_words("weird:scope"), "weird:scope");
+        assert!(error_message("scope_mismatch_error", "").contains("permissions"));
+        assert_eq!(error_message("unknown_code", "Provider said no."), "Provider said no.");
+    }
+}

@@ -1,0 +1,122 @@
+//! The consent popup: opened synchronously in the click handler (so popup blockers allow it),
+//! sent to Latch's authorize URL once the flow exists, and watched two ways, whichever answers
+//! first: the callback page's `postMessage` (accepted only from the Latch origin, only from this
+//! popup, only for this flow) and polling the flow's status (a provider page with COOP cuts
+//! `window.opener`, and then the message never arrives). Bounded by the flow's 10 minutes.
+
+use crate::api::Session;
+use gloo_timers::future::TimeoutFuture;
+use latch_shared::api::widget::FlowState;
+use std::cell::RefCell;
+use std::rc::Rc;
+use wasm_bindgen::JsCast as _;
+use wasm_bindgen::prelude::Closure;
+use web_sys::{MessageEvent, Window};
+
+/// How a flow ended, from the widget's point of view.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    Connected(String),
+    Failed {
+        code: String,
+        message: String,
+    },
+    /// The user closed the popup without finishing.
+    Closed,
+}
+
+/// Opens an empty popup; `None` when the browser blocked it.
+pub fn open_blank() -> Option<Window> {
+    let window = web_sys::window()?;
+    window.open_with_url_and_target_and_features("", "latch_connect", "popup=yes,width=520,height=720").ok().flatten()
+}
+
+/// Sends the popup to `url`.
+pub fn navigate(popup: &Window, url: &str) {
+    let _ = popup.location().set_href(url);
+}
+
+/// Closes the popup (used when starting the flow failed).
+pub fn close(popup: &Window) {
+    let _ = popup.close();
+}
+
+/// Waits for the flow's outcome.
+pub async fn wait(session: &Session, popup: &Window, flow_id: &str) -> Outcome {
+    let received: Rc<RefCell<Option<Outcome>>> = Rc::default();
+    let listener = {
+        let received = received.clone();
+        let origin = session.origin();
+        let popup: wasm_bindgen::JsValue = popup.clone().into();
+        let flow_id = flow_id.to_owned();
+        Closure::<dyn FnMut(MessageEvent)>::new(move |event: MessageEvent| {
+            if event.origin() != origin {
+                return;
+            }
+            let from_popup = event.source().is_some_and(|s| js_sys::Object::is(&s.into(), &popup));
+            if !from_popup {
+                return;
+            }
+            if let Some(outcome) = parse_message(&event.data(), &flow_id) {
+                *received.borrow_mut() = Some(outcome);
+            }
+        })
+    };
+    let window = web_sys::window();
+    if let Some(w) = &window {
+        let _ = w.add_event_listener_with_callback("message", listener.as_ref().unchecked_ref());
+    }
+    let outcome = watch(session, popup, flow_id, &received).await;
+    if let Some(w) = &window {
+        let _ = w.remove_event_listener_with_callback("message", listener.as_ref().unchecked_ref());
+    }
+    outcome
+}
+
+async fn watch(session: &Session, popup: &Window, flow_id: &str, received: &Rc<RefCell<Option<Outcome>>>) -> Outcome {
+    // 10 minutes in 250 ms steps; the flow status is asked every second.
+    for step in 0..2400u32 {
+        if let Some(outcome) = received.borrow_mut().take() {
+            return outcome;
+        }
+        let closed = popup.closed().unwrap_or(true);
+        if step % 4 == 0 || closed {
+            match session.flow(flow_id).await {
+                Ok(status) => match status.status {
+                    FlowState::Connected => return Outcome::Connected(status.connection_id.unwrap_or_default()),
+                    FlowState::Error => {
+                        let e = status.error.unwrap_or(latch_shared::api::widget::FlowError {
+                            code: "internal_error".into(),
+                            message: String::new(),
+                        });
+                        return Outcome::Failed { code: e.code, message: e.message };
+                    }
+                    FlowState::Pending if closed => return Outcome::Closed,
+                    FlowState::Pending => {}
+                },
+                Err(e) if closed => return Outcome::Failed { code: e.code, message: e.message },
+                Err(_) => {}
+            }
+        }
+        TimeoutFuture::new(250).await;
+    }
+    Outcome::Failed { code: "oauth2_exchange_error".into(), message: "The connect attempt expired.".into() }
+}
+
+/// Reads the callback page's message; anything malformed or for another flow is ignored.
+fn parse_message(data: &wasm_bindgen::JsValue, flow_id: &str) -> Option<Outcome> {
+    let get = |k: &str| js_sys::Reflect::get(data, &k.into()).ok().and_then(|v| v.as_string());
+    if get("source").as_deref() != Some("latch") || get("flow_id").as_deref() != Some(flow_id) {
+        return None;
+    }
+    match get("type").as_deref() {
+        Some("connected") => Some(Outcome::Connected(get("connection_id")?)),
+        Some("error") => {
+            let error = js_sys::Reflect::get(data, &"error".into()).ok()?;
+            let field =
+                |k: &str| js_sys::Reflect::get(&error, &k.into()).ok().and_then(|v| v.as_string()).unwrap_or_default();
+            Some(Outcome::Failed { code: field("code"), message: field("message") })
+        }
+        _ => None,
+    }
+}
