@@ -11,6 +11,7 @@
 //! - [`sandbox`]: the built-in demo authorization server (demo mode only).
 //! - [`widget`]: the server's side of the widget: minting tokens, what the widget shows.
 //! - [`assets`]: the built widget's files and loader; [`demo`]: the demo host app of `latch demo`.
+//! - [`events`]: the transactional outbox of connection events, polling and signed webhooks.
 //! - [`activity`], [`usage`]: the audit trail, and usage batched off the hot path.
 //! - [`config`], [`cli`], [`state`], [`clock`], [`telemetry`]: plumbing.
 #![forbid(unsafe_code)]
@@ -24,6 +25,7 @@ pub mod clock;
 pub mod config;
 pub mod connections;
 pub mod demo;
+pub mod events;
 pub mod oauth;
 pub mod providers;
 pub mod sandbox;

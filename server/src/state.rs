@@ -37,6 +37,8 @@ pub struct Inner {
     pub token_cache: crate::connections::cache::TokenCache,
     /// The built widget, read once at start.
     pub assets: crate::assets::WidgetAssets,
+    /// Rate limit of `connection.refresh_failed` events.
+    pub refresh_failed: crate::events::RefreshFailedLimiter,
 }
 
 impl Deref for AppState {
@@ -80,7 +82,7 @@ impl AppState {
         let assets = crate::assets::WidgetAssets::load(&config.widget_dir);
         let usage = UsageRecorder::default();
         usage.spawn_flusher(store.clone());
-        Ok(Self(Arc::new(Inner {
+        let state = Self(Arc::new(Inner {
             config,
             store,
             vault,
@@ -93,7 +95,10 @@ impl AppState {
             refresh_locks: RefreshLocks::default(),
             token_cache: Default::default(),
             assets,
-        })))
+            refresh_failed: Default::default(),
+        }));
+        crate::events::webhooks::spawn_worker(state.clone());
+        Ok(state)
     }
 
     /// The client secret of a provider: stored sealed, else from its environment variable.

@@ -57,6 +57,10 @@ pub enum ErrorCode {
     FlowAlreadyStarted,
     /// A reconnect landed on a different account than the connection's.
     AccountMismatch,
+    /// No such webhook endpoint.
+    WebhookEndpointNotFound,
+    /// No such event (e.g. the `after` cursor of `GET /v1/events`).
+    EventNotFound,
 
     // --- Provider and token lifecycle ------------------------------------------------------
     /// The provider could not be reached or failed; retry later.
@@ -116,6 +120,8 @@ impl ErrorCode {
         Self::ReturnToNotAllowed,
         Self::FlowAlreadyStarted,
         Self::AccountMismatch,
+        Self::WebhookEndpointNotFound,
+        Self::EventNotFound,
         Self::ProviderUnavailable,
         Self::ProviderMisconfigured,
         Self::NeedsReauthorization,
@@ -156,6 +162,8 @@ impl ErrorCode {
             Self::ReturnToNotAllowed => "return_to_not_allowed",
             Self::FlowAlreadyStarted => "flow_already_started",
             Self::AccountMismatch => "account_mismatch",
+            Self::WebhookEndpointNotFound => "webhook_endpoint_not_found",
+            Self::EventNotFound => "event_not_found",
             Self::ProviderUnavailable => "provider_unavailable",
             Self::ProviderMisconfigured => "provider_misconfigured",
             Self::NeedsReauthorization => "needs_reauthorization",

@@ -129,31 +129,36 @@ async fn latch(database_url: &str, name: &str) -> Target {
     let now = state.clock.unix();
     state
         .store
-        .insert_connection(&ConnectionRow {
-            access_token: Some(state.vault.seal_str(Slot::new("connections", &id, "access_token"), "xoxb-bench-token")),
-            refresh_token: Some(
-                state.vault.seal_str(Slot::new("connections", &id, "refresh_token"), "xoxe-bench-refresh"),
-            ),
-            id,
-            provider: "acme".into(),
-            user_id: "alice".into(),
-            organization_id: String::new(),
-            account_id: "acct-1".into(),
-            account_label: None,
-            status: "active".into(),
-            scopes: "read write".into(),
-            missing_scopes: String::new(),
-            token_type: "bearer".into(),
-            access_token_expires_at: Some(now + 86_400),
-            created_at: now,
-            updated_at: now,
-            last_refreshed_at: None,
-            last_used_at: None,
-            last_validated_at: None,
-            version: 0,
-            lease_until: None,
-            refresh_attempt: None,
-        })
+        .insert_connection(
+            &ConnectionRow {
+                access_token: Some(
+                    state.vault.seal_str(Slot::new("connections", &id, "access_token"), "xoxb-bench-token"),
+                ),
+                refresh_token: Some(
+                    state.vault.seal_str(Slot::new("connections", &id, "refresh_token"), "xoxe-bench-refresh"),
+                ),
+                id,
+                provider: "acme".into(),
+                user_id: "alice".into(),
+                organization_id: String::new(),
+                account_id: "acct-1".into(),
+                account_label: None,
+                status: "active".into(),
+                scopes: "read write".into(),
+                missing_scopes: String::new(),
+                token_type: "bearer".into(),
+                access_token_expires_at: Some(now + 86_400),
+                created_at: now,
+                updated_at: now,
+                last_refreshed_at: None,
+                last_used_at: None,
+                last_validated_at: None,
+                version: 0,
+                lease_until: None,
+                refresh_attempt: None,
+            },
+            None,
+        )
         .await
         .unwrap();
     tokio::spawn(async move { latch_server::serve(listener, state, std::future::pending()).await.unwrap() });

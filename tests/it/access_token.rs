@@ -6,6 +6,21 @@ use crate::harness::{Seed, TestApp, assert_error, both, wait_until};
 use serde_json::{Value, json};
 use std::time::Duration;
 
+/// `{"active":false,"error":"needs_reauthorization",connection_id,reconnect_url}` where the URL
+/// is the hosted widget page with a widget token for that user and provider only.
+async fn assert_reauth(app: &TestApp, r: &(u16, Value), id: &str) {
+    assert_eq!(r.0, 200);
+    assert_eq!(
+        (r.1["active"].as_bool(), r.1["error"].as_str(), r.1["connection_id"].as_str()),
+        (Some(false), Some("needs_reauthorization"), Some(id))
+    );
+    let url = r.1["reconnect_url"].as_str().unwrap();
+    let token = url.strip_prefix(&format!("{}/connect#token=", app.url)).unwrap_or_else(|| panic!("{url}"));
+    let claims = app.state.signer.verify(token, app.state.clock.unix()).await.unwrap();
+    let row = app.state.store.connection(id).await.unwrap().unwrap();
+    assert_eq!((claims.sub, claims.providers), (row.user_id, vec![row.provider]));
+}
+
 fn ask(user: &str) -> Value {
     json!({"user_id": user, "provider": "acme"})
 }
@@ -78,7 +93,7 @@ both!(fresh_token_and_lookup_rules, |backend| async move {
 
     let reauth = app.seed(Seed { user_id: "carol", status: "needs_reauthorization", ..Seed::default() }).await;
     let r = app.post("/v1/access-token", ask("carol")).await;
-    assert_eq!(r, (200, json!({"active": false, "error": "needs_reauthorization", "connection_id": reauth.id})));
+    assert_reauth(&app, &r, &reauth.id).await;
 });
 
 both!(refresh_rotates_and_is_committed, |backend| async move {
@@ -150,7 +165,7 @@ both!(dead_grant_needs_reauthorization, |backend| async move {
         ))
     });
     let r = app.post("/v1/access-token", ask("alice")).await;
-    assert_eq!(r, (200, json!({"active": false, "error": "needs_reauthorization", "connection_id": row.id})));
+    assert_reauth(&app, &r, &row.id).await;
     assert_eq!(status_of(&app, &row.id).await, "needs_reauthorization");
     assert_eq!(app.post("/v1/access-token", ask("alice")).await.1["error"], "needs_reauthorization");
     assert_eq!(fake.token_calls(), 1, "a dead grant is not retried");
@@ -173,22 +188,32 @@ both!(provider_outage_is_transient, |backend| async move {
     let (app, fake) = TestApp::with_fake(backend).await;
     fake.with(|s| s.current_refresh_token = Some("rt-default".into()));
     let valid = app.seed(Seed { access_token: "at-still-valid", ..Seed::default() }).await;
-    fake.with(|s| {
-        s.script.push_back(Scripted { status: 500, content_type: "text/html", body: "<h1>oops</h1>".into() })
-    });
-    // A forced refresh that fails still serves the valid token.
+    let html_500 = || Scripted { status: 500, content_type: "text/html", body: "<h1>oops</h1>".into() };
+    // One failure is retried away.
+    fake.with(|s| s.script.push_back(html_500()));
     let r = app.post("/v1/access-token", json!({"user_id": "alice", "provider": "acme", "force_refresh": true})).await;
-    assert_eq!(r.1["access_token"], "at-still-valid", "{r:?}");
+    assert_eq!(r.1["access_token"], "at-1", "{r:?}");
+    assert_eq!(fake.token_calls(), 2);
+    // A longer outage: bounded attempts, then the still-valid token is served.
+    fake.with(|s| (0..3).for_each(|_| s.script.push_back(html_500())));
+    let r = app.post("/v1/access-token", json!({"user_id": "alice", "provider": "acme", "force_refresh": true})).await;
+    assert_eq!(r.1["access_token"], "at-1", "{r:?}");
+    assert_eq!(fake.token_calls(), 5, "three attempts at most");
     assert_eq!(status_of(&app, &valid.id).await, "active");
 
-    let expired = app.seed(Seed { user_id: "bob", expires_in: Some(-10), ..Seed::default() }).await;
-    fake.with(|s| s.script.push_back(Scripted::json(503, json!({"error": "temporarily_unavailable"}))));
+    let expired = app
+        .seed(Seed { user_id: "bob", expires_in: Some(-10), refresh_token: Some("rt-bob"), ..Seed::default() })
+        .await;
+    fake.with(|s| {
+        (0..3).for_each(|_| s.script.push_back(Scripted::json(503, json!({"error": "temporarily_unavailable"}))))
+    });
     let r = app.post("/v1/access-token", ask("bob")).await;
     assert_error(&r, 503, "provider_unavailable");
     assert_eq!(status_of(&app, &expired.id).await, "active");
     // Recovery needs no intervention.
+    fake.with(|s| s.current_refresh_token = Some("rt-bob".into()));
     let r = app.post("/v1/access-token", ask("bob")).await;
-    assert_eq!(r.1["access_token"], "at-1", "{r:?}");
+    assert_eq!(r.1["active"], true, "{r:?}");
 });
 
 both!(bad_client_credentials_are_the_operators_problem, |backend| async move {

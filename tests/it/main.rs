@@ -19,5 +19,6 @@ mod openapi;
 mod sandbox;
 mod secrets_at_rest;
 mod tidy;
+mod webhooks;
 mod widget_browser;
 mod widget_tokens;

@@ -46,7 +46,7 @@ both!(connect_refresh_and_revoke_against_oidc_provider, |backend| async move {
     assert_eq!((stats["refresh_token"].as_i64(), stats["errors"].as_i64()), (Some(2), Some(0)), "{stats}");
 
     // An outage at the token endpoint: the still-valid token is served, the status stays active.
-    oidc.fail_next(1).await;
+    oidc.fail_next(3).await;
     let (_, during) =
         app.post("/v1/access-token", json!({"user_id": "alice", "provider": "oidc", "force_refresh": true})).await;
     assert_eq!(during["access_token"], third["access_token"], "{during}");
@@ -100,4 +100,26 @@ both!(denied_issuer_mix_up_and_pkce_with_a_real_server, |backend| async move {
     let run = browser.finish(&app.url, &tampered, vec![]).await;
     assert_eq!(run.message.unwrap()["error"]["code"], "oauth2_exchange_error");
     assert_eq!(oidc.stats().await["authorization_code"], 0, "no exchange after a wrong iss");
+});
+
+both!(two_hundred_callers_one_refresh_against_oidc_provider, |backend| async move {
+    let (app, oidc) = setup(backend).await;
+    assert_eq!(app.connect_flow("alice", "oidc").await.message.unwrap()["type"], "connected");
+    // Expired as far as Latch can tell; oidc-provider rotates refresh tokens and revokes the
+    // whole grant if one is presented twice, so a second concurrent refresh would be fatal.
+    app.state.clock.advance(7200);
+    let calls = (0..200).map(|_| app.post("/v1/access-token", json!({"user_id": "alice", "provider": "oidc"})));
+    let results = futures::future::join_all(calls).await;
+    let first = results[0].1["access_token"].clone();
+    for (status, body) in &results {
+        assert_eq!(*status, 200, "{body}");
+        assert_eq!(body["access_token"], first, "every caller gets the same new token");
+    }
+    let stats = oidc.stats().await;
+    assert_eq!((stats["refresh_token"].as_i64(), stats["errors"].as_i64()), (Some(1), Some(0)), "{stats}");
+    // The grant is still alive.
+    let (_, again) =
+        app.post("/v1/access-token", json!({"user_id": "alice", "provider": "oidc", "force_refresh": true})).await;
+    assert_eq!(again["active"], true, "{again}");
+    assert_eq!(oidc.stats().await["revoked_grants"], 0);
 });

@@ -197,3 +197,17 @@ impl From<crate::oauth::FlowError> for ApiError {
         ApiError { field, ..ApiError::new(status, e.code, e.message) }
     }
 }
+
+impl From<crate::events::webhooks::WebhookError> for ApiError {
+    fn from(e: crate::events::webhooks::WebhookError) -> Self {
+        let crate::events::webhooks::WebhookError(code, message) = e;
+        let status = match code {
+            ErrorCode::WebhookEndpointNotFound | ErrorCode::EventNotFound => StatusCode::NOT_FOUND,
+            ErrorCode::InvalidRequest => StatusCode::UNPROCESSABLE_ENTITY,
+            ErrorCode::ProviderUnavailable => StatusCode::SERVICE_UNAVAILABLE,
+            _ => return ApiError::internal(message),
+        };
+        let field = message.split_once(':').filter(|_| code == ErrorCode::InvalidRequest).map(|(f, _)| f.to_owned());
+        ApiError { field, ..ApiError::new(status, code, message) }
+    }
+}

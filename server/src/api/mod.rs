@@ -37,6 +37,12 @@ pub fn router(state: AppState) -> Router {
         .route("/connections/{id}", get(host::connections::get).delete(host::connections::delete))
         .route("/access-token", post(host::access_token::create))
         .route("/activity", get(host::activity::list))
+        .route("/events", get(host::events::list))
+        .route("/webhook-endpoints", get(host::webhooks::list).post(host::webhooks::create))
+        .route("/webhook-endpoints/{id}", delete(host::webhooks::delete))
+        .route("/webhook-endpoints/{id}/rotate-secret", post(host::webhooks::rotate))
+        .route("/webhook-endpoints/{id}/failures", get(host::webhooks::failures))
+        .route("/webhook-endpoints/{id}/failures/{failure_id}/resend", post(host::webhooks::resend))
         .method_not_allowed_fallback(method_not_allowed)
         // Tokens must not be cached by proxies or clients (RFC 6749 §5.1).
         .layer(SetResponseHeaderLayer::overriding(header::CACHE_CONTROL, HeaderValue::from_static("no-store")))

@@ -58,7 +58,7 @@ pub async fn access_token(
         return Ok(inactive(InactiveReason::NotInstalled, None));
     };
     if row.status != ConnectionStatus::Active.as_str() {
-        return Ok(inactive(InactiveReason::NeedsReauthorization, Some(row.id.clone())));
+        return Ok(needs_reauthorization(state, &row));
     }
     let now = state.clock.unix();
     let force = req.force_refresh.unwrap_or(false);
@@ -67,7 +67,7 @@ pub async fn access_token(
         match refresh::refresh(state, &row, force, &actor).await? {
             Refreshed::Usable(row) => Arc::new(row),
             Refreshed::NeedsReauthorization(row) => {
-                return Ok(inactive(InactiveReason::NeedsReauthorization, Some(row.id)));
+                return Ok(needs_reauthorization(state, &row));
             }
         }
     } else {
@@ -95,6 +95,24 @@ fn active(
         connection_id: row.id.clone(),
         account_id: row.account_id.clone(),
     }))
+}
+
+/// The answer for a connection whose user must reconnect, with a link the host can send them:
+/// the hosted widget page with a one-hour widget token for this user and provider in the URL
+/// fragment (never sent to a server, so never logged).
+fn needs_reauthorization(state: &AppState, row: &ConnectionRow) -> AccessTokenResponse {
+    let origin = state.config.public_url.origin().ascii_serialization();
+    let org = (!row.organization_id.is_empty()).then_some(row.organization_id.as_str());
+    let minted =
+        state.signer.mint(state.clock.unix(), 3600, &row.user_id, org, vec![row.provider.clone()], Some(origin));
+    let reconnect_url =
+        minted.ok().and_then(|(token, _)| state.config.public_url.join(&format!("connect#token={token}")).ok());
+    AccessTokenResponse::Inactive(InactiveToken {
+        active: false,
+        error: InactiveReason::NeedsReauthorization,
+        connection_id: Some(row.id.clone()),
+        reconnect_url: reconnect_url.map(String::from),
+    })
 }
 
 fn inactive(error: InactiveReason, connection_id: Option<String>) -> AccessTokenResponse {

@@ -140,7 +140,8 @@ pub async fn delete(
         };
         record(state, entry).await;
     }
-    if !state.store.delete_connection(&row.id).await? {
+    let event = crate::events::about(crate::events::DELETED, row, state.clock.unix());
+    if !state.store.delete_connection(&row.id, Some(&event)).await? {
         return Err(ConnectionError::NotFound(row.id.clone()));
     }
     record(state, Entry::new(state.clock.unix(), actor, "deleted").connection(row)).await;

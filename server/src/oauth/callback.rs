@@ -294,10 +294,13 @@ async fn store_connection(
         let existing =
             store.connection_by_account(&flow.user_id, &flow.organization_id, &provider.key, &account.id).await?;
         let id = existing.as_ref().map(|c| c.id.clone()).unwrap_or_else(|| new_id("conn"));
-        let row = sealed_row(state, &id, flow, provider, tokens, account, granted, sent_at, now);
+        let mut row = sealed_row(state, &id, flow, provider, tokens, account, granted, sent_at, now);
         let result = match &existing {
-            Some(_) => store.replace_grant(&row).await,
-            None => store.insert_connection(&row).await,
+            Some(previous) => {
+                row.created_at = previous.created_at;
+                store.replace_grant(&row, Some(&crate::events::about(crate::events::REAUTHORIZED, &row, now))).await
+            }
+            None => store.insert_connection(&row, Some(&crate::events::about(crate::events::CREATED, &row, now))).await,
         };
         match result {
             Ok(()) => {

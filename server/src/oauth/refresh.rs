@@ -27,6 +27,14 @@ use std::time::{Duration, Instant};
 /// How long a refresh lease is held at most; longer than [`PROVIDER_TIMEOUT`].
 pub const LEASE: Duration = Duration::from_secs(PROVIDER_TIMEOUT.as_secs() + 5);
 const POLL: Duration = Duration::from_millis(100);
+/// Provider calls per refresh at most (the first try and two retries of transient failures).
+const MAX_ATTEMPTS: u32 = 3;
+
+/// A random duration in `0..=max_ms` milliseconds ("full jitter").
+fn jitter(max_ms: u64) -> u64 {
+    use rand::Rng as _;
+    rand::thread_rng().gen_range(0..=max_ms)
+}
 
 /// Per-connection async locks for single flight within this process.
 #[derive(Debug, Default)]
@@ -158,7 +166,13 @@ async fn run_refresh(
         let now = state.clock.unix();
         if is_expired(&row, now) {
             store
-                .set_connection_status(&row.id, row.version, ConnectionStatus::NeedsReauthorization.as_str(), now)
+                .set_connection_status(
+                    &row.id,
+                    row.version,
+                    ConnectionStatus::NeedsReauthorization.as_str(),
+                    now,
+                    Some(&crate::events::needs_reauthorization(&row, now)),
+                )
                 .await?;
             let entry = Entry::new(now, actor, "refresh_failed")
                 .connection(&row)
@@ -181,14 +195,31 @@ async fn run_refresh(
         record(state, entry).await;
         return Err(RefreshError::MissingClientSecret(provider.key.clone()));
     };
-    let sent_at = state.clock.unix();
-    let answer = token::request(
-        &state.http,
-        provider,
-        &secret,
-        &[("grant_type", "refresh_token"), ("refresh_token", refresh_token.expose())],
-    )
-    .await;
+    // Transient failures are retried with exponential back-off and full jitter, but only while
+    // a whole further attempt still fits inside the lease (HTTP deadline < lease, always).
+    let leased_at = Instant::now();
+    let last_start = LEASE.saturating_sub(PROVIDER_TIMEOUT + Duration::from_secs(1));
+    let mut attempt_no = 0u32;
+    let (sent_at, answer) = loop {
+        let sent_at = state.clock.unix();
+        let answer = token::request(
+            &state.http,
+            provider,
+            &secret,
+            &[("grant_type", "refresh_token"), ("refresh_token", refresh_token.expose())],
+        )
+        .await;
+        attempt_no += 1;
+        let backoff = Duration::from_millis(jitter(100 << attempt_no.min(4)));
+        match answer {
+            Err(TokenError::Transient { .. })
+                if attempt_no < MAX_ATTEMPTS && leased_at.elapsed() + backoff < last_start =>
+            {
+                Clock::sleep(backoff).await;
+            }
+            answer => break (sent_at, answer),
+        }
+    };
     let now = state.clock.unix();
     match answer {
         Ok(set) => {
@@ -230,7 +261,13 @@ async fn run_refresh(
         }
         Err(TokenError::GrantRejected { code, .. }) => {
             store
-                .set_connection_status(&row.id, row.version, ConnectionStatus::NeedsReauthorization.as_str(), now)
+                .set_connection_status(
+                    &row.id,
+                    row.version,
+                    ConnectionStatus::NeedsReauthorization.as_str(),
+                    now,
+                    Some(&crate::events::needs_reauthorization(&row, now)),
+                )
                 .await?;
             let entry = Entry::new(now, actor, "refresh_failed")
                 .connection(&row)
@@ -253,6 +290,12 @@ async fn run_refresh(
         }
         Err(other) => {
             release().await?;
+            if state.refresh_failed.allow(&row.id, now) {
+                let event = crate::events::about(crate::events::REFRESH_FAILED, &row, now);
+                if let Err(e) = store.insert_event(&event).await {
+                    tracing::warn!(error = %e, "could not record connection.refresh_failed");
+                }
+            }
             let entry = Entry::new(now, actor, "refresh_failed")
                 .connection(&row)
                 .failed("provider_unavailable")

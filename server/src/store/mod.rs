@@ -16,6 +16,7 @@ use std::time::Duration;
 pub mod activity;
 pub mod api_keys;
 pub mod connections;
+pub mod events;
 pub mod flows;
 pub mod keys;
 pub mod sandbox;

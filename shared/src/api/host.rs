@@ -296,3 +296,95 @@ pub struct Health {
     /// `ok` or `unavailable`.
     pub status: String,
 }
+
+/// `POST /v1/webhook-endpoints`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct CreateWebhookEndpoint {
+    /// Where to POST events (https; private addresses only with `allow_private_webhook_targets`).
+    pub url: String,
+    /// Event types to receive; all when absent.
+    #[serde(default)]
+    pub events: Option<Vec<String>>,
+}
+
+/// A webhook endpoint (its secret is shown only when created or rotated).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct WebhookEndpoint {
+    /// `whe_…`.
+    pub id: String,
+    /// Target URL.
+    pub url: String,
+    /// Subscribed event types (empty: all).
+    pub events: Vec<String>,
+    /// The signing secret (`whsec_…`, Standard Webhooks), only in create and rotate answers.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub secret: Option<String>,
+    /// When created.
+    #[serde(with = "time::serde::rfc3339")]
+    pub created_at: OffsetDateTime,
+    /// Failed attempts at the event currently being delivered.
+    pub failing_attempts: i64,
+    /// The last delivery error, while failing.
+    pub last_error: Option<String>,
+}
+
+/// A list of endpoints.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct WebhookEndpointList {
+    /// Oldest first.
+    pub data: Vec<WebhookEndpoint>,
+}
+
+/// An event, as polled or delivered.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct Event {
+    /// `evt_…`; also the `webhook-id` of deliveries, for deduplication.
+    pub id: String,
+    /// `connection.created`, `connection.reauthorized`, `connection.needs_reauthorization`,
+    /// `connection.deleted`, `connection.refresh_failed`.
+    #[serde(rename = "type")]
+    pub kind: String,
+    /// When it happened.
+    #[serde(with = "time::serde::rfc3339")]
+    pub created_at: OffsetDateTime,
+    /// The connection (never a token).
+    #[cfg_attr(feature = "openapi", schema(value_type = Object))]
+    pub data: serde_json::Value,
+}
+
+/// Query of `GET /v1/events`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::IntoParams))]
+#[cfg_attr(feature = "openapi", into_params(parameter_in = Query))]
+#[serde(deny_unknown_fields)]
+pub struct EventQuery {
+    /// Only events after this event id.
+    pub after: Option<String>,
+    /// Page size, 1–200 (default 50).
+    pub limit: Option<u32>,
+}
+
+/// An event an endpoint did not accept within 24 hours.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct WebhookFailure {
+    /// `whf_…`.
+    pub id: String,
+    /// The event.
+    pub event_id: String,
+    /// Attempts made.
+    pub attempts: i64,
+    /// The last error.
+    pub last_error: Option<String>,
+    /// When it was given up.
+    #[serde(with = "time::serde::rfc3339")]
+    pub failed_at: OffsetDateTime,
+    /// When it was re-sent successfully.
+    #[serde(with = "time::serde::rfc3339::option")]
+    pub resent_at: Option<OffsetDateTime>,
+}

@@ -167,7 +167,7 @@ impl TestApp {
             lease_until: None,
             refresh_attempt: None,
         };
-        self.state.store.insert_connection(&row).await.unwrap();
+        self.state.store.insert_connection(&row, None).await.unwrap();
         row
     }
 }

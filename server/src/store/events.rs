@@ -1,0 +1,227 @@
+//! Rows of `events` (the transactional outbox), `webhook_endpoints` and `webhook_failures`.
+
+use super::{Store, StoreResult, run};
+
+/// An event to write with the change it describes.
+#[derive(Debug, Clone)]
+pub struct NewEvent {
+    pub id: String,
+    pub kind: String,
+    pub connection_id: Option<String>,
+    pub created_at: i64,
+    /// JSON.
+    pub data: String,
+}
+
+/// A stored event.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct EventRow {
+    pub seq: i64,
+    pub id: String,
+    #[sqlx(rename = "type")]
+    pub kind: String,
+    pub connection_id: Option<String>,
+    pub created_at: i64,
+    pub data: String,
+}
+
+/// A webhook endpoint.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct EndpointRow {
+    pub id: String,
+    pub url: String,
+    pub events: String,
+    pub secret: Vec<u8>,
+    pub previous_secret: Option<Vec<u8>>,
+    pub previous_until: Option<i64>,
+    pub created_at: i64,
+    pub delivered_seq: i64,
+    pub attempts: i64,
+    pub first_failed_at: Option<i64>,
+    pub next_attempt_at: Option<i64>,
+    pub last_error: Option<String>,
+}
+
+/// An event an endpoint never accepted.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct FailureRow {
+    pub id: String,
+    pub endpoint_id: String,
+    pub event_id: String,
+    pub attempts: i64,
+    pub last_error: Option<String>,
+    pub failed_at: i64,
+    pub resent_at: Option<i64>,
+}
+
+const ENDPOINT_COLUMNS: &str = "id, url, events, secret, previous_secret, previous_until, created_at, delivered_seq, \
+    attempts, first_failed_at, next_attempt_at, last_error";
+
+/// The INSERT of an event, run inside the caller's transaction.
+pub(crate) const INSERT_EVENT: &str =
+    "INSERT INTO events (id, type, connection_id, created_at, data) VALUES ($1, $2, $3, $4, $5)";
+
+/// Binds a [`NewEvent`] to [`INSERT_EVENT`] and runs it on `$executor`.
+macro_rules! insert_event {
+    ($executor:expr, $event:expr) => {
+        sqlx::query($crate::store::events::INSERT_EVENT)
+            .bind(&$event.id)
+            .bind(&$event.kind)
+            .bind(&$event.connection_id)
+            .bind($event.created_at)
+            .bind(&$event.data)
+            .execute($executor)
+    };
+}
+pub(crate) use insert_event;
+
+impl Store {
+    /// Events after `seq`, oldest first.
+    pub async fn events_after(&self, seq: i64, limit: i64) -> StoreResult<Vec<EventRow>> {
+        Ok(run!(self, pool => sqlx::query_as(
+            "SELECT seq, id, type, connection_id, created_at, data FROM events WHERE seq > $1 ORDER BY seq LIMIT $2")
+            .bind(seq).bind(limit).fetch_all(pool).await)?)
+    }
+
+    /// The position of an event id.
+    pub async fn event_seq(&self, id: &str) -> StoreResult<Option<i64>> {
+        Ok(
+            run!(self, pool => sqlx::query_scalar("SELECT seq FROM events WHERE id = $1").bind(id).fetch_optional(pool).await)?,
+        )
+    }
+
+    /// One event.
+    pub async fn event(&self, id: &str) -> StoreResult<Option<EventRow>> {
+        Ok(
+            run!(self, pool => sqlx::query_as("SELECT seq, id, type, connection_id, created_at, data FROM events WHERE id = $1")
+            .bind(id).fetch_optional(pool).await)?,
+        )
+    }
+
+    /// Creates an endpoint that starts after every event already written.
+    pub async fn insert_endpoint(&self, id: &str, url: &str, events: &str, secret: &[u8], now: i64) -> StoreResult<()> {
+        run!(self, pool => sqlx::query(
+            "INSERT INTO webhook_endpoints (id, url, events, secret, created_at, delivered_seq) \
+             VALUES ($1, $2, $3, $4, $5, (SELECT COALESCE(MAX(seq), 0) FROM events))")
+            .bind(id).bind(url).bind(events).bind(secret).bind(now).execute(pool).await.map(|_| ()))?;
+        Ok(())
+    }
+
+    /// Every endpoint, oldest first.
+    pub async fn endpoints(&self) -> StoreResult<Vec<EndpointRow>> {
+        let sql = format!("SELECT {ENDPOINT_COLUMNS} FROM webhook_endpoints ORDER BY id");
+        Ok(run!(self, pool => sqlx::query_as(&sql).fetch_all(pool).await)?)
+    }
+
+    /// One endpoint.
+    pub async fn endpoint(&self, id: &str) -> StoreResult<Option<EndpointRow>> {
+        let sql = format!("SELECT {ENDPOINT_COLUMNS} FROM webhook_endpoints WHERE id = $1");
+        Ok(run!(self, pool => sqlx::query_as(&sql).bind(id).fetch_optional(pool).await)?)
+    }
+
+    /// Deletes an endpoint; returns whether it existed.
+    pub async fn delete_endpoint(&self, id: &str) -> StoreResult<bool> {
+        let n = run!(self, pool => sqlx::query("DELETE FROM webhook_endpoints WHERE id = $1").bind(id).execute(pool).await.map(|r| r.rows_affected()))?;
+        Ok(n == 1)
+    }
+
+    /// Replaces the secret; the old one (re-sealed for its column) keeps signing until
+    /// `previous_until`.
+    pub async fn rotate_endpoint_secret(
+        &self,
+        id: &str,
+        sealed: &[u8],
+        sealed_previous: &[u8],
+        previous_until: i64,
+    ) -> StoreResult<bool> {
+        let n = run!(self, pool => sqlx::query(
+            "UPDATE webhook_endpoints SET previous_secret = $1, previous_until = $2, secret = $3 WHERE id = $4")
+            .bind(sealed_previous).bind(previous_until).bind(sealed).bind(id).execute(pool).await.map(|r| r.rows_affected()))?;
+        Ok(n == 1)
+    }
+
+    /// Endpoints that may have something to deliver now and that no replica holds.
+    pub async fn due_endpoints(&self, now: i64) -> StoreResult<Vec<EndpointRow>> {
+        let sql = format!(
+            "SELECT {ENDPOINT_COLUMNS} FROM webhook_endpoints \
+             WHERE (next_attempt_at IS NULL OR next_attempt_at <= $1) AND (lease_until IS NULL OR lease_until < $1) \
+               AND delivered_seq < (SELECT COALESCE(MAX(seq), 0) FROM events) ORDER BY id"
+        );
+        Ok(run!(self, pool => sqlx::query_as(&sql).bind(now).fetch_all(pool).await)?)
+    }
+
+    /// Takes the delivery lease of an endpoint (compare-and-swap on its cursor).
+    pub async fn lease_endpoint(&self, id: &str, delivered_seq: i64, now: i64, until: i64) -> StoreResult<bool> {
+        let n = run!(self, pool => sqlx::query(
+            "UPDATE webhook_endpoints SET lease_until = $1 WHERE id = $2 AND delivered_seq = $3 AND (lease_until IS NULL OR lease_until < $4)")
+            .bind(until).bind(id).bind(delivered_seq).bind(now).execute(pool).await.map(|r| r.rows_affected()))?;
+        Ok(n == 1)
+    }
+
+    /// Moves the cursor past `seq` (delivered, or not subscribed) and clears failure state.
+    pub async fn advance_endpoint(&self, id: &str, seq: i64) -> StoreResult<()> {
+        run!(self, pool => sqlx::query(
+            "UPDATE webhook_endpoints SET delivered_seq = $1, attempts = 0, first_failed_at = NULL, next_attempt_at = NULL, \
+             last_error = NULL WHERE id = $2 AND delivered_seq < $1")
+            .bind(seq).bind(id).execute(pool).await.map(|_| ()))?;
+        Ok(())
+    }
+
+    /// Records a failed attempt at the event after the cursor.
+    pub async fn endpoint_attempt_failed(
+        &self,
+        id: &str,
+        attempts: i64,
+        first_failed_at: i64,
+        next_attempt_at: i64,
+        error: &str,
+    ) -> StoreResult<()> {
+        run!(self, pool => sqlx::query(
+            "UPDATE webhook_endpoints SET attempts = $1, first_failed_at = $2, next_attempt_at = $3, last_error = $4 WHERE id = $5")
+            .bind(attempts).bind(first_failed_at).bind(next_attempt_at).bind(error).bind(id).execute(pool).await.map(|_| ()))?;
+        Ok(())
+    }
+
+    /// Releases the delivery lease.
+    pub async fn release_endpoint(&self, id: &str) -> StoreResult<()> {
+        run!(self, pool => sqlx::query("UPDATE webhook_endpoints SET lease_until = NULL WHERE id = $1")
+            .bind(id).execute(pool).await.map(|_| ()))?;
+        Ok(())
+    }
+
+    /// Gives up on an event after 24 hours of failures: keep it as failed, move on.
+    pub async fn give_up_event(&self, failure: &FailureRow, seq: i64) -> StoreResult<()> {
+        run!(self, pool => {
+            let mut tx = pool.begin().await?;
+            sqlx::query("INSERT INTO webhook_failures (id, endpoint_id, event_id, attempts, last_error, failed_at) VALUES ($1, $2, $3, $4, $5, $6)")
+                .bind(&failure.id).bind(&failure.endpoint_id).bind(&failure.event_id).bind(failure.attempts)
+                .bind(&failure.last_error).bind(failure.failed_at).execute(&mut *tx).await?;
+            sqlx::query("UPDATE webhook_endpoints SET delivered_seq = $1, attempts = 0, first_failed_at = NULL, next_attempt_at = NULL WHERE id = $2")
+                .bind(seq).bind(&failure.endpoint_id).execute(&mut *tx).await?;
+            tx.commit().await?;
+        });
+        Ok(())
+    }
+
+    /// An endpoint's failed events, newest first.
+    pub async fn failures(&self, endpoint_id: &str) -> StoreResult<Vec<FailureRow>> {
+        Ok(run!(self, pool => sqlx::query_as(
+            "SELECT id, endpoint_id, event_id, attempts, last_error, failed_at, resent_at FROM webhook_failures WHERE endpoint_id = $1 ORDER BY id DESC")
+            .bind(endpoint_id).fetch_all(pool).await)?)
+    }
+
+    /// Marks a failure as re-sent successfully.
+    pub async fn failure_resent(&self, id: &str, now: i64) -> StoreResult<()> {
+        run!(self, pool => sqlx::query("UPDATE webhook_failures SET resent_at = $1 WHERE id = $2")
+            .bind(now).bind(id).execute(pool).await.map(|_| ()))?;
+        Ok(())
+    }
+}
+
+impl Store {
+    /// Writes an event that accompanies no state change (e.g. `connection.refresh_failed`).
+    pub async fn insert_event(&self, event: &NewEvent) -> StoreResult<()> {
+        run!(self, pool => insert_event!(pool, event).await.map(|_| ()))?;
+        Ok(())
+    }
+}
