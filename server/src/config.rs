@@ -26,6 +26,9 @@ pub struct FileConfig {
     pub sandbox_access_token_ttl_seconds: Option<i64>,
     pub widget_dir: Option<PathBuf>,
     pub demo_listen: Option<String>,
+    pub background_refresh: Option<bool>,
+    pub refresh_window_seconds: Option<i64>,
+    pub validation_interval_seconds: Option<i64>,
     #[serde(default)]
     pub providers: BTreeMap<String, ProviderConfig>,
 }
@@ -106,6 +109,12 @@ pub struct Config {
     pub widget_dir: PathBuf,
     /// Where `latch demo` serves its demo host app (a second origin).
     pub demo_listen: SocketAddr,
+    /// Run the proactive refresher and re-validation in the background.
+    pub background_refresh: bool,
+    /// The refresher renews tokens expiring within this many seconds.
+    pub refresh_window_seconds: i64,
+    /// Long-lived tokens are re-validated at the identity endpoint this often.
+    pub validation_interval_seconds: i64,
     pub providers: Vec<Provider>,
 }
 
@@ -195,6 +204,14 @@ impl Config {
         if !(0..=3600).contains(&skew) {
             return Err(ConfigError("access_token_skew_seconds: must be between 0 and 3600".into()));
         }
+        let window = file.refresh_window_seconds.unwrap_or(600);
+        if !(60..=86_400).contains(&window) {
+            return Err(ConfigError("refresh_window_seconds: must be between 60 and 86400".into()));
+        }
+        let validation = file.validation_interval_seconds.unwrap_or(86_400);
+        if !(60..=30 * 86_400).contains(&validation) {
+            return Err(ConfigError("validation_interval_seconds: must be between 60 and 2592000".into()));
+        }
         let sandbox_ttl = file.sandbox_access_token_ttl_seconds.unwrap_or(300);
         if !(5..=86_400).contains(&sandbox_ttl) {
             return Err(ConfigError("sandbox_access_token_ttl_seconds: must be between 5 and 86400".into()));
@@ -213,10 +230,13 @@ impl Config {
             demo,
             data_dir,
             access_token_skew_seconds: skew,
-            allow_private_webhook_targets: file.allow_private_webhook_targets.unwrap_or(false),
+            allow_private_webhook_targets: file.allow_private_webhook_targets.unwrap_or(demo),
             sandbox_access_token_ttl_seconds: sandbox_ttl,
             widget_dir,
             demo_listen,
+            background_refresh: file.background_refresh.unwrap_or(true),
+            refresh_window_seconds: window,
+            validation_interval_seconds: validation,
             providers,
         })
     }
@@ -236,6 +256,9 @@ impl Config {
             sandbox_access_token_ttl_seconds: 300,
             widget_dir: PathBuf::from("target/widget-dist"),
             demo_listen: SocketAddr::from(([127, 0, 0, 1], 0)),
+            background_refresh: false,
+            refresh_window_seconds: 600,
+            validation_interval_seconds: 86_400,
             providers: vec![],
         }
     }

@@ -98,6 +98,9 @@ impl AppState {
             refresh_failed: Default::default(),
         }));
         crate::events::webhooks::spawn_worker(state.clone());
+        if state.config.background_refresh {
+            crate::oauth::refresher::spawn(state.clone());
+        }
         Ok(state)
     }
 

@@ -16,6 +16,7 @@ mod connections;
 mod errors;
 mod oidc_flow;
 mod openapi;
+mod refresher;
 mod sandbox;
 mod secrets_at_rest;
 mod tidy;

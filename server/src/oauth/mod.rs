@@ -6,6 +6,7 @@ pub mod callback;
 pub mod http;
 pub mod identity;
 pub mod refresh;
+pub mod refresher;
 pub mod revoke;
 pub mod start;
 pub mod token;

@@ -278,4 +278,31 @@ impl Store {
         self.connections_changed();
         Ok(())
     }
+
+    /// Active connections whose access token expires before `before` and that nobody is
+    /// refreshing, soonest first.
+    pub async fn connections_expiring(&self, before: i64, now: i64, limit: i64) -> StoreResult<Vec<ConnectionRow>> {
+        let sql = format!(
+            "SELECT {COLUMNS} FROM connections WHERE status = 'active' AND refresh_token IS NOT NULL \
+               AND access_token_expires_at IS NOT NULL AND access_token_expires_at <= $1 \
+               AND (lease_until IS NULL OR lease_until < $2) ORDER BY access_token_expires_at LIMIT $3"
+        );
+        Ok(run!(self, pool => sqlx::query_as(&sql).bind(before).bind(now).bind(limit).fetch_all(pool).await)?)
+    }
+
+    /// Active connections last validated before `before`, oldest first.
+    pub async fn connections_to_validate(&self, before: i64, limit: i64) -> StoreResult<Vec<ConnectionRow>> {
+        let sql = format!(
+            "SELECT {COLUMNS} FROM connections WHERE status = 'active' \
+               AND COALESCE(last_validated_at, created_at) < $1 ORDER BY COALESCE(last_validated_at, created_at) LIMIT $2"
+        );
+        Ok(run!(self, pool => sqlx::query_as(&sql).bind(before).bind(limit).fetch_all(pool).await)?)
+    }
+
+    /// Records that the provider still honours the connection's token.
+    pub async fn mark_validated(&self, id: &str, now: i64) -> StoreResult<()> {
+        run!(self, pool => sqlx::query("UPDATE connections SET last_validated_at = $1 WHERE id = $2")
+            .bind(now).bind(id).execute(pool).await.map(|_| ()))?;
+        Ok(())
+    }
 }

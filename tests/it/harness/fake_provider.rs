@@ -51,6 +51,8 @@ pub struct FakeState {
     pub quirks: Quirks,
     /// The refresh token currently valid (rotation: each use replaces it).
     pub current_refresh_token: Option<String>,
+    /// Other refresh tokens still valid (one per grant, for many connections); single use.
+    pub live_refresh_tokens: std::collections::HashSet<String>,
     /// Issued access tokens start with this (canary tests).
     pub token_prefix: String,
     /// Authorization codes start with this (canary tests).
@@ -237,7 +239,8 @@ async fn token(State(state): Shared, headers: HeaderMap, Form(form): Form<HashMa
         }
         Some("refresh_token") => {
             let presented = form.get("refresh_token").cloned();
-            if presented.is_none() || presented != s.current_refresh_token {
+            let live = presented.as_ref().is_some_and(|p| s.live_refresh_tokens.remove(p));
+            if presented.is_none() || (!live && presented != s.current_refresh_token) {
                 // Reuse of a spent refresh token: the grant is dead.
                 s.current_refresh_token = None;
                 let code = if quirks == Quirks::Slack { "invalid_refresh_token" } else { "invalid_grant" };
@@ -263,6 +266,7 @@ async fn token(State(state): Shared, headers: HeaderMap, Form(form): Form<HashMa
     if rotate {
         let refresh = format!("rt-{}-{n}", s.token_prefix);
         s.current_refresh_token = Some(refresh.clone());
+        s.live_refresh_tokens.insert(refresh.clone());
         body["refresh_token"] = refresh.into();
     }
     if quirks == Quirks::Slack {
