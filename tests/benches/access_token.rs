@@ -78,6 +78,26 @@ fn main() {
             100.0 * rps / bare_rps
         );
     }
+    for backend in ["SQLite", "PostgreSQL"] {
+        let url = match backend {
+            "SQLite" => format!("sqlite://{}/storm.db", dir.path().display()),
+            _ => match &pg_db {
+                Some((_, _, url)) => url.clone(),
+                None => continue,
+            },
+        };
+        let (n, callers) = (200, 4);
+        let (endpoint, auth, calls) = server_rt.block_on(storm_setup(&url, n));
+        let started = Instant::now();
+        client_rt.block_on(storm_load(endpoint, auth, n, callers));
+        let elapsed = started.elapsed();
+        let (calls, expiries) = (calls.load(Ordering::SeqCst), n);
+        println!(
+            "refresh storm ({backend}): {expiries} connections expiring at once, 4 callers each: {calls} provider calls ({:.2} per expiry), all refreshed in {} ms",
+            calls as f64 / expiries as f64,
+            elapsed.as_millis()
+        );
+    }
     if let Some((admin, name, _)) = pg_db {
         drop(targets);
         drop(server_rt);
@@ -215,4 +235,103 @@ async fn load(target: &Target, concurrency: usize, duration: Duration) -> (f64, 
     let pct =
         |p: f64| all.get(((all.len() as f64 * p) as usize).min(all.len().saturating_sub(1))).copied().unwrap_or(0);
     (all.len() as f64 / elapsed, pct(0.50), pct(0.99), errors)
+}
+
+/// N connections expired at once, `callers` concurrent requests for each: counts provider calls.
+async fn storm(
+    database_url: &str,
+    client_rt: &tokio::runtime::Runtime,
+    n: usize,
+    callers: usize,
+) -> (usize, usize, Duration) {
+    use std::sync::atomic::AtomicUsize;
+    let calls = Arc::new(AtomicUsize::new(0));
+    let counter = calls.clone();
+    let provider_app = axum::Router::new().route(
+        "/token",
+        axum::routing::post(move || {
+            let n = counter.fetch_add(1, Ordering::SeqCst);
+            async move {
+                axum::Json(serde_json::json!({"access_token": format!("at-{n}"), "refresh_token": format!("rt-{n}"), "expires_in": 3600, "token_type": "Bearer"}))
+            }
+        }),
+    );
+    let provider_listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let provider_url = format!("http://{}", provider_listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(provider_listener, provider_app).await.unwrap() });
+
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let mut config = Config::for_tests(database_url, MASTER_KEY);
+    config.public_url = format!("http://{addr}").parse().unwrap();
+    let provider: ProviderConfig = toml::from_str(&format!(
+        "client_id = \"c\"\nauthorization_url = \"{provider_url}/a\"\ntoken_url = \"{provider_url}/token\"\nidentity = {{ url = \"{provider_url}/me\", account_identifier = \"$.sub\" }}"
+    ))
+    .unwrap();
+    config.providers = vec![Provider::from_config("storm", provider).unwrap()];
+    let state = AppState::build(config, Clock::default()).await.unwrap();
+    state
+        .store
+        .put_client_secret(
+            "storm",
+            &state.vault.seal_str(Slot::new("provider_secrets", "storm", "client_secret"), "s"),
+            0,
+        )
+        .await
+        .unwrap();
+    let key = api_keys::generate();
+    state.store.insert_api_key(&new_id("key"), "storm", &key.hash, state.clock.unix()).await.unwrap();
+    let now = state.clock.unix();
+    for i in 0..n {
+        let id = new_id("conn");
+        let row = ConnectionRow {
+            access_token: Some(state.vault.seal_str(Slot::new("connections", &id, "access_token"), "old")),
+            refresh_token: Some(
+                state.vault.seal_str(Slot::new("connections", &id, "refresh_token"), &format!("rt-old-{i}")),
+            ),
+            id,
+            provider: "storm".into(),
+            user_id: format!("user-{i}"),
+            organization_id: String::new(),
+            account_id: "a".into(),
+            account_label: None,
+            status: "active".into(),
+            scopes: String::new(),
+            missing_scopes: String::new(),
+            token_type: "bearer".into(),
+            access_token_expires_at: Some(now - 1),
+            created_at: now - 3600,
+            updated_at: now - 3600,
+            last_refreshed_at: None,
+            last_used_at: None,
+            last_validated_at: None,
+            version: 0,
+            lease_until: None,
+            refresh_attempt: None,
+        };
+        state.store.insert_connection(&row, None).await.unwrap();
+    }
+    tokio::spawn(async move { latch_server::serve(listener, state, std::future::pending()).await.unwrap() });
+    (format!("http://{addr}/v1/access-token"), format!("Bearer {}", key.plaintext), calls)
+}
+
+/// `callers` concurrent requests for each of the `n` connections.
+async fn storm_load(url: String, auth: String, n: usize, callers: usize) {
+    let client = reqwest::Client::new();
+    let requests = (0..n * callers).map(|i| {
+        let (client, url, auth) = (client.clone(), url.clone(), auth.clone());
+        tokio::spawn(async move {
+            let body = format!("{{\"user_id\":\"user-{}\",\"provider\":\"storm\"}}", i % n);
+            let r = client
+                .post(url)
+                .header("authorization", auth)
+                .header("content-type", "application/json")
+                .body(body)
+                .send()
+                .await;
+            r.map(|r| r.status().is_success()).unwrap_or(false)
+        })
+    });
+    let failures = futures::future::join_all(requests).await.into_iter().filter(|r| !matches!(r, Ok(true))).count();
+    assert_eq!(failures, 0, "every caller got a token");
 }

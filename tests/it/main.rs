@@ -17,6 +17,7 @@ mod errors;
 mod oidc_flow;
 mod openapi;
 mod refresher;
+mod replicas;
 mod sandbox;
 mod secrets_at_rest;
 mod tidy;

@@ -15,14 +15,14 @@ type Deliveries = Arc<Mutex<Vec<(HeaderMap, Vec<u8>)>>>;
 
 /// A webhook receiver that can be switched off (it then answers 503).
 #[derive(Clone)]
-struct Receiver {
-    url: String,
+pub(crate) struct Receiver {
+    pub(crate) url: String,
     up: Arc<Mutex<bool>>,
-    got: Deliveries,
+    pub(crate) got: Deliveries,
 }
 
 impl Receiver {
-    async fn start() -> Self {
+    pub(crate) async fn start() -> Self {
         let up = Arc::new(Mutex::new(true));
         let got: Deliveries = Arc::default();
         let (u, g) = (up.clone(), got.clone());
@@ -49,11 +49,11 @@ impl Receiver {
         self.got.lock().unwrap().iter().map(|(_, b)| serde_json::from_slice(b).unwrap()).collect()
     }
 
-    fn types(&self) -> Vec<String> {
+    pub(crate) fn types(&self) -> Vec<String> {
         self.bodies().iter().map(|b| b["type"].as_str().unwrap().to_owned()).collect()
     }
 
-    async fn wait_for(&self, n: usize) {
+    pub(crate) async fn wait_for(&self, n: usize) {
         let ok = wait_until(Duration::from_secs(15), || async { self.got.lock().unwrap().len() >= n }).await;
         assert!(ok, "expected {n} deliveries, got {:?}", self.types());
     }

@@ -124,7 +124,15 @@ async fn the_whole_story_in_a_real_browser() {
         )
         .await;
 
-    // The user removes the app at the provider: Deploy says reconnect, the widget shows Reconnect.
+    // The host listens for webhooks.
+    let receiver = crate::webhooks::Receiver::start().await;
+    let (_, endpoint) = app
+        .post("/v1/webhook-endpoints", json!({"url": receiver.url, "events": ["connection.needs_reauthorization"]}))
+        .await;
+    let secret = endpoint["secret"].as_str().unwrap().to_owned();
+
+    // The user removes the app at the provider: Deploy says reconnect, a signed webhook says so
+    // too, and the widget shows Reconnect.
     let r =
         send(app.http.post(format!("{}/sandbox/admin/revoke", app.url)).json(&json!({"account": "demo-user"}))).await;
     assert_eq!(r.0, 200);
@@ -136,6 +144,10 @@ async fn the_whole_story_in_a_real_browser() {
             15,
         )
         .await;
+    receiver.wait_for(1).await;
+    let (headers, body) = receiver.got.lock().unwrap()[0].clone();
+    standardwebhooks::Webhook::new(&secret).unwrap().verify(&body, &headers).expect("the webhook verifies");
+    assert_eq!(receiver.types(), ["connection.needs_reauthorization"]);
     c.refresh().await.unwrap();
     chrome.wait_widget_text("Needs reconnect", 20).await;
     chrome.click_widget_button("Reconnect").await;
