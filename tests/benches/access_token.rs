@@ -237,13 +237,8 @@ async fn load(target: &Target, concurrency: usize, duration: Duration) -> (f64, 
     (all.len() as f64 / elapsed, pct(0.50), pct(0.99), errors)
 }
 
-/// N connections expired at once, `callers` concurrent requests for each: counts provider calls.
-async fn storm(
-    database_url: &str,
-    client_rt: &tokio::runtime::Runtime,
-    n: usize,
-    callers: usize,
-) -> (usize, usize, Duration) {
+/// A Latch with `n` connections expired at once and a counting token endpoint.
+async fn storm_setup(database_url: &str, n: usize) -> (String, String, Arc<std::sync::atomic::AtomicUsize>) {
     use std::sync::atomic::AtomicUsize;
     let calls = Arc::new(AtomicUsize::new(0));
     let counter = calls.clone();
