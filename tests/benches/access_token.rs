@@ -138,7 +138,7 @@ async fn latch(database_url: &str, name: &str) -> Target {
     let mut config = Config::for_tests(database_url, MASTER_KEY);
     config.public_url = format!("http://{addr}").parse().unwrap();
     let provider: ProviderConfig = toml::from_str(
-        "client_id = \"c\"\nauthorization_url = \"http://127.0.0.1:9/a\"\ntoken_url = \"http://127.0.0.1:9/t\"",
+        "client_id = \"c\"\nauthorization_url = \"http://127.0.0.1:9/a\"\ntoken_url = \"http://127.0.0.1:9/t\"\nidentity = { url = \"http://127.0.0.1:9/me\", account_identifier = \"$.sub\" }",
     )
     .unwrap();
     config.providers = vec![Provider::from_config("acme", provider).unwrap()];

@@ -2,32 +2,14 @@
 //! and `serve` starting from environment configuration. Runs the binary built by
 //! `cargo build -p latch-server` (the README's test command builds it first).
 
-use crate::harness::{MASTER_KEY, wait_until};
+use crate::harness::{latch_command, wait_until};
 use std::io::Write as _;
-use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-fn latch_binary() -> PathBuf {
-    let exe = std::env::current_exe().unwrap();
-    let dir = exe.parent().unwrap().parent().unwrap();
-    let bin = dir.join("latch");
-    assert!(
-        bin.exists(),
-        "{} is missing: run `cargo build -p latch-server` first (the README test command does)",
-        bin.display()
-    );
-    bin
-}
-
 fn latch(dir: &std::path::Path, args: &[&str]) -> Command {
-    let mut cmd = Command::new(latch_binary());
-    cmd.args(args)
-        .current_dir(dir)
-        .env_clear()
-        .env("LATCH_DATABASE_URL", format!("sqlite://{}/latch.db", dir.display()))
-        .env("LATCH_MASTER_KEY", MASTER_KEY)
-        .env("RUST_LOG", "info");
+    let mut cmd = latch_command(dir, &format!("sqlite://{}/latch.db", dir.display()));
+    cmd.args(args).env("RUST_LOG", "info");
     cmd
 }
 

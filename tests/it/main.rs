@@ -13,6 +13,7 @@ mod canaries;
 mod cli;
 mod connect_flow;
 mod connections;
+mod crash;
 mod errors;
 mod oidc_flow;
 mod openapi;

@@ -5,9 +5,9 @@
 use crate::harness::browser::Browser;
 use crate::harness::db::{Backend, TestDb, postgres_available};
 use crate::harness::oidc::Oidc;
-use crate::harness::{HOST_ORIGIN, MASTER_KEY, send, wait_until};
+use crate::harness::{HOST_ORIGIN, latch_command, send, wait_until};
 use serde_json::json;
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Stdio};
 use std::time::Duration;
 
 struct Replica(Child);
@@ -17,11 +17,6 @@ impl Drop for Replica {
         let _ = self.0.kill();
         let _ = self.0.wait();
     }
-}
-
-fn latch_binary() -> std::path::PathBuf {
-    let exe = std::env::current_exe().unwrap();
-    exe.parent().unwrap().parent().unwrap().join("latch")
 }
 
 fn free_port() -> u16 {
@@ -48,13 +43,9 @@ async fn three_replicas_one_refresh() {
     )
     .unwrap();
     let command = |args: &[&str]| {
-        let mut c = Command::new(latch_binary());
+        let mut c = latch_command(dir.path(), &db.url);
         c.args(args)
-            .current_dir(dir.path())
-            .env_clear()
             .env("LATCH_CONFIG", dir.path().join("latch.toml"))
-            .env("LATCH_DATABASE_URL", &db.url)
-            .env("LATCH_MASTER_KEY", MASTER_KEY)
             .env("LATCH_PUBLIC_URL", &public)
             .env("LATCH_IT_OIDC_SECRET", "replica-secret")
             .env("RUST_LOG", "warn");

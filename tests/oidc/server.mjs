@@ -2,7 +2,8 @@
 // required, rotating refresh tokens (reuse revokes the grant), revocation, introspection and
 // RFC 9207 `iss` in authorization responses. Consent is automatic; the account that signs in is
 // set through /_test/account. /_test/stats counts token-endpoint outcomes; /_test/fail makes the
-// token endpoint answer 500 for the next N requests (outage simulation).
+// token endpoint answer 500 for the next N requests (outage simulation); /_test/delay holds
+// token requests before processing them.
 //
 // Usage: node server.mjs <redirect_uri> <client_secret> [access_token_ttl_seconds]
 // Prints "READY <port>" once listening on 127.0.0.1.
@@ -13,6 +14,7 @@ const [redirectUri, clientSecret, accessTtl = '3600'] = process.argv.slice(2);
 const accounts = new Map([['alice', { email: 'alice@oidc.example' }], ['bob', { email: 'bob@oidc.example' }]]);
 let nextAccount = 'alice';
 let failNext = 0;
+let delayMs = 0;
 const stats = { refresh_token: 0, authorization_code: 0, errors: 0, revoked_grants: 0, error_codes: [] };
 let provider;
 
@@ -27,6 +29,14 @@ const server = http.createServer(async (req, res) => {
     if (url.pathname === '/_test/fail') {
       failNext = Number(url.searchParams.get('n') || '1');
       return json(res, 200, { failNext });
+    }
+    if (url.pathname === '/_test/delay') {
+      delayMs = Number(url.searchParams.get('ms') || '0');
+      return json(res, 200, { delayMs });
+    }
+    if (url.pathname === '/token' && delayMs > 0) {
+      // Before the provider sees the request: a client killed meanwhile has spent nothing.
+      await new Promise((resolve) => setTimeout(resolve, delayMs));
     }
     if (url.pathname === '/token' && failNext > 0) {
       failNext -= 1;

@@ -3,6 +3,7 @@
 //! `/oauth/result/{flow_id}` (the page that tells the widget, reached by a redirect so the final
 //! URL carries no code or state).
 
+use super::extract::cookie;
 use super::pages::Page;
 use crate::oauth::FlowError;
 use crate::oauth::callback::{self, Callback, CallbackQuery};
@@ -15,18 +16,6 @@ use axum::response::{IntoResponse, Response};
 use latch_shared::ErrorCode;
 use latch_shared::api::widget::{CallbackMessage, FlowError as WireFlowError};
 use subtle::ConstantTimeEq as _;
-
-/// The value of cookie `name` in a request.
-fn cookie(headers: &HeaderMap, name: &str) -> Option<String> {
-    headers
-        .get_all(header::COOKIE)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(';'))
-        .filter_map(|pair| pair.trim().split_once('='))
-        .find(|(k, _)| *k == name)
-        .map(|(_, v)| v.to_owned())
-}
 
 fn set_cookie(state: &AppState, name: &str, value: &str, max_age: i64) -> Option<HeaderValue> {
     let secure = if is_secure(state) { "; Secure" } else { "" };
@@ -73,7 +62,7 @@ pub async fn callback(State(state): State<AppState>, RawQuery(query): RawQuery, 
         return error_page(&FlowError::new(ErrorCode::Oauth2ExchangeError, "The provider's answer is too long."));
     }
     let q: CallbackQuery = serde_urlencoded::from_str(&query).unwrap_or_default();
-    match callback::handle(&state, &q, |name| cookie(&headers, name)).await {
+    match callback::handle(&state, &q, |name| cookie(&headers, name).map(str::to_owned)).await {
         Callback::Finished(flow_id) => {
             let location = format!("/oauth/result/{flow_id}");
             (StatusCode::SEE_OTHER, [(header::LOCATION, location), (header::REFERRER_POLICY, "no-referrer".into())])
@@ -92,7 +81,7 @@ pub async fn result(State(state): State<AppState>, Path(flow_id): Path<String>, 
     };
     let name = cookie_name(is_secure(&state), &flow.id);
     let bound = match (cookie(&headers, &name), &flow.browser_hash) {
-        (Some(v), Some(hash)) => bool::from(digest(&v).as_slice().ct_eq(hash.as_slice())),
+        (Some(v), Some(hash)) => bool::from(digest(v).as_slice().ct_eq(hash.as_slice())),
         _ => false,
     };
     if !bound || !matches!(flow.status.as_str(), "connected" | "error") {

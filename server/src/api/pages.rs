@@ -2,7 +2,7 @@
 //! per-response CSP nonce, not framable, not cached, no referrer. Every dynamic string is
 //! escaped; the message to the widget is JSON inside a non-executable script element.
 
-use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{Html, IntoResponse, Response};
 use latch_shared::api::widget::CallbackMessage;
 
@@ -77,18 +77,24 @@ impl Page {
             heading = escape(&self.heading),
             text = escape(&self.text),
         );
-        let mut headers = HeaderMap::new();
         let csp = format!(
             "default-src 'none'; script-src 'nonce-{nonce}'; style-src 'nonce-{nonce}'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
         );
-        if let Ok(csp) = HeaderValue::from_str(&csp) {
-            headers.insert(header::CONTENT_SECURITY_POLICY, csp);
-        }
-        headers.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
-        headers.insert(header::REFERRER_POLICY, HeaderValue::from_static("no-referrer"));
-        headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-        (status, headers, Html(html)).into_response()
+        lock_down((status, Html(html)).into_response(), &csp)
     }
+}
+
+/// The headers of every page Latch renders itself: this CSP, never framed, never cached, no
+/// referrer.
+pub fn lock_down(mut response: Response, csp: &str) -> Response {
+    let headers = response.headers_mut();
+    if let Ok(csp) = HeaderValue::from_str(csp) {
+        headers.insert(header::CONTENT_SECURITY_POLICY, csp);
+    }
+    headers.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
+    headers.insert(header::REFERRER_POLICY, HeaderValue::from_static("no-referrer"));
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    response
 }
 
 #[cfg(test)]

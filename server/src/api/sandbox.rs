@@ -2,7 +2,7 @@
 //! token, userinfo, revocation, and the demo API.
 
 use super::error::ApiError;
-use super::extract::ApiJson;
+use super::extract::{ApiJson, cookie};
 use super::pages::escape;
 use crate::oauth::start::random_token;
 use crate::sandbox::{self, AuthorizeError, AuthorizeParams};
@@ -15,20 +15,6 @@ use latch_shared::ErrorCode;
 use serde::Deserialize;
 
 const CSRF_COOKIE: &str = "latch_sandbox_csrf";
-
-fn locked_down(mut response: Response, nonce: &str) -> Response {
-    let h = response.headers_mut();
-    let csp = format!(
-        "default-src 'none'; style-src 'nonce-{nonce}'; form-action 'self'; base-uri 'none'; frame-ancestors 'none'"
-    );
-    if let Ok(v) = HeaderValue::from_str(&csp) {
-        h.insert(header::CONTENT_SECURITY_POLICY, v);
-    }
-    h.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
-    h.insert(header::REFERRER_POLICY, HeaderValue::from_static("no-referrer"));
-    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    response
-}
 
 fn page(status: StatusCode, title: &str, body: &str) -> Response {
     let nonce = random_token();
@@ -43,7 +29,10 @@ button.approve{{background:#1f883d;border-color:#1f883d;color:#fff}}small{{color
 <body><div class="card"><p><small>Sandbox · a pretend provider built into Latch</small></p>{body}</div></body></html>"#,
         title = escape(title),
     );
-    locked_down((status, Html(html)).into_response(), &nonce)
+    let csp = format!(
+        "default-src 'none'; style-src 'nonce-{nonce}'; form-action 'self'; base-uri 'none'; frame-ancestors 'none'"
+    );
+    super::pages::lock_down((status, Html(html)).into_response(), &csp)
 }
 
 fn hidden(p: &AuthorizeParams) -> String {
@@ -111,17 +100,6 @@ pub struct Decision {
     csrf: Option<String>,
     account: Option<String>,
     decision: Option<String>,
-}
-
-fn cookie<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
-    headers
-        .get_all(header::COOKIE)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(';'))
-        .filter_map(|pair| pair.trim().split_once('='))
-        .find(|(k, _)| *k == name)
-        .map(|(_, v)| v)
 }
 
 /// `POST /sandbox/authorize`: Approve or Deny.

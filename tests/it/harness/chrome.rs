@@ -151,6 +151,8 @@ impl Drop for Chrome {
                     {
                         let _ = std::fs::write(path, png);
                     }
+                    // Ending the session closes Chromium; killing chromedriver alone would not.
+                    let _ = tokio::time::timeout(Duration::from_secs(5), client.close()).await;
                 });
             })
             .join();

@@ -317,3 +317,22 @@ impl TestApp {
         body["data"].as_array().unwrap().clone()
     }
 }
+
+/// The `latch` binary built by `cargo build -p latch-server` (the README's test command does).
+pub fn latch_binary() -> std::path::PathBuf {
+    let exe = std::env::current_exe().unwrap();
+    let bin = exe.parent().unwrap().parent().unwrap().join("latch");
+    assert!(bin.exists(), "{} is missing: run `cargo build -p latch-server` first (tests/run does)", bin.display());
+    bin
+}
+
+/// A `latch` command for a test directory: a clean environment with the test master key.
+pub fn latch_command(dir: &std::path::Path, database_url: &str) -> std::process::Command {
+    let mut cmd = std::process::Command::new(latch_binary());
+    cmd.current_dir(dir)
+        .env_clear()
+        .env("LATCH_DATABASE_URL", database_url)
+        .env("LATCH_MASTER_KEY", MASTER_KEY)
+        .env("RUST_LOG", "warn");
+    cmd
+}

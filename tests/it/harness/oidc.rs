@@ -61,6 +61,11 @@ impl Oidc {
         self.control(&format!("/_test/fail?n={n}")).await;
     }
 
+    /// Holds every token request this long before the provider processes it.
+    pub async fn delay(&self, ms: u32) {
+        self.control(&format!("/_test/delay?ms={ms}")).await;
+    }
+
     /// Latch's provider table for this server.
     pub fn provider_toml(&self) -> String {
         format!(
