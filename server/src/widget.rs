@@ -29,9 +29,14 @@ pub fn mint(state: &AppState, req: &CreateWidgetToken) -> Result<WidgetToken, Mi
             if let Some(unknown) = keys.iter().find(|k| state.providers.get(k).is_none()) {
                 return Err(invalid("providers", format!("no provider {unknown:?} is configured")));
             }
-            let mut keys = keys.clone();
-            keys.dedup();
-            keys
+            // Each provider once, in the host's order.
+            let mut unique: Vec<String> = Vec::with_capacity(keys.len());
+            for key in keys {
+                if !unique.contains(key) {
+                    unique.push(key.clone());
+                }
+            }
+            unique
         }
         None => state.providers.all().map(|p| p.key.clone()).collect(),
     };

@@ -76,6 +76,9 @@ both!(mint_validation, |backend| async move {
     }
     let r = app.post("/v1/widget-tokens", json!({"user_id": "a", "allowed_origin": "https://evil.example"})).await;
     assert_error(&r, 422, "origin_not_allowed");
+    let (_, dup) =
+        app.post("/v1/widget-tokens", json!({"user_id": "a", "providers": ["plain", "acme", "plain"]})).await;
+    assert_eq!(decode_part(dup["token"].as_str().unwrap(), 1)["providers"], json!(["plain", "acme"]));
     for ttl in [30, 3600] {
         assert_eq!(app.post("/v1/widget-tokens", json!({"user_id": "a", "ttl_seconds": ttl})).await.0, 201);
     }
