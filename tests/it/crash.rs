@@ -70,9 +70,9 @@ async fn kill_9_during_refreshes_loses_no_connection() {
     let run = Browser::new().run(&public, started.1["authorize_url"].as_str().unwrap()).await;
     assert_eq!(run.message.unwrap()["type"], "connected");
 
-    // A refresh loop; each token request is held 400 ms before the provider processes it, and
-    // the server is killed while one is in flight.
-    oidc.delay(400).await;
+    // A refresh loop; each token request is held 1.5 s before the provider processes it, and
+    // the server is killed while the first one is in flight (its lease already committed).
+    oidc.delay(1500).await;
     let force = json!({"user_id": "alice", "provider": "oidc", "force_refresh": true});
     let looping = {
         let (http, key, public, force) = (http.clone(), key.clone(), public.clone(), force.clone());
@@ -82,7 +82,7 @@ async fn kill_9_during_refreshes_loses_no_connection() {
             }
         })
     };
-    tokio::time::sleep(Duration::from_millis(1500)).await;
+    tokio::time::sleep(Duration::from_millis(700)).await;
     server.0.kill().unwrap(); // SIGKILL
     server.0.wait().unwrap();
     looping.abort();
