@@ -87,6 +87,9 @@ pub enum ProvidersCommand {
 pub enum KeysCommand {
     /// Print a new random master key (base64) for LATCH_MASTER_KEY.
     Generate,
+    /// Re-seal every secret under the active master key (LATCH_MASTER_KEY), opening old ones
+    /// with LATCH_PREVIOUS_MASTER_KEYS; online, resumable. Then the old keys can be dropped.
+    Rotate,
 }
 
 /// Parses arguments, runs, and turns errors into a message and exit code 1 or 2.
@@ -154,6 +157,17 @@ async fn run(cli: Cli) -> Result<(), String> {
         }
         Command::Keys(KeysCommand::Generate) => {
             out(&MasterKey::generate_base64());
+            Ok(())
+        }
+        Command::Keys(KeysCommand::Rotate) => {
+            open_store(&config).await?.close().await;
+            let state = AppState::build(config, Clock::default()).await.map_err(|e| e.to_string())?;
+            let done = crate::vault::rotate(&state.store, &state.vault).await.map_err(|e| e.to_string())?;
+            out(&format!("re-sealed {} secrets under master key {}", done.resealed, state.vault.active_key_id()));
+            for id in &done.retired {
+                hint(&format!("master key {id} is no longer used: remove it from LATCH_PREVIOUS_MASTER_KEYS"));
+            }
+            state.store.close().await;
             Ok(())
         }
     }

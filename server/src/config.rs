@@ -18,6 +18,8 @@ pub struct FileConfig {
     pub public_url: Option<String>,
     pub database_url: Option<String>,
     pub master_key_file: Option<PathBuf>,
+    /// Older master keys that still open envelopes until `latch keys rotate` re-seals them.
+    pub previous_master_key_files: Option<Vec<PathBuf>>,
     pub allowed_origins: Option<Vec<String>>,
     pub demo: Option<bool>,
     pub data_dir: Option<PathBuf>,
@@ -93,6 +95,8 @@ pub struct Config {
     pub public_url: Url,
     pub database_url: DatabaseUrl,
     pub master_key: MasterKeySource,
+    /// Older keys (`LATCH_PREVIOUS_MASTER_KEYS`, comma-separated, or `previous_master_key_files`).
+    pub previous_master_keys: Vec<MasterKeySource>,
     /// Origins (scheme://host[:port]) that may embed the widget.
     pub allowed_origins: Vec<String>,
     /// Demo mode: development key, sandbox provider, demo page.
@@ -180,6 +184,17 @@ impl Config {
         } else {
             MasterKeySource::Missing
         };
+        let mut previous_master_keys: Vec<MasterKeySource> = env("LATCH_PREVIOUS_MASTER_KEYS")
+            .map(|list| {
+                list.split(',')
+                    .map(str::trim)
+                    .filter(|k| !k.is_empty())
+                    .map(|k| MasterKeySource::Inline(Secret::new(k)))
+                    .collect()
+            })
+            .unwrap_or_default();
+        previous_master_keys
+            .extend(file.previous_master_key_files.unwrap_or_default().into_iter().map(MasterKeySource::File));
         let demo_text = file.demo_listen.unwrap_or_else(|| "127.0.0.1:8081".into());
         let demo_listen: SocketAddr = demo_text
             .parse()
@@ -226,6 +241,7 @@ impl Config {
             public_url,
             database_url: DatabaseUrl::new(database_url),
             master_key,
+            previous_master_keys,
             allowed_origins,
             demo,
             data_dir,
@@ -248,6 +264,7 @@ impl Config {
             public_url: Url::parse("http://127.0.0.1:0").unwrap_or_else(|_| unreachable_url()),
             database_url: DatabaseUrl::new(database_url),
             master_key: MasterKeySource::Inline(Secret::new(master_key_base64)),
+            previous_master_keys: vec![],
             allowed_origins: vec![],
             demo: false,
             data_dir: PathBuf::from("latch-data"),

@@ -69,7 +69,8 @@ impl AppState {
         let store_err = |source| StartError::Store { url: config.database_url.to_string(), source };
         let store = Store::connect(config.database_url.expose()).await.map_err(store_err)?;
         store.migrate().await.map_err(store_err)?;
-        let vault = Vault::new(master, []);
+        let previous = config.previous_master_keys.iter().map(load_master_key).collect::<Result<Vec<_>, _>>()?;
+        let vault = Vault::new(master, previous);
         check_vault_keys(&store, &vault, clock.unix()).await?;
         let issuer = config.public_url.as_str().trim_end_matches('/').to_owned();
         let signer = WidgetSigner::load(store.clone(), vault.clone(), issuer, &clock).await?;

@@ -111,3 +111,35 @@ async fn serve_starts_from_the_environment_and_refuses_a_wrong_key() {
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("master key id"), "{}", String::from_utf8_lossy(&out.stderr));
 }
+
+#[test]
+fn keys_rotate_moves_secrets_to_the_new_key() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("latch.toml"), "[providers.slack]\nclient_id = \"1.2\"\n").unwrap();
+    let add = |key: &str| {
+        let mut child = latch(dir.path(), &["--config", "latch.toml", "secret", "add", "--provider", "slack"])
+            .env("LATCH_MASTER_KEY", key)
+            .stdin(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        child.stdin.take().unwrap().write_all(b"slack-secret\n").unwrap();
+        child.wait_with_output().unwrap()
+    };
+    assert!(add(crate::harness::MASTER_KEY).status.success());
+    let new =
+        String::from_utf8(latch(dir.path(), &["keys", "generate"]).output().unwrap().stdout).unwrap().trim().to_owned();
+    let out = latch(dir.path(), &["--config", "latch.toml", "keys", "rotate"])
+        .env("LATCH_MASTER_KEY", &new)
+        .env("LATCH_PREVIOUS_MASTER_KEYS", crate::harness::MASTER_KEY)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(String::from_utf8_lossy(&out.stdout).starts_with("re-sealed "), "{}", String::from_utf8_lossy(&out.stdout));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("is no longer used"));
+    // The new key alone works; the old key alone is refused.
+    assert!(add(&new).status.success());
+    let refused = add(crate::harness::MASTER_KEY);
+    assert!(!refused.status.success());
+    assert!(String::from_utf8_lossy(&refused.stderr).contains("master key id"));
+}

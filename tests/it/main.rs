@@ -15,6 +15,7 @@ mod connect_flow;
 mod connections;
 mod crash;
 mod errors;
+mod key_rotation;
 mod oidc_flow;
 mod openapi;
 mod refresher;

@@ -16,7 +16,9 @@ use sha2::{Digest, Sha256};
 use std::collections::HashMap;
 use std::fmt;
 
+mod rotate;
 mod secret;
+pub use rotate::{RotateError, Rotation, rotate};
 pub use secret::Secret;
 
 const VERSION: u8 = 1;
