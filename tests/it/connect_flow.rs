@@ -488,3 +488,19 @@ both!(provider_quirks, |backend| async move {
     let form_run = app.connect_flow("alice", "github").await;
     assert_eq!(form_run.message.unwrap()["connection_id"], id.as_str());
 });
+
+both!(twenty_concurrent_callbacks_make_one_exchange, |backend| async move {
+    let (app, fake) = TestApp::with_fake(backend).await;
+    let token = app.widget_token("alice", None, &["acme"]).await;
+    let (_, authorize) = app.connect(&token, json!({"provider": "acme"})).await;
+    let browser = Browser::new();
+    let (_, to_provider, _) = browser.get(&authorize).await;
+    let (_, to_callback, _) = browser.get(&to_provider.unwrap()).await;
+    let callback = to_callback.unwrap();
+    // The same browser (same cookie) delivers the callback 20 times at once: `state` is consumed
+    // by exactly one of them.
+    let runs = futures::future::join_all((0..20).map(|_| browser.get(&callback))).await;
+    assert_eq!(runs.iter().filter(|(status, _, _)| *status == 303).count(), 1, "one callback proceeds");
+    assert_eq!(fake.token_calls(), 1, "one code exchange");
+    assert_eq!(connection_count(&app.get("/v1/connections").await.1), 1);
+});
