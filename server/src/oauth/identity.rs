@@ -31,18 +31,26 @@ pub enum IdentityError {
     NotFound(String),
 }
 
+/// The identity endpoint's request for this token: bearer, JSON, the provider's own headers.
+pub fn request(http: &reqwest::Client, identity: &Identity, access_token: &Secret) -> reqwest::RequestBuilder {
+    let mut request =
+        http.get(identity.url.clone()).bearer_auth(access_token.expose()).header("Accept", "application/json");
+    for (name, value) in &identity.headers {
+        request = request.header(name.as_str(), value.as_str());
+    }
+    request
+}
+
 /// Calls the identity endpoint and extracts the account.
 pub async fn fetch(
     http: &reqwest::Client,
     identity: &Identity,
     access_token: &Secret,
 ) -> Result<Account, IdentityError> {
-    let mut request =
-        http.get(identity.url.clone()).bearer_auth(access_token.expose()).header("Accept", "application/json");
-    for (name, value) in &identity.headers {
-        request = request.header(name.as_str(), value.as_str());
-    }
-    let response = request.send().await.map_err(|e| IdentityError::BadResponse(describe_transport(&e)))?;
+    let response = request(http, identity, access_token)
+        .send()
+        .await
+        .map_err(|e| IdentityError::BadResponse(describe_transport(&e)))?;
     let status = response.status();
     if !status.is_success() {
         return Err(IdentityError::BadResponse(format!("HTTP {}", status.as_u16())));

@@ -81,12 +81,7 @@ pub async fn validation_round(state: &AppState) -> usize {
             continue;
         };
         checked += 1;
-        let mut request =
-            state.http.get(identity.url.clone()).bearer_auth(token.expose()).header("Accept", "application/json");
-        for (k, v) in &identity.headers {
-            request = request.header(k.as_str(), v.as_str());
-        }
-        match request.send().await.map(|r| r.status().as_u16()) {
+        match super::identity::request(&state.http, identity, &token).send().await.map(|r| r.status().as_u16()) {
             Ok(200..=299) => {
                 let _ = state.store.mark_validated(&row.id, now).await;
             }

@@ -4,11 +4,10 @@
 
 use super::http::read_capped;
 use super::token::{describe_transport, sanitize_code};
-use crate::providers::{Dialect, TokenAuthMethod};
+use crate::providers::Dialect;
 use crate::state::AppState;
 use crate::store::connections::ConnectionRow;
 use crate::vault::{Secret, Slot};
-use base64::Engine as _;
 
 /// What happened at the provider.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -78,22 +77,7 @@ async fn post_revocation(
     hint: &str,
 ) -> RevokeOutcome {
     let mut form = vec![("token", token.expose()), ("token_type_hint", hint)];
-    let mut request = state.http.post(url.clone());
-    match provider.token_auth_method {
-        TokenAuthMethod::Basic => {
-            let enc = |s: &str| url::form_urlencoded::byte_serialize(s.as_bytes()).collect::<String>();
-            let basic = base64::engine::general_purpose::STANDARD.encode(format!(
-                "{}:{}",
-                enc(&provider.client_id),
-                enc(secret.expose())
-            ));
-            request = request.header("Authorization", format!("Basic {basic}"));
-        }
-        TokenAuthMethod::Post => {
-            form.push(("client_id", &provider.client_id));
-            form.push(("client_secret", secret.expose()));
-        }
-    }
+    let request = super::token::authenticate(state.http.post(url.clone()), &mut form, provider, secret);
     match request.form(&form).send().await {
         Ok(r) if r.status().is_success() => RevokeOutcome::Revoked,
         Ok(r) => {

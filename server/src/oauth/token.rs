@@ -81,20 +81,8 @@ pub async fn request(
     params: &[(&str, &str)],
 ) -> Result<TokenSet, TokenError> {
     let mut form: Vec<(&str, &str)> = params.to_vec();
-    let mut request = http.post(provider.token_url.clone()).header("Accept", "application/json");
-    match provider.token_auth_method {
-        TokenAuthMethod::Basic => {
-            // RFC 6749 §2.3.1: form-urlencode id and secret before Basic encoding.
-            let id = form_encode(&provider.client_id);
-            let secret = form_encode(client_secret.expose());
-            let basic = base64::engine::general_purpose::STANDARD.encode(format!("{id}:{secret}"));
-            request = request.header("Authorization", format!("Basic {basic}"));
-        }
-        TokenAuthMethod::Post => {
-            form.push(("client_id", &provider.client_id));
-            form.push(("client_secret", client_secret.expose()));
-        }
-    }
+    let request = authenticate(http.post(provider.token_url.clone()), &mut form, provider, client_secret)
+        .header("Accept", "application/json");
     let body = serde_urlencoded::to_string(&form).map_err(|_| TokenError::Malformed { reason: "form encoding" })?;
     let response = request
         .header("Content-Type", "application/x-www-form-urlencoded")
@@ -271,6 +259,30 @@ pub fn sanitize_description(text: &str) -> String {
 
 fn form_encode(s: &str) -> String {
     url::form_urlencoded::byte_serialize(s.as_bytes()).collect()
+}
+
+/// Adds the client's authentication to a request to the provider (token or revocation
+/// endpoint): HTTP Basic, or `client_id` and `client_secret` in `form`.
+pub fn authenticate<'a>(
+    request: reqwest::RequestBuilder,
+    form: &mut Vec<(&'a str, &'a str)>,
+    provider: &'a Provider,
+    client_secret: &'a Secret,
+) -> reqwest::RequestBuilder {
+    match provider.token_auth_method {
+        TokenAuthMethod::Basic => {
+            // RFC 6749 §2.3.1: form-urlencode id and secret before Basic encoding.
+            let id = form_encode(&provider.client_id);
+            let secret = form_encode(client_secret.expose());
+            let basic = base64::engine::general_purpose::STANDARD.encode(format!("{id}:{secret}"));
+            request.header("Authorization", format!("Basic {basic}"))
+        }
+        TokenAuthMethod::Post => {
+            form.push(("client_id", &provider.client_id));
+            form.push(("client_secret", client_secret.expose()));
+            request
+        }
+    }
 }
 
 /// A transport failure, described without the URL (which may carry a query).
