@@ -121,6 +121,9 @@ both!(events_are_written_signed_delivered_and_polled, |backend| async move {
     assert_eq!(after["data"][0]["type"], "connection.needs_reauthorization");
     assert!(after["next_cursor"].is_string());
     assert_error(&app.get("/v1/events?after=evt_nope").await, 404, "event_not_found");
+    let bad_limit = app.get("/v1/events?limit=0").await;
+    assert_error(&bad_limit, 422, "invalid_request");
+    assert_eq!(bad_limit.1["error"]["field"], "limit");
 });
 
 both!(a_receiver_that_was_down_gets_everything_in_order, |backend| async move {

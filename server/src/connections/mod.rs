@@ -50,7 +50,7 @@ pub fn check_id(field: &'static str, value: &str) -> Result<(), ConnectionError>
     Ok(())
 }
 
-fn check_limit(limit: Option<u32>) -> Result<i64, ConnectionError> {
+pub(crate) fn check_limit(limit: Option<u32>) -> Result<i64, ConnectionError> {
     match limit {
         None => Ok(i64::from(DEFAULT_LIMIT)),
         Some(n) if (1..=MAX_LIMIT).contains(&n) => Ok(i64::from(n)),
@@ -102,7 +102,7 @@ pub async fn list(state: &AppState, q: &ConnectionQuery) -> Result<Page<Connecti
 }
 
 /// Truncates a `limit + 1` result to `limit` and returns the cursor of the next page.
-fn page_cursor<T>(rows: &mut Vec<T>, limit: i64, id: impl Fn(&T) -> String) -> Option<String> {
+pub(crate) fn page_cursor<T>(rows: &mut Vec<T>, limit: i64, id: impl Fn(&T) -> String) -> Option<String> {
     let limit = usize::try_from(limit).unwrap_or(usize::MAX);
     if rows.len() > limit {
         rows.truncate(limit);

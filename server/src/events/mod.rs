@@ -4,13 +4,17 @@
 
 pub mod webhooks;
 
-use crate::connections::view;
+use crate::connections::{ConnectionError, check_limit, page_cursor, view};
+use crate::state::AppState;
 use crate::store::connections::ConnectionRow;
 use crate::store::events::NewEvent;
 use crate::store::new_id;
 use latch_shared::ConnectionStatus;
+use latch_shared::ErrorCode;
+use latch_shared::api::host::{Event, EventQuery, Page};
 use std::collections::HashMap;
 use std::sync::Mutex;
+use webhooks::{WebhookError, event_view};
 
 /// A user connected an account for the first time.
 pub const CREATED: &str = "connection.created";
@@ -24,6 +28,27 @@ pub const DELETED: &str = "connection.deleted";
 pub const REFRESH_FAILED: &str = "connection.refresh_failed";
 /// Every event type.
 pub const ALL: &[&str] = &[CREATED, REAUTHORIZED, NEEDS_REAUTHORIZATION, DELETED, REFRESH_FAILED];
+
+/// `GET /v1/events`: events after the `after` event, oldest first, paged like every listing.
+pub async fn list(state: &AppState, q: &EventQuery) -> Result<Page<Event>, WebhookError> {
+    let limit = check_limit(q.limit).map_err(|e| match e {
+        ConnectionError::Invalid { field, message } => {
+            WebhookError(ErrorCode::InvalidRequest, format!("{field}: {message}"))
+        }
+        other => WebhookError(ErrorCode::InternalError, other.to_string()),
+    })?;
+    let after = match &q.after {
+        None => 0,
+        Some(id) => state
+            .store
+            .event_seq(id)
+            .await?
+            .ok_or_else(|| WebhookError(ErrorCode::EventNotFound, "No event with that id.".into()))?,
+    };
+    let mut rows = state.store.events_after(after, limit + 1).await?;
+    let next_cursor = page_cursor(&mut rows, limit, |e| e.id.clone());
+    Ok(Page { data: rows.iter().map(event_view).collect(), next_cursor })
+}
 
 /// An event about `row` (its public view, never a token).
 pub fn about(kind: &str, row: &ConnectionRow, now: i64) -> NewEvent {
