@@ -145,42 +145,8 @@ async fn latch(database_url: &str, name: &str) -> Target {
     let state = AppState::build(config, Clock::default()).await.unwrap();
     let key = api_keys::generate();
     state.store.insert_api_key(&new_id("key"), "bench", &key.hash, state.clock.unix()).await.unwrap();
-    let id = new_id("conn");
     let now = state.clock.unix();
-    state
-        .store
-        .insert_connection(
-            &ConnectionRow {
-                access_token: Some(
-                    state.vault.seal_str(Slot::new("connections", &id, "access_token"), "xoxb-bench-token"),
-                ),
-                refresh_token: Some(
-                    state.vault.seal_str(Slot::new("connections", &id, "refresh_token"), "xoxe-bench-refresh"),
-                ),
-                id,
-                provider: "acme".into(),
-                user_id: "alice".into(),
-                organization_id: String::new(),
-                account_id: "acct-1".into(),
-                account_label: None,
-                status: "active".into(),
-                scopes: "read write".into(),
-                missing_scopes: String::new(),
-                token_type: "bearer".into(),
-                access_token_expires_at: Some(now + 86_400),
-                created_at: now,
-                updated_at: now,
-                last_refreshed_at: None,
-                last_used_at: None,
-                last_validated_at: None,
-                version: 0,
-                lease_until: None,
-                refresh_attempt: None,
-            },
-            None,
-        )
-        .await
-        .unwrap();
+    seed(&state, "acme", "alice", ("xoxb-bench-token", "xoxe-bench-refresh"), now, now + 86_400).await;
     tokio::spawn(async move { latch_server::serve(listener, state, std::future::pending()).await.unwrap() });
     Target { name: name.into(), url: format!("http://{addr}"), api_key: key.plaintext }
 }
@@ -278,33 +244,7 @@ async fn storm_setup(database_url: &str, n: usize) -> (String, String, Arc<std::
     state.store.insert_api_key(&new_id("key"), "storm", &key.hash, state.clock.unix()).await.unwrap();
     let now = state.clock.unix();
     for i in 0..n {
-        let id = new_id("conn");
-        let row = ConnectionRow {
-            access_token: Some(state.vault.seal_str(Slot::new("connections", &id, "access_token"), "old")),
-            refresh_token: Some(
-                state.vault.seal_str(Slot::new("connections", &id, "refresh_token"), &format!("rt-old-{i}")),
-            ),
-            id,
-            provider: "storm".into(),
-            user_id: format!("user-{i}"),
-            organization_id: String::new(),
-            account_id: "a".into(),
-            account_label: None,
-            status: "active".into(),
-            scopes: String::new(),
-            missing_scopes: String::new(),
-            token_type: "bearer".into(),
-            access_token_expires_at: Some(now - 1),
-            created_at: now - 3600,
-            updated_at: now - 3600,
-            last_refreshed_at: None,
-            last_used_at: None,
-            last_validated_at: None,
-            version: 0,
-            lease_until: None,
-            refresh_attempt: None,
-        };
-        state.store.insert_connection(&row, None).await.unwrap();
+        seed(&state, "storm", &format!("user-{i}"), ("old", &format!("rt-old-{i}")), now - 3600, now - 1).await;
     }
     tokio::spawn(async move { latch_server::serve(listener, state, std::future::pending()).await.unwrap() });
     (format!("http://{addr}/v1/access-token"), format!("Bearer {}", key.plaintext), calls)
@@ -329,4 +269,33 @@ async fn storm_load(url: String, auth: String, n: usize, callers: usize) {
     });
     let failures = futures::future::join_all(requests).await.into_iter().filter(|r| !matches!(r, Ok(true))).count();
     assert_eq!(failures, 0, "every caller got a token");
+}
+
+/// Stores one active connection with sealed `(access, refresh)` tokens, as the connect flow would.
+async fn seed(state: &AppState, provider: &str, user: &str, tokens: (&str, &str), issued: i64, expires_at: i64) {
+    let id = new_id("conn");
+    let row = ConnectionRow {
+        access_token: Some(state.vault.seal_str(Slot::new("connections", &id, "access_token"), tokens.0)),
+        refresh_token: Some(state.vault.seal_str(Slot::new("connections", &id, "refresh_token"), tokens.1)),
+        id,
+        provider: provider.into(),
+        user_id: user.into(),
+        organization_id: String::new(),
+        account_id: "acct-1".into(),
+        account_label: None,
+        status: "active".into(),
+        scopes: "read write".into(),
+        missing_scopes: String::new(),
+        token_type: "bearer".into(),
+        access_token_expires_at: Some(expires_at),
+        created_at: issued,
+        updated_at: issued,
+        last_refreshed_at: None,
+        last_used_at: None,
+        last_validated_at: None,
+        version: 0,
+        lease_until: None,
+        refresh_attempt: None,
+    };
+    state.store.insert_connection(&row, None).await.unwrap();
 }
