@@ -211,7 +211,8 @@ async fn complete(state: &AppState, flow: &FlowRow, q: &CallbackQuery) -> Result
             ),
         ));
     }
-    store_connection(state, flow, provider, &tokens, &account, &granted, sent_at).await
+    store_connection(state, flow, provider, &Grant { tokens: &tokens, account: &account, granted: &granted, sent_at })
+        .await
 }
 
 /// Maps a failed code exchange; the app's own bad credentials are reported to the operator.
@@ -255,18 +256,26 @@ fn exchange_failure(state: &AppState, provider: &Provider, e: TokenError) -> Flo
     }
 }
 
+/// What the provider granted in one completed exchange.
+struct Grant<'a> {
+    tokens: &'a TokenSet,
+    account: &'a identity::Account,
+    /// Granted scopes (as requested when the answer did not say).
+    granted: &'a [String],
+    /// When the code exchange was sent: expiry is counted from there.
+    sent_at: i64,
+}
+
 /// Creates the connection, or replaces the grant of the user's existing connection to the same
 /// account. A reconnect must land on the connection's own account.
 async fn store_connection(
     state: &AppState,
     flow: &FlowRow,
     provider: &Provider,
-    tokens: &TokenSet,
-    account: &identity::Account,
-    granted: &[String],
-    sent_at: i64,
+    grant: &Grant<'_>,
 ) -> Result<String, FlowError> {
     let store = &state.store;
+    let account = grant.account;
     if let Some(id) = &flow.reconnect_connection_id {
         let target = store.connection(id).await?;
         match target {
@@ -294,7 +303,7 @@ async fn store_connection(
         let existing =
             store.connection_by_account(&flow.user_id, &flow.organization_id, &provider.key, &account.id).await?;
         let id = existing.as_ref().map(|c| c.id.clone()).unwrap_or_else(|| new_id("conn"));
-        let mut row = sealed_row(state, &id, flow, provider, tokens, account, granted, sent_at, now);
+        let mut row = sealed_row(state, &id, flow, provider, grant, now);
         let result = match &existing {
             Some(previous) => {
                 row.created_at = previous.created_at;
@@ -309,7 +318,7 @@ async fn store_connection(
                     "account {} ({}); scopes: {}",
                     account.id,
                     account.label.as_deref().unwrap_or("-"),
-                    granted.join(" ")
+                    grant.granted.join(" ")
                 );
                 record(
                     state,
@@ -326,18 +335,15 @@ async fn store_connection(
     Err(FlowError::new(ErrorCode::InternalError, "The connection could not be saved; try again."))
 }
 
-#[allow(clippy::too_many_arguments)]
 fn sealed_row(
     state: &AppState,
     id: &str,
     flow: &FlowRow,
     provider: &Provider,
-    tokens: &TokenSet,
-    account: &identity::Account,
-    granted: &[String],
-    sent_at: i64,
+    grant: &Grant<'_>,
     now: i64,
 ) -> ConnectionRow {
+    let Grant { tokens, account, granted, sent_at } = *grant;
     let seal =
         |column: &str, secret: &Secret| state.vault.seal_str(Slot::new("connections", id, column), secret.expose());
     let token_type = if provider.dialect == Dialect::Slack { tokens.token_type.clone() } else { "bearer".to_owned() };
