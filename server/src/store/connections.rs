@@ -4,6 +4,23 @@
 use super::events::{NewEvent, insert_event};
 use super::{Store, StoreResult, run};
 
+/// Runs one write statement and, when it changed a row, its event, in one transaction (the
+/// outbox rule: an event exists if and only if its change was committed). Yields the number of
+/// rows the statement changed.
+macro_rules! write_with_event {
+    ($store:expr, $event:expr, $statement:expr) => {
+        run!($store, pool => {
+            let mut tx = pool.begin().await?;
+            let changed = $statement.execute(&mut *tx).await?.rows_affected();
+            if let (true, Some(event)) = (changed > 0, $event) {
+                insert_event!(&mut *tx, event).await?;
+            }
+            tx.commit().await?;
+            changed
+        })
+    };
+}
+
 /// A connection row as stored; token columns are vault envelopes.
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct ConnectionRow {
@@ -77,25 +94,35 @@ pub struct RefreshedTokens {
 impl Store {
     /// Inserts a connection row as given, with its event in the same transaction.
     pub async fn insert_connection(&self, row: &ConnectionRow, event: Option<&NewEvent>) -> StoreResult<()> {
-        run!(self, pool => {
-            let mut tx = pool.begin().await?;
+        write_with_event!(
+            self,
+            event,
             sqlx::query(
                 "INSERT INTO connections (id, provider, user_id, organization_id, account_id, account_label, \
                  status, scopes, missing_scopes, access_token, refresh_token, token_type, access_token_expires_at, \
                  created_at, updated_at, last_refreshed_at, last_used_at, last_validated_at, version) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19)")
-                .bind(&row.id).bind(&row.provider).bind(&row.user_id).bind(&row.organization_id)
-                .bind(&row.account_id).bind(&row.account_label).bind(&row.status).bind(&row.scopes)
-                .bind(&row.missing_scopes).bind(&row.access_token).bind(&row.refresh_token)
-                .bind(&row.token_type).bind(row.access_token_expires_at).bind(row.created_at)
-                .bind(row.updated_at).bind(row.last_refreshed_at).bind(row.last_used_at)
-                .bind(row.last_validated_at).bind(row.version)
-                .execute(&mut *tx).await?;
-            if let Some(event) = event {
-                insert_event!(&mut *tx, event).await?;
-            }
-            tx.commit().await?;
-        });
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19)"
+            )
+            .bind(&row.id)
+            .bind(&row.provider)
+            .bind(&row.user_id)
+            .bind(&row.organization_id)
+            .bind(&row.account_id)
+            .bind(&row.account_label)
+            .bind(&row.status)
+            .bind(&row.scopes)
+            .bind(&row.missing_scopes)
+            .bind(&row.access_token)
+            .bind(&row.refresh_token)
+            .bind(&row.token_type)
+            .bind(row.access_token_expires_at)
+            .bind(row.created_at)
+            .bind(row.updated_at)
+            .bind(row.last_refreshed_at)
+            .bind(row.last_used_at)
+            .bind(row.last_validated_at)
+            .bind(row.version)
+        );
         self.connections_changed();
         Ok(())
     }
@@ -144,15 +171,7 @@ impl Store {
 
     /// Deletes a connection (with its event); returns whether it existed.
     pub async fn delete_connection(&self, id: &str, event: Option<&NewEvent>) -> StoreResult<bool> {
-        let done = run!(self, pool => {
-            let mut tx = pool.begin().await?;
-            let n = sqlx::query("DELETE FROM connections WHERE id = $1").bind(id).execute(&mut *tx).await?.rows_affected();
-            if let (1, Some(event)) = (n, event) {
-                insert_event!(&mut *tx, event).await?;
-            }
-            tx.commit().await?;
-            n
-        });
+        let done = write_with_event!(self, event, sqlx::query("DELETE FROM connections WHERE id = $1").bind(id));
         self.connections_changed();
         Ok(done > 0)
     }
@@ -215,19 +234,18 @@ impl Store {
         now: i64,
         event: Option<&NewEvent>,
     ) -> StoreResult<bool> {
-        let n = run!(self, pool => {
-            let mut tx = pool.begin().await?;
-            let n = sqlx::query(
+        let n = write_with_event!(
+            self,
+            event,
+            sqlx::query(
                 "UPDATE connections SET status = $1, updated_at = $2, version = version + 1, \
-                   lease_until = NULL, refresh_attempt = NULL WHERE id = $3 AND version = $4")
-                .bind(status).bind(now).bind(id).bind(version)
-                .execute(&mut *tx).await?.rows_affected();
-            if let (1, Some(event)) = (n, event) {
-                insert_event!(&mut *tx, event).await?;
-            }
-            tx.commit().await?;
-            n
-        });
+                   lease_until = NULL, refresh_attempt = NULL WHERE id = $3 AND version = $4"
+            )
+            .bind(status)
+            .bind(now)
+            .bind(id)
+            .bind(version)
+        );
         self.connections_changed();
         Ok(n == 1)
     }
@@ -260,21 +278,13 @@ impl Store {
     /// Replaces a connection's grant after the user connected the same account again: new tokens
     /// (the old refresh token is not kept), scopes, label; active; version bumped; lease cleared.
     pub async fn replace_grant(&self, row: &ConnectionRow, event: Option<&NewEvent>) -> StoreResult<()> {
-        run!(self, pool => {
-            let mut tx = pool.begin().await?;
-            sqlx::query(
+        write_with_event!(self, event, sqlx::query(
                 "UPDATE connections SET access_token = $1, refresh_token = $2, token_type = $3, access_token_expires_at = $4, \
                    scopes = $5, missing_scopes = $6, account_label = $7, status = 'active', updated_at = $8, \
                    last_refreshed_at = $8, last_validated_at = $8, version = version + 1, lease_until = NULL, refresh_attempt = NULL \
                  WHERE id = $9")
                 .bind(&row.access_token).bind(&row.refresh_token).bind(&row.token_type).bind(row.access_token_expires_at)
-                .bind(&row.scopes).bind(&row.missing_scopes).bind(&row.account_label).bind(row.updated_at).bind(&row.id)
-                .execute(&mut *tx).await?;
-            if let Some(event) = event {
-                insert_event!(&mut *tx, event).await?;
-            }
-            tx.commit().await?;
-        });
+                .bind(&row.scopes).bind(&row.missing_scopes).bind(&row.account_label).bind(row.updated_at).bind(&row.id));
         self.connections_changed();
         Ok(())
     }
