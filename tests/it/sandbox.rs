@@ -14,6 +14,13 @@ async fn demo(backend: crate::harness::db::Backend) -> TestApp {
     .await
 }
 
+/// Latch's client secret at its sandbox (created sealed at start).
+async fn sandbox_client_secret(app: &TestApp) -> latch_server::vault::Secret {
+    let sealed = app.state.store.client_secret("sandbox").await.unwrap().unwrap();
+    let slot = latch_server::vault::Slot::new("provider_secrets", "sandbox", "client_secret");
+    app.state.vault.open_secret(slot, &sealed).unwrap()
+}
+
 /// The consent form's fields, read from the page.
 fn form_fields(page: &str) -> Vec<(String, String)> {
     page.split("<input")
@@ -161,12 +168,7 @@ both!(sandbox_follows_the_authorization_server_bcp, |backend| async move {
     assert_eq!(q["state"], "s1");
 
     // Code exchange: client authentication, PKCE, single use (a replay revokes the grant).
-    let sealed = app.state.store.client_secret("sandbox").await.unwrap().unwrap();
-    let secret = app
-        .state
-        .vault
-        .open_secret(latch_server::vault::Slot::new("provider_secrets", "sandbox", "client_secret"), &sealed)
-        .unwrap();
+    let secret = sandbox_client_secret(&app).await;
     let token = |form: Vec<(&'static str, String)>, auth: bool| {
         let mut r = app.http.post(format!("{}/sandbox/token", app.url)).form(&form);
         if auth {
@@ -252,12 +254,7 @@ both!(rotated_refresh_token_reuse_revokes_the_family, |backend| async move {
     let (_, r) =
         app.post("/v1/access-token", json!({"user_id": "alice", "provider": "sandbox", "force_refresh": true})).await;
     assert_eq!(r["active"], true);
-    let sealed = app.state.store.client_secret("sandbox").await.unwrap().unwrap();
-    let secret = app
-        .state
-        .vault
-        .open_secret(latch_server::vault::Slot::new("provider_secrets", "sandbox", "client_secret"), &sealed)
-        .unwrap();
+    let secret = sandbox_client_secret(&app).await;
     let replay = send(
         app.http
             .post(format!("{}/sandbox/token", app.url))
