@@ -21,6 +21,8 @@ pub struct WidgetAssets {
     pub js: Option<String>,
     pub wasm: Option<String>,
     pub css: Option<String>,
+    /// The loader script, built once the names are known.
+    pub loader: String,
 }
 
 impl WidgetAssets {
@@ -29,6 +31,7 @@ impl WidgetAssets {
         let mut assets = WidgetAssets::default();
         let Ok(entries) = std::fs::read_dir(dir) else {
             tracing::warn!(dir = %dir.display(), "no built widget found; build it with `widget/build`");
+            assets.loader = assets.build_loader();
             return assets;
         };
         for entry in entries.flatten() {
@@ -49,12 +52,13 @@ impl WidgetAssets {
             }
             assets.files.insert(name, Asset { content_type, bytes });
         }
+        assets.loader = assets.build_loader();
         assets
     }
 
     /// The loader script: `window.Latch.mount(target, options)` loads the widget once, from the
     /// origin the loader itself came from, and mounts it.
-    pub fn loader(&self) -> String {
+    fn build_loader(&self) -> String {
         let (Some(js), Some(wasm)) = (&self.js, &self.wasm) else {
             return "console.error(\"Latch: the widget is not built on this server (run widget/build).\");\n\
                     window.Latch = { mount: function () { return Promise.reject(new Error(\"Latch widget not built\")); } };\n"

@@ -17,7 +17,7 @@ pub async fn loader(State(state): State<AppState>) -> Response {
             (header::CACHE_CONTROL, "no-cache"),
             (header::ACCESS_CONTROL_ALLOW_ORIGIN, "*"),
         ],
-        state.assets.loader(),
+        state.assets.loader.clone(),
     )
         .into_response()
 }
