@@ -31,8 +31,61 @@ pub struct FileConfig {
     pub background_refresh: Option<bool>,
     pub refresh_window_seconds: Option<i64>,
     pub validation_interval_seconds: Option<i64>,
+    pub refresh_caller_wait_ms: Option<u64>,
+    pub provider_health: Option<HealthSettings>,
     #[serde(default)]
     pub providers: BTreeMap<String, ProviderConfig>,
+}
+
+/// `[provider_health]`: the thresholds of the per-provider circuit breaker and incident guard
+/// (see `oauth::provider_health`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct HealthSettings {
+    /// Consecutive transient failures that open a provider's circuit.
+    pub breaker_failures: u32,
+    /// How long an open circuit refuses calls before one probe is let through.
+    pub breaker_open_seconds: i64,
+    /// `invalid_grant` answers within the window before further ones stop flipping connections.
+    pub incident_invalid_grants: u32,
+    /// …and the share of the window's refresh outcomes they must make up, in percent.
+    pub incident_percent: u32,
+    /// The incident guard's sliding window.
+    pub incident_window_seconds: i64,
+}
+
+impl Default for HealthSettings {
+    fn default() -> Self {
+        Self {
+            breaker_failures: 5,
+            breaker_open_seconds: 30,
+            incident_invalid_grants: 10,
+            incident_percent: 50,
+            incident_window_seconds: 300,
+        }
+    }
+}
+
+impl HealthSettings {
+    fn check(self) -> Result<Self, ConfigError> {
+        let bad = |m: &str| Err(ConfigError(format!("provider_health.{m}")));
+        if !(1..=1000).contains(&self.breaker_failures) {
+            return bad("breaker_failures: must be between 1 and 1000");
+        }
+        if !(1..=3600).contains(&self.breaker_open_seconds) {
+            return bad("breaker_open_seconds: must be between 1 and 3600");
+        }
+        if !(1..=100_000).contains(&self.incident_invalid_grants) {
+            return bad("incident_invalid_grants: must be between 1 and 100000");
+        }
+        if !(1..=100).contains(&self.incident_percent) {
+            return bad("incident_percent: must be between 1 and 100");
+        }
+        if !(10..=86_400).contains(&self.incident_window_seconds) {
+            return bad("incident_window_seconds: must be between 10 and 86400");
+        }
+        Ok(self)
+    }
 }
 
 /// A configuration problem; the message names the field.
@@ -119,6 +172,11 @@ pub struct Config {
     pub refresh_window_seconds: i64,
     /// Long-lived tokens are re-validated at the identity endpoint this often.
     pub validation_interval_seconds: i64,
+    /// How long a caller waits for a refresh in flight before it gets the still-valid token or
+    /// `503 provider_unavailable`; the refresh itself runs on to its end.
+    pub refresh_caller_wait_ms: u64,
+    /// Circuit breaker and incident guard thresholds.
+    pub provider_health: HealthSettings,
     pub providers: Vec<Provider>,
 }
 
@@ -227,6 +285,11 @@ impl Config {
         if !(60..=30 * 86_400).contains(&validation) {
             return Err(ConfigError("validation_interval_seconds: must be between 60 and 2592000".into()));
         }
+        let caller_wait = file.refresh_caller_wait_ms.unwrap_or(1500);
+        if !(100..=60_000).contains(&caller_wait) {
+            return Err(ConfigError("refresh_caller_wait_ms: must be between 100 and 60000".into()));
+        }
+        let provider_health = file.provider_health.unwrap_or_default().check()?;
         let sandbox_ttl = file.sandbox_access_token_ttl_seconds.unwrap_or(300);
         if !(5..=86_400).contains(&sandbox_ttl) {
             return Err(ConfigError("sandbox_access_token_ttl_seconds: must be between 5 and 86400".into()));
@@ -253,6 +316,8 @@ impl Config {
             background_refresh: file.background_refresh.unwrap_or(true),
             refresh_window_seconds: window,
             validation_interval_seconds: validation,
+            refresh_caller_wait_ms: caller_wait,
+            provider_health,
             providers,
         })
     }
@@ -276,6 +341,8 @@ impl Config {
             background_refresh: false,
             refresh_window_seconds: 600,
             validation_interval_seconds: 86_400,
+            refresh_caller_wait_ms: 1500,
+            provider_health: HealthSettings::default(),
             providers: vec![],
         }
     }

@@ -13,7 +13,7 @@
 //! - [`assets`]: the built widget's files and loader; [`demo`]: the demo host app of `latch demo`.
 //! - [`events`]: the transactional outbox of connection events, polling and signed webhooks.
 //! - [`activity`], [`usage`]: the audit trail, and usage batched off the hot path.
-//! - [`config`], [`cli`], [`state`], [`clock`], [`telemetry`]: plumbing.
+//! - [`config`], [`cli`], [`state`], [`clock`], [`detach`], [`telemetry`]: plumbing.
 #![forbid(unsafe_code)]
 
 pub mod activity;
@@ -25,6 +25,7 @@ pub mod clock;
 pub mod config;
 pub mod connections;
 pub mod demo;
+pub mod detach;
 pub mod events;
 pub mod oauth;
 pub mod providers;

@@ -7,7 +7,8 @@ use crate::auth::api_keys::ApiKeyVerifier;
 use crate::auth::widget_jwt::{SignerError, WidgetSigner};
 use crate::clock::Clock;
 use crate::config::{Config, MasterKeySource};
-use crate::oauth::refresh::RefreshLocks;
+use crate::oauth::provider_health::ProviderHealth;
+use crate::oauth::refresh::Flights;
 use crate::providers::Registry;
 use crate::store::{Store, StoreError};
 use crate::usage::UsageRecorder;
@@ -31,9 +32,16 @@ pub struct Inner {
     pub api_keys: ApiKeyVerifier,
     /// For provider calls only: no redirects, timeouts.
     pub http: reqwest::Client,
+    /// For webhook deliveries only: no redirects, timeouts, names resolved and checked once.
+    pub webhook_http: reqwest::Client,
+    /// Webhook endpoints this process is delivering.
+    pub deliveries: crate::events::webhooks::Deliveries,
     pub clock: Clock,
     pub usage: UsageRecorder,
-    pub refresh_locks: RefreshLocks,
+    /// Refreshes in flight in this process (single flight, detached from callers).
+    pub refresh_flights: Flights,
+    /// Circuit breakers and incident guards of the providers (per replica).
+    pub provider_health: ProviderHealth,
     pub token_cache: crate::connections::cache::TokenCache,
     /// The built widget, read once at start.
     pub assets: crate::assets::WidgetAssets,
@@ -57,6 +65,8 @@ pub enum StartError {
     Store { url: String, source: StoreError },
     #[error(transparent)]
     Signer(#[from] SignerError),
+    #[error("HTTP client: {0}")]
+    HttpClient(String),
 }
 
 /// Timeout of every provider call; the refresh lease outlives it (see `oauth::refresh`).
@@ -81,9 +91,12 @@ impl AppState {
         }
         let providers = Registry::new(providers);
         let assets = crate::assets::WidgetAssets::load(&config.widget_dir);
+        let webhook_http = crate::events::targets::client(PROVIDER_TIMEOUT, config.allow_private_webhook_targets)
+            .map_err(|e| StartError::HttpClient(e.to_string()))?;
         let usage = UsageRecorder::default();
         usage.spawn_flusher(store.clone());
         let state = Self(Arc::new(Inner {
+            provider_health: ProviderHealth::new(config.provider_health),
             config,
             store,
             vault,
@@ -91,9 +104,11 @@ impl AppState {
             signer,
             api_keys: ApiKeyVerifier::default(),
             http: crate::oauth::http::client(PROVIDER_TIMEOUT),
+            webhook_http,
+            deliveries: Default::default(),
             clock,
             usage,
-            refresh_locks: RefreshLocks::default(),
+            refresh_flights: Flights::default(),
             token_cache: Default::default(),
             assets,
             refresh_failed: Default::default(),

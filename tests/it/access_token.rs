@@ -210,8 +210,20 @@ both!(provider_outage_is_transient, |backend| async move {
     let r = app.post("/v1/access-token", ask("bob")).await;
     assert_error(&r, 503, "provider_unavailable");
     assert_eq!(status_of(&app, &expired.id).await, "active");
-    // Recovery needs no intervention.
-    fake.with(|s| s.current_refresh_token = Some("rt-bob".into()));
+    // Callers right behind the failure share it instead of asking the provider again…
+    let calls = fake.token_calls();
+    assert_error(&app.post("/v1/access-token", ask("bob")).await, 503, "provider_unavailable");
+    assert_eq!(fake.token_calls(), calls, "within the back-off, no new provider call");
+    // Six failures in a row opened the provider's circuit (five by default)…
+    assert_eq!(app.get("/v1/providers").await.1["data"][0]["circuit"], "open");
+    // …and recovery needs no intervention once the back-off (at most 2 s) and the circuit's
+    // cool-down (30 s, on the injected clock) are over.
+    fake.with(|s| {
+        s.script.clear();
+        s.current_refresh_token = Some("rt-bob".into());
+    });
+    tokio::time::sleep(Duration::from_millis(2100)).await;
+    app.state.clock.advance(31);
     let r = app.post("/v1/access-token", ask("bob")).await;
     assert_eq!(r.1["active"], true, "{r:?}");
 });

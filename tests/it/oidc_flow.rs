@@ -8,7 +8,8 @@ use crate::harness::{HOST_ORIGIN, TestApp, both};
 use latch_server::providers::Provider;
 use serde_json::json;
 
-async fn setup(backend: crate::harness::db::Backend) -> (TestApp, Oidc) {
+/// A server with oidc-provider configured as `oidc` (its client secret stored).
+pub(crate) async fn setup(backend: crate::harness::db::Backend) -> (TestApp, Oidc) {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let latch = format!("http://127.0.0.1:{}", listener.local_addr().unwrap().port());
     let oidc = Oidc::start(&format!("{latch}/oauth/callback"), "oidc-client-secret", 3600);
@@ -51,6 +52,8 @@ both!(connect_refresh_and_revoke_against_oidc_provider, |backend| async move {
         app.post("/v1/access-token", json!({"user_id": "alice", "provider": "oidc", "force_refresh": true})).await;
     assert_eq!(during["access_token"], third["access_token"], "{during}");
     assert_eq!(app.get(&format!("/v1/connections/{id}")).await.1["status"], "active");
+    // Callers right behind the failure share its outcome for a short back-off (at most 2 s).
+    tokio::time::sleep(std::time::Duration::from_millis(2100)).await;
     let (_, after) =
         app.post("/v1/access-token", json!({"user_id": "alice", "provider": "oidc", "force_refresh": true})).await;
     assert_ne!(after["access_token"], third["access_token"], "recovered without intervention");

@@ -11,12 +11,14 @@ both!(tokens_about_to_expire_are_renewed_once, |backend| async move {
     for i in 0..5 {
         let (user, rt) = (format!("user-{i}"), format!("rt-seed-{i}"));
         fake.with(|s| s.live_refresh_tokens.insert(rt.clone()));
-        // Expiring in 5 minutes: inside the 10-minute window, outside the hot path's skew.
-        let row =
-            app.seed(Seed { user_id: &user, refresh_token: Some(&rt), expires_in: Some(300), ..Seed::default() }).await;
+        // One-hour tokens.
+        let row = app.seed(Seed { user_id: &user, refresh_token: Some(&rt), ..Seed::default() }).await;
         ids.push((user, row.id));
     }
     let far = app.seed(Seed { user_id: "far", expires_in: Some(3 * 3600), ..Seed::default() }).await;
+    assert_eq!(refresher::refresh_round(&app.state).await, 0, "nothing is due yet");
+    // 55 minutes later, 5 minutes are left: inside the 10-minute window, outside the hot path's skew.
+    app.state.clock.advance(3300);
     // The hot path asks for the same tokens while the refresher runs.
     let hot = ids.iter().map(|(user, _)| app.post("/v1/access-token", json!({"user_id": user, "provider": "acme"})));
     let (refreshed, answers) = tokio::join!(refresher::refresh_round(&app.state), futures::future::join_all(hot));
@@ -27,6 +29,7 @@ both!(tokens_about_to_expire_are_renewed_once, |backend| async move {
         let row = app.state.store.connection(id).await.unwrap().unwrap();
         assert_eq!(row.version, 1);
         assert!(row.access_token_expires_at.unwrap() > app.state.clock.unix() + 3000);
+        assert_eq!(row.lease_until, None);
     }
     assert_eq!(app.state.store.connection(&far.id).await.unwrap().unwrap().version, 0, "not yet due");
     assert_eq!(refresher::refresh_round(&app.state).await, 0, "nothing left to do");
@@ -57,4 +60,75 @@ both!(revalidation_flips_revoked_tokens, |backend| async move {
     );
     let (_, connection) = app.get(&format!("/v1/connections/{good}")).await;
     assert!(connection["last_validated_at"].is_string());
+});
+
+both!(a_short_token_is_renewed_once_per_lifetime, |backend| async move {
+    let (app, fake) = TestApp::with_fake(backend).await;
+    fake.with(|s| {
+        s.expires_in = Some(300);
+        s.live_refresh_tokens.insert("rt-short".into());
+    });
+    // A 5-minute token lives shorter than the 10-minute window.
+    let row = app.seed(Seed { refresh_token: Some("rt-short"), expires_in: Some(300), ..Seed::default() }).await;
+    assert_eq!(refresher::refresh_round(&app.state).await, 0, "not on every round");
+    app.state.clock.advance(200);
+    assert_eq!(refresher::refresh_round(&app.state).await, 0, "two thirds in: not yet");
+    app.state.clock.advance(30);
+    assert_eq!(refresher::refresh_round(&app.state).await, 1, "the last quarter of its life");
+    assert_eq!(refresher::refresh_round(&app.state).await, 0, "the new token is not due");
+    app.state.clock.advance(100);
+    assert_eq!(refresher::refresh_round(&app.state).await, 0);
+    app.state.clock.advance(140);
+    assert_eq!(refresher::refresh_round(&app.state).await, 1, "once per lifetime");
+    assert_eq!(fake.token_calls(), 2);
+    assert_eq!(app.state.store.connection(&row.id).await.unwrap().unwrap().version, 2);
+});
+
+both!(revalidation_moves_past_what_it_cannot_check, |backend| async move {
+    let fake = crate::harness::fake_provider::FakeProvider::start().await;
+    let acme = TestApp::provider("acme", &fake.url, "");
+    let mut blind = TestApp::provider("blind", &fake.url, "");
+    blind.identity = None;
+    let app = TestApp::start_with(backend, |c| c.providers = vec![acme, blind]).await;
+    // Sixty connections nobody can check come first; then one whose token was revoked.
+    for i in 0..60 {
+        let user = format!("user-{i}");
+        app.seed(Seed { provider: "blind", user_id: &user, expires_in: None, refresh_token: None, ..Seed::default() })
+            .await;
+    }
+    let revoked = app.seed(Seed { user_id: "bob", expires_in: None, refresh_token: None, ..Seed::default() }).await;
+    fake.with(|s| s.userinfo_script.extend([(401, "{}".to_owned()), (401, "{}".to_owned())]));
+    app.state.clock.advance(2 * 86_400);
+    assert_eq!(refresher::validation_round(&app.state).await, 0, "the first fifty cannot be checked");
+    assert_eq!(refresher::validation_round(&app.state).await, 1, "the next round moves on");
+    assert_eq!(app.state.store.connection(&revoked.id).await.unwrap().unwrap().status, "needs_reauthorization");
+    assert_eq!(refresher::validation_round(&app.state).await, 0, "everything was looked at");
+});
+
+both!(one_401_is_confirmed_before_a_flip, |backend| async move {
+    let (app, fake) = TestApp::with_fake(backend).await;
+    // A hiccup: one 401, then the provider knows the token again.
+    let hiccup = app.seed(Seed { user_id: "alice", expires_in: None, refresh_token: None, ..Seed::default() }).await;
+    fake.with(|s| s.userinfo_script.extend([(401, "{}".to_owned()), (200, r#"{"sub":"acct-1"}"#.to_owned())]));
+    app.state.clock.advance(2 * 86_400);
+    assert_eq!(refresher::validation_round(&app.state).await, 1);
+    let row = app.state.store.connection(&hiccup.id).await.unwrap().unwrap();
+    assert_eq!(row.status, "active");
+    assert!(row.last_validated_at.is_some(), "the second answer validated it");
+});
+
+both!(a_401_on_a_refreshable_connection_is_settled_by_a_refresh, |backend| async move {
+    let (app, fake) = TestApp::with_fake(backend).await;
+    fake.with(|s| {
+        s.live_refresh_tokens.insert("rt-bob".into());
+        s.userinfo_script.push_back((401, "{}".to_owned()));
+    });
+    let rotated = app
+        .seed(Seed { user_id: "bob", expires_in: Some(30 * 86_400), refresh_token: Some("rt-bob"), ..Seed::default() })
+        .await;
+    app.state.clock.advance(2 * 86_400);
+    refresher::validation_round(&app.state).await;
+    let row = app.state.store.connection(&rotated.id).await.unwrap().unwrap();
+    assert_eq!((row.status.as_str(), row.version), ("active", 1), "refreshed, not flipped");
+    assert_eq!(fake.token_calls(), 1);
 });

@@ -3,7 +3,8 @@
 // RFC 9207 `iss` in authorization responses. Consent is automatic; the account that signs in is
 // set through /_test/account. /_test/stats counts token-endpoint outcomes; /_test/fail makes the
 // token endpoint answer 500 for the next N requests (outage simulation); /_test/delay holds
-// token requests before processing them.
+// token requests before processing them; /_test/hold holds token answers after processing them
+// (the provider has rotated the refresh token, the client has not heard yet).
 //
 // Usage: node server.mjs <redirect_uri> <client_secret> [access_token_ttl_seconds]
 // Prints "READY <port>" once listening on 127.0.0.1.
@@ -15,6 +16,7 @@ const accounts = new Map([['alice', { email: 'alice@oidc.example' }], ['bob', { 
 let nextAccount = 'alice';
 let failNext = 0;
 let delayMs = 0;
+let holdMs = 0;
 const stats = { refresh_token: 0, authorization_code: 0, errors: 0, revoked_grants: 0, error_codes: [] };
 let provider;
 
@@ -33,6 +35,16 @@ const server = http.createServer(async (req, res) => {
     if (url.pathname === '/_test/delay') {
       delayMs = Number(url.searchParams.get('ms') || '0');
       return json(res, 200, { delayMs });
+    }
+    if (url.pathname === '/_test/hold') {
+      holdMs = Number(url.searchParams.get('ms') || '0');
+      return json(res, 200, { holdMs });
+    }
+    if (url.pathname === '/token' && holdMs > 0) {
+      // After the provider has answered (and rotated): the answer is written late.
+      const end = res.end.bind(res);
+      const hold = holdMs;
+      res.end = (...args) => { setTimeout(() => end(...args), hold); return res; };
     }
     if (url.pathname === '/token' && delayMs > 0) {
       // Before the provider sees the request: a client killed meanwhile has spent nothing.

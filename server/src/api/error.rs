@@ -121,11 +121,12 @@ impl From<RefreshError> for ApiError {
             RefreshError::Gone => {
                 ApiError::new(StatusCode::NOT_FOUND, ErrorCode::ConnectionNotFound, "The connection was deleted.")
             }
-            RefreshError::Unavailable(_) => unavailable(
+            RefreshError::Unavailable { retry_after, .. } => ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
                 ErrorCode::ProviderUnavailable,
-                "The provider could not refresh the token right now and the stored one has expired; retry shortly."
-                    .into(),
-            ),
+                "The provider could not refresh the token right now and the stored one has expired; retry shortly.",
+            )
+            .retry(retry_after),
             RefreshError::Misconfigured(_) => unavailable(
                 ErrorCode::ProviderMisconfigured,
                 "The provider rejected this app's client credentials; an operator must check the client id and secret."
@@ -135,7 +136,15 @@ impl From<RefreshError> for ApiError {
                 ErrorCode::MissingClientSecret,
                 format!("No client secret is configured for provider {key}; run `latch secret add --provider {key}`."),
             ),
-            RefreshError::Store(e) => e.into(),
+            RefreshError::Store(e) => match std::sync::Arc::try_unwrap(e) {
+                Ok(e) => e.into(),
+                // Shared by several callers of one refresh: the same mapping, by kind.
+                Err(shared) if matches!(*shared, StoreError::Unavailable(_)) => unavailable(
+                    ErrorCode::DatabaseUnavailable,
+                    "The database is unavailable right now; retry shortly.".into(),
+                ),
+                Err(shared) => ApiError::internal(shared),
+            },
             RefreshError::Vault(e) => e.into(),
         }
     }
@@ -157,6 +166,7 @@ impl From<ConnectionError> for ApiError {
             }
             ConnectionError::Invalid { field, message } => ApiError::invalid(field, message),
             ConnectionError::Refresh(e) => e.into(),
+            ConnectionError::Interrupted => ApiError::internal("detached work ended abnormally"),
             ConnectionError::Store(e) => e.into(),
             ConnectionError::Vault(e) => e.into(),
         }

@@ -4,6 +4,8 @@
 pub mod assets;
 pub mod error;
 pub mod extract;
+#[cfg(feature = "failpoints")]
+pub mod failpoints;
 pub mod health;
 pub mod host;
 pub mod oauth;
@@ -80,7 +82,7 @@ pub fn router(state: AppState) -> Router {
         Router::new()
     };
 
-    Router::new()
+    let app = Router::new()
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
         .route("/.well-known/jwks.json", get(health::jwks))
@@ -95,8 +97,10 @@ pub fn router(state: AppState) -> Router {
         .nest("/v1", host)
         .nest("/widget/v1", widget)
         .nest("/sandbox", sandbox)
-        .fallback(not_found)
-        .layer(DefaultBodyLimit::max(BODY_LIMIT))
+        .fallback(not_found);
+    #[cfg(feature = "failpoints")]
+    let app = app.route("/_test/failpoints/{name}", axum::routing::put(failpoints::set));
+    app.layer(DefaultBodyLimit::max(BODY_LIMIT))
         .layer(SetResponseHeaderLayer::if_not_present(
             HeaderName::from_static("x-content-type-options"),
             HeaderValue::from_static("nosniff"),

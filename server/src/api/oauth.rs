@@ -62,7 +62,7 @@ pub async fn callback(State(state): State<AppState>, RawQuery(query): RawQuery, 
         return error_page(&FlowError::new(ErrorCode::Oauth2ExchangeError, "The provider's answer is too long."));
     }
     let q: CallbackQuery = serde_urlencoded::from_str(&query).unwrap_or_default();
-    match callback::handle(&state, &q, |name| cookie(&headers, name).map(str::to_owned)).await {
+    match callback::handle(&state, q, move |name| cookie(&headers, name).map(str::to_owned)).await {
         Callback::Finished(flow_id) => {
             let location = format!("/oauth/result/{flow_id}");
             (StatusCode::SEE_OTHER, [(header::LOCATION, location), (header::REFERRER_POLICY, "no-referrer".into())])

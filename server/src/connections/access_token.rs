@@ -65,7 +65,7 @@ pub async fn access_token(
     let row = if force || refresh::needs_refresh(&row, now, state.config.access_token_skew_seconds) {
         let actor = Actor::ApiKey(caller.key_name.to_string());
         match refresh::refresh(state, &row, force, &actor).await? {
-            Refreshed::Usable(row) => Arc::new(row),
+            Refreshed::Usable(row) | Refreshed::Stale(row) => Arc::new(row),
             Refreshed::NeedsReauthorization(row) => {
                 return Ok(needs_reauthorization(state, &row));
             }

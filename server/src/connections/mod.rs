@@ -29,6 +29,9 @@ pub enum ConnectionError {
     Invalid { field: &'static str, message: String },
     #[error(transparent)]
     Refresh(#[from] RefreshError),
+    /// Work that runs to its end in its own task ended abnormally.
+    #[error("the operation ended abnormally")]
+    Interrupted,
     #[error(transparent)]
     Store(#[from] StoreError),
     #[error(transparent)]
@@ -121,7 +124,22 @@ pub async fn get(state: &AppState, id: &str) -> Result<Connection, ConnectionErr
 /// Deletes a connection, first revoking its grant at the provider when asked.
 /// The owner check is the caller's: the host API owns every connection; the widget passes the
 /// row only after matching its user.
+///
+/// Runs to its end even if the caller hangs up: a token revoked at the provider is a connection
+/// that must also be gone here.
 pub async fn delete(
+    state: &AppState,
+    actor: &Actor,
+    row: &ConnectionRow,
+    revoke_at_provider: bool,
+) -> Result<(), ConnectionError> {
+    let (state, actor, row) = (state.clone(), actor.clone(), row.clone());
+    crate::detach::run_to_end(async move { delete_to_end(&state, &actor, &row, revoke_at_provider).await })
+        .await
+        .unwrap_or(Err(ConnectionError::Interrupted))
+}
+
+async fn delete_to_end(
     state: &AppState,
     actor: &Actor,
     row: &ConnectionRow,

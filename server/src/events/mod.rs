@@ -2,6 +2,7 @@
 //! they describe (a transactional outbox), offered for polling (`GET /v1/events`) and delivered
 //! to webhook endpoints (`webhooks`).
 
+pub mod targets;
 pub mod webhooks;
 
 use crate::connections::{ConnectionError, check_limit, page_cursor, view};
@@ -38,10 +39,10 @@ pub async fn list(state: &AppState, q: &EventQuery) -> Result<Page<Event>, Webho
         other => WebhookError(ErrorCode::InternalError, other.to_string()),
     })?;
     let after = match &q.after {
-        None => 0,
+        None => Default::default(),
         Some(id) => state
             .store
-            .event_seq(id)
+            .event_position(id)
             .await?
             .ok_or_else(|| WebhookError(ErrorCode::EventNotFound, "No event with that id.".into()))?,
     };

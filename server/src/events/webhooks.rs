@@ -8,6 +8,7 @@
 //! re-sendable). So a receiver that was down gets every event, in order, once it is back. A
 //! lease on the endpoint row makes one replica at a time deliver it.
 
+use super::targets::{self, TargetError};
 use crate::clock::{Clock, from_unix};
 use crate::state::AppState;
 use crate::store::StoreError;
@@ -21,7 +22,8 @@ use latch_shared::ErrorCode;
 use latch_shared::api::host::{CreateWebhookEndpoint, Event, WebhookEndpoint, WebhookFailure};
 use rand::RngCore as _;
 use sha2::Sha256;
-use std::net::IpAddr;
+use std::collections::HashSet;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use url::Url;
 
@@ -58,55 +60,15 @@ pub fn sign(secret: &str, msg_id: &str, timestamp: i64, body: &str) -> Option<St
     Some(format!("v1,{}", STANDARD.encode(mac.finalize().into_bytes())))
 }
 
-/// Refuses targets that resolve to loopback, private, link-local or unspecified addresses
-/// (SSRF), unless `allow_private` (tests, the demo). Plain http only for such allowed targets.
+/// Checks a new endpoint's URL and resolves its host once, so a target that is refused (see
+/// `targets`) fails at creation with a clear message; deliveries check again when connecting.
 pub async fn check_target(url: &str, allow_private: bool) -> Result<Url, WebhookError> {
-    let invalid = |m: &str| WebhookError(ErrorCode::InvalidRequest, format!("url: {m}"));
-    let parsed = Url::parse(url).map_err(|_| invalid("not a URL"))?;
-    match parsed.scheme() {
-        "https" => {}
-        "http" if allow_private => {}
-        _ => return Err(invalid("must be https")),
-    }
-    if !parsed.username().is_empty() || parsed.password().is_some() {
-        return Err(invalid("must not carry credentials"));
-    }
-    let host = parsed.host_str().ok_or_else(|| invalid("has no host"))?.to_owned();
+    let invalid = |e: TargetError| WebhookError(ErrorCode::InvalidRequest, format!("url: {e}"));
+    let parsed = targets::check_url(url, allow_private).map_err(invalid)?;
+    let host = parsed.host_str().ok_or(TargetError::NoHost).map_err(invalid)?.to_owned();
     let port = parsed.port_or_known_default().unwrap_or(443);
-    let addrs: Vec<IpAddr> = tokio::net::lookup_host((host.trim_matches(['[', ']']), port))
-        .await
-        .map_err(|_| invalid("does not resolve"))?
-        .map(|a| a.ip())
-        .collect();
-    if addrs.is_empty() {
-        return Err(invalid("does not resolve"));
-    }
-    if !allow_private && addrs.iter().any(is_private) {
-        return Err(invalid(
-            "resolves to a private or loopback address, which is refused (allow_private_webhook_targets)",
-        ));
-    }
+    targets::resolve_checked(&host, port, allow_private).await.map_err(invalid)?;
     Ok(parsed)
-}
-
-fn is_private(ip: &IpAddr) -> bool {
-    match ip {
-        IpAddr::V4(v4) => {
-            v4.is_loopback()
-                || v4.is_private()
-                || v4.is_link_local()
-                || v4.is_unspecified()
-                || v4.is_broadcast()
-                || v4.octets()[0] == 100 && (v4.octets()[1] & 0xc0) == 64 // 100.64.0.0/10, carrier-grade NAT
-        }
-        IpAddr::V6(v6) => {
-            v6.is_loopback()
-                || v6.is_unspecified()
-                || (v6.segments()[0] & 0xfe00) == 0xfc00
-                || (v6.segments()[0] & 0xffc0) == 0xfe80
-                || v6.to_ipv4_mapped().is_some_and(|v4| is_private(&IpAddr::V4(v4)))
-        }
-    }
 }
 
 fn view(row: &EndpointRow, secret: Option<String>) -> WebhookEndpoint {
@@ -216,7 +178,10 @@ fn open_secret(state: &AppState, id: &str, column: &str, sealed: &[u8]) -> Optio
 
 /// POSTs one event to one endpoint; `Err` carries a short reason.
 async fn deliver(state: &AppState, endpoint: &EndpointRow, event: &EventRow) -> Result<(), String> {
-    let target = check_target(&endpoint.url, state.config.allow_private_webhook_targets).await.map_err(|e| e.1)?;
+    // A name is resolved and checked by the delivery client's own resolver, once, when it
+    // connects; an IP literal is checked here.
+    let target =
+        targets::check_url(&endpoint.url, state.config.allow_private_webhook_targets).map_err(|e| e.to_string())?;
     let now = state.clock.unix();
     let body = serde_json::json!({
         "type": event.kind,
@@ -238,7 +203,7 @@ async fn deliver(state: &AppState, endpoint: &EndpointRow, event: &EventRow) -> 
         return Err("signing secret unavailable".into());
     }
     let response = state
-        .http
+        .webhook_http
         .post(target)
         .header("content-type", "application/json")
         .header("webhook-id", &event.id)
@@ -263,42 +228,96 @@ fn backoff(attempts: i64) -> i64 {
     }
 }
 
-/// Delivers what is due on every endpoint this replica can lease.
-pub async fn deliver_due(state: &AppState) -> Result<(), StoreError> {
-    let now = state.clock.unix();
-    for endpoint in state.store.due_endpoints(now).await? {
-        if !state.store.lease_endpoint(&endpoint.id, endpoint.delivered_seq, now, now + LEASE).await? {
-            continue;
-        }
-        let result = drain(state, &endpoint).await;
-        state.store.release_endpoint(&endpoint.id).await?;
-        result?;
-    }
-    Ok(())
+/// Endpoints this process is delivering, and how many it may deliver at once, so a slow or
+/// dead endpoint delays nobody else.
+#[derive(Debug)]
+pub struct Deliveries {
+    busy: Mutex<HashSet<String>>,
+    slots: Arc<tokio::sync::Semaphore>,
 }
 
-/// Sends events in order from the cursor until one fails or the lease is nearly over.
-async fn drain(state: &AppState, endpoint: &EndpointRow) -> Result<(), StoreError> {
+/// Endpoints delivered at the same time by one process, at most.
+const CONCURRENT_ENDPOINTS: usize = 8;
+
+impl Default for Deliveries {
+    fn default() -> Self {
+        Self { busy: Mutex::default(), slots: Arc::new(tokio::sync::Semaphore::new(CONCURRENT_ENDPOINTS)) }
+    }
+}
+
+impl Deliveries {
+    fn claim(&self, id: &str) -> bool {
+        self.busy.lock().map(|mut busy| busy.insert(id.to_owned())).unwrap_or(false)
+    }
+    fn done(&self, id: &str) {
+        if let Ok(mut busy) = self.busy.lock() {
+            busy.remove(id);
+        }
+    }
+}
+
+/// Starts a delivery for every due endpoint that this process is not delivering already and
+/// that it can lease, each in its own task (at most [`CONCURRENT_ENDPOINTS`] at once); returns
+/// the tasks, which callers may await or leave running.
+pub async fn deliver_due(state: &AppState) -> Result<tokio::task::JoinSet<()>, StoreError> {
+    let mut tasks = tokio::task::JoinSet::new();
+    for endpoint in state.store.due_endpoints(state.clock.unix()).await? {
+        let Ok(slot) = state.deliveries.slots.clone().try_acquire_owned() else { break };
+        if !state.deliveries.claim(&endpoint.id) {
+            continue;
+        }
+        let now = state.clock.unix();
+        let owner = new_id("whl");
+        match state.store.lease_endpoint(&endpoint.id, &owner, now, now + LEASE).await {
+            Ok(true) => {}
+            other => {
+                state.deliveries.done(&endpoint.id);
+                other?;
+                continue;
+            }
+        }
+        let state = state.clone();
+        tasks.spawn(async move {
+            let _slot = slot;
+            if let Err(e) = drain(&state, &endpoint, &owner).await {
+                tracing::warn!(endpoint = %endpoint.id, error = %e, "webhook delivery stopped");
+            }
+            if let Err(e) = state.store.release_endpoint(&endpoint.id, &owner).await {
+                tracing::warn!(endpoint = %endpoint.id, error = %e, "could not release a webhook lease");
+            }
+            state.deliveries.done(&endpoint.id);
+        });
+    }
+    Ok(tasks)
+}
+
+/// Sends events in order from the cursor until one fails, the lease is nearly over, or another
+/// worker turns out to hold the endpoint (every write is fenced by `owner`).
+async fn drain(state: &AppState, endpoint: &EndpointRow, owner: &str) -> Result<(), StoreError> {
     let started = state.clock.unix();
     let subscribed: Vec<&str> = endpoint.events.split(' ').filter(|e| !e.is_empty()).collect();
-    let mut cursor = endpoint.delivered_seq;
+    let mut cursor = endpoint.cursor();
     let mut attempts = endpoint.attempts;
     let mut first_failed_at = endpoint.first_failed_at;
-    while state.clock.unix() - started < LEASE / 2 {
+    // A delivery takes at most the HTTP timeout: none starts that could outlive the lease.
+    let last_start = started + LEASE - 2 * crate::state::PROVIDER_TIMEOUT.as_secs() as i64;
+    loop {
         let batch = state.store.events_after(cursor, 50).await?;
         if batch.is_empty() {
             return Ok(());
         }
         for event in batch {
-            if !subscribed.is_empty() && !subscribed.contains(&event.kind.as_str()) {
-                state.store.advance_endpoint(&endpoint.id, event.seq).await?;
-                cursor = event.seq;
-                continue;
+            if state.clock.unix() >= last_start {
+                return Ok(());
             }
-            match deliver(state, endpoint, &event).await {
+            let wanted = subscribed.is_empty() || subscribed.contains(&event.kind.as_str());
+            let delivered = if wanted { deliver(state, endpoint, &event).await } else { Ok(()) };
+            match delivered {
                 Ok(()) => {
-                    state.store.advance_endpoint(&endpoint.id, event.seq).await?;
-                    cursor = event.seq;
+                    if !state.store.advance_endpoint(&endpoint.id, owner, event.position()).await? {
+                        return Ok(()); // our lease is gone: the next holder carries on
+                    }
+                    cursor = event.position();
                     attempts = 0;
                     first_failed_at = None;
                 }
@@ -317,11 +336,18 @@ async fn drain(state: &AppState, endpoint: &EndpointRow) -> Result<(), StoreErro
                             failed_at: now,
                             resent_at: None,
                         };
-                        state.store.give_up_event(&failure, event.seq).await?;
+                        state.store.give_up_event(&failure, owner, event.position()).await?;
                     } else {
                         state
                             .store
-                            .endpoint_attempt_failed(&endpoint.id, attempts, first, now + backoff(attempts), &reason)
+                            .endpoint_attempt_failed(
+                                &endpoint.id,
+                                owner,
+                                attempts,
+                                first,
+                                now + backoff(attempts),
+                                &reason,
+                            )
                             .await?;
                     }
                     return Ok(());
@@ -329,15 +355,16 @@ async fn drain(state: &AppState, endpoint: &EndpointRow) -> Result<(), StoreErro
             }
         }
     }
-    Ok(())
 }
 
-/// Runs deliveries every half second until the process ends.
+/// Looks for due endpoints every half second until the process ends; deliveries run on in
+/// their own tasks meanwhile.
 pub fn spawn_worker(state: AppState) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
         loop {
-            if let Err(e) = deliver_due(&state).await {
-                tracing::warn!(error = %e, "webhook delivery round failed");
+            match deliver_due(&state).await {
+                Ok(mut started) => started.detach_all(),
+                Err(e) => tracing::warn!(error = %e, "webhook delivery round failed"),
             }
             Clock::sleep(Duration::from_millis(500)).await;
         }
@@ -357,27 +384,5 @@ mod tests {
             sign(secret, "msg_p5jXN8AQM9LWM0D4loKWxJek", 1614265330, body).unwrap(),
             "v1,g0hM9SsE+OTPJTGt/tmIKtSyZlE3uFJELVlNIOLJ1OE="
         );
-    }
-
-    #[test]
-    fn private_addresses_are_recognised() {
-        for ip in [
-            "127.0.0.1",
-            "10.1.2.3",
-            "192.168.0.1",
-            "172.16.5.4",
-            "169.254.169.254",
-            "0.0.0.0",
-            "100.64.0.1",
-            "::1",
-            "fd00::1",
-            "fe80::1",
-            "::ffff:127.0.0.1",
-        ] {
-            assert!(is_private(&ip.parse().unwrap()), "{ip}");
-        }
-        for ip in ["93.184.216.34", "2606:4700::1111"] {
-            assert!(!is_private(&ip.parse().unwrap()), "{ip}");
-        }
     }
 }

@@ -23,7 +23,7 @@ use subtle::ConstantTimeEq as _;
 
 /// The callback's query. Providers add parameters of their own (`scope`, `authuser`, …), so
 /// unknown ones are ignored.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize)]
 pub struct CallbackQuery {
     pub state: Option<String>,
     pub code: Option<String>,
@@ -47,7 +47,22 @@ fn exchange_error(message: &str) -> FlowError {
 }
 
 /// Handles `GET /oauth/callback`. `cookie` returns the value of a cookie by name.
-pub async fn handle(state: &AppState, q: &CallbackQuery, cookie: impl Fn(&str) -> Option<String>) -> Callback {
+///
+/// Runs to its end in a task of its own even if the browser goes away meanwhile: once `state`
+/// is consumed the code is as good as spent, and the tokens it yields must be stored (or the
+/// flow marked failed), never left in `exchanging`.
+pub async fn handle(
+    state: &AppState,
+    q: CallbackQuery,
+    cookie: impl Fn(&str) -> Option<String> + Send + Sync + 'static,
+) -> Callback {
+    let state = state.clone();
+    crate::detach::run_to_end(async move { handle_to_end(&state, &q, cookie).await }).await.unwrap_or_else(|| {
+        Callback::Refused(FlowError::new(ErrorCode::InternalError, "Something went wrong inside Latch; try again."))
+    })
+}
+
+async fn handle_to_end(state: &AppState, q: &CallbackQuery, cookie: impl Fn(&str) -> Option<String>) -> Callback {
     match identify(state, q, &cookie).await {
         Ok(flow) => {
             let outcome = complete(state, &flow, q).await;
@@ -170,7 +185,7 @@ async fn complete(state: &AppState, flow: &FlowRow, q: &CallbackQuery) -> Result
         params.push(("code_verifier", v.expose()));
     }
     let sent_at = state.clock.unix();
-    let tokens = token::request(&state.http, provider, &secret, &params)
+    let tokens = token::request(&state.http, provider, &secret, &params, crate::state::PROVIDER_TIMEOUT)
         .await
         .map_err(|e| exchange_failure(state, provider, e))?;
     let account = match (&tokens.account, &provider.identity) {

@@ -5,6 +5,7 @@
 pub mod callback;
 pub mod http;
 pub mod identity;
+pub mod provider_health;
 pub mod refresh;
 pub mod refresher;
 pub mod revoke;

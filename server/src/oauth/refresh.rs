@@ -1,17 +1,27 @@
-//! Refreshing an access token, safely under concurrency.
+//! Refreshing an access token, safely under concurrency and whatever happens to the callers.
 //!
 //! Rotating refresh tokens are single-use: presenting one twice makes most providers revoke the
 //! whole grant. So at most one refresh per connection may be in flight anywhere:
-//! 1. in this process, a per-connection async mutex queues callers (single flight);
+//! 1. in this process, [`Flights`] runs one refresh per connection in a task of its own, which
+//!    every caller of that connection awaits (single flight). The task runs lease → provider call
+//!    → commit to its end even when every caller has hung up (a client timeout, a reset
+//!    connection): a caller that goes away changes nothing. Callers wait at most
+//!    `refresh_caller_wait_ms`, then get the still-valid token or `503 provider_unavailable`.
 //! 2. across replicas, a lease committed on the row (`lease_until`, `refresh_attempt`) with a
 //!    compare-and-swap on `version`; whoever loses waits for the row's version to change;
 //! 3. after taking either, the row is re-read, and a token someone else refreshed is served as is.
 //!
-//! The lease outlives the provider timeout (invariant: HTTP deadline < lease), so a slow call
-//! cannot overlap a second replica's attempt with the same refresh token. New tokens are written
-//! with a compare-and-swap before any caller sees them; an answer without a refresh token keeps
-//! the stored one.
+//! Every write made under a lease is fenced by its `refresh_attempt`, so a holder that overran
+//! cannot clear or overwrite its successor's lease or tokens; and the provider call and the commit
+//! fit inside the lease, counted from the moment it was taken. New tokens are written before any
+//! caller sees them; an answer without a refresh token keeps the stored one.
+//!
+//! A transient failure is remembered per connection for a short, jittered back-off, so callers
+//! arriving behind one attempt share its outcome instead of starting their own; the per-provider
+//! circuit breaker and incident guard (`provider_health`) bound what an outage or a mass
+//! revocation makes Latch do.
 
+use super::provider_health::{Admission, GrantVerdict, Transition};
 use super::token::{self, TokenError};
 use crate::activity::{Actor, Entry};
 use crate::clock::Clock;
@@ -21,14 +31,21 @@ use crate::store::connections::{ConnectionRow, RefreshedTokens};
 use crate::vault::{Slot, VaultError};
 use latch_shared::ConnectionStatus;
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex, Weak};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
+use tokio::sync::watch;
 
 /// How long a refresh lease is held at most; longer than [`PROVIDER_TIMEOUT`].
 pub const LEASE: Duration = Duration::from_secs(PROVIDER_TIMEOUT.as_secs() + 5);
+/// The end of a lease kept free for committing what the provider answered.
+const COMMIT_MARGIN: Duration = Duration::from_secs(3);
+/// A provider call is not started with less time than this left before the commit margin.
+const MIN_CALL: Duration = Duration::from_secs(2);
 const POLL: Duration = Duration::from_millis(100);
 /// Provider calls per refresh at most (the first try and two retries of transient failures).
 const MAX_ATTEMPTS: u32 = 3;
+/// After a transient failure, later callers share its outcome for this long (plus as much jitter).
+const TRANSIENT_BACKOFF_MS: u64 = 1000;
 
 /// A random duration in `0..=max_ms` milliseconds ("full jitter").
 fn jitter(max_ms: u64) -> u64 {
@@ -36,48 +53,32 @@ fn jitter(max_ms: u64) -> u64 {
     rand::thread_rng().gen_range(0..=max_ms)
 }
 
-/// Per-connection async locks for single flight within this process.
-#[derive(Debug, Default)]
-pub struct RefreshLocks {
-    locks: Mutex<HashMap<String, Weak<tokio::sync::Mutex<()>>>>,
-}
-
-impl RefreshLocks {
-    /// The lock of one connection; dropped entries are pruned as the map grows.
-    pub fn lock_for(&self, id: &str) -> Arc<tokio::sync::Mutex<()>> {
-        let Ok(mut locks) = self.locks.lock() else {
-            return Arc::default();
-        };
-        if let Some(lock) = locks.get(id).and_then(Weak::upgrade) {
-            return lock;
-        }
-        if locks.len() >= 1024 {
-            locks.retain(|_, weak| weak.strong_count() > 0);
-        }
-        let lock: Arc<tokio::sync::Mutex<()>> = Arc::default();
-        locks.insert(id.to_owned(), Arc::downgrade(&lock));
-        lock
-    }
-}
-
-/// What a refresh attempt leaves the caller with.
-#[derive(Debug)]
+/// What a refresh leaves the caller with.
+#[derive(Debug, Clone)]
 pub enum Refreshed {
     /// A row whose access token can be served.
     Usable(ConnectionRow),
+    /// The provider failed transiently (or is held back by its breaker); this row's access token
+    /// has not expired yet and is served.
+    Stale(ConnectionRow),
     /// The grant is gone; the user must reconnect.
     NeedsReauthorization(ConnectionRow),
 }
 
-/// Why no token could be produced.
-#[derive(Debug, thiserror::Error)]
+/// Why no token could be produced. `Clone`, because one refresh answers many callers.
+#[derive(Debug, Clone, thiserror::Error)]
 pub enum RefreshError {
     /// The connection was deleted meanwhile.
     #[error("connection vanished during refresh")]
     Gone,
     /// The provider is down or slow and the stored token has expired.
-    #[error("provider unavailable: {0}")]
-    Unavailable(String),
+    #[error("provider unavailable: {reason}")]
+    Unavailable {
+        /// Why, for the log.
+        reason: String,
+        /// Seconds after which a retry may succeed.
+        retry_after: u32,
+    },
     /// The provider rejected the app's client credentials, or the provider is no longer configured.
     #[error("provider misconfigured: {0}")]
     Misconfigured(String),
@@ -85,9 +86,102 @@ pub enum RefreshError {
     #[error("no client secret configured for provider {0}")]
     MissingClientSecret(String),
     #[error(transparent)]
-    Store(#[from] StoreError),
+    Store(Arc<StoreError>),
     #[error(transparent)]
     Vault(#[from] VaultError),
+}
+
+impl From<StoreError> for RefreshError {
+    fn from(e: StoreError) -> Self {
+        RefreshError::Store(Arc::new(e))
+    }
+}
+
+impl RefreshError {
+    fn unavailable(reason: impl Into<String>, retry_after: u32) -> Self {
+        RefreshError::Unavailable { reason: reason.into(), retry_after }
+    }
+}
+
+type Outcome = Result<Refreshed, RefreshError>;
+
+/// Whether an outcome is a transient failure, which later callers share for a short back-off.
+fn is_transient(outcome: &Outcome) -> bool {
+    matches!(outcome, Ok(Refreshed::Stale(_)) | Err(RefreshError::Unavailable { .. }))
+}
+
+/// Refreshes in flight in this process, one per connection, and for a short back-off the
+/// outcome of the last one that failed transiently.
+#[derive(Debug, Default)]
+pub struct Flights {
+    flights: Mutex<HashMap<String, Flight>>,
+}
+
+#[derive(Debug)]
+struct Flight {
+    outcome: watch::Receiver<Option<Outcome>>,
+    /// Set when the outcome is a transient failure: until then, callers get it as it is.
+    shared_until: Option<Instant>,
+}
+
+enum Joined {
+    /// A refresh is in flight: wait for it.
+    Wait(watch::Receiver<Option<Outcome>>),
+    /// Nothing in flight: start one and publish its outcome here.
+    Start(watch::Sender<Option<Outcome>>, watch::Receiver<Option<Outcome>>),
+    /// A transient failure a moment ago: its outcome, and the seconds left of its back-off.
+    Shared(Box<Outcome>, u32),
+}
+
+impl Flights {
+    fn join(&self, id: &str, now: Instant) -> Joined {
+        let Ok(mut flights) = self.flights.lock() else {
+            let (tx, rx) = watch::channel(None);
+            return Joined::Start(tx, rx);
+        };
+        if let Some(flight) = flights.get(id) {
+            let settled = flight.outcome.borrow().clone();
+            // A task that ended without publishing (it panicked) leaves a closed channel.
+            let alive = flight.outcome.has_changed().is_ok();
+            match (settled, flight.shared_until) {
+                (None, _) if alive => return Joined::Wait(flight.outcome.clone()),
+                (Some(outcome), Some(until)) if now < until => {
+                    let left = until.saturating_duration_since(now).as_secs_f64().ceil() as u32;
+                    return Joined::Shared(Box::new(outcome), left.max(1));
+                }
+                _ => {}
+            }
+        }
+        if flights.len() >= 1024 {
+            flights.retain(|_, f| f.outcome.borrow().is_none() || f.shared_until.is_some_and(|u| now < u));
+        }
+        let (tx, rx) = watch::channel(None);
+        flights.insert(id.to_owned(), Flight { outcome: rx.clone(), shared_until: None });
+        Joined::Start(tx, rx)
+    }
+
+    /// Publishes a finished refresh: a transient failure stays for its back-off, anything else
+    /// is forgotten at once (the row in the database is the truth).
+    fn settle(&self, id: &str, tx: &watch::Sender<Option<Outcome>>, outcome: Outcome) {
+        let transient = is_transient(&outcome);
+        let Ok(mut flights) = self.flights.lock() else {
+            tx.send_replace(Some(outcome));
+            return;
+        };
+        tx.send_replace(Some(outcome));
+        let ours = flights.get(id).is_some_and(|f| f.outcome.same_channel(&tx.subscribe()));
+        if !ours {
+            return;
+        }
+        if transient {
+            let backoff = Duration::from_millis(TRANSIENT_BACKOFF_MS + jitter(TRANSIENT_BACKOFF_MS));
+            if let Some(flight) = flights.get_mut(id) {
+                flight.shared_until = Some(Instant::now() + backoff);
+            }
+        } else {
+            flights.remove(id);
+        }
+    }
 }
 
 /// Whether a token expiring at `expires_at` should be refreshed at `now`: within `skew` of
@@ -109,15 +203,55 @@ pub fn is_expired(row: &ConnectionRow, now: i64) -> bool {
 }
 
 /// Refreshes `seen` if it (still) needs it, or unconditionally with `force` unless somebody else
-/// refreshed it since `seen` was read.
-pub async fn refresh(
-    state: &AppState,
-    seen: &ConnectionRow,
-    force: bool,
-    actor: &Actor,
-) -> Result<Refreshed, RefreshError> {
-    let lock = state.refresh_locks.lock_for(&seen.id);
-    let _single_flight = lock.lock().await;
+/// refreshed it since `seen` was read. The refresh runs in its own task; this waits for it at
+/// most `refresh_caller_wait_ms`.
+pub async fn refresh(state: &AppState, seen: &ConnectionRow, force: bool, actor: &Actor) -> Outcome {
+    refresh_within(state, seen, force, actor, Duration::from_millis(state.config.refresh_caller_wait_ms)).await
+}
+
+/// [`refresh`] for background work, which has no caller in a hurry: waits for the outcome.
+pub async fn refresh_to_end(state: &AppState, seen: &ConnectionRow, force: bool, actor: &Actor) -> Outcome {
+    refresh_within(state, seen, force, actor, LEASE + LEASE).await
+}
+
+async fn refresh_within(state: &AppState, seen: &ConnectionRow, force: bool, actor: &Actor, wait: Duration) -> Outcome {
+    let mut outcome = match state.refresh_flights.join(&seen.id, Instant::now()) {
+        Joined::Shared(outcome, left) => return still_valid(*outcome, state.clock.unix(), left),
+        Joined::Wait(rx) => rx,
+        Joined::Start(tx, rx) => {
+            let (state, seen, actor) = (state.clone(), seen.clone(), actor.clone());
+            tokio::spawn(async move {
+                let outcome = run(&state, &seen, force, &actor).await;
+                state.refresh_flights.settle(&seen.id, &tx, outcome);
+            });
+            rx
+        }
+    };
+    match tokio::time::timeout(wait, outcome.wait_for(Option::is_some)).await {
+        Ok(Ok(settled)) => settled.clone().unwrap_or_else(|| Err(RefreshError::unavailable("no outcome", 1))),
+        Ok(Err(_)) => Err(RefreshError::unavailable("the refresh task ended without an outcome", 1)),
+        // Still in flight: it goes on without us; serve what is still valid meanwhile.
+        Err(_) if is_expired(seen, state.clock.unix()) => {
+            Err(RefreshError::unavailable("the refresh is still in flight", 1))
+        }
+        Err(_) => Ok(Refreshed::Stale(seen.clone())),
+    }
+}
+
+/// A shared transient outcome, re-checked now: a stale token that has meanwhile expired is no
+/// longer served.
+fn still_valid(outcome: Outcome, now: i64, retry_after: u32) -> Outcome {
+    match outcome {
+        Ok(Refreshed::Stale(row)) if is_expired(&row, now) => {
+            Err(RefreshError::unavailable("the provider failed a moment ago", retry_after))
+        }
+        Err(RefreshError::Unavailable { reason, .. }) => Err(RefreshError::Unavailable { reason, retry_after }),
+        other => other,
+    }
+}
+
+/// The refresh itself: lease, provider call, commit or classification.
+async fn run(state: &AppState, seen: &ConnectionRow, force: bool, actor: &Actor) -> Outcome {
     let deadline = Instant::now() + LEASE + Duration::from_secs(1);
     let skew = state.config.access_token_skew_seconds;
     loop {
@@ -132,6 +266,9 @@ pub async fn refresh(
         }
         let attempt = uuid::Uuid::new_v4().simple().to_string();
         let until = now + LEASE.as_secs() as i64;
+        // The lease's clock starts before it is asked for: its end, as the database sees it, is
+        // never earlier than `lease_end`.
+        let lease_end = Instant::now() + LEASE;
         if state.store.take_refresh_lease(&row.id, row.version, &attempt, now, until).await? {
             if row.refresh_attempt.is_some() {
                 // A lease that expired with an attempt recorded: a refresh was cut short (crash).
@@ -140,40 +277,101 @@ pub async fn refresh(
                     .detail("a previous refresh was interrupted; retrying with the stored refresh token");
                 record(state, entry).await;
             }
-            return run_refresh(state, row, &attempt, actor).await;
+            // Named crash points (the `failpoints` feature; no-ops otherwise) for the kill -9 tests.
+            fail::fail_point!("refresh.after_lease");
+            let lease = Lease { attempt: &attempt, end: lease_end, interrupted: row.refresh_attempt.is_some() };
+            return run_refresh(state, row, lease, actor).await;
         }
         // Another replica holds the lease: wait for its result (bounded).
         if Instant::now() >= deadline {
-            return Err(RefreshError::Unavailable("another replica's refresh did not finish in time".into()));
+            return Err(RefreshError::unavailable("another replica's refresh did not finish in time", 1));
         }
         Clock::sleep(POLL).await;
     }
 }
 
-async fn run_refresh(
-    state: &AppState,
-    row: ConnectionRow,
-    attempt: &str,
-    actor: &Actor,
-) -> Result<Refreshed, RefreshError> {
+/// The lease this refresh holds: its fencing token and when it ends at the earliest.
+#[derive(Debug, Clone, Copy)]
+struct Lease<'a> {
+    attempt: &'a str,
+    end: Instant,
+    /// The lease before this one expired with its refresh unfinished (a crash).
+    interrupted: bool,
+}
+
+impl Lease<'_> {
+    /// Time left for a provider call, keeping the commit margin free.
+    fn call_budget(&self) -> Duration {
+        self.end.saturating_duration_since(Instant::now()).saturating_sub(COMMIT_MARGIN).min(PROVIDER_TIMEOUT)
+    }
+}
+
+/// Records a breaker transition as a provider-level activity entry.
+async fn note_transition(state: &AppState, provider: &str, transition: Option<Transition>) {
+    let (action, detail) = match transition {
+        Some(Transition::Opened) => (
+            "circuit_opened",
+            "repeated transient failures: refreshes are held back for a while, then one probe is sent",
+        ),
+        Some(Transition::Closed) => ("circuit_closed", "the provider answers again"),
+        None => return,
+    };
+    tracing::warn!(provider, action, "provider circuit changed");
+    let mut entry = Entry::new(state.clock.unix(), &Actor::System("refresher"), action).provider(provider);
+    if action == "circuit_opened" {
+        entry = entry.failed("provider_unavailable");
+    }
+    record(state, entry.detail(detail)).await;
+}
+
+/// What a caller gets when the provider cannot be asked or failed transiently.
+fn transient(row: ConnectionRow, now: i64, reason: String, retry_after: u32) -> Outcome {
+    if is_expired(&row, now) {
+        Err(RefreshError::Unavailable { reason, retry_after })
+    } else {
+        Ok(Refreshed::Stale(row))
+    }
+}
+
+/// The caller's answer after a fenced write lost to another one (a reconnect, another holder):
+/// whatever the winning row says, with no entry of our own.
+async fn answer_from_winner(state: &AppState, id: &str) -> Outcome {
+    let row = state.store.connection(id).await?.ok_or(RefreshError::Gone)?;
+    let now = state.clock.unix();
+    if row.status != ConnectionStatus::Active.as_str() {
+        Ok(Refreshed::NeedsReauthorization(row))
+    } else if is_expired(&row, now) {
+        Err(RefreshError::unavailable("the connection changed during the refresh", 1))
+    } else {
+        Ok(Refreshed::Usable(row))
+    }
+}
+
+async fn run_refresh(state: &AppState, row: ConnectionRow, lease: Lease<'_>, actor: &Actor) -> Outcome {
     let store = &state.store;
-    let release = || store.release_refresh_lease(&row.id, attempt);
+    let release = || store.release_refresh_lease(&row.id, lease.attempt);
     let Some(provider) = state.providers.get(&row.provider) else {
         release().await?;
         return Err(RefreshError::Misconfigured(format!("provider {} is not configured", row.provider)));
     };
+    let needs_reauthorization = ConnectionStatus::NeedsReauthorization.as_str();
     let Some(sealed_refresh) = row.refresh_token.as_deref() else {
         let now = state.clock.unix();
         if is_expired(&row, now) {
-            store
+            let event = crate::events::needs_reauthorization(&row, now);
+            let flipped = store
                 .set_connection_status(
                     &row.id,
                     row.version,
-                    ConnectionStatus::NeedsReauthorization.as_str(),
+                    Some(lease.attempt),
+                    needs_reauthorization,
                     now,
-                    Some(&crate::events::needs_reauthorization(&row, now)),
+                    Some(&event),
                 )
                 .await?;
+            if !flipped {
+                return answer_from_winner(state, &row.id).await;
+            }
             let entry = Entry::new(now, actor, "refresh_failed")
                 .connection(&row)
                 .failed("no_refresh_token")
@@ -195,34 +393,49 @@ async fn run_refresh(
         record(state, entry).await;
         return Err(RefreshError::MissingClientSecret(provider.key.clone()));
     };
-    // Transient failures are retried with exponential back-off and full jitter, but only while
-    // a whole further attempt still fits inside the lease (HTTP deadline < lease, always).
-    let leased_at = Instant::now();
-    let last_start = LEASE.saturating_sub(PROVIDER_TIMEOUT + Duration::from_secs(1));
+    // Transient failures are retried with exponential back-off and full jitter, while the
+    // breaker allows it and a call of useful length still fits inside the lease.
+    let health = &state.provider_health;
     let mut attempt_no = 0u32;
     let (sent_at, answer) = loop {
+        let budget = lease.call_budget();
+        let admission = health.admit(&provider.key, state.clock.unix());
+        if let Admission::Refused { retry_after } = admission {
+            release().await?;
+            let reason = "the provider's circuit is open after repeated failures".to_owned();
+            return transient(row, state.clock.unix(), reason, retry_after);
+        }
         let sent_at = state.clock.unix();
         let answer = token::request(
             &state.http,
             provider,
             &secret,
             &[("grant_type", "refresh_token"), ("refresh_token", refresh_token.expose())],
+            budget,
         )
         .await;
         attempt_no += 1;
+        let transition = match &answer {
+            Err(TokenError::Transient { .. } | TokenError::Malformed { .. }) => {
+                health.failed(&provider.key, state.clock.unix())
+            }
+            _ => health.succeeded(&provider.key),
+        };
+        note_transition(state, &provider.key, transition).await;
         let backoff = Duration::from_millis(jitter(100 << attempt_no.min(4)));
+        let fits = lease.call_budget().saturating_sub(backoff) >= MIN_CALL;
         match answer {
-            Err(TokenError::Transient { .. })
-                if attempt_no < MAX_ATTEMPTS && leased_at.elapsed() + backoff < last_start =>
-            {
+            Err(TokenError::Transient { .. }) if attempt_no < MAX_ATTEMPTS && fits && admission != Admission::Probe => {
                 Clock::sleep(backoff).await;
             }
             answer => break (sent_at, answer),
         }
     };
+    fail::fail_point!("refresh.after_response");
     let now = state.clock.unix();
     match answer {
         Ok(set) => {
+            health.refreshed(&provider.key, now);
             let tokens = RefreshedTokens {
                 access_token: state
                     .vault
@@ -236,43 +449,77 @@ async fn run_refresh(
                 expires_at: set.expires_in.map(|s| sent_at + s),
                 scopes: set.scopes.as_ref().map(|s| s.join(" ")),
             };
-            // We hold the lease, so the version cannot have moved; if the write fails it is the
-            // commit that must be retried, never the refresh (the old refresh token is spent).
-            let mut written = false;
-            for _ in 0..3 {
-                match store.store_refreshed_tokens(&row.id, row.version, &tokens, now).await {
-                    Ok(w) => {
-                        written = w;
-                        break;
+            // If the write fails it is the commit that must be retried, never the refresh (the
+            // old refresh token is spent), and only while the lease lasts.
+            let written = loop {
+                let left = lease.end.saturating_duration_since(Instant::now());
+                let write = store.store_refreshed_tokens(&row.id, row.version, lease.attempt, &tokens, now);
+                match tokio::time::timeout(left, write).await {
+                    Ok(Ok(written)) => break written,
+                    Ok(Err(StoreError::Unavailable(e))) if left > Duration::from_millis(400) => {
+                        tracing::warn!(error = %e, "could not store refreshed tokens; retrying the commit");
+                        Clock::sleep(Duration::from_millis(200)).await;
                     }
-                    Err(StoreError::Unavailable(_)) => Clock::sleep(Duration::from_millis(200)).await,
-                    Err(e) => return Err(e.into()),
+                    Ok(Err(e)) => return Err(e.into()),
+                    Err(_) => {
+                        // The lease is over: whether the write landed is for the next refresh to
+                        // find out (its row version tells, and a lost one is recorded as unknown).
+                        return Err(RefreshError::unavailable("the refreshed tokens could not be stored in time", 1));
+                    }
                 }
-            }
-            let entry = Entry::new(now, actor, "refreshed").connection(&row);
-            let entry = if written {
-                entry
-            } else {
-                entry.failed("internal_error").detail("refreshed tokens could not be stored")
             };
-            record(state, entry).await;
+            if !written {
+                return answer_from_winner(state, &row.id).await;
+            }
+            fail::fail_point!("refresh.after_commit");
+            record(state, Entry::new(now, actor, "refreshed").connection(&row)).await;
             let fresh = store.connection(&row.id).await?.ok_or(RefreshError::Gone)?;
             Ok(Refreshed::Usable(fresh))
         }
         Err(TokenError::GrantRejected { code, .. }) => {
-            store
+            let verdict = health.grant_rejected(&provider.key, now);
+            if verdict != GrantVerdict::Flip {
+                release().await?;
+                if verdict == GrantVerdict::IncidentStarted {
+                    tracing::error!(provider = %provider.key,
+                        "a burst of invalid_grant answers across this provider's connections: not flipping them");
+                    let entry = Entry::new(now, &Actor::System("refresher"), "provider_incident")
+                        .provider(&provider.key)
+                        .failed("provider_unavailable")
+                        .detail(format!(
+                            "many connections answered {code} within a short window: a provider or configuration \
+                             problem is assumed and connections are no longer flipped to needs_reauthorization"
+                        ));
+                    record(state, entry).await;
+                }
+                return transient(row, now, "provider incident: rejections held back".into(), 30);
+            }
+            let event = crate::events::needs_reauthorization(&row, now);
+            let flipped = store
                 .set_connection_status(
                     &row.id,
                     row.version,
-                    ConnectionStatus::NeedsReauthorization.as_str(),
+                    Some(lease.attempt),
+                    needs_reauthorization,
                     now,
-                    Some(&crate::events::needs_reauthorization(&row, now)),
+                    Some(&event),
                 )
                 .await?;
-            let entry = Entry::new(now, actor, "refresh_failed")
-                .connection(&row)
-                .failed("needs_reauthorization")
-                .detail(format!("provider answered {code}"));
+            if !flipped {
+                return answer_from_winner(state, &row.id).await;
+            }
+            // After an interrupted refresh the likeliest cause is ours: the provider rotated the
+            // token and the crash lost the new one. Said apart from a user's revocation.
+            let entry = if lease.interrupted {
+                Entry::new(now, actor, "refresh_failed").connection(&row).failed("refresh_lost").detail(format!(
+                    "provider answered {code} after an interrupted refresh: the rotated refresh token was probably lost in a crash"
+                ))
+            } else {
+                Entry::new(now, actor, "refresh_failed")
+                    .connection(&row)
+                    .failed("needs_reauthorization")
+                    .detail(format!("provider answered {code}"))
+            };
             record(state, entry).await;
             let row = store.connection(&row.id).await?.ok_or(RefreshError::Gone)?;
             Ok(Refreshed::NeedsReauthorization(row))
@@ -301,11 +548,8 @@ async fn run_refresh(
                 .failed("provider_unavailable")
                 .detail(other.to_string());
             record(state, entry).await;
-            if is_expired(&row, now) {
-                Err(RefreshError::Unavailable(other.to_string()))
-            } else {
-                Ok(Refreshed::Usable(row))
-            }
+            let retry_after = u32::try_from(TRANSIENT_BACKOFF_MS / 1000).unwrap_or(1).max(1) + 1;
+            transient(row, now, other.to_string(), retry_after)
         }
     }
 }

@@ -1,9 +1,11 @@
 //! Background upkeep, so the hot path rarely waits on a provider:
-//! - the proactive refresher renews tokens that expire within `refresh_window_seconds`,
-//!   a few at a time, with a per-provider rate limit, jittered;
+//! - the proactive refresher renews each token once per lifetime, when what is left of it falls
+//!   within `refresh_window_seconds` and below a quarter of its lifetime (so a 5-minute token is
+//!   renewed once, near its end, not on every round), a few at a time, with a per-provider cap;
 //! - re-validation asks the identity endpoint of providers that have one whether long-lived
-//!   tokens still work, records `last_validated_at`, and flips revoked ones to
-//!   `needs_reauthorization` (with their event).
+//!   tokens still work and records `last_validated_at`. Every connection it looks at is marked
+//!   checked, usable answer or not, so it moves past those it cannot check. A 401 is confirmed
+//!   (by a refresh, or a second look) before a connection is flipped to `needs_reauthorization`.
 //!
 //! With several replicas each connection is refreshed by one of them: the refresh itself takes
 //! the row's lease (see `refresh`), and rows under a live lease are not even selected.
@@ -12,6 +14,7 @@ use super::refresh::{self, Refreshed};
 use crate::activity::{Actor, Entry};
 use crate::clock::Clock;
 use crate::state::AppState;
+use crate::store::connections::ConnectionRow;
 use crate::vault::Slot;
 use latch_shared::ConnectionStatus;
 use std::collections::HashMap;
@@ -23,11 +26,13 @@ const CONCURRENCY: usize = 4;
 const PER_PROVIDER_PER_ROUND: usize = 20;
 /// Pause between rounds (plus jitter).
 const ROUND: Duration = Duration::from_secs(15);
+/// Pause before asking an identity endpoint again after a 401.
+const CONFIRM_PAUSE: Duration = Duration::from_millis(500);
 
 /// One round of proactive refreshes; returns how many connections were refreshed.
 pub async fn refresh_round(state: &AppState) -> usize {
     let now = state.clock.unix();
-    let rows = match state.store.connections_expiring(now + state.config.refresh_window_seconds, now, 200).await {
+    let rows = match state.store.connections_expiring(now, state.config.refresh_window_seconds, 200).await {
         Ok(rows) => rows,
         Err(e) => {
             tracing::warn!(error = %e, "refresher could not list connections");
@@ -48,12 +53,12 @@ pub async fn refresh_round(state: &AppState) -> usize {
         let mut tasks = tokio::task::JoinSet::new();
         for row in chunk {
             let (state, row) = (state.clone(), row.clone());
-            tasks.spawn(async move { refresh::refresh(&state, &row, true, &Actor::System("refresher")).await });
+            tasks.spawn(async move { refresh::refresh_to_end(&state, &row, true, &Actor::System("refresher")).await });
         }
         while let Some(result) = tasks.join_next().await {
             match result {
                 Ok(Ok(Refreshed::Usable(_))) => done += 1,
-                Ok(Ok(Refreshed::NeedsReauthorization(_))) => {}
+                Ok(Ok(Refreshed::NeedsReauthorization(_) | Refreshed::Stale(_))) => {}
                 Ok(Err(e)) => tracing::debug!(error = %e, "proactive refresh did not complete"),
                 Err(e) => tracing::warn!(error = %e, "proactive refresh task failed"),
             }
@@ -71,6 +76,11 @@ pub async fn validation_round(state: &AppState) -> usize {
     };
     let mut checked = 0;
     for row in rows {
+        // Whatever happens next, this connection goes to the back of the queue.
+        if let Err(e) = state.store.mark_validation_checked(&row.id, now).await {
+            tracing::warn!(error = %e, "re-validation could not record its progress");
+            return checked;
+        }
         let Some(provider) = state.providers.get(&row.provider) else { continue };
         let Some(identity) = &provider.identity else { continue };
         if refresh::is_expired(&row, now) {
@@ -81,27 +91,48 @@ pub async fn validation_round(state: &AppState) -> usize {
             continue;
         };
         checked += 1;
-        match super::identity::request(&state.http, identity, &token).send().await.map(|r| r.status().as_u16()) {
+        let ask = || async { super::identity::request(&state.http, identity, &token).send().await.map(|r| r.status()) };
+        match ask().await.map(|s| s.as_u16()) {
             Ok(200..=299) => {
                 let _ = state.store.mark_validated(&row.id, now).await;
             }
-            Ok(401) => {
-                let event = crate::events::needs_reauthorization(&row, now);
-                let status = ConnectionStatus::NeedsReauthorization.as_str();
-                if let Ok(true) =
-                    state.store.set_connection_status(&row.id, row.version, status, now, Some(&event)).await
-                {
-                    let entry = Entry::new(now, &Actor::System("validator"), "validation_failed")
-                        .connection(&row)
-                        .failed("needs_reauthorization")
-                        .detail("the provider no longer accepts the token (revoked)");
-                    refresh::record(state, entry).await;
-                }
-            }
-            _ => {} // outage or rate limit: try again next round
+            Ok(401) => confirm_revoked(state, &row, now, || async { ask().await.map(|s| s.as_u16()) }).await,
+            _ => {} // outage or rate limit: try again next interval
         }
     }
     checked
+}
+
+/// One 401 is not proof (a provider hiccup, a token rotated meanwhile): a connection with a
+/// refresh token is refreshed, which settles it either way through the refresh protocol; one
+/// without is asked once more, and flipped only if that answer is a 401 too.
+async fn confirm_revoked<F, Fut>(state: &AppState, row: &ConnectionRow, now: i64, ask_again: F)
+where
+    F: FnOnce() -> Fut,
+    Fut: std::future::Future<Output = Result<u16, reqwest::Error>>,
+{
+    if row.refresh_token.is_some() {
+        let _ = refresh::refresh(state, row, true, &Actor::System("validator")).await;
+        return;
+    }
+    Clock::sleep(CONFIRM_PAUSE).await;
+    match ask_again().await {
+        Ok(401) => {}
+        Ok(200..=299) => {
+            let _ = state.store.mark_validated(&row.id, now).await;
+            return;
+        }
+        _ => return,
+    }
+    let event = crate::events::needs_reauthorization(row, now);
+    let status = ConnectionStatus::NeedsReauthorization.as_str();
+    if let Ok(true) = state.store.set_connection_status(&row.id, row.version, None, status, now, Some(&event)).await {
+        let entry = Entry::new(now, &Actor::System("validator"), "validation_failed")
+            .connection(row)
+            .failed("needs_reauthorization")
+            .detail("the provider no longer accepts the token (revoked)");
+        refresh::record(state, entry).await;
+    }
 }
 
 /// Runs both loops until the process ends.

@@ -79,9 +79,11 @@ pub async fn request(
     provider: &Provider,
     client_secret: &Secret,
     params: &[(&str, &str)],
+    timeout: std::time::Duration,
 ) -> Result<TokenSet, TokenError> {
     let mut form: Vec<(&str, &str)> = params.to_vec();
     let request = authenticate(http.post(provider.token_url.clone()), &mut form, provider, client_secret)
+        .timeout(timeout)
         .header("Accept", "application/json");
     let body = serde_urlencoded::to_string(&form).map_err(|_| TokenError::Malformed { reason: "form encoding" })?;
     let response = request

@@ -202,12 +202,14 @@ impl Store {
         Ok(())
     }
 
-    /// Stores refreshed tokens if the row is still at `version` (compare-and-swap); bumps the
-    /// version and clears the lease. Returns whether the write happened.
+    /// Stores refreshed tokens if the row is still at `version` and the lease is still `attempt`'s
+    /// (compare-and-swap, fenced); bumps the version and clears the lease. Returns whether the
+    /// write happened.
     pub async fn store_refreshed_tokens(
         &self,
         id: &str,
         version: i64,
+        attempt: &str,
         tokens: &RefreshedTokens,
         now: i64,
     ) -> StoreResult<bool> {
@@ -216,20 +218,21 @@ impl Store {
                token_type = $3, access_token_expires_at = $4, scopes = COALESCE($5, scopes), \
                last_refreshed_at = $6, last_validated_at = $6, updated_at = $6, version = version + 1, \
                lease_until = NULL, refresh_attempt = NULL, status = 'active' \
-             WHERE id = $7 AND version = $8")
+             WHERE id = $7 AND version = $8 AND refresh_attempt = $9")
             .bind(&tokens.access_token).bind(&tokens.refresh_token).bind(&tokens.token_type)
-            .bind(tokens.expires_at).bind(&tokens.scopes).bind(now).bind(id).bind(version)
+            .bind(tokens.expires_at).bind(&tokens.scopes).bind(now).bind(id).bind(version).bind(attempt)
             .execute(pool).await.map(|r| r.rows_affected()))?;
         self.connections_changed();
         Ok(n == 1)
     }
 
-    /// Sets the status if the row is still at `version` (with its event); bumps the version and
-    /// clears the lease.
+    /// Sets the status if the row is still at `version` and, when `attempt` is given, the lease
+    /// is still that attempt's (fenced); with its event; bumps the version and clears the lease.
     pub async fn set_connection_status(
         &self,
         id: &str,
         version: i64,
+        attempt: Option<&str>,
         status: &str,
         now: i64,
         event: Option<&NewEvent>,
@@ -239,12 +242,14 @@ impl Store {
             event,
             sqlx::query(
                 "UPDATE connections SET status = $1, updated_at = $2, version = version + 1, \
-                   lease_until = NULL, refresh_attempt = NULL WHERE id = $3 AND version = $4"
+                   lease_until = NULL, refresh_attempt = NULL \
+                 WHERE id = $3 AND version = $4 AND ($5 IS NULL OR refresh_attempt = $5)"
             )
             .bind(status)
             .bind(now)
             .bind(id)
             .bind(version)
+            .bind(attempt)
         );
         self.connections_changed();
         Ok(n == 1)
@@ -289,24 +294,35 @@ impl Store {
         Ok(())
     }
 
-    /// Active connections whose access token expires before `before` and that nobody is
-    /// refreshing, soonest first.
-    pub async fn connections_expiring(&self, before: i64, now: i64, limit: i64) -> StoreResult<Vec<ConnectionRow>> {
+    /// Active connections due for a proactive refresh at `now`, soonest first: their token
+    /// expires within `window` seconds and has less than a quarter of its lifetime left (so each
+    /// is renewed once per lifetime, however short), and nobody is refreshing them.
+    pub async fn connections_expiring(&self, now: i64, window: i64, limit: i64) -> StoreResult<Vec<ConnectionRow>> {
         let sql = format!(
             "SELECT {COLUMNS} FROM connections WHERE status = 'active' AND refresh_token IS NOT NULL \
-               AND access_token_expires_at IS NOT NULL AND access_token_expires_at <= $1 \
-               AND (lease_until IS NULL OR lease_until < $2) ORDER BY access_token_expires_at LIMIT $3"
+               AND access_token_expires_at IS NOT NULL AND access_token_expires_at <= $1 + $2 \
+               AND (access_token_expires_at - $1) * 4 <= access_token_expires_at - COALESCE(last_refreshed_at, updated_at) \
+               AND (lease_until IS NULL OR lease_until < $1) ORDER BY access_token_expires_at LIMIT $3"
         );
-        Ok(run!(self, pool => sqlx::query_as(&sql).bind(before).bind(now).bind(limit).fetch_all(pool).await)?)
+        Ok(run!(self, pool => sqlx::query_as(&sql).bind(now).bind(window).bind(limit).fetch_all(pool).await)?)
     }
 
-    /// Active connections last validated before `before`, oldest first.
+    /// Active connections that re-validation has not looked at since `before`, least recently
+    /// looked at first.
     pub async fn connections_to_validate(&self, before: i64, limit: i64) -> StoreResult<Vec<ConnectionRow>> {
         let sql = format!(
             "SELECT {COLUMNS} FROM connections WHERE status = 'active' \
-               AND COALESCE(last_validated_at, created_at) < $1 ORDER BY COALESCE(last_validated_at, created_at) LIMIT $2"
+               AND COALESCE(validation_checked_at, last_validated_at, created_at) < $1 \
+             ORDER BY COALESCE(validation_checked_at, last_validated_at, created_at), id LIMIT $2"
         );
         Ok(run!(self, pool => sqlx::query_as(&sql).bind(before).bind(limit).fetch_all(pool).await)?)
+    }
+
+    /// Records that re-validation looked at a connection (whether or not it could check it).
+    pub async fn mark_validation_checked(&self, id: &str, now: i64) -> StoreResult<()> {
+        run!(self, pool => sqlx::query("UPDATE connections SET validation_checked_at = $1 WHERE id = $2")
+            .bind(now).bind(id).execute(pool).await.map(|_| ()))?;
+        Ok(())
     }
 
     /// Records that the provider still honours the connection's token.

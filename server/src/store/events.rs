@@ -13,9 +13,18 @@ pub struct NewEvent {
     pub data: String,
 }
 
+/// Where an event sits in the one order every reader sees: the writing transaction's id
+/// (PostgreSQL; 0 on SQLite), then `seq`. See migration 0005.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Position {
+    pub xid: i64,
+    pub seq: i64,
+}
+
 /// A stored event.
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct EventRow {
+    pub xid: i64,
     pub seq: i64,
     pub id: String,
     #[sqlx(rename = "type")]
@@ -35,6 +44,7 @@ pub struct EndpointRow {
     pub previous_secret: Option<Vec<u8>>,
     pub previous_until: Option<i64>,
     pub created_at: i64,
+    pub delivered_xid: i64,
     pub delivered_seq: i64,
     pub attempts: i64,
     pub first_failed_at: Option<i64>,
@@ -54,8 +64,27 @@ pub struct FailureRow {
     pub resent_at: Option<i64>,
 }
 
-const ENDPOINT_COLUMNS: &str = "id, url, events, secret, previous_secret, previous_until, created_at, delivered_seq, \
-    attempts, first_failed_at, next_attempt_at, last_error";
+const ENDPOINT_COLUMNS: &str = "id, url, events, secret, previous_secret, previous_until, created_at, delivered_xid, \
+    delivered_seq, attempts, first_failed_at, next_attempt_at, last_error";
+
+const EVENT_COLUMNS: &str = "xid, seq, id, type, connection_id, created_at, data";
+
+/// Events after `($1, $2)` in (xid, seq) order.
+const AFTER: &str = "(xid > $1 OR (xid = $1 AND seq > $2))";
+
+impl EventRow {
+    /// This event's place in the order.
+    pub fn position(&self) -> Position {
+        Position { xid: self.xid, seq: self.seq }
+    }
+}
+
+impl EndpointRow {
+    /// The position of the last event this endpoint handled.
+    pub fn cursor(&self) -> Position {
+        Position { xid: self.delivered_xid, seq: self.delivered_seq }
+    }
+}
 
 /// The INSERT of an event, run inside the caller's transaction.
 pub(crate) const INSERT_EVENT: &str =
@@ -76,33 +105,45 @@ macro_rules! insert_event {
 pub(crate) use insert_event;
 
 impl Store {
-    /// Events after `seq`, oldest first.
-    pub async fn events_after(&self, seq: i64, limit: i64) -> StoreResult<Vec<EventRow>> {
-        Ok(run!(self, pool => sqlx::query_as(
-            "SELECT seq, id, type, connection_id, created_at, data FROM events WHERE seq > $1 ORDER BY seq LIMIT $2")
-            .bind(seq).bind(limit).fetch_all(pool).await)?)
+    /// The condition that keeps readers behind every transaction still running: on PostgreSQL,
+    /// only events of transactions older than the oldest one running, whose set is final; on
+    /// SQLite (one writer at a time) every committed event.
+    fn settled_events(&self) -> &'static str {
+        match self.backend {
+            super::Backend::Sqlite(_) => "TRUE",
+            super::Backend::Postgres(_) => "xid < pg_snapshot_xmin(pg_current_snapshot())::text::bigint",
+        }
+    }
+
+    /// Settled events after `after`, in order.
+    pub async fn events_after(&self, after: Position, limit: i64) -> StoreResult<Vec<EventRow>> {
+        let sql = format!(
+            "SELECT {EVENT_COLUMNS} FROM events WHERE {AFTER} AND {} ORDER BY xid, seq LIMIT $3",
+            self.settled_events()
+        );
+        Ok(run!(self, pool => sqlx::query_as(&sql).bind(after.xid).bind(after.seq).bind(limit).fetch_all(pool).await)?)
     }
 
     /// The position of an event id.
-    pub async fn event_seq(&self, id: &str) -> StoreResult<Option<i64>> {
-        Ok(
-            run!(self, pool => sqlx::query_scalar("SELECT seq FROM events WHERE id = $1").bind(id).fetch_optional(pool).await)?,
-        )
+    pub async fn event_position(&self, id: &str) -> StoreResult<Option<Position>> {
+        let found: Option<(i64, i64)> = run!(self, pool => sqlx::query_as("SELECT xid, seq FROM events WHERE id = $1")
+            .bind(id).fetch_optional(pool).await)?;
+        Ok(found.map(|(xid, seq)| Position { xid, seq }))
     }
 
     /// One event.
     pub async fn event(&self, id: &str) -> StoreResult<Option<EventRow>> {
-        Ok(
-            run!(self, pool => sqlx::query_as("SELECT seq, id, type, connection_id, created_at, data FROM events WHERE id = $1")
-            .bind(id).fetch_optional(pool).await)?,
-        )
+        let sql = format!("SELECT {EVENT_COLUMNS} FROM events WHERE id = $1");
+        Ok(run!(self, pool => sqlx::query_as(&sql).bind(id).fetch_optional(pool).await)?)
     }
 
     /// Creates an endpoint that starts after every event already written.
     pub async fn insert_endpoint(&self, id: &str, url: &str, events: &str, secret: &[u8], now: i64) -> StoreResult<()> {
         run!(self, pool => sqlx::query(
-            "INSERT INTO webhook_endpoints (id, url, events, secret, created_at, delivered_seq) \
-             VALUES ($1, $2, $3, $4, $5, (SELECT COALESCE(MAX(seq), 0) FROM events))")
+            "INSERT INTO webhook_endpoints (id, url, events, secret, created_at, delivered_xid, delivered_seq) \
+             VALUES ($1, $2, $3, $4, $5, \
+               COALESCE((SELECT xid FROM events ORDER BY xid DESC, seq DESC LIMIT 1), 0), \
+               COALESCE((SELECT seq FROM events ORDER BY xid DESC, seq DESC LIMIT 1), 0))")
             .bind(id).bind(url).bind(events).bind(secret).bind(now).execute(pool).await.map(|_| ()))?;
         Ok(())
     }
@@ -143,61 +184,73 @@ impl Store {
     /// Endpoints that may have something to deliver now and that no replica holds.
     pub async fn due_endpoints(&self, now: i64) -> StoreResult<Vec<EndpointRow>> {
         let sql = format!(
-            "SELECT {ENDPOINT_COLUMNS} FROM webhook_endpoints \
+            "SELECT {ENDPOINT_COLUMNS} FROM webhook_endpoints w \
              WHERE (next_attempt_at IS NULL OR next_attempt_at <= $1) AND (lease_until IS NULL OR lease_until < $1) \
-               AND delivered_seq < (SELECT COALESCE(MAX(seq), 0) FROM events) ORDER BY id"
+               AND EXISTS (SELECT 1 FROM events WHERE (xid > w.delivered_xid OR (xid = w.delivered_xid AND seq > w.delivered_seq)) \
+                 AND {}) ORDER BY id",
+            self.settled_events()
         );
         Ok(run!(self, pool => sqlx::query_as(&sql).bind(now).fetch_all(pool).await)?)
     }
 
-    /// Takes the delivery lease of an endpoint (compare-and-swap on its cursor).
-    pub async fn lease_endpoint(&self, id: &str, delivered_seq: i64, now: i64, until: i64) -> StoreResult<bool> {
+    /// Takes the delivery lease of an endpoint for `owner`, if nobody holds a live one.
+    pub async fn lease_endpoint(&self, id: &str, owner: &str, now: i64, until: i64) -> StoreResult<bool> {
         let n = run!(self, pool => sqlx::query(
-            "UPDATE webhook_endpoints SET lease_until = $1 WHERE id = $2 AND delivered_seq = $3 AND (lease_until IS NULL OR lease_until < $4)")
-            .bind(until).bind(id).bind(delivered_seq).bind(now).execute(pool).await.map(|r| r.rows_affected()))?;
+            "UPDATE webhook_endpoints SET lease_until = $1, lease_owner = $2 WHERE id = $3 AND (lease_until IS NULL OR lease_until < $4)")
+            .bind(until).bind(owner).bind(id).bind(now).execute(pool).await.map(|r| r.rows_affected()))?;
         Ok(n == 1)
     }
 
-    /// Moves the cursor past `seq` (delivered, or not subscribed) and clears failure state.
-    pub async fn advance_endpoint(&self, id: &str, seq: i64) -> StoreResult<()> {
-        run!(self, pool => sqlx::query(
-            "UPDATE webhook_endpoints SET delivered_seq = $1, attempts = 0, first_failed_at = NULL, next_attempt_at = NULL, \
-             last_error = NULL WHERE id = $2 AND delivered_seq < $1")
-            .bind(seq).bind(id).execute(pool).await.map(|_| ()))?;
-        Ok(())
+    /// Moves the cursor forward to `to` (delivered, or not subscribed) and clears failure state,
+    /// if `owner` still holds the lease. Returns whether it did.
+    pub async fn advance_endpoint(&self, id: &str, owner: &str, to: Position) -> StoreResult<bool> {
+        let n = run!(self, pool => sqlx::query(
+            "UPDATE webhook_endpoints SET delivered_xid = $1, delivered_seq = $2, attempts = 0, first_failed_at = NULL, \
+               next_attempt_at = NULL, last_error = NULL WHERE id = $3 AND lease_owner = $4")
+            .bind(to.xid).bind(to.seq).bind(id).bind(owner).execute(pool).await.map(|r| r.rows_affected()))?;
+        Ok(n == 1)
     }
 
-    /// Records a failed attempt at the event after the cursor.
+    /// Records a failed attempt at the event after the cursor, if `owner` still holds the lease.
     pub async fn endpoint_attempt_failed(
         &self,
         id: &str,
+        owner: &str,
         attempts: i64,
         first_failed_at: i64,
         next_attempt_at: i64,
         error: &str,
     ) -> StoreResult<()> {
         run!(self, pool => sqlx::query(
-            "UPDATE webhook_endpoints SET attempts = $1, first_failed_at = $2, next_attempt_at = $3, last_error = $4 WHERE id = $5")
-            .bind(attempts).bind(first_failed_at).bind(next_attempt_at).bind(error).bind(id).execute(pool).await.map(|_| ()))?;
+            "UPDATE webhook_endpoints SET attempts = $1, first_failed_at = $2, next_attempt_at = $3, last_error = $4 \
+             WHERE id = $5 AND lease_owner = $6")
+            .bind(attempts).bind(first_failed_at).bind(next_attempt_at).bind(error).bind(id).bind(owner)
+            .execute(pool).await.map(|_| ()))?;
         Ok(())
     }
 
-    /// Releases the delivery lease.
-    pub async fn release_endpoint(&self, id: &str) -> StoreResult<()> {
-        run!(self, pool => sqlx::query("UPDATE webhook_endpoints SET lease_until = NULL WHERE id = $1")
-            .bind(id).execute(pool).await.map(|_| ()))?;
+    /// Releases the delivery lease, if `owner` still holds it.
+    pub async fn release_endpoint(&self, id: &str, owner: &str) -> StoreResult<()> {
+        run!(self, pool => sqlx::query(
+            "UPDATE webhook_endpoints SET lease_until = NULL, lease_owner = NULL WHERE id = $1 AND lease_owner = $2")
+            .bind(id).bind(owner).execute(pool).await.map(|_| ()))?;
         Ok(())
     }
 
-    /// Gives up on an event after 24 hours of failures: keep it as failed, move on.
-    pub async fn give_up_event(&self, failure: &FailureRow, seq: i64) -> StoreResult<()> {
+    /// Gives up on an event after 24 hours of failures: keep it as failed, move on (if `owner`
+    /// still holds the lease; otherwise nothing is written).
+    pub async fn give_up_event(&self, failure: &FailureRow, owner: &str, at: Position) -> StoreResult<()> {
         run!(self, pool => {
             let mut tx = pool.begin().await?;
-            sqlx::query("INSERT INTO webhook_failures (id, endpoint_id, event_id, attempts, last_error, failed_at) VALUES ($1, $2, $3, $4, $5, $6)")
-                .bind(&failure.id).bind(&failure.endpoint_id).bind(&failure.event_id).bind(failure.attempts)
-                .bind(&failure.last_error).bind(failure.failed_at).execute(&mut *tx).await?;
-            sqlx::query("UPDATE webhook_endpoints SET delivered_seq = $1, attempts = 0, first_failed_at = NULL, next_attempt_at = NULL WHERE id = $2")
-                .bind(seq).bind(&failure.endpoint_id).execute(&mut *tx).await?;
+            let moved = sqlx::query(
+                "UPDATE webhook_endpoints SET delivered_xid = $1, delivered_seq = $2, attempts = 0, first_failed_at = NULL, \
+                   next_attempt_at = NULL WHERE id = $3 AND lease_owner = $4")
+                .bind(at.xid).bind(at.seq).bind(&failure.endpoint_id).bind(owner).execute(&mut *tx).await?.rows_affected();
+            if moved == 1 {
+                sqlx::query("INSERT INTO webhook_failures (id, endpoint_id, event_id, attempts, last_error, failed_at) VALUES ($1, $2, $3, $4, $5, $6)")
+                    .bind(&failure.id).bind(&failure.endpoint_id).bind(&failure.event_id).bind(failure.attempts)
+                    .bind(&failure.last_error).bind(failure.failed_at).execute(&mut *tx).await?;
+            }
             tx.commit().await?;
         });
         Ok(())

@@ -43,7 +43,7 @@ impl<'a> Slot<'a> {
 }
 
 /// Why a ciphertext could not be opened or a key not loaded.
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, Clone, thiserror::Error)]
 pub enum VaultError {
     /// The envelope is truncated or has an unknown version.
     #[error("malformed ciphertext envelope")]

@@ -54,6 +54,10 @@ pub struct ProviderInfo {
     pub client_secret_configured: bool,
     /// Whether disconnecting can revoke tokens at the provider.
     pub supports_revocation: bool,
+    /// The refresh circuit breaker of the replica that answered: `closed` (calls go through),
+    /// `open` (the provider failed repeatedly; refreshes are held back) or `half_open` (one
+    /// probe is let through).
+    pub circuit: String,
 }
 
 /// `GET /v1/providers`.

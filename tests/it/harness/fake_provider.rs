@@ -53,6 +53,9 @@ pub struct FakeState {
     pub current_refresh_token: Option<String>,
     /// Other refresh tokens still valid (one per grant, for many connections); single use.
     pub live_refresh_tokens: std::collections::HashSet<String>,
+    /// A spent refresh token may be presented once more (the reuse grace of Okta, Auth0…).
+    pub reuse_grace: bool,
+    graced_refresh_tokens: std::collections::HashSet<String>,
     /// Issued access tokens start with this (canary tests).
     pub token_prefix: String,
     /// Authorization codes start with this (canary tests).
@@ -80,7 +83,13 @@ pub struct FakeState {
     pub revoke_calls: Vec<HashMap<String, String>>,
     pub authorize_calls: Vec<HashMap<String, String>>,
     pub revoke_status: u16,
+    /// Holds token requests before they are processed (nothing spent yet).
     pub delay_ms: u64,
+    /// Holds token and revocation answers after they were processed (a refresh token rotated,
+    /// a code spent, a grant revoked), before the client hears of it.
+    pub hold_ms: u64,
+    /// Answers of the userinfo endpoint, one per call, before `userinfo`.
+    pub userinfo_script: VecDeque<(u16, String)>,
     pub authorization_headers: Vec<Option<String>>,
     pub accept_headers: Vec<Option<String>>,
     codes: HashMap<String, CodeGrant>,
@@ -199,7 +208,14 @@ fn oauth_error(quirks: Quirks, accept_json: bool, error: &str) -> Response {
     }
 }
 
-async fn token(State(state): Shared, headers: HeaderMap, Form(form): Form<HashMap<String, String>>) -> Response {
+async fn token(State(state): Shared, headers: HeaderMap, form: Form<HashMap<String, String>>) -> Response {
+    let hold = state.lock().unwrap().hold_ms;
+    let answer = token_answer(State(state), headers, form).await;
+    tokio::time::sleep(Duration::from_millis(hold)).await;
+    answer
+}
+
+async fn token_answer(State(state): Shared, headers: HeaderMap, Form(form): Form<HashMap<String, String>>) -> Response {
     let delay = state.lock().unwrap().delay_ms;
     if delay > 0 {
         tokio::time::sleep(Duration::from_millis(delay)).await;
@@ -239,7 +255,14 @@ async fn token(State(state): Shared, headers: HeaderMap, Form(form): Form<HashMa
         }
         Some("refresh_token") => {
             let presented = form.get("refresh_token").cloned();
-            let live = presented.as_ref().is_some_and(|p| s.live_refresh_tokens.remove(p));
+            let mut live = presented.as_ref().is_some_and(|p| s.live_refresh_tokens.remove(p));
+            if let Some(p) = presented.as_ref() {
+                if live && s.reuse_grace {
+                    s.graced_refresh_tokens.insert(p.clone());
+                } else if !live {
+                    live = s.graced_refresh_tokens.remove(p);
+                }
+            }
             if presented.is_none() || (!live && presented != s.current_refresh_token) {
                 // Reuse of a spent refresh token: the grant is dead.
                 s.current_refresh_token = None;
@@ -278,7 +301,10 @@ async fn token(State(state): Shared, headers: HeaderMap, Form(form): Form<HashMa
 }
 
 async fn userinfo(State(state): Shared, headers: HeaderMap) -> Response {
-    let s = state.lock().unwrap();
+    let mut s = state.lock().unwrap();
+    if let Some((status, body)) = s.userinfo_script.pop_front() {
+        return (StatusCode::from_u16(status).unwrap(), body).into_response();
+    }
     if let Some((status, body)) = &s.userinfo {
         return (StatusCode::from_u16(*status).unwrap(), body.clone()).into_response();
     }
@@ -300,10 +326,16 @@ async fn userinfo(State(state): Shared, headers: HeaderMap) -> Response {
 }
 
 async fn revoke(State(state): Shared, Form(form): Form<HashMap<String, String>>) -> Response {
-    let mut s = state.lock().unwrap();
-    s.revoke_calls.push(form);
-    if s.quirks == Quirks::Slack {
-        return axum::Json(serde_json::json!({"ok": true, "revoked": true})).into_response();
-    }
-    StatusCode::from_u16(s.revoke_status).unwrap().into_response()
+    let (answer, hold) = {
+        let mut s = state.lock().unwrap();
+        s.revoke_calls.push(form);
+        let answer = if s.quirks == Quirks::Slack {
+            axum::Json(serde_json::json!({"ok": true, "revoked": true})).into_response()
+        } else {
+            StatusCode::from_u16(s.revoke_status).unwrap().into_response()
+        };
+        (answer, s.hold_ms)
+    };
+    tokio::time::sleep(Duration::from_millis(hold)).await;
+    answer
 }

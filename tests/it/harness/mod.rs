@@ -139,37 +139,43 @@ impl TestApp {
 
     /// Stores a connection with sealed tokens, as the connect flow would.
     pub async fn seed(&self, seed: Seed<'_>) -> ConnectionRow {
-        let id = new_id("conn");
-        let now = self.state.clock.unix();
-        let vault = &self.state.vault;
-        let row = ConnectionRow {
-            access_token: Some(vault.seal_str(Slot::new("connections", &id, "access_token"), seed.access_token)),
-            refresh_token: seed
-                .refresh_token
-                .map(|rt| vault.seal_str(Slot::new("connections", &id, "refresh_token"), rt)),
-            id,
-            provider: seed.provider.to_owned(),
-            user_id: seed.user_id.to_owned(),
-            organization_id: seed.organization_id.unwrap_or("").to_owned(),
-            account_id: seed.account_id.to_owned(),
-            account_label: Some(format!("{} at {}", seed.account_id, seed.provider)),
-            status: seed.status.to_owned(),
-            scopes: "read write".into(),
-            missing_scopes: String::new(),
-            token_type: "bearer".into(),
-            access_token_expires_at: seed.expires_in.map(|s| now + s),
-            created_at: now,
-            updated_at: now,
-            last_refreshed_at: None,
-            last_used_at: None,
-            last_validated_at: None,
-            version: 0,
-            lease_until: None,
-            refresh_attempt: None,
-        };
-        self.state.store.insert_connection(&row, None).await.unwrap();
-        row
+        seed_connection(&self.state.store, &self.state.vault, self.state.clock.unix(), seed).await
     }
+}
+
+/// Stores a connection with sealed tokens into any store (also one a child process serves).
+pub async fn seed_connection(
+    store: &latch_server::store::Store,
+    vault: &latch_server::vault::Vault,
+    now: i64,
+    seed: Seed<'_>,
+) -> ConnectionRow {
+    let id = new_id("conn");
+    let row = ConnectionRow {
+        access_token: Some(vault.seal_str(Slot::new("connections", &id, "access_token"), seed.access_token)),
+        refresh_token: seed.refresh_token.map(|rt| vault.seal_str(Slot::new("connections", &id, "refresh_token"), rt)),
+        id,
+        provider: seed.provider.to_owned(),
+        user_id: seed.user_id.to_owned(),
+        organization_id: seed.organization_id.unwrap_or("").to_owned(),
+        account_id: seed.account_id.to_owned(),
+        account_label: Some(format!("{} at {}", seed.account_id, seed.provider)),
+        status: seed.status.to_owned(),
+        scopes: "read write".into(),
+        missing_scopes: String::new(),
+        token_type: "bearer".into(),
+        access_token_expires_at: seed.expires_in.map(|s| now + s),
+        created_at: now,
+        updated_at: now,
+        last_refreshed_at: None,
+        last_used_at: None,
+        last_validated_at: None,
+        version: 0,
+        lease_until: None,
+        refresh_attempt: None,
+    };
+    store.insert_connection(&row, None).await.unwrap();
+    row
 }
 
 impl Drop for TestApp {

@@ -66,6 +66,11 @@ impl Oidc {
         self.control(&format!("/_test/delay?ms={ms}")).await;
     }
 
+    /// Holds every token answer this long after the provider produced it (and rotated).
+    pub async fn hold(&self, ms: u32) {
+        self.control(&format!("/_test/hold?ms={ms}")).await;
+    }
+
     /// Latch's provider table for this server.
     pub fn provider_toml(&self) -> String {
         format!(

@@ -14,6 +14,7 @@ use latch_shared::api::host::{ProviderInfo, ProviderList};
     responses((status = 200, body = ProviderList), (status = 401, body = ErrorBody)))]
 pub async fn list(State(state): State<AppState>, _caller: HostCaller) -> Result<Json<ProviderList>, ApiError> {
     let stored = state.store.providers_with_secret().await?;
+    let now = state.clock.unix();
     let data = state
         .providers
         .all()
@@ -25,6 +26,7 @@ pub async fn list(State(state): State<AppState>, _caller: HostCaller) -> Result<
             client_secret_configured: stored.contains(&p.key)
                 || p.client_secret_env.as_deref().is_some_and(|v| std::env::var_os(v).is_some_and(|s| !s.is_empty())),
             supports_revocation: p.revocation_url.is_some(),
+            circuit: state.provider_health.circuit(&p.key, now).as_str().to_owned(),
         })
         .collect();
     Ok(Json(ProviderList { data }))
