@@ -115,3 +115,30 @@ both!(a_dead_endpoint_does_not_delay_the_others, |backend| async move {
     receiver.wait_for(2).await;
     assert!(started.elapsed() < Duration::from_secs(6), "the healthy endpoint waited {:?}", started.elapsed());
 });
+
+both!(a_name_that_rebinds_to_a_private_address_is_refused_when_connecting, |backend| async move {
+    let app = TestApp::start_with(backend, |c| c.allow_private_webhook_targets = false).await;
+    // An endpoint whose name resolved to a public address when it was created and resolves to
+    // loopback now (DNS rebinding): stored directly, as creation would have let it through.
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let accepted = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let count = accepted.clone();
+    tokio::spawn(async move {
+        while listener.accept().await.is_ok() {
+            count.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        }
+    });
+    let id = latch_server::store::new_id("whe");
+    let secret = latch_server::events::webhooks::new_secret();
+    let sealed = app.state.vault.seal_str(latch_server::vault::Slot::new("webhook_endpoints", &id, "secret"), &secret);
+    let url = format!("https://localhost:{port}/hook");
+    app.state.store.insert_endpoint(&id, &url, "", &sealed, app.state.clock.unix()).await.unwrap();
+    delete_connection_of(&app, "alice").await;
+    let failed = wait_until(Duration::from_secs(10), || async {
+        app.state.store.endpoint(&id).await.unwrap().unwrap().attempts >= 1
+    })
+    .await;
+    assert!(failed, "the delivery was not attempted");
+    assert_eq!(accepted.load(std::sync::atomic::Ordering::SeqCst), 0, "connected to a refused address");
+});

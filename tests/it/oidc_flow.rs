@@ -10,9 +10,14 @@ use serde_json::json;
 
 /// A server with oidc-provider configured as `oidc` (its client secret stored).
 pub(crate) async fn setup(backend: crate::harness::db::Backend) -> (TestApp, Oidc) {
+    setup_with_ttl(backend, 3600).await
+}
+
+/// [`setup`] with access tokens that live `access_token_ttl` seconds at the provider.
+pub(crate) async fn setup_with_ttl(backend: crate::harness::db::Backend, access_token_ttl: u32) -> (TestApp, Oidc) {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let latch = format!("http://127.0.0.1:{}", listener.local_addr().unwrap().port());
-    let oidc = Oidc::start(&format!("{latch}/oauth/callback"), "oidc-client-secret", 3600);
+    let oidc = Oidc::start(&format!("{latch}/oauth/callback"), "oidc-client-secret", access_token_ttl);
     let provider = Provider::from_config("oidc", toml::from_str(&oidc.provider_toml()).unwrap()).unwrap();
     let app = TestApp::start_on(listener, backend, |c| {
         c.providers = vec![provider];

@@ -163,6 +163,26 @@ both!(fifty_callers_on_a_failing_provider_make_at_most_three_calls, |backend| as
     assert_eq!(app.state.store.connection(&row.id).await.unwrap().unwrap().status, "active");
 });
 
+both!(fifty_callers_on_a_failing_oidc_provider, |backend| async move {
+    let (app, oidc) = crate::oidc_flow::setup_with_ttl(backend, 2).await;
+    let run = app.connect_flow("alice", "oidc").await;
+    assert_eq!(run.message.as_ref().unwrap()["type"], "connected", "{}", run.page);
+    tokio::time::sleep(Duration::from_millis(2500)).await; // the access token has expired
+    oidc.fail_next(1000).await;
+    let (answers, took) = storm(&app, 50, json!({"user_id": "alice", "provider": "oidc"})).await;
+    assert!(took < Duration::from_secs(2), "all 50 answered within 2 s, took {took:?}");
+    assert!(answers.iter().all(|(status, body, _)| *status == 503 && body["error"]["code"] == "provider_unavailable"));
+    let stats = oidc.stats().await;
+    assert!(stats["injected_failures"].as_i64().unwrap() <= 3, "{stats}");
+    // Recovery, once the back-off is over, on the same grant.
+    oidc.fail_next(0).await;
+    tokio::time::sleep(Duration::from_millis(2100)).await;
+    let (_, body) = app.post("/v1/access-token", json!({"user_id": "alice", "provider": "oidc"})).await;
+    assert_eq!(body["active"], true, "{body}");
+    let stats = oidc.stats().await;
+    assert_eq!((stats["refresh_token"].as_i64(), stats["errors"].as_i64()), (Some(1), Some(0)), "{stats}");
+});
+
 /// A provider that accepts connections and never answers; counts them.
 async fn black_hole() -> (String, Arc<AtomicUsize>) {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();

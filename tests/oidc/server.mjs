@@ -17,7 +17,7 @@ let nextAccount = 'alice';
 let failNext = 0;
 let delayMs = 0;
 let holdMs = 0;
-const stats = { refresh_token: 0, authorization_code: 0, errors: 0, revoked_grants: 0, error_codes: [] };
+const stats = { refresh_token: 0, authorization_code: 0, errors: 0, revoked_grants: 0, error_codes: [], injected_failures: 0 };
 let provider;
 
 const server = http.createServer(async (req, res) => {
@@ -52,6 +52,7 @@ const server = http.createServer(async (req, res) => {
     }
     if (url.pathname === '/token' && failNext > 0) {
       failNext -= 1;
+      stats.injected_failures += 1;
       return json(res, 500, { error: 'server_error' });
     }
     if (url.pathname.startsWith('/interaction/')) {

@@ -592,6 +592,20 @@ mod tests {
     }
 
     #[test]
+    fn provider_calls_fit_inside_the_lease() {
+        let lease =
+            |left: u64| Lease { attempt: "a", end: Instant::now() + Duration::from_secs(left), interrupted: false };
+        // A fresh lease: the whole provider timeout.
+        assert_eq!(lease(LEASE.as_secs()).call_budget(), PROVIDER_TIMEOUT);
+        // Late in the lease: what is left minus the commit margin, so the commit still fits.
+        let budget = lease(6).call_budget();
+        assert!(budget <= Duration::from_secs(3) && budget > Duration::from_millis(2900), "{budget:?}");
+        // Nothing left: no call.
+        assert_eq!(lease(2).call_budget(), Duration::ZERO);
+        assert!(LEASE > PROVIDER_TIMEOUT + COMMIT_MARGIN, "invariant: HTTP deadline < lease");
+    }
+
+    #[test]
     fn skew_is_capped_at_half_the_lifetime() {
         // One-hour token: refreshed in its last 60 s.
         let r = row(Some(3600), 0);

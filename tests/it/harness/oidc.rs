@@ -51,7 +51,8 @@ impl Oidc {
         self.control(&format!("/_test/account?id={id}")).await;
     }
 
-    /// Token-endpoint counters: `refresh_token`, `authorization_code`, `errors`, `revoked_grants`.
+    /// Token-endpoint counters: `refresh_token`, `authorization_code`, `errors`, `revoked_grants`,
+    /// `injected_failures` (the 500s of [`Oidc::fail_next`]).
     pub async fn stats(&self) -> Value {
         self.control("/_test/stats").await
     }
