@@ -32,6 +32,7 @@ pub struct FileConfig {
     pub refresh_window_seconds: Option<i64>,
     pub validation_interval_seconds: Option<i64>,
     pub refresh_caller_wait_ms: Option<u64>,
+    pub max_pending_flows_per_user: Option<i64>,
     pub provider_health: Option<HealthSettings>,
     #[serde(default)]
     pub providers: BTreeMap<String, ProviderConfig>,
@@ -175,6 +176,9 @@ pub struct Config {
     /// How long a caller waits for a refresh in flight before it gets the still-valid token or
     /// `503 provider_unavailable`; the refresh itself runs on to its end.
     pub refresh_caller_wait_ms: u64,
+    /// Connect attempts one user may have under way at once; one more answers
+    /// `429 too_many_pending_flows`.
+    pub max_pending_flows_per_user: i64,
     /// Circuit breaker and incident guard thresholds.
     pub provider_health: HealthSettings,
     pub providers: Vec<Provider>,
@@ -290,6 +294,10 @@ impl Config {
             return Err(ConfigError("refresh_caller_wait_ms: must be between 100 and 60000".into()));
         }
         let provider_health = file.provider_health.unwrap_or_default().check()?;
+        let max_pending = file.max_pending_flows_per_user.unwrap_or(10);
+        if !(1..=1000).contains(&max_pending) {
+            return Err(ConfigError("max_pending_flows_per_user: must be between 1 and 1000".into()));
+        }
         let sandbox_ttl = file.sandbox_access_token_ttl_seconds.unwrap_or(300);
         if !(5..=86_400).contains(&sandbox_ttl) {
             return Err(ConfigError("sandbox_access_token_ttl_seconds: must be between 5 and 86400".into()));
@@ -317,6 +325,7 @@ impl Config {
             refresh_window_seconds: window,
             validation_interval_seconds: validation,
             refresh_caller_wait_ms: caller_wait,
+            max_pending_flows_per_user: max_pending,
             provider_health,
             providers,
         })
@@ -342,6 +351,7 @@ impl Config {
             refresh_window_seconds: 600,
             validation_interval_seconds: 86_400,
             refresh_caller_wait_ms: 1500,
+            max_pending_flows_per_user: 10,
             provider_health: HealthSettings::default(),
             providers: vec![],
         }

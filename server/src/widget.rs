@@ -1,7 +1,7 @@
 //! The server's side of the widget: minting widget tokens for host apps, and what the widget API
 //! shows a user. The widget never receives a provider token from here.
 
-use crate::auth::widget_jwt::{DEFAULT_TTL_SECONDS, MAX_TTL_SECONDS, MIN_TTL_SECONDS, WidgetClaims};
+use crate::auth::widget_jwt::{DEFAULT_TTL_SECONDS, MAX_TTL_SECONDS, MIN_TTL_SECONDS, Subject, WidgetClaims};
 use crate::clock::from_unix;
 use crate::config::normalize_origin;
 use crate::connections::{ConnectionError, check_id};
@@ -52,10 +52,26 @@ pub fn mint(state: &AppState, req: &CreateWidgetToken) -> Result<WidgetToken, Mi
         }
         None => None,
     };
+    let label = match &req.user_label {
+        Some(label) if label.is_empty() || label.chars().count() > 200 || label.chars().any(char::is_control) => {
+            return Err(invalid("user_label", "must be 1 to 200 characters without control characters".into()));
+        }
+        other => other.clone(),
+    };
     let now = state.clock.unix();
     let (token, claims) = state
         .signer
-        .mint(now, ttl, &req.user_id, req.organization_id.as_deref(), providers, origin)
+        .mint(
+            now,
+            ttl,
+            Subject {
+                user_id: &req.user_id,
+                organization_id: req.organization_id.as_deref(),
+                providers,
+                origin,
+                label,
+            },
+        )
         .map_err(|e| MintError::Internal(e.to_string()))?;
     Ok(WidgetToken { token, expires_at: from_unix(claims.exp) })
 }

@@ -55,6 +55,11 @@ pub enum ErrorCode {
     ReturnToNotAllowed,
     /// The connect link was already opened (in this or another browser); start again.
     FlowAlreadyStarted,
+    /// A connect link was opened other than from the app that created it (forwarded, or not
+    /// started by the widget's form POST from the token's origin); nothing was attached.
+    ConnectLinkRefused,
+    /// The user already has too many connect attempts under way; finish or wait for them.
+    TooManyPendingFlows,
     /// A reconnect landed on a different account than the connection's.
     AccountMismatch,
     /// No such webhook endpoint.
@@ -119,6 +124,8 @@ impl ErrorCode {
         Self::FlowNotFound,
         Self::ReturnToNotAllowed,
         Self::FlowAlreadyStarted,
+        Self::ConnectLinkRefused,
+        Self::TooManyPendingFlows,
         Self::AccountMismatch,
         Self::WebhookEndpointNotFound,
         Self::EventNotFound,
@@ -161,6 +168,8 @@ impl ErrorCode {
             Self::FlowNotFound => "flow_not_found",
             Self::ReturnToNotAllowed => "return_to_not_allowed",
             Self::FlowAlreadyStarted => "flow_already_started",
+            Self::ConnectLinkRefused => "connect_link_refused",
+            Self::TooManyPendingFlows => "too_many_pending_flows",
             Self::AccountMismatch => "account_mismatch",
             Self::WebhookEndpointNotFound => "webhook_endpoint_not_found",
             Self::EventNotFound => "event_not_found",

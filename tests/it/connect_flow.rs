@@ -167,7 +167,7 @@ both!(every_flow_error_is_reported, |backend| async move {
     let token = app.widget_token("alice", None, &["acme"]).await;
     let (flow_id, authorize) = app.connect(&token, json!({"provider": "acme"})).await;
     let browser = Browser::new();
-    let (_, to_provider, _) = browser.get(&authorize).await;
+    let (_, to_provider, _) = browser.start(&authorize).await;
     app.db.execute(&format!("UPDATE flows SET pkce_verifier = state_hash WHERE id = '{flow_id}'")).await;
     let (_, to_callback, _) = browser.get(&to_provider.unwrap()).await;
     let run = browser.finish(&app.url, &to_callback.unwrap(), vec![]).await;
@@ -211,7 +211,7 @@ both!(flows_are_single_use_and_bound_to_their_browser, |backend| async move {
     // browser can still finish.
     let (_, authorize) = app.connect(&token, json!({"provider": "acme"})).await;
     let victim = Browser::new();
-    let (_, to_provider, _) = victim.get(&authorize).await;
+    let (_, to_provider, _) = victim.start(&authorize).await;
     let (_, to_callback, _) = victim.get(&to_provider.unwrap()).await;
     let callback = to_callback.unwrap();
     let attacker = Browser::new();
@@ -231,8 +231,8 @@ both!(flows_are_single_use_and_bound_to_their_browser, |backend| async move {
 
     // The authorize link opens once.
     let (_, authorize) = app.connect(&token, json!({"provider": "acme"})).await;
-    assert_eq!(Browser::new().get(&authorize).await.0, 303);
-    let (status, _, page) = Browser::new().get(&authorize).await;
+    assert_eq!(Browser::new().start(&authorize).await.0, 303);
+    let (status, _, page) = Browser::new().start(&authorize).await;
     assert_eq!(status, 409);
     assert!(page.contains("flow_already_started"));
 
@@ -245,14 +245,14 @@ both!(flows_are_single_use_and_bound_to_their_browser, |backend| async move {
     // Expired flows: the link and the callback.
     let (_, authorize) = app.connect(&token, json!({"provider": "acme"})).await;
     let browser = Browser::new();
-    let (_, to_provider, _) = browser.get(&authorize).await;
+    let (_, to_provider, _) = browser.start(&authorize).await;
     let (_, to_callback, _) = browser.get(&to_provider.unwrap()).await;
     app.state.clock.advance(601);
     let late = browser.finish(&app.url, &to_callback.unwrap(), vec![]).await;
     assert_eq!(late.status, 400);
     let (_, authorize) = app.connect(&token, json!({"provider": "acme"})).await;
     app.state.clock.advance(601);
-    assert_eq!(Browser::new().get(&authorize).await.0, 400);
+    assert_eq!(Browser::new().start(&authorize).await.0, 400);
     assert_eq!(fake.token_calls(), 1);
 });
 
@@ -273,7 +273,7 @@ both!(a_flow_for_one_provider_cannot_finish_with_anothers_callback, |backend| as
     let token = app.widget_token("alice", None, &["pa", "pb"]).await;
     let (_, authorize_a) = app.connect(&token, json!({"provider": "pa"})).await;
     let browser = Browser::new();
-    let (_, to_a, _) = browser.get(&authorize_a).await;
+    let (_, to_a, _) = browser.start(&authorize_a).await;
     let state_a =
         url::Url::parse(&to_a.unwrap()).unwrap().query_pairs().find(|(k, _)| k == "state").unwrap().1.into_owned();
     // B's answer (its code and iss) delivered with A's state.
@@ -350,7 +350,7 @@ both!(result_pages_are_locked_down, |backend| async move {
     let token = app.widget_token("alice", None, &["acme"]).await;
     let (_, authorize) = app.connect(&token, json!({"provider": "acme"})).await;
     let browser = Browser::new();
-    let r = browser.http.get(&authorize).send().await.unwrap();
+    let r = browser.start_request(&authorize).send().await.unwrap();
     let cookie = r.headers().get("set-cookie").unwrap().to_str().unwrap().to_owned();
     assert!(
         cookie.contains("HttpOnly") && cookie.contains("SameSite=Lax") && cookie.contains("Max-Age=600"),
@@ -494,7 +494,7 @@ both!(twenty_concurrent_callbacks_make_one_exchange, |backend| async move {
     let token = app.widget_token("alice", None, &["acme"]).await;
     let (_, authorize) = app.connect(&token, json!({"provider": "acme"})).await;
     let browser = Browser::new();
-    let (_, to_provider, _) = browser.get(&authorize).await;
+    let (_, to_provider, _) = browser.start(&authorize).await;
     let (_, to_callback, _) = browser.get(&to_provider.unwrap()).await;
     let callback = to_callback.unwrap();
     // The same browser (same cookie) delivers the callback 20 times at once: `state` is consumed
@@ -503,4 +503,76 @@ both!(twenty_concurrent_callbacks_make_one_exchange, |backend| async move {
     assert_eq!(runs.iter().filter(|(status, _, _)| *status == 303).count(), 1, "one callback proceeds");
     assert_eq!(fake.token_calls(), 1, "one code exchange");
     assert_eq!(connection_count(&app.get("/v1/connections").await.1), 1);
+});
+
+both!(a_connect_link_starts_only_from_the_tokens_origin, |backend| async move {
+    let (app, fake) = TestApp::with_fake(backend).await;
+    let token = app.widget_token("mallory", None, &["acme"]).await;
+    let (flow_id, authorize) = app.connect(&token, json!({"provider": "acme"})).await;
+    // Forwarded and opened as a link, posted from another site, or posted with no origin: refused.
+    let opened = Browser::new().get(&authorize).await;
+    let mut elsewhere = Browser::new();
+    elsewhere.origin = "http://127.0.0.3:9999".into();
+    let posted_elsewhere = elsewhere.start(&authorize).await;
+    let no_origin = Browser::new().http.post(&authorize).send().await.unwrap();
+    let mut null_origin = Browser::new();
+    null_origin.origin = "null".into();
+    let sandboxed = null_origin.start(&authorize).await;
+    for (status, location, page) in [opened, posted_elsewhere, sandboxed] {
+        assert_eq!((status, location), (403, None), "{page}");
+        assert!(page.contains("connect_link_refused") && page.contains("only works from the app"), "{page}");
+    }
+    assert_eq!(no_origin.status(), 403);
+    assert_eq!(fake.with(|s| s.authorize_calls.len()), 0, "nobody reached the provider");
+    let trail = app.activity("user_id=mallory").await;
+    assert_eq!(trail.iter().filter(|e| e["action"] == "connect_refused").count(), 4, "{trail:?}");
+    assert!(trail.iter().all(|e| e["error_code"] == "connect_link_refused"));
+    // The flow is untouched: the widget, on the token's origin, can still start it.
+    let (status, pending) = app.widget(Method::GET, &format!("/widget/v1/flows/{flow_id}"), &token, None).await;
+    assert_eq!((status, pending["status"].as_str()), (200, Some("pending")));
+    let run = Browser::new().run(&app.url, &authorize).await;
+    assert_eq!(run.message.unwrap()["type"], "connected");
+});
+
+both!(the_result_page_names_the_user_the_account_was_attached_to, |backend| async move {
+    let (app, _fake) = TestApp::with_fake(backend).await;
+    let (_, minted) = app
+        .post(
+            "/v1/widget-tokens",
+            json!({"user_id": "u_42", "allowed_origin": HOST_ORIGIN, "user_label": "Dana <dana@host.test>"}),
+        )
+        .await;
+    let token = minted["token"].as_str().unwrap().to_owned();
+    let (_, authorize) = app.connect(&token, json!({"provider": "acme"})).await;
+    let run = Browser::new().run(&app.url, &authorize).await;
+    assert!(run.page.contains("Connected as alice@example.com for Dana &lt;dana@host.test&gt;."), "{}", run.page);
+    let bad = app.post("/v1/widget-tokens", json!({"user_id": "u_42", "user_label": "a\nb"})).await;
+    assert_error(&bad, 422, "invalid_request");
+    assert_eq!(bad.1["error"]["field"], "user_label");
+});
+
+both!(pending_flows_per_user_are_capped, |backend| async move {
+    let (app, _fake) = TestApp::with_fake(backend).await;
+    let token = app.widget_token("alice", None, &["acme"]).await;
+    for _ in 0..10 {
+        app.connect(&token, json!({"provider": "acme"})).await;
+    }
+    let r = app
+        .http
+        .post(format!("{}/widget/v1/connect", app.url))
+        .bearer_auth(&token)
+        .header("origin", HOST_ORIGIN)
+        .json(&json!({"provider": "acme"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 429);
+    assert!(r.headers().contains_key("retry-after"));
+    let body: Value = r.json().await.unwrap();
+    assert_eq!(body["error"]["code"], "too_many_pending_flows");
+    // Another user is not affected; once the attempts expire, this one may start again.
+    let other = app.widget_token("bob", None, &["acme"]).await;
+    app.connect(&other, json!({"provider": "acme"})).await;
+    app.state.clock.advance(601);
+    app.connect(&token, json!({"provider": "acme"})).await;
 });

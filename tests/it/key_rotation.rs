@@ -28,7 +28,7 @@ both!(master_key_rotation_reseals_everything, |backend| async move {
     let token = app.widget_token("alice", None, &["acme"]).await;
     let (_, authorize) = app.connect(&token, json!({"provider": "acme"})).await;
     assert_eq!(
-        crate::harness::browser::Browser::new().get(&authorize).await.0,
+        crate::harness::browser::Browser::new().start(&authorize).await.0,
         303,
         "a flow with a sealed PKCE verifier"
     );

@@ -84,7 +84,7 @@ both!(denied_issuer_mix_up_and_pkce_with_a_real_server, |backend| async move {
     let token = app.widget_token("alice", None, &["oidc"]).await;
     let (_, authorize) = app.connect(&token, json!({"provider": "oidc"})).await;
     let browser = Browser::new();
-    let (_, to_provider, _) = browser.get(&authorize).await;
+    let (_, to_provider, _) = browser.start(&authorize).await;
     let to_provider = to_provider.unwrap();
     assert!(to_provider.contains("code_challenge_method=S256"));
     // Walk to the provider's redirect, then tamper with `iss` before delivering it.

@@ -295,7 +295,7 @@ both!(a_browser_that_hangs_up_on_the_callback_loses_nothing, |backend| async mov
     let token = app.widget_token("alice", None, &["acme"]).await;
     let (flow_id, authorize) = app.connect(&token, json!({"provider": "acme"})).await;
     let browser = crate::harness::browser::Browser::new();
-    let (_, to_provider, _) = browser.get(&authorize).await;
+    let (_, to_provider, _) = browser.start(&authorize).await;
     let (_, to_callback, _) = browser.get(&to_provider.unwrap()).await;
     // The code exchange is answered late; the browser gives up first.
     fake.with(|s| s.hold_ms = 2000);

@@ -50,14 +50,18 @@ both!(revalidation_flips_revoked_tokens, |backend| async move {
     assert_eq!(good_row.status, "active");
     assert!(good_row.last_validated_at.unwrap() >= app.state.clock.unix() - 5, "validated just now");
     assert_eq!(app.state.store.connection(&revoked.id).await.unwrap().unwrap().status, "needs_reauthorization");
-    let (_, events) = app.get("/v1/events").await;
-    assert!(
+    // Events become readable once every older transaction in the cluster has ended (on
+    // PostgreSQL another test's transaction may still be open for a moment).
+    let listed = crate::harness::wait_until(std::time::Duration::from_secs(10), || async {
+        let (_, events) = app.get("/v1/events").await;
         events["data"]
             .as_array()
             .unwrap()
             .iter()
             .any(|e| e["type"] == "connection.needs_reauthorization" && e["data"]["id"] == revoked.id.as_str())
-    );
+    })
+    .await;
+    assert!(listed);
     let (_, connection) = app.get(&format!("/v1/connections/{good}")).await;
     assert!(connection["last_validated_at"].is_string());
 });

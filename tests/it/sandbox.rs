@@ -48,7 +48,7 @@ async fn run(
     decision: &str,
     account: &str,
 ) -> crate::harness::browser::FlowRun {
-    let (_, consent_url, _) = browser.get(authorize).await;
+    let (_, consent_url, _) = browser.start(authorize).await;
     let (status, _, consent) = browser.get(&consent_url.unwrap()).await;
     assert_eq!(status, 200, "{consent}");
     let mut fields = form_fields(&consent);

@@ -52,13 +52,16 @@ async fn approve_in_popup(chrome: &Chrome) {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     chrome.client.switch_to_window(popup.expect("a popup opened")).await.unwrap();
-    let approve = chrome
-        .client
-        .wait()
-        .at_most(Duration::from_secs(15))
-        .for_element(Locator::Css("button.approve"))
-        .await
-        .unwrap();
+    let approve =
+        match chrome.client.wait().at_most(Duration::from_secs(15)).for_element(Locator::Css("button.approve")).await {
+            Ok(button) => button,
+            Err(e) => {
+                let url = chrome.client.current_url().await.map(|u| u.to_string()).unwrap_or_default();
+                let text = chrome.js("return document.body ? document.body.textContent : '';").await;
+                chrome.screenshot("popup-no-consent.png").await;
+                panic!("no consent page in the popup ({e}): at {url}: {text}");
+            }
+        };
     approve.click().await.unwrap();
     chrome.client.switch_to_window(main).await.unwrap();
 }
@@ -217,5 +220,80 @@ async fn hosted_page_takes_the_token_from_the_fragment() {
     chrome.client.goto(&format!("{latch}/connect#token={token}")).await.unwrap();
     chrome.wait_widget_text("Connect Sandbox", 20).await;
     assert_eq!(chrome.js("return location.hash;").await, "", "the token left the address bar");
+    // The hosted page starts flows under the same rule: a POST from its own (Latch's) origin.
+    chrome.click_widget_button("Connect Sandbox").await;
+    approve_in_popup(&chrome).await;
+    chrome.wait_widget_text("Disconnect", 20).await;
+    assert_eq!(app.state.store.connections_of_user("demo-user", "").await.unwrap().len(), 1);
+    chrome.finish().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_forwarded_connect_link_attaches_nothing() {
+    if !chrome::available() {
+        return;
+    }
+    let (app, host) = demo().await;
+    // An ordinary user of the host app starts a flow for their own account…
+    let (_, minted) = app
+        .post(
+            "/v1/widget-tokens",
+            json!({"user_id": "mallory", "allowed_origin": host, "user_label": "mallory@acme.test"}),
+        )
+        .await;
+    let token = minted["token"].as_str().unwrap();
+    let connect = app.http.post(format!("{}/widget/v1/connect", app.url)).bearer_auth(token).header("origin", &host);
+    let (status, started) = send(connect.json(&json!({"provider": "sandbox"}))).await;
+    assert_eq!(status, 201, "{started}");
+    // …and sends its URL to a victim, who opens it in their own browser: a fresh profile, no
+    // opener, not the host app's page.
+    let victim = Chrome::start("forwarded-link").await;
+    victim.client.goto(started["authorize_url"].as_str().unwrap()).await.unwrap();
+    victim
+        .wait_js(
+            "the refusal page",
+            "return !!document.body && document.body.textContent.indexOf('connect_link_refused') >= 0;",
+            10,
+        )
+        .await;
+    let page = victim.js("return document.body.textContent;").await;
+    assert!(page.as_str().unwrap().contains("only works from the app that created it"), "{page}");
+    assert!(app.state.store.connections_of_user("mallory", "").await.unwrap().is_empty(), "nothing attached");
+    let trail = app.activity("user_id=mallory").await;
+    assert!(
+        trail.iter().any(|e| e["action"] == "connect_refused" && e["error_code"] == "connect_link_refused"),
+        "the attempt is in the trail: {trail:?}"
+    );
+    victim.finish().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_redirect_fallback_connects_when_popups_are_blocked() {
+    if !chrome::available() {
+        return;
+    }
+    let (app, host) = demo().await;
+    let chrome = Chrome::start("redirect-fallback").await;
+    chrome.client.goto(&format!("{host}/")).await.unwrap();
+    chrome.wait_widget_text("Connect Sandbox", 20).await;
+    // A popup blocker: window.open gives nothing, so the flow runs in the page itself.
+    chrome.js("window.open = function () { return null; }; return true;").await;
+    chrome.click_widget_button("Connect Sandbox").await;
+    let approve = chrome
+        .client
+        .wait()
+        .at_most(Duration::from_secs(15))
+        .for_element(Locator::Css("button.approve"))
+        .await
+        .unwrap();
+    approve.click().await.unwrap();
+    chrome
+        .wait_js(
+            "the result page",
+            "return !!document.body && document.body.textContent.indexOf('is connected') >= 0;",
+            15,
+        )
+        .await;
+    assert_eq!(app.state.store.connections_of_user(latch_server::demo::DEMO_USER, "").await.unwrap().len(), 1);
     chrome.finish().await;
 }

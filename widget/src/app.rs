@@ -72,12 +72,10 @@ pub fn App(session: Session, events: Events) -> impl IntoView {
                     Ok(started) => match window {
                         // Popup blocked: run the flow in this page; the result page returns here.
                         None => {
-                            if let Some(w) = web_sys::window() {
-                                let _ = w.location().set_href(&started.authorize_url);
-                            }
+                            popup::start("_self", &started.authorize_url);
                         }
                         Some(w) => {
-                            popup::navigate(&w, &started.authorize_url);
+                            popup::start(popup::POPUP_NAME, &started.authorize_url);
                             match popup::wait(&session, &w, &started.flow_id).await {
                                 Outcome::Connected(id) => {
                                     let kind = if s.reconnect.is_some() {

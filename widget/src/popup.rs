@@ -1,5 +1,5 @@
 //! The consent popup: opened synchronously in the click handler (so popup blockers allow it),
-//! sent to Latch's authorize URL once the flow exists, and watched two ways, whichever answers
+//! started with a form POST to Latch's authorize URL once the flow exists, and watched two ways, whichever answers
 //! first: the callback page's `postMessage` (accepted only from the Latch origin, only from this
 //! popup, only for this flow) and polling the flow's status (a provider page with COOP cuts
 //! `window.opener`, and then the message never arrives). Bounded by the flow's 10 minutes.
@@ -11,7 +11,7 @@ use std::cell::RefCell;
 use std::rc::Rc;
 use wasm_bindgen::JsCast as _;
 use wasm_bindgen::prelude::Closure;
-use web_sys::{MessageEvent, Window};
+use web_sys::{HtmlFormElement, MessageEvent, Window};
 
 /// How a flow ended, from the widget's point of view.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -25,15 +25,36 @@ pub enum Outcome {
     Closed,
 }
 
+/// The popup's window name, the target of the form that starts the flow.
+pub const POPUP_NAME: &str = "latch_connect";
+
 /// Opens an empty popup; `None` when the browser blocked it.
 pub fn open_blank() -> Option<Window> {
     let window = web_sys::window()?;
-    window.open_with_url_and_target_and_features("", "latch_connect", "popup=yes,width=520,height=720").ok().flatten()
+    window.open_with_url_and_target_and_features("", POPUP_NAME, "popup=yes,width=520,height=720").ok().flatten()
 }
 
-/// Sends the popup to `url`.
-pub fn navigate(popup: &Window, url: &str) {
-    let _ = popup.location().set_href(url);
+/// Starts the flow at `authorize_url` in `target` (the popup's name, or `_self` for the
+/// full-page fallback) with a form POST from this page. Latch starts a flow only from a POST
+/// whose `Origin` is the widget token's origin, which the browser sets and no other page can
+/// forge: a connect link forwarded to someone else attaches nothing. Returns whether the form
+/// was submitted.
+pub fn start(target: &str, authorize_url: &str) -> bool {
+    let Some(document) = web_sys::window().and_then(|w| w.document()) else { return false };
+    let Some(body) = document.body() else { return false };
+    let Some(form) = document.create_element("form").ok().and_then(|f| f.dyn_into::<HtmlFormElement>().ok()) else {
+        return false;
+    };
+    form.set_method("post");
+    form.set_action(authorize_url);
+    form.set_target(target);
+    let _ = form.set_attribute("hidden", "");
+    if body.append_child(&form).is_err() {
+        return false;
+    }
+    let submitted = form.submit().is_ok();
+    form.remove();
+    submitted
 }
 
 /// Closes the popup (used when starting the flow failed).

@@ -64,9 +64,16 @@ h1{{font-size:1.4rem}}@media (prefers-color-scheme: dark){{body{{background:#010
 </script></body></html>"##
     );
     let ancestors: Vec<&str> = state.config.allowed_origins.iter().map(String::as_str).collect();
+    // The widget starts flows with a form POST to Latch that redirects to the provider, and
+    // browsers check `form-action` along the redirects: allow the providers' authorization origins.
+    let mut form_targets: Vec<String> =
+        state.providers.all().map(|p| p.authorization_url.origin().ascii_serialization()).collect();
+    form_targets.sort();
+    form_targets.dedup();
     let csp = format!(
         "default-src 'none'; script-src 'self' 'nonce-{nonce}' 'wasm-unsafe-eval'; style-src 'self' 'nonce-{nonce}'; \
-         connect-src 'self'; img-src 'self' data:; base-uri 'none'; form-action 'self'; frame-ancestors 'self' {}",
+         connect-src 'self'; img-src 'self' data:; base-uri 'none'; form-action 'self' {}; frame-ancestors 'self' {}",
+        form_targets.join(" "),
         ancestors.join(" ")
     );
     let mut response = (StatusCode::OK, Html(html)).into_response();
@@ -74,7 +81,9 @@ h1{{font-size:1.4rem}}@media (prefers-color-scheme: dark){{body{{background:#010
     if let Ok(v) = HeaderValue::from_str(csp.trim_end()) {
         h.insert(header::CONTENT_SECURITY_POLICY, v);
     }
-    h.insert(header::REFERRER_POLICY, HeaderValue::from_static("no-referrer"));
+    // Not `no-referrer`: with it, browsers send `Origin: null` on the widget's form POST, and
+    // Latch starts a flow only from the token's origin. `same-origin` sends nothing elsewhere.
+    h.insert(header::REFERRER_POLICY, HeaderValue::from_static("same-origin"));
     h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     response
 }

@@ -200,6 +200,9 @@ impl From<crate::oauth::FlowError> for ApiError {
             }
             ErrorCode::ReturnToNotAllowed | ErrorCode::InvalidRequest => StatusCode::UNPROCESSABLE_ENTITY,
             ErrorCode::DatabaseUnavailable => StatusCode::SERVICE_UNAVAILABLE,
+            ErrorCode::TooManyPendingFlows => {
+                return ApiError::new(StatusCode::TOO_MANY_REQUESTS, e.code, e.message).retry(60);
+            }
             ErrorCode::InternalError => return ApiError::internal(e.message),
             _ => StatusCode::BAD_REQUEST,
         };

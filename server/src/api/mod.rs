@@ -90,7 +90,7 @@ pub fn router(state: AppState) -> Router {
         .route("/widget/latch.js", get(assets::loader))
         .route("/widget/{file}", get(assets::file))
         .route("/connect", get(assets::connect_page))
-        .route("/oauth/authorize/{flow_id}", get(oauth::authorize))
+        .route("/oauth/authorize/{flow_id}", get(oauth::authorize_link).post(oauth::authorize))
         .route("/oauth/callback", get(oauth::callback))
         .route("/oauth/result/{flow_id}", get(oauth::result))
         .method_not_allowed_fallback(method_not_allowed)

@@ -7,7 +7,7 @@ use super::extract::cookie;
 use super::pages::Page;
 use crate::oauth::FlowError;
 use crate::oauth::callback::{self, Callback, CallbackQuery};
-use crate::oauth::start::{self, cookie_name, digest, is_secure};
+use crate::oauth::start::{self, StartRequest, cookie_name, digest, is_secure};
 use crate::state::AppState;
 use crate::store::flows::FlowRow;
 use axum::extract::{Path, RawQuery, State};
@@ -26,6 +26,7 @@ fn error_page(e: &FlowError) -> Response {
     let status = match e.code {
         ErrorCode::FlowNotFound => StatusCode::NOT_FOUND,
         ErrorCode::FlowAlreadyStarted => StatusCode::CONFLICT,
+        ErrorCode::ConnectLinkRefused => StatusCode::FORBIDDEN,
         ErrorCode::InternalError => StatusCode::INTERNAL_SERVER_ERROR,
         ErrorCode::DatabaseUnavailable => StatusCode::SERVICE_UNAVAILABLE,
         _ => StatusCode::BAD_REQUEST,
@@ -39,9 +40,19 @@ fn error_page(e: &FlowError) -> Response {
     .render(status)
 }
 
-/// `GET /oauth/authorize/{flow_id}`.
-pub async fn authorize(State(state): State<AppState>, Path(flow_id): Path<String>) -> Response {
-    match start::authorize(&state, &flow_id).await {
+/// `GET /oauth/authorize/{flow_id}`: a connect link opened as a link (forwarded, pasted) is
+/// refused; the widget starts flows with a POST (see `oauth::start`).
+pub async fn authorize_link(State(state): State<AppState>, Path(flow_id): Path<String>) -> Response {
+    match start::authorize(&state, &flow_id, StartRequest::Get).await {
+        Ok(_) => error_page(&FlowError::new(ErrorCode::InternalError, "A connect link cannot be opened directly.")),
+        Err(e) => error_page(&e),
+    }
+}
+
+/// `POST /oauth/authorize/{flow_id}`: the widget's form POST from the token's origin.
+pub async fn authorize(State(state): State<AppState>, Path(flow_id): Path<String>, headers: HeaderMap) -> Response {
+    let origin = headers.get(header::ORIGIN).and_then(|v| v.to_str().ok());
+    match start::authorize(&state, &flow_id, StartRequest::Post { origin }).await {
         Ok(a) => {
             let mut response = (StatusCode::SEE_OTHER, [(header::LOCATION, a.location.as_str())]).into_response();
             if let Some(cookie) = set_cookie(&state, &a.cookie_name, &a.cookie_value, start::FLOW_TTL_SECONDS) {
@@ -121,11 +132,12 @@ async fn result_page(state: &AppState, flow: &FlowRow) -> Page {
                 }
                 None => None,
             };
+            let owner = flow.user_label.as_deref().map(|u| format!(" for {u}")).unwrap_or_default();
             (
                 format!("{provider_name} is connected"),
                 match label {
-                    Some(label) => format!("Connected as {label}. You can close this window."),
-                    None => "You can close this window.".into(),
+                    Some(label) => format!("Connected as {label}{owner}. You can close this window."),
+                    None => format!("Connected{owner}. You can close this window."),
                 },
             )
         }

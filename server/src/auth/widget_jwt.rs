@@ -47,10 +47,23 @@ pub struct WidgetClaims {
     /// The exact origin of the embedding page; `null` when not bound to one (but never absent).
     #[serde(deserialize_with = "present")]
     pub origin: Option<String>,
+    /// How the host names the user (shown on the consent result page); optional.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub label: Option<String>,
     pub jti: String,
     pub iat: i64,
     pub nbf: i64,
     pub exp: i64,
+}
+
+/// Whom a widget token is for and what it allows.
+#[derive(Debug, Clone)]
+pub struct Subject<'a> {
+    pub user_id: &'a str,
+    pub organization_id: Option<&'a str>,
+    pub providers: Vec<String>,
+    pub origin: Option<String>,
+    pub label: Option<String>,
 }
 
 /// A nullable claim that must still be present: with `deserialize_with`, serde no longer treats
@@ -117,22 +130,15 @@ impl WidgetSigner {
     }
 
     /// Builds and signs a token for a user.
-    pub fn mint(
-        &self,
-        now: i64,
-        ttl_seconds: i64,
-        user_id: &str,
-        organization_id: Option<&str>,
-        providers: Vec<String>,
-        origin: Option<String>,
-    ) -> Result<(String, WidgetClaims), AuthError> {
+    pub fn mint(&self, now: i64, ttl_seconds: i64, subject: Subject) -> Result<(String, WidgetClaims), AuthError> {
         let claims = WidgetClaims {
             iss: self.issuer.clone(),
             aud: AUDIENCE.to_owned(),
-            sub: user_id.to_owned(),
-            org: organization_id.map(str::to_owned),
-            providers,
-            origin,
+            sub: subject.user_id.to_owned(),
+            org: subject.organization_id.map(str::to_owned),
+            providers: subject.providers,
+            origin: subject.origin,
+            label: subject.label,
             jti: new_id("wt"),
             iat: now,
             nbf: now,

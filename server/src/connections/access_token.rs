@@ -103,8 +103,17 @@ fn active(
 fn needs_reauthorization(state: &AppState, row: &ConnectionRow) -> AccessTokenResponse {
     let origin = state.config.public_url.origin().ascii_serialization();
     let org = (!row.organization_id.is_empty()).then_some(row.organization_id.as_str());
-    let minted =
-        state.signer.mint(state.clock.unix(), 3600, &row.user_id, org, vec![row.provider.clone()], Some(origin));
+    let minted = state.signer.mint(
+        state.clock.unix(),
+        3600,
+        crate::auth::widget_jwt::Subject {
+            user_id: &row.user_id,
+            organization_id: org,
+            providers: vec![row.provider.clone()],
+            origin: Some(origin),
+            label: None,
+        },
+    );
     let reconnect_url =
         minted.ok().and_then(|(token, _)| state.config.public_url.join(&format!("connect#token={token}")).ok());
     AccessTokenResponse::Inactive(InactiveToken {

@@ -1,8 +1,17 @@
-//! Starting a connect flow: the widget asks for one (`create`), then the popup opens Latch's
-//! authorize URL (`authorize`), which binds the flow to that browser with a cookie and sends the
-//! user to the provider with `state`, PKCE and the provider's extras.
+//! Starting a connect flow: the widget asks for one (`create`), then starts it in the popup with
+//! a form POST from the host page to Latch's authorize URL (`authorize`), which checks that the
+//! POST comes from the widget token's origin, binds the flow to that browser with a cookie and
+//! sends the user to the provider with `state`, PKCE and the provider's extras.
+//!
+//! Why a POST from the token's origin: a connect link is a capability. Opened by anyone, it
+//! would attach whoever signs in at the provider to the user who created the flow, so an
+//! ordinary user could forward their link to a victim and collect the victim's account. A
+//! browser sets `Origin` itself and no page can forge it, so only a page on the host app's
+//! origin (the widget, in that user's session) can start the flow; a forwarded link, opened
+//! with a GET or posted from elsewhere, attaches nothing.
 
 use super::FlowError;
+use crate::activity::{Actor, Entry};
 use crate::auth::widget_jwt::WidgetClaims;
 use crate::state::AppState;
 use crate::store::flows::FlowRow;
@@ -38,10 +47,14 @@ pub fn cookie_name(secure: bool, flow_id: &str) -> String {
 }
 
 /// `POST /widget/v1/connect`: records a single-use flow for the token's user.
+///
+/// `request_origin` is the `Origin` of the widget's request: the flow's origin when the token
+/// is bound to none (it must then be one of `allowed_origins`).
 pub async fn create(
     state: &AppState,
     claims: &WidgetClaims,
     req: &ConnectRequest,
+    request_origin: Option<&str>,
 ) -> Result<ConnectStarted, FlowError> {
     if !claims.providers.iter().any(|p| p == &req.provider) {
         return Err(FlowError::new(
@@ -63,14 +76,24 @@ pub async fn create(
             return Err(FlowError::new(ErrorCode::ConnectionNotFound, "No such connection."));
         }
     }
-    let return_to = req.return_to.as_deref().map(|r| check_return_to(r, claims.origin.as_deref())).transpose()?;
+    let origin = claims
+        .origin
+        .clone()
+        .or_else(|| request_origin.filter(|o| state.config.allowed_origins.iter().any(|a| a == o)).map(str::to_owned));
+    let return_to = req.return_to.as_deref().map(|r| check_return_to(r, origin.as_deref())).transpose()?;
     let now = state.clock.unix();
+    if state.store.pending_flows(&claims.sub, &org, now).await? >= state.config.max_pending_flows_per_user {
+        return Err(FlowError::new(
+            ErrorCode::TooManyPendingFlows,
+            "Too many connect attempts are under way for this user; finish one or wait a few minutes.",
+        ));
+    }
     let flow = FlowRow {
         id: new_id("flow"),
         provider: provider.key.clone(),
         user_id: claims.sub.clone(),
         organization_id: org,
-        allowed_origin: claims.origin.clone(),
+        allowed_origin: origin,
         return_to,
         reconnect_connection_id: req.connection_id.clone(),
         status: "created".into(),
@@ -84,6 +107,7 @@ pub async fn create(
         expires_at: now + FLOW_TTL_SECONDS,
         started_at: None,
         completed_at: None,
+        user_label: claims.label.clone(),
     };
     state.store.insert_flow(&flow).await?;
     let authorize_url = state
@@ -124,12 +148,51 @@ pub struct Authorize {
     pub cookie_value: String,
 }
 
-/// `GET /oauth/authorize/{flow_id}`: starts the flow once and builds the provider URL.
-pub async fn authorize(state: &AppState, flow_id: &str) -> Result<Authorize, FlowError> {
+/// How a browser asked to start a flow.
+#[derive(Debug, Clone, Copy)]
+pub enum StartRequest<'a> {
+    /// A form POST, with the `Origin` the browser sent (if any).
+    Post { origin: Option<&'a str> },
+    /// A plain GET: a link that was opened, not started by the widget.
+    Get,
+}
+
+/// `POST /oauth/authorize/{flow_id}` from the flow's origin: starts the flow once and builds the
+/// provider URL. Anything else (a GET, another origin, no origin) is refused and recorded, and
+/// leaves the flow as it was.
+pub async fn authorize(state: &AppState, flow_id: &str, how: StartRequest<'_>) -> Result<Authorize, FlowError> {
     let now = state.clock.unix();
     let flow = state.store.flow(flow_id).await?.ok_or_else(|| {
         FlowError::new(ErrorCode::FlowNotFound, "This connect link is not valid. Start again from the app.")
     })?;
+    let from_the_app = match (how, flow.allowed_origin.as_deref()) {
+        (StartRequest::Post { origin: Some(origin) }, Some(expected)) => same_origin(origin, expected),
+        _ => false,
+    };
+    if !from_the_app {
+        let how = match how {
+            StartRequest::Get => "opened as a link".to_owned(),
+            StartRequest::Post { origin: None } => "posted without an origin".to_owned(),
+            StartRequest::Post { origin: Some("null") } => {
+                "posted with `Origin: null` (an opaque origin, or a page whose Referrer-Policy is no-referrer)"
+                    .to_owned()
+            }
+            StartRequest::Post { origin: Some(o) } => {
+                format!("posted from {}", o.chars().take(100).collect::<String>())
+            }
+        };
+        let entry = Entry::new(now, &Actor::User(flow.user_id.clone()), "connect_refused")
+            .owner(&flow.user_id, &flow.organization_id)
+            .provider(&flow.provider)
+            .failed(ErrorCode::ConnectLinkRefused.as_str())
+            .detail(format!("a connect link was {how}, not started by the widget on the app's origin"));
+        super::refresh::record(state, entry).await;
+        return Err(FlowError::new(
+            ErrorCode::ConnectLinkRefused,
+            "This connect link only works from the app that created it. If someone sent it to you, do not use it; \
+             to connect an account, open the app and start from there.",
+        ));
+    }
     if flow.expires_at <= now {
         return Err(FlowError::new(
             ErrorCode::Oauth2ExchangeError,
@@ -179,6 +242,14 @@ pub async fn authorize(state: &AppState, flow_id: &str) -> Result<Authorize, Flo
         }
     }
     Ok(Authorize { location, cookie_name: cookie_name(is_secure(state), &flow.id), cookie_value: browser_secret })
+}
+
+/// Whether two serialized origins are the same origin (scheme, host, port), compared parsed.
+fn same_origin(a: &str, b: &str) -> bool {
+    match (Url::parse(a), Url::parse(b)) {
+        (Ok(a), Ok(b)) => a.origin().is_tuple() && a.origin() == b.origin(),
+        _ => false,
+    }
 }
 
 /// `{public_url}/oauth/callback`, byte-identical in the authorize and token requests.

@@ -26,24 +26,54 @@ pub struct FlowRow {
     pub expires_at: i64,
     pub started_at: Option<i64>,
     pub completed_at: Option<i64>,
+    /// The host's label for the user, from the widget token.
+    pub user_label: Option<String>,
 }
 
 const COLUMNS: &str = "id, provider, user_id, organization_id, allowed_origin, return_to, \
     reconnect_connection_id, status, state_hash, browser_hash, pkce_verifier, connection_id, \
-    error_code, error_message, created_at, expires_at, started_at, completed_at";
+    error_code, error_message, created_at, expires_at, started_at, completed_at, user_label";
+
+/// Expired flows are swept at most this often per process.
+const SWEEP_EVERY: i64 = 60;
 
 impl Store {
-    /// Stores a new flow (status `created`) and forgets flows that ended over a day ago.
+    /// Stores a new flow (status `created`); at most once a minute, also forgets flows that ended
+    /// over a day ago.
     pub async fn insert_flow(&self, f: &FlowRow) -> StoreResult<()> {
         run!(self, pool => sqlx::query(
             "INSERT INTO flows (id, provider, user_id, organization_id, allowed_origin, return_to, \
-             reconnect_connection_id, status, created_at, expires_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)")
+             reconnect_connection_id, status, created_at, expires_at, user_label) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)")
             .bind(&f.id).bind(&f.provider).bind(&f.user_id).bind(&f.organization_id).bind(&f.allowed_origin)
             .bind(&f.return_to).bind(&f.reconnect_connection_id).bind(&f.status).bind(f.created_at).bind(f.expires_at)
+            .bind(&f.user_label)
             .execute(pool).await.map(|_| ()))?;
-        run!(self, pool => sqlx::query("DELETE FROM flows WHERE expires_at < $1")
-            .bind(f.created_at - 86_400).execute(pool).await.map(|_| ()))?;
+        let last = self.last_flow_sweep.load(std::sync::atomic::Ordering::Relaxed);
+        let due = f.created_at - last >= SWEEP_EVERY;
+        if due
+            && self
+                .last_flow_sweep
+                .compare_exchange(
+                    last,
+                    f.created_at,
+                    std::sync::atomic::Ordering::AcqRel,
+                    std::sync::atomic::Ordering::Relaxed,
+                )
+                .is_ok()
+        {
+            run!(self, pool => sqlx::query("DELETE FROM flows WHERE expires_at < $1")
+                .bind(f.created_at - 86_400).execute(pool).await.map(|_| ()))?;
+        }
         Ok(())
+    }
+
+    /// How many of the user's flows are under way (not finished, not expired) at `now`.
+    pub async fn pending_flows(&self, user_id: &str, organization_id: &str, now: i64) -> StoreResult<i64> {
+        Ok(run!(self, pool => sqlx::query_scalar(
+            "SELECT COUNT(*) FROM flows WHERE user_id = $1 AND organization_id = $2 \
+               AND status IN ('created', 'started', 'exchanging') AND expires_at > $3")
+            .bind(user_id).bind(organization_id).bind(now).fetch_one(pool).await)?)
     }
 
     /// One flow by id.

@@ -39,6 +39,8 @@ pub struct Store {
     /// Bumped by every write that changes what a connection serves (tokens, status, existence),
     /// so in-process caches can tell they are stale without being told which row changed.
     connections_generation: Arc<AtomicU64>,
+    /// When this process last swept expired flows (Unix seconds).
+    last_flow_sweep: Arc<std::sync::atomic::AtomicI64>,
 }
 
 #[derive(Clone, Debug)]
@@ -123,7 +125,7 @@ impl Store {
         } else {
             return Err(StoreError::UnsupportedUrl);
         };
-        Ok(Self { backend, connections_generation: Arc::default() })
+        Ok(Self { backend, connections_generation: Arc::default(), last_flow_sweep: Arc::default() })
     }
 
     /// Applies pending migrations. Safe to run from several replicas at once: sqlx takes an

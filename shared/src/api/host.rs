@@ -25,6 +25,10 @@ pub struct CreateWidgetToken {
     /// Lifetime, 30–3600 seconds; 600 when absent.
     #[serde(default)]
     pub ttl_seconds: Option<i64>,
+    /// How the host names this user to them (e.g. their email), shown on the consent result
+    /// page ("connected for …") so a user sees whose account a connection is attached to.
+    #[serde(default)]
+    pub user_label: Option<String>,
 }
 
 /// Answer to [`CreateWidgetToken`].

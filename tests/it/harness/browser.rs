@@ -3,9 +3,12 @@
 
 use serde_json::Value;
 
-/// One browser profile (its own cookies).
+/// One browser profile (its own cookies), on a page of `origin` (the host app's, by default).
 pub struct Browser {
     pub http: reqwest::Client,
+    /// The origin of the page the browser starts flows from, sent as `Origin` the way a browser
+    /// does on the widget's form POST.
+    pub origin: String,
 }
 
 /// Where a walk through a flow ended.
@@ -31,7 +34,24 @@ impl Browser {
     pub fn new() -> Self {
         let http =
             reqwest::Client::builder().cookie_store(true).redirect(reqwest::redirect::Policy::none()).build().unwrap();
-        Self { http }
+        Self { http, origin: super::HOST_ORIGIN.to_owned() }
+    }
+
+    /// The widget's start of a flow: a form POST to Latch's authorize URL from [`Self::origin`].
+    pub fn start_request(&self, authorize_url: &str) -> reqwest::RequestBuilder {
+        self.http
+            .post(authorize_url)
+            .header("origin", &self.origin)
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body("")
+    }
+
+    /// [`Self::start_request`], sent; returns status, `Location` and body.
+    pub async fn start(&self, authorize_url: &str) -> (u16, Option<String>, String) {
+        let r = self.start_request(authorize_url).send().await.unwrap();
+        let status = r.status().as_u16();
+        let location = r.headers().get("location").map(|v| v.to_str().unwrap().to_owned());
+        (status, location, r.text().await.unwrap())
     }
 
     /// GET; returns status, `Location` and body.
@@ -42,11 +62,11 @@ impl Browser {
         (status, location, r.text().await.unwrap())
     }
 
-    /// Opens Latch's authorize URL and follows the provider's redirects (login and consent
+    /// Starts a flow at Latch's authorize URL and follows the provider's redirects (login and consent
     /// pages that answer with redirects, at most 10 hops) back to Latch, then to the last page.
     pub async fn run(&self, latch_url: &str, authorize_url: &str) -> FlowRun {
         let mut bodies = Vec::new();
-        let (status, mut next, body) = self.get(authorize_url).await;
+        let (status, mut next, body) = self.start(authorize_url).await;
         bodies.push(body.clone());
         if status != 303 {
             return FlowRun { status, message: message(&body), page: body, bodies };
