@@ -14,12 +14,13 @@ pub struct Chrome {
     done: bool,
 }
 
-/// Whether Chromium and chromedriver are installed; says so loudly when not.
+/// Whether Chromium and chromedriver are installed; when not, fails in CI and records a skip
+/// elsewhere (see `harness::skip`).
 pub fn available() -> bool {
     let ok =
         std::path::Path::new("/usr/bin/chromedriver").exists() && std::path::Path::new("/usr/bin/chromium").exists();
     if !ok {
-        eprintln!("\n*** SKIPPED: browser tests (install chromium and chromium-driver; tests/run does) ***\n");
+        super::skip::missing("Chromium", "install the chromium and chromium-driver packages (tests/run does)");
     }
     ok
 }

@@ -2,7 +2,6 @@
 //! database on the server named by `LATCH_TEST_DATABASE_URL`, dropped afterwards.
 
 use sqlx::Connection as _;
-use std::sync::Once;
 
 /// Which backend a test runs on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -22,14 +21,12 @@ pub struct TestDb {
     _dir: Option<tempfile::TempDir>,
 }
 
-/// Whether PostgreSQL tests can run; says so loudly when they cannot.
+/// Whether PostgreSQL tests can run; when not, fails in CI and records a skip elsewhere (see
+/// `harness::skip`).
 pub fn postgres_available() -> bool {
-    static WARN: Once = Once::new();
     let available = std::env::var("LATCH_TEST_DATABASE_URL").is_ok_and(|u| !u.is_empty());
     if !available {
-        WARN.call_once(|| {
-            eprintln!("\n*** SKIPPED: PostgreSQL tests (set LATCH_TEST_DATABASE_URL=postgres://…; .ci/run does) ***\n");
-        });
+        super::skip::missing("PostgreSQL", "set LATCH_TEST_DATABASE_URL=postgres://… (tests/run does)");
     }
     available
 }

@@ -6,6 +6,7 @@ pub mod db;
 pub mod fake_provider;
 pub mod logs;
 pub mod oidc;
+pub mod skip;
 
 use db::{Backend, TestDb};
 use latch_server::AppState;
