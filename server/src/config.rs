@@ -34,8 +34,62 @@ pub struct FileConfig {
     pub refresh_caller_wait_ms: Option<u64>,
     pub max_pending_flows_per_user: Option<i64>,
     pub provider_health: Option<HealthSettings>,
+    pub rate_limits: Option<RateLimitSettings>,
     #[serde(default)]
     pub providers: BTreeMap<String, ProviderConfig>,
+}
+
+/// `[rate_limits]`: token buckets per replica (see `limits`). The defaults stop a runaway client
+/// without touching honest traffic (the benchmark's 60 000 requests a second on one key pass).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RateLimitSettings {
+    /// Host API requests per API key per second…
+    pub host_per_second: u32,
+    /// …and the burst above that rate.
+    pub host_burst: u32,
+    /// Widget API requests per widget user per minute (also the burst).
+    pub widget_user_per_minute: u32,
+    /// Widget API requests per client address per minute (also the burst).
+    pub widget_ip_per_minute: u32,
+    /// `/oauth` pages per client address per minute (also the burst).
+    pub oauth_ip_per_minute: u32,
+    /// Outbound refreshes per provider per second…
+    pub provider_per_second: u32,
+    /// …and the burst above that rate (a refresh storm of this many goes out at once).
+    pub provider_burst: u32,
+}
+
+impl Default for RateLimitSettings {
+    fn default() -> Self {
+        Self {
+            host_per_second: 100_000,
+            host_burst: 200_000,
+            widget_user_per_minute: 300,
+            widget_ip_per_minute: 1200,
+            oauth_ip_per_minute: 300,
+            provider_per_second: 100,
+            provider_burst: 500,
+        }
+    }
+}
+
+impl RateLimitSettings {
+    fn check(self) -> Result<Self, ConfigError> {
+        let values = [
+            ("host_per_second", self.host_per_second),
+            ("host_burst", self.host_burst),
+            ("widget_user_per_minute", self.widget_user_per_minute),
+            ("widget_ip_per_minute", self.widget_ip_per_minute),
+            ("oauth_ip_per_minute", self.oauth_ip_per_minute),
+            ("provider_per_second", self.provider_per_second),
+            ("provider_burst", self.provider_burst),
+        ];
+        match values.iter().find(|(_, v)| *v == 0) {
+            Some((key, _)) => Err(ConfigError(format!("rate_limits.{key}: must be at least 1"))),
+            None => Ok(self),
+        }
+    }
 }
 
 /// `[provider_health]`: the thresholds of the per-provider circuit breaker and incident guard
@@ -181,6 +235,8 @@ pub struct Config {
     pub max_pending_flows_per_user: i64,
     /// Circuit breaker and incident guard thresholds.
     pub provider_health: HealthSettings,
+    /// Token buckets per API key, widget user, client address and provider.
+    pub rate_limits: RateLimitSettings,
     pub providers: Vec<Provider>,
 }
 
@@ -294,6 +350,7 @@ impl Config {
             return Err(ConfigError("refresh_caller_wait_ms: must be between 100 and 60000".into()));
         }
         let provider_health = file.provider_health.unwrap_or_default().check()?;
+        let rate_limits = file.rate_limits.unwrap_or_default().check()?;
         let max_pending = file.max_pending_flows_per_user.unwrap_or(10);
         if !(1..=1000).contains(&max_pending) {
             return Err(ConfigError("max_pending_flows_per_user: must be between 1 and 1000".into()));
@@ -327,6 +384,7 @@ impl Config {
             refresh_caller_wait_ms: caller_wait,
             max_pending_flows_per_user: max_pending,
             provider_health,
+            rate_limits,
             providers,
         })
     }
@@ -353,6 +411,7 @@ impl Config {
             refresh_caller_wait_ms: 1500,
             max_pending_flows_per_user: 10,
             provider_health: HealthSettings::default(),
+            rate_limits: RateLimitSettings::default(),
             providers: vec![],
         }
     }

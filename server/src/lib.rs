@@ -13,6 +13,7 @@
 //! - [`assets`]: the built widget's files and loader; [`demo`]: the demo host app of `latch demo`.
 //! - [`events`]: the transactional outbox of connection events, polling and signed webhooks.
 //! - [`activity`], [`usage`]: the audit trail, and usage batched off the hot path.
+//! - [`limits`]: rate limits per API key, widget user, client address and provider.
 //! - [`config`], [`cli`], [`state`], [`clock`], [`detach`], [`telemetry`]: plumbing.
 #![forbid(unsafe_code)]
 
@@ -27,6 +28,7 @@ pub mod connections;
 pub mod demo;
 pub mod detach;
 pub mod events;
+pub mod limits;
 pub mod oauth;
 pub mod providers;
 pub mod sandbox;
@@ -49,6 +51,8 @@ pub async fn serve(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     let app = api::router(state.clone());
+    // The peer address feeds the per-address rate limits.
+    let app = app.into_make_service_with_connect_info::<std::net::SocketAddr>();
     axum::serve(listener, app).with_graceful_shutdown(shutdown).await?;
     state.usage.flush(&state.store).await;
     Ok(())

@@ -42,6 +42,8 @@ pub struct Inner {
     pub refresh_flights: Flights,
     /// Circuit breakers and incident guards of the providers (per replica).
     pub provider_health: ProviderHealth,
+    /// Rate limits (per replica).
+    pub limits: crate::limits::Limits,
     pub token_cache: crate::connections::cache::TokenCache,
     /// The built widget, read once at start.
     pub assets: crate::assets::WidgetAssets,
@@ -97,6 +99,7 @@ impl AppState {
         usage.spawn_flusher(store.clone());
         let state = Self(Arc::new(Inner {
             provider_health: ProviderHealth::new(config.provider_health),
+            limits: crate::limits::Limits::new(&config.rate_limits),
             config,
             store,
             vault,

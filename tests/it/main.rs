@@ -20,6 +20,7 @@ mod errors;
 mod key_rotation;
 mod oidc_flow;
 mod openapi;
+mod rate_limits;
 mod refresh_faults;
 mod refresher;
 mod replicas;

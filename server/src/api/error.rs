@@ -48,6 +48,16 @@ impl ApiError {
         }
     }
 
+    /// `429 rate_limited` with `Retry-After`.
+    pub fn rate_limited(limited: crate::limits::Limited) -> Self {
+        ApiError::new(
+            StatusCode::TOO_MANY_REQUESTS,
+            ErrorCode::RateLimited,
+            "Too many requests; retry after the number of seconds in Retry-After.",
+        )
+        .retry(limited.retry_after)
+    }
+
     fn retry(mut self, seconds: u32) -> Self {
         self.retry_after = Some(seconds);
         self

@@ -141,6 +141,7 @@ impl FromRequestParts<AppState> for HostCaller {
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
         let token = bearer(parts)?;
         let identity = state.api_keys.verify(&state.store, token).await?;
+        state.limits.host(&identity.key_id).map_err(ApiError::rate_limited)?;
         state.usage.api_key_used(&identity.key_id, state.clock.unix());
         Ok(HostCaller(identity))
     }
@@ -155,6 +156,9 @@ impl FromRequestParts<AppState> for WidgetCaller {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        if let Some(ip) = client_ip(parts) {
+            state.limits.widget_ip(ip).map_err(ApiError::rate_limited)?;
+        }
         let token = bearer(parts).map_err(|e| match e {
             AuthError::InvalidApiKey => AuthError::InvalidWidgetToken("header"),
             other => other,
@@ -169,8 +173,15 @@ impl FromRequestParts<AppState> for WidgetCaller {
                 "This widget token was issued for another origin.",
             ));
         }
+        let org = claims.org.as_deref().unwrap_or("");
+        state.limits.widget_user(&claims.sub, org).map_err(ApiError::rate_limited)?;
         Ok(WidgetCaller(claims))
     }
+}
+
+/// The peer address of the connection (not `X-Forwarded-For`, which any client can write).
+pub fn client_ip(parts: &Parts) -> Option<std::net::IpAddr> {
+    parts.extensions.get::<axum::extract::ConnectInfo<std::net::SocketAddr>>().map(|c| c.0.ip())
 }
 
 /// The value of cookie `name` in a request's `Cookie` headers.

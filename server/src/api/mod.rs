@@ -90,9 +90,13 @@ pub fn router(state: AppState) -> Router {
         .route("/widget/latch.js", get(assets::loader))
         .route("/widget/{file}", get(assets::file))
         .route("/connect", get(assets::connect_page))
-        .route("/oauth/authorize/{flow_id}", get(oauth::authorize_link).post(oauth::authorize))
-        .route("/oauth/callback", get(oauth::callback))
-        .route("/oauth/result/{flow_id}", get(oauth::result))
+        .merge(
+            Router::new()
+                .route("/oauth/authorize/{flow_id}", get(oauth::authorize_link).post(oauth::authorize))
+                .route("/oauth/callback", get(oauth::callback))
+                .route("/oauth/result/{flow_id}", get(oauth::result))
+                .route_layer(axum::middleware::from_fn_with_state(state.clone(), oauth::limit_by_address)),
+        )
         .method_not_allowed_fallback(method_not_allowed)
         .nest("/v1", host)
         .nest("/widget/v1", widget)

@@ -66,6 +66,21 @@ pub async fn authorize(State(state): State<AppState>, Path(flow_id): Path<String
     }
 }
 
+/// The per-address rate limit of the `/oauth` pages (unauthenticated, reachable by anyone).
+pub async fn limit_by_address(
+    State(state): State<AppState>,
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    let (parts, body) = request.into_parts();
+    if let Some(ip) = super::extract::client_ip(&parts)
+        && let Err(limited) = state.limits.oauth_ip(ip)
+    {
+        return super::error::ApiError::rate_limited(limited).into_response();
+    }
+    next.run(axum::extract::Request::from_parts(parts, body)).await
+}
+
 /// `GET /oauth/callback`.
 pub async fn callback(State(state): State<AppState>, RawQuery(query): RawQuery, headers: HeaderMap) -> Response {
     let query = query.unwrap_or_default();

@@ -399,6 +399,12 @@ async fn run_refresh(state: &AppState, row: ConnectionRow, lease: Lease<'_>, act
     let mut attempt_no = 0u32;
     let (sent_at, answer) = loop {
         let budget = lease.call_budget();
+        // Before the breaker: a probe it lets through must then really be sent.
+        if let Err(limited) = state.limits.provider(&provider.key) {
+            release().await?;
+            let reason = "the provider's outbound rate limit is reached".to_owned();
+            return transient(row, state.clock.unix(), reason, limited.retry_after);
+        }
         let admission = health.admit(&provider.key, state.clock.unix());
         if let Admission::Refused { retry_after } = admission {
             release().await?;

@@ -263,6 +263,14 @@ impl TestApp {
 
     /// A server with the fake provider configured as `acme` (with revocation) and its secret.
     pub async fn with_fake(backend: Backend) -> (Self, fake_provider::FakeProvider) {
+        Self::with_fake_configured(backend, |_| {}).await
+    }
+
+    /// [`TestApp::with_fake`], after letting `configure` adjust the configuration.
+    pub async fn with_fake_configured(
+        backend: Backend,
+        configure: impl FnOnce(&mut Config),
+    ) -> (Self, fake_provider::FakeProvider) {
         let fake = fake_provider::FakeProvider::start().await;
         let revoke = format!("revocation_url = \"{}/revoke\"\ntoken_auth_method = \"basic\"", fake.url);
         let acme = Self::provider("acme", &fake.url, &revoke);
@@ -270,6 +278,7 @@ impl TestApp {
         let app = Self::start_with(backend, |c| {
             c.providers = vec![acme, plain];
             c.allowed_origins = vec!["http://127.0.0.1:4000".into()];
+            configure(c);
         })
         .await;
         app.set_client_secret("acme", "acme-client-secret").await;
