@@ -35,8 +35,54 @@ pub struct FileConfig {
     pub max_pending_flows_per_user: Option<i64>,
     pub provider_health: Option<HealthSettings>,
     pub rate_limits: Option<RateLimitSettings>,
+    pub http: Option<HttpSettings>,
     #[serde(default)]
     pub providers: BTreeMap<String, ProviderConfig>,
+}
+
+/// `[http]`: what one listener accepts (see `listener` and `api`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct HttpSettings {
+    /// A request that takes longer answers `408 request_timeout` (work that must finish, such
+    /// as a refresh or a code exchange, runs on in its own task).
+    pub request_timeout_seconds: u64,
+    /// Requests served at once; one more answers `503 server_busy` at once.
+    pub max_concurrent_requests: u32,
+    /// Open connections at once; further ones wait in the listen queue.
+    pub max_connections: u32,
+    /// A client must send its request headers within this time (slow-loris defence).
+    pub header_read_timeout_seconds: u64,
+}
+
+impl Default for HttpSettings {
+    fn default() -> Self {
+        Self {
+            request_timeout_seconds: 30,
+            max_concurrent_requests: 4096,
+            max_connections: 8192,
+            header_read_timeout_seconds: 10,
+        }
+    }
+}
+
+impl HttpSettings {
+    fn check(self) -> Result<Self, ConfigError> {
+        let bad = |m: &str| Err(ConfigError(format!("http.{m}")));
+        if !(1..=3600).contains(&self.request_timeout_seconds) {
+            return bad("request_timeout_seconds: must be between 1 and 3600");
+        }
+        if !(1..=1_000_000).contains(&self.max_concurrent_requests) {
+            return bad("max_concurrent_requests: must be between 1 and 1000000");
+        }
+        if !(1..=1_000_000).contains(&self.max_connections) {
+            return bad("max_connections: must be between 1 and 1000000");
+        }
+        if !(1..=600).contains(&self.header_read_timeout_seconds) {
+            return bad("header_read_timeout_seconds: must be between 1 and 600");
+        }
+        Ok(self)
+    }
 }
 
 /// `[rate_limits]`: token buckets per replica (see `limits`). The defaults stop a runaway client
@@ -237,6 +283,8 @@ pub struct Config {
     pub provider_health: HealthSettings,
     /// Token buckets per API key, widget user, client address and provider.
     pub rate_limits: RateLimitSettings,
+    /// Request timeout and connection limits of the listener.
+    pub http: HttpSettings,
     pub providers: Vec<Provider>,
 }
 
@@ -351,6 +399,7 @@ impl Config {
         }
         let provider_health = file.provider_health.unwrap_or_default().check()?;
         let rate_limits = file.rate_limits.unwrap_or_default().check()?;
+        let http = file.http.unwrap_or_default().check()?;
         let max_pending = file.max_pending_flows_per_user.unwrap_or(10);
         if !(1..=1000).contains(&max_pending) {
             return Err(ConfigError("max_pending_flows_per_user: must be between 1 and 1000".into()));
@@ -385,6 +434,7 @@ impl Config {
             max_pending_flows_per_user: max_pending,
             provider_health,
             rate_limits,
+            http,
             providers,
         })
     }
@@ -412,6 +462,7 @@ impl Config {
             max_pending_flows_per_user: 10,
             provider_health: HealthSettings::default(),
             rate_limits: RateLimitSettings::default(),
+            http: HttpSettings::default(),
             providers: vec![],
         }
     }

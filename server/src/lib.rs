@@ -14,7 +14,7 @@
 //! - [`events`]: the transactional outbox of connection events, polling and signed webhooks.
 //! - [`activity`], [`usage`]: the audit trail, and usage batched off the hot path.
 //! - [`limits`]: rate limits per API key, widget user, client address and provider.
-//! - [`config`], [`cli`], [`state`], [`clock`], [`detach`], [`telemetry`]: plumbing.
+//! - [`config`], [`cli`], [`state`], [`clock`], [`detach`], [`listener`], [`telemetry`]: plumbing.
 #![forbid(unsafe_code)]
 
 pub mod activity;
@@ -29,6 +29,7 @@ pub mod demo;
 pub mod detach;
 pub mod events;
 pub mod limits;
+pub mod listener;
 pub mod oauth;
 pub mod providers;
 pub mod sandbox;
@@ -51,9 +52,7 @@ pub async fn serve(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     let app = api::router(state.clone());
-    // The peer address feeds the per-address rate limits.
-    let app = app.into_make_service_with_connect_info::<std::net::SocketAddr>();
-    axum::serve(listener, app).with_graceful_shutdown(shutdown).await?;
+    listener::run(listener, app, state.config.http, shutdown).await?;
     state.usage.flush(&state.store).await;
     Ok(())
 }

@@ -44,6 +44,8 @@ pub struct Inner {
     pub provider_health: ProviderHealth,
     /// Rate limits (per replica).
     pub limits: crate::limits::Limits,
+    /// Requests served at once (`http.max_concurrent_requests`).
+    pub request_slots: Arc<tokio::sync::Semaphore>,
     pub token_cache: crate::connections::cache::TokenCache,
     /// The built widget, read once at start.
     pub assets: crate::assets::WidgetAssets,
@@ -93,6 +95,7 @@ impl AppState {
         }
         let providers = Registry::new(providers);
         let assets = crate::assets::WidgetAssets::load(&config.widget_dir);
+        let http = crate::oauth::http::client(PROVIDER_TIMEOUT).map_err(|e| StartError::HttpClient(e.to_string()))?;
         let webhook_http = crate::events::targets::client(PROVIDER_TIMEOUT, config.allow_private_webhook_targets)
             .map_err(|e| StartError::HttpClient(e.to_string()))?;
         let usage = UsageRecorder::default();
@@ -100,13 +103,14 @@ impl AppState {
         let state = Self(Arc::new(Inner {
             provider_health: ProviderHealth::new(config.provider_health),
             limits: crate::limits::Limits::new(&config.rate_limits),
+            request_slots: Arc::new(tokio::sync::Semaphore::new(config.http.max_concurrent_requests as usize)),
             config,
             store,
             vault,
             providers,
             signer,
             api_keys: ApiKeyVerifier::default(),
-            http: crate::oauth::http::client(PROVIDER_TIMEOUT),
+            http,
             webhook_http,
             deliveries: Default::default(),
             clock,

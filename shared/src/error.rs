@@ -27,6 +27,10 @@ pub enum ErrorCode {
     MethodNotAllowed,
     /// Too many requests; retry after the `Retry-After` header.
     RateLimited,
+    /// The request took longer than the server allows (`request_timeout_seconds`).
+    RequestTimeout,
+    /// The server is at its limit of concurrent requests; retry after `Retry-After`.
+    ServerBusy,
 
     // --- Who is calling ------------------------------------------------------------------
     /// No credentials were sent.
@@ -112,6 +116,8 @@ impl ErrorCode {
         Self::NotFound,
         Self::MethodNotAllowed,
         Self::RateLimited,
+        Self::RequestTimeout,
+        Self::ServerBusy,
         Self::Unauthorized,
         Self::InvalidApiKey,
         Self::InvalidWidgetToken,
@@ -156,6 +162,8 @@ impl ErrorCode {
             Self::NotFound => "not_found",
             Self::MethodNotAllowed => "method_not_allowed",
             Self::RateLimited => "rate_limited",
+            Self::RequestTimeout => "request_timeout",
+            Self::ServerBusy => "server_busy",
             Self::Unauthorized => "unauthorized",
             Self::InvalidApiKey => "invalid_api_key",
             Self::InvalidWidgetToken => "invalid_widget_token",

@@ -18,6 +18,7 @@ mod crash_points;
 mod delivery_faults;
 mod errors;
 mod key_rotation;
+mod listener_limits;
 mod oidc_flow;
 mod openapi;
 mod rate_limits;

@@ -58,7 +58,8 @@ impl ApiError {
         .retry(limited.retry_after)
     }
 
-    fn retry(mut self, seconds: u32) -> Self {
+    /// Adds `Retry-After`.
+    pub fn retry(mut self, seconds: u32) -> Self {
         self.retry_after = Some(seconds);
         self
     }

@@ -105,6 +105,7 @@ pub fn router(state: AppState) -> Router {
     #[cfg(feature = "failpoints")]
     let app = app.route("/_test/failpoints/{name}", axum::routing::put(failpoints::set));
     app.layer(DefaultBodyLimit::max(BODY_LIMIT))
+        .layer(axum::middleware::from_fn_with_state(state.clone(), bounded))
         .layer(SetResponseHeaderLayer::if_not_present(
             HeaderName::from_static("x-content-type-options"),
             HeaderValue::from_static("nosniff"),
@@ -118,6 +119,36 @@ pub fn router(state: AppState) -> Router {
             once(header::AUTHORIZATION).chain(once(header::COOKIE)),
         ))
         .with_state(state)
+}
+
+/// Every request: a slot among `http.max_concurrent_requests` (none free: `503 server_busy` at
+/// once, not a queue) and `http.request_timeout_seconds` to finish (`408 request_timeout`). Work
+/// that must finish (a refresh, a code exchange) runs in its own task and is not cut.
+async fn bounded(
+    axum::extract::State(state): axum::extract::State<AppState>,
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    use axum::response::IntoResponse as _;
+    let Ok(_slot) = state.request_slots.clone().try_acquire_owned() else {
+        return ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            ErrorCode::ServerBusy,
+            "The server is at its limit of concurrent requests; retry shortly.",
+        )
+        .retry(1)
+        .into_response();
+    };
+    let limit = std::time::Duration::from_secs(state.config.http.request_timeout_seconds);
+    match tokio::time::timeout(limit, next.run(request)).await {
+        Ok(response) => response,
+        Err(_) => ApiError::new(
+            StatusCode::REQUEST_TIMEOUT,
+            ErrorCode::RequestTimeout,
+            "The request took longer than this server allows; retry it.",
+        )
+        .into_response(),
+    }
 }
 
 async fn not_found() -> ApiError {

@@ -6,15 +6,15 @@ use std::time::Duration;
 /// Largest provider response body read; bigger answers are refused, not buffered.
 pub const MAX_BODY: usize = 1024 * 1024;
 
-/// Builds the client used for every provider call.
-pub fn client(timeout: Duration) -> reqwest::Client {
+/// Builds the client used for every provider call. A failure is a start-up error: falling
+/// back to a default client would follow redirects and have no timeout.
+pub fn client(timeout: Duration) -> Result<reqwest::Client, reqwest::Error> {
     reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())
         .connect_timeout(Duration::from_secs(5).min(timeout))
         .timeout(timeout)
         .user_agent(concat!("latch/", env!("CARGO_PKG_VERSION")))
         .build()
-        .unwrap_or_default()
 }
 
 /// Reads at most [`MAX_BODY`] bytes; `None` if the body is larger or the stream fails.

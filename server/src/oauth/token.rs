@@ -277,7 +277,15 @@ pub fn authenticate<'a>(
             let id = form_encode(&provider.client_id);
             let secret = form_encode(client_secret.expose());
             let basic = base64::engine::general_purpose::STANDARD.encode(format!("{id}:{secret}"));
-            request.header("Authorization", format!("Basic {basic}"))
+            // Marked sensitive, so no debug output or HTTP/2 header table ever shows it.
+            match reqwest::header::HeaderValue::from_str(&format!("Basic {basic}")) {
+                Ok(mut value) => {
+                    value.set_sensitive(true);
+                    request.header(reqwest::header::AUTHORIZATION, value)
+                }
+                // Base64 is always a valid header value; an impossible failure sends no secret.
+                Err(_) => request,
+            }
         }
         TokenAuthMethod::Post => {
             form.push(("client_id", &provider.client_id));
