@@ -17,6 +17,7 @@ mod crash;
 mod crash_points;
 mod delivery_faults;
 mod errors;
+mod hostile_input;
 mod key_rotation;
 mod listener_limits;
 mod oidc_flow;

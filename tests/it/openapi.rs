@@ -56,3 +56,42 @@ both!(every_documented_route_checks_its_caller, |backend| async move {
         assert!(properties.keys().all(|k| !k.contains("token")), "{name} has a token property");
     }
 });
+
+/// The document passes a standard validator (`openapi-spec-validator`, installed by tests/run),
+/// and every operation has its own stable id and documents the envelope's error answers.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_document_is_valid_and_true() {
+    let app = TestApp::start(crate::harness::db::Backend::Sqlite).await;
+    let (_, doc) = send(app.http.get(format!("{}/openapi.json", app.url))).await;
+    let mut ids = std::collections::BTreeSet::new();
+    for (path, item) in doc["paths"].as_object().unwrap() {
+        for (method, op) in item.as_object().unwrap() {
+            let id = op["operationId"].as_str().unwrap_or_else(|| panic!("{method} {path} has no operationId"));
+            assert!(ids.insert(id.to_owned()), "operationId {id} is used twice");
+            let responses = op["responses"].as_object().unwrap();
+            for status in ["408", "429", "503"] {
+                assert!(responses.contains_key(status), "{method} {path} does not document {status}");
+            }
+            if op.get("security").is_some() {
+                assert!(responses.contains_key("401"), "{method} {path} does not document 401");
+            }
+        }
+    }
+    assert_eq!(doc["paths"]["/v1/connections/{id}"]["get"]["operationId"], "get_v1_connections_id");
+    let validator = std::env::var("LATCH_OPENAPI_VALIDATOR").unwrap_or_else(|_| "openapi-spec-validator".into());
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("openapi.json");
+    std::fs::write(&file, serde_json::to_vec_pretty(&doc).unwrap()).unwrap();
+    match std::process::Command::new(&validator).arg(&file).output() {
+        Ok(out) => assert!(
+            out.status.success(),
+            "openapi-spec-validator refuses /openapi.json:\n{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        ),
+        Err(_) => crate::harness::skip::missing(
+            "openapi-spec-validator",
+            "pip install openapi-spec-validator and set LATCH_OPENAPI_VALIDATOR (tests/run does)",
+        ),
+    }
+}

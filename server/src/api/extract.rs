@@ -50,8 +50,61 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for ApiJson<T> {
     }
 }
 
-/// Parses JSON, telling syntax errors (400) from data errors (422, naming the field).
+/// Longest path segment accepted (ids are at most 256 characters).
+const MAX_SEGMENT: usize = 256;
+/// Longest query value accepted (an authorization code can be a kilobyte or two).
+const MAX_QUERY_VALUE: usize = 4096;
+
+/// The one screen for identifiers and text from outside, before any of it reaches SQL: a path
+/// segment with a control character (NUL included) or over 256 bytes is `404 not_found`; a query
+/// value with a control character or over 4 KiB is `422 invalid_request` naming the parameter.
+/// (PostgreSQL refuses NUL in text with an error that would otherwise surface as a 500.)
+pub fn screen(uri: &axum::http::Uri) -> Result<(), ApiError> {
+    for segment in uri.path().split('/') {
+        let decoded = percent_encoding::percent_decode_str(segment).collect::<Vec<u8>>();
+        let text = String::from_utf8_lossy(&decoded);
+        if decoded.len() > MAX_SEGMENT || text.chars().any(char::is_control) {
+            return Err(ApiError::new(StatusCode::NOT_FOUND, ErrorCode::NotFound, "No such route or resource."));
+        }
+    }
+    for (key, value) in url::form_urlencoded::parse(uri.query().unwrap_or("").as_bytes()) {
+        let key_bad = key.chars().any(char::is_control) || key.len() > MAX_SEGMENT;
+        if key_bad || value.chars().any(char::is_control) || value.len() > MAX_QUERY_VALUE {
+            let field = if key_bad { "query".to_owned() } else { key.into_owned() };
+            return Err(ApiError::invalid(field, "must be at most 4 KiB, without control characters"));
+        }
+    }
+    Ok(())
+}
+
+/// Where in a JSON value the first string (or key) with a control character is, if any.
+fn control_character_at(value: &serde_json::Value, path: &str) -> Option<String> {
+    let bad = |s: &str| s.chars().any(char::is_control);
+    match value {
+        serde_json::Value::String(s) if bad(s) => Some(if path.is_empty() { "body".into() } else { path.into() }),
+        serde_json::Value::Array(items) => {
+            items.iter().enumerate().find_map(|(i, v)| control_character_at(v, &format!("{path}[{i}]")))
+        }
+        serde_json::Value::Object(map) => map.iter().find_map(|(k, v)| {
+            let here = if path.is_empty() { k.clone() } else { format!("{path}.{k}") };
+            if bad(k) { Some(here) } else { control_character_at(v, &here) }
+        }),
+        _ => None,
+    }
+}
+
+/// Parses JSON, telling syntax errors (400) from data errors (422, naming the field). Strings
+/// with control characters are refused like every identifier from outside (see [`screen`]).
 pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
+    // In JSON a control character can only be escaped (`\u0000`…`\u001f`, `\n`…): look for
+    // the escapes first, so ordinary bodies pay one scan and no second parse.
+    let escapes = bytes.windows(2).any(|w| w[0] == b'\\' && matches!(w[1], b'u' | b'n' | b'r' | b't' | b'b' | b'f'));
+    if escapes
+        && let Ok(value) = serde_json::from_slice::<serde_json::Value>(bytes)
+        && let Some(field) = control_character_at(&value, "")
+    {
+        return Err(ApiError::invalid(field, "must not contain control characters"));
+    }
     let mut de = serde_json::Deserializer::from_slice(bytes);
     match serde_path_to_error::deserialize::<_, T>(&mut de) {
         Ok(value) => match de.end() {

@@ -105,6 +105,7 @@ pub fn router(state: AppState) -> Router {
     #[cfg(feature = "failpoints")]
     let app = app.route("/_test/failpoints/{name}", axum::routing::put(failpoints::set));
     app.layer(DefaultBodyLimit::max(BODY_LIMIT))
+        .layer(axum::middleware::from_fn(screened))
         .layer(axum::middleware::from_fn_with_state(state.clone(), bounded))
         .layer(SetResponseHeaderLayer::if_not_present(
             HeaderName::from_static("x-content-type-options"),
@@ -119,6 +120,16 @@ pub fn router(state: AppState) -> Router {
             once(header::AUTHORIZATION).chain(once(header::COOKIE)),
         ))
         .with_state(state)
+}
+
+/// Every request's path and query go through the one screen for text from outside
+/// (`extract::screen`) before any handler, public ones included.
+async fn screened(request: axum::extract::Request, next: axum::middleware::Next) -> axum::response::Response {
+    use axum::response::IntoResponse as _;
+    match extract::screen(request.uri()) {
+        Ok(()) => next.run(request).await,
+        Err(e) => e.into_response(),
+    }
 }
 
 /// Every request: a slot among `http.max_concurrent_requests` (none free: `503 server_busy` at

@@ -26,6 +26,12 @@ pub async fn access_token(
     if let Some(org) = &req.organization_id {
         check_id("organization_id", org)?;
     }
+    if let Some(account) = &req.account_id {
+        check_id("account_id", account)?;
+    }
+    if let Some(id) = &req.connection_id {
+        check_id("connection_id", id)?;
+    }
     if state.providers.get(&req.provider).is_none() {
         return Err(ConnectionError::ProviderNotFound(req.provider.clone()));
     }
