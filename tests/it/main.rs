@@ -27,6 +27,7 @@ mod refresh_faults;
 mod refresher;
 mod replicas;
 mod sandbox;
+mod schemathesis;
 mod secrets_at_rest;
 mod tidy;
 mod webhooks;

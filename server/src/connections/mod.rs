@@ -44,11 +44,23 @@ const DEFAULT_LIMIT: u32 = 50;
 
 /// Checks an identifier supplied by a host: 1–256 characters, no control characters.
 pub fn check_id(field: &'static str, value: &str) -> Result<(), ConnectionError> {
-    if value.is_empty() || value.len() > 256 || value.chars().any(char::is_control) {
+    if value.is_empty() || value.chars().count() > 256 || value.chars().any(char::is_control) {
         return Err(ConnectionError::Invalid {
             field,
             message: "must be 1 to 256 characters without control characters".into(),
         });
+    }
+    Ok(())
+}
+
+/// Checks listing filters: at most 256 characters (empty is allowed and matches nothing, or
+/// for `organization_id` the connections without one); control characters never get this far
+/// (`api::extract::screen`).
+pub(crate) fn check_filters(filters: &[(&'static str, &Option<String>)]) -> Result<(), ConnectionError> {
+    for (field, value) in filters {
+        if value.as_ref().is_some_and(|v| v.chars().count() > 256 || v.chars().any(char::is_control)) {
+            return Err(ConnectionError::Invalid { field, message: "must be at most 256 characters".into() });
+        }
     }
     Ok(())
 }
@@ -91,6 +103,12 @@ pub fn view(row: &ConnectionRow) -> Connection {
 /// `GET /v1/connections`.
 pub async fn list(state: &AppState, q: &ConnectionQuery) -> Result<Page<Connection>, ConnectionError> {
     let limit = check_limit(q.limit)?;
+    check_filters(&[
+        ("user_id", &q.user_id),
+        ("organization_id", &q.organization_id),
+        ("provider", &q.provider),
+        ("cursor", &q.cursor),
+    ])?;
     let filter = ConnectionFilter {
         user_id: q.user_id.as_deref(),
         organization_id: q.organization_id.as_deref(),
@@ -169,6 +187,12 @@ async fn delete_to_end(
 /// `GET /v1/activity`, newest first.
 pub async fn activity(state: &AppState, q: &ActivityQuery) -> Result<Page<ActivityEntry>, ConnectionError> {
     let limit = check_limit(q.limit)?;
+    check_filters(&[
+        ("connection_id", &q.connection_id),
+        ("user_id", &q.user_id),
+        ("provider", &q.provider),
+        ("cursor", &q.cursor),
+    ])?;
     let filter = ActivityFilter {
         connection_id: q.connection_id.as_deref(),
         user_id: q.user_id.as_deref(),

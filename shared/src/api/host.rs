@@ -12,9 +12,17 @@ use time::OffsetDateTime;
 #[serde(deny_unknown_fields)]
 pub struct CreateWidgetToken {
     /// The host app's id for the end user.
+    #[cfg_attr(
+        feature = "openapi",
+        schema(min_length = 1, max_length = 256, pattern = "^[^\\u0000-\\u001F\\u007F-\\u009F]+$")
+    )]
     pub user_id: String,
     /// The host app's id for the user's organization, if it has them.
     #[serde(default)]
+    #[cfg_attr(
+        feature = "openapi",
+        schema(min_length = 1, max_length = 256, pattern = "^[^\\u0000-\\u001F\\u007F-\\u009F]+$")
+    )]
     pub organization_id: Option<String>,
     /// Provider keys the widget may show; all configured providers when absent.
     #[serde(default)]
@@ -24,10 +32,15 @@ pub struct CreateWidgetToken {
     pub allowed_origin: Option<String>,
     /// Lifetime, 30–3600 seconds; 600 when absent.
     #[serde(default)]
+    #[cfg_attr(feature = "openapi", schema(minimum = 30, maximum = 3600))]
     pub ttl_seconds: Option<i64>,
     /// How the host names this user to them (e.g. their email), shown on the consent result
     /// page ("connected for …") so a user sees whose account a connection is attached to.
     #[serde(default)]
+    #[cfg_attr(
+        feature = "openapi",
+        schema(min_length = 1, max_length = 200, pattern = "^[^\\u0000-\\u001F\\u007F-\\u009F]+$")
+    )]
     pub user_label: Option<String>,
 }
 
@@ -121,16 +134,21 @@ pub struct Connection {
 #[serde(deny_unknown_fields)]
 pub struct ConnectionQuery {
     /// Only this user's connections.
+    #[cfg_attr(feature = "openapi", param(max_length = 256, pattern = "^[^\\u0000-\\u001F\\u007F-\\u009F]*$"))]
     pub user_id: Option<String>,
     /// Only this organization's connections.
+    #[cfg_attr(feature = "openapi", param(max_length = 256, pattern = "^[^\\u0000-\\u001F\\u007F-\\u009F]*$"))]
     pub organization_id: Option<String>,
     /// Only this provider's connections.
+    #[cfg_attr(feature = "openapi", param(max_length = 256, pattern = "^[^\\u0000-\\u001F\\u007F-\\u009F]*$"))]
     pub provider: Option<String>,
     /// Only connections in this status.
     pub status: Option<ConnectionStatus>,
     /// Page size, 1–200 (default 50).
+    #[cfg_attr(feature = "openapi", param(minimum = 1, maximum = 200))]
     pub limit: Option<u32>,
     /// `next_cursor` of the previous page.
+    #[cfg_attr(feature = "openapi", param(max_length = 256, pattern = "^[^\\u0000-\\u001F\\u007F-\\u009F]*$"))]
     pub cursor: Option<String>,
 }
 
@@ -161,17 +179,37 @@ pub struct DeleteConnectionQuery {
 #[serde(deny_unknown_fields)]
 pub struct AccessTokenRequest {
     /// Owner of the connection.
+    #[cfg_attr(
+        feature = "openapi",
+        schema(min_length = 1, max_length = 256, pattern = "^[^\\u0000-\\u001F\\u007F-\\u009F]+$")
+    )]
     pub user_id: String,
     /// Owner's organization, if any.
     #[serde(default)]
+    #[cfg_attr(
+        feature = "openapi",
+        schema(min_length = 1, max_length = 256, pattern = "^[^\\u0000-\\u001F\\u007F-\\u009F]+$")
+    )]
     pub organization_id: Option<String>,
     /// Provider key.
+    #[cfg_attr(
+        feature = "openapi",
+        schema(min_length = 1, max_length = 256, pattern = "^[^\\u0000-\\u001F\\u007F-\\u009F]+$")
+    )]
     pub provider: String,
     /// Pick the connection to this external account when the user has several.
     #[serde(default)]
+    #[cfg_attr(
+        feature = "openapi",
+        schema(min_length = 1, max_length = 256, pattern = "^[^\\u0000-\\u001F\\u007F-\\u009F]+$")
+    )]
     pub account_id: Option<String>,
     /// Pick this connection; it must still match the user, organization and provider.
     #[serde(default)]
+    #[cfg_attr(
+        feature = "openapi",
+        schema(min_length = 1, max_length = 256, pattern = "^[^\\u0000-\\u001F\\u007F-\\u009F]+$")
+    )]
     pub connection_id: Option<String>,
     /// Refresh even if the stored token is still fresh.
     #[serde(default)]
@@ -246,14 +284,19 @@ pub struct InactiveToken {
 #[serde(deny_unknown_fields)]
 pub struct ActivityQuery {
     /// Only entries about this connection.
+    #[cfg_attr(feature = "openapi", param(max_length = 256, pattern = "^[^\\u0000-\\u001F\\u007F-\\u009F]*$"))]
     pub connection_id: Option<String>,
     /// Only entries about this user.
+    #[cfg_attr(feature = "openapi", param(max_length = 256, pattern = "^[^\\u0000-\\u001F\\u007F-\\u009F]*$"))]
     pub user_id: Option<String>,
     /// Only entries about this provider.
+    #[cfg_attr(feature = "openapi", param(max_length = 256, pattern = "^[^\\u0000-\\u001F\\u007F-\\u009F]*$"))]
     pub provider: Option<String>,
     /// Page size, 1–200 (default 50).
+    #[cfg_attr(feature = "openapi", param(minimum = 1, maximum = 200))]
     pub limit: Option<u32>,
     /// `next_cursor` of the previous page.
+    #[cfg_attr(feature = "openapi", param(max_length = 256, pattern = "^[^\\u0000-\\u001F\\u007F-\\u009F]*$"))]
     pub cursor: Option<String>,
 }
 
@@ -372,8 +415,10 @@ pub struct Event {
 #[serde(deny_unknown_fields)]
 pub struct EventQuery {
     /// Only events after this event id.
+    #[cfg_attr(feature = "openapi", param(max_length = 256, pattern = "^[^\\u0000-\\u001F\\u007F-\\u009F]*$"))]
     pub after: Option<String>,
     /// Page size, 1–200 (default 50).
+    #[cfg_attr(feature = "openapi", param(minimum = 1, maximum = 200))]
     pub limit: Option<u32>,
 }
 
