@@ -6,18 +6,10 @@ use crate::harness::browser::Browser;
 use crate::harness::oidc::Oidc;
 use crate::harness::{HOST_ORIGIN, latch_command, send, wait_until};
 use serde_json::json;
-use std::process::{Child, Stdio};
+use std::process::Stdio;
 use std::time::Duration;
 
-/// A server process, killed with the test whatever happens.
-struct Server(Child);
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
+use crate::harness::KilledOnDrop as Server;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn kill_9_during_refreshes_loses_no_connection() {

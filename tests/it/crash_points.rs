@@ -14,20 +14,12 @@ use latch_server::store::Store;
 use latch_server::vault::{MasterKey, Vault};
 use serde_json::{Value, json};
 use sqlx::Connection as _;
-use std::process::{Child, Stdio};
+use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 const ROUNDS: usize = 20;
 
-/// A server process, killed with the test whatever happens.
-struct Server(Child);
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
+use crate::harness::KilledOnDrop as Server;
 
 /// One server directory with its database, configuration and API key.
 struct Rig {

@@ -7,17 +7,10 @@ use crate::harness::db::{Backend, TestDb, postgres_available};
 use crate::harness::oidc::Oidc;
 use crate::harness::{HOST_ORIGIN, latch_command, send, wait_until};
 use serde_json::json;
-use std::process::{Child, Stdio};
+use std::process::Stdio;
 use std::time::Duration;
 
-struct Replica(Child);
-
-impl Drop for Replica {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
+use crate::harness::KilledOnDrop as Replica;
 
 fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()

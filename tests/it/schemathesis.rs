@@ -3,17 +3,10 @@
 //! accepts what it documents as valid, rejects what it documents as invalid, never a 5xx.
 
 use crate::harness::{latch_command, wait_until};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::Duration;
 
-struct Server(Child);
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
+use crate::harness::KilledOnDrop as Server;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn schemathesis_finds_nothing() {

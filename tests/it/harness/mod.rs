@@ -334,6 +334,16 @@ impl TestApp {
     }
 }
 
+/// A child process (a `latch serve`), killed with the test whatever happens.
+pub struct KilledOnDrop(pub std::process::Child);
+
+impl Drop for KilledOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
 /// The `latch` binary built by `cargo build -p latch-server` (the README's test command does).
 pub fn latch_binary() -> std::path::PathBuf {
     let exe = std::env::current_exe().unwrap();
