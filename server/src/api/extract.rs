@@ -60,7 +60,14 @@ const MAX_QUERY_VALUE: usize = 4096;
 /// value with a control character or over 4 KiB is `422 invalid_request` naming the parameter.
 /// (PostgreSQL refuses NUL in text with an error that would otherwise surface as a 500.)
 pub fn screen(uri: &axum::http::Uri) -> Result<(), ApiError> {
-    for segment in uri.path().split('/') {
+    // The common case costs one pass over the bytes and no allocation: a URI holds no raw
+    // control characters, so only percent-escapes and long segments need a closer look.
+    let path = uri.path();
+    let plain = !path.contains('%') && path.split('/').all(|s| s.len() <= MAX_SEGMENT);
+    if plain && uri.query().is_none() {
+        return Ok(());
+    }
+    for segment in path.split('/').filter(|_| !plain) {
         let decoded = percent_encoding::percent_decode_str(segment).collect::<Vec<u8>>();
         let text = String::from_utf8_lossy(&decoded);
         if decoded.len() > MAX_SEGMENT || text.chars().any(char::is_control) {
