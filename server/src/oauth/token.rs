@@ -332,6 +332,28 @@ mod tests {
     }
 
     #[test]
+    fn basic_client_authentication_is_a_sensitive_header() {
+        let cfg: crate::providers::ProviderConfig = toml::from_str(
+            r#"client_id = "id"
+               authorization_url = "http://127.0.0.1:9/authorize"
+               token_url = "http://127.0.0.1:9/token"
+               token_auth_method = "basic"
+               identity = { url = "http://127.0.0.1:9/me", account_identifier = "$.sub" }"#,
+        )
+        .unwrap();
+        let provider = Provider::from_config("custom", cfg).unwrap();
+        let secret = Secret::new("s3cret");
+        let mut form = Vec::new();
+        let client = reqwest::Client::new();
+        let request =
+            authenticate(client.post(provider.token_url.clone()), &mut form, &provider, &secret).build().unwrap();
+        let header = &request.headers()[reqwest::header::AUTHORIZATION];
+        assert!(header.is_sensitive(), "the Basic header must be marked sensitive");
+        assert!(!format!("{request:?}").contains(header.to_str().unwrap()), "Debug shows no credentials");
+        assert!(form.is_empty(), "no secret in the body");
+    }
+
+    #[test]
     fn slack_ok_false_is_an_error_even_with_200() {
         let e = parse(Dialect::Slack, 200, false, br#"{"ok":false,"error":"invalid_refresh_token"}"#).unwrap_err();
         assert!(matches!(e, TokenError::GrantRejected { .. }));
