@@ -231,10 +231,7 @@ async fn refresh_within(state: &AppState, seen: &ConnectionRow, force: bool, act
         Ok(Ok(settled)) => settled.clone().unwrap_or_else(|| Err(RefreshError::unavailable("no outcome", 1))),
         Ok(Err(_)) => Err(RefreshError::unavailable("the refresh task ended without an outcome", 1)),
         // Still in flight: it goes on without us; serve what is still valid meanwhile.
-        Err(_) if is_expired(seen, state.clock.unix()) => {
-            Err(RefreshError::unavailable("the refresh is still in flight", 1))
-        }
-        Err(_) => Ok(Refreshed::Stale(seen.clone())),
+        Err(_) => transient(seen.clone(), state.clock.unix(), "the refresh is still in flight".into(), 1),
     }
 }
 
@@ -242,9 +239,7 @@ async fn refresh_within(state: &AppState, seen: &ConnectionRow, force: bool, act
 /// longer served.
 fn still_valid(outcome: Outcome, now: i64, retry_after: u32) -> Outcome {
     match outcome {
-        Ok(Refreshed::Stale(row)) if is_expired(&row, now) => {
-            Err(RefreshError::unavailable("the provider failed a moment ago", retry_after))
-        }
+        Ok(Refreshed::Stale(row)) => transient(row, now, "the provider failed a moment ago".into(), retry_after),
         Err(RefreshError::Unavailable { reason, .. }) => Err(RefreshError::Unavailable { reason, retry_after }),
         other => other,
     }
@@ -308,20 +303,20 @@ impl Lease<'_> {
 
 /// Records a breaker transition as a provider-level activity entry.
 async fn note_transition(state: &AppState, provider: &str, transition: Option<Transition>) {
-    let (action, detail) = match transition {
-        Some(Transition::Opened) => (
-            "circuit_opened",
-            "repeated transient failures: refreshes are held back for a while, then one probe is sent",
-        ),
-        Some(Transition::Closed) => ("circuit_closed", "the provider answers again"),
-        None => return,
+    let Some(transition) = transition else { return };
+    let action = match transition {
+        Transition::Opened => "circuit_opened",
+        Transition::Closed => "circuit_closed",
     };
     tracing::warn!(provider, action, "provider circuit changed");
-    let mut entry = Entry::new(state.clock.unix(), &Actor::System("refresher"), action).provider(provider);
-    if action == "circuit_opened" {
-        entry = entry.failed("provider_unavailable");
-    }
-    record(state, entry.detail(detail)).await;
+    let entry = Entry::new(state.clock.unix(), &Actor::System("refresher"), action).provider(provider);
+    let entry = match transition {
+        Transition::Opened => entry
+            .failed("provider_unavailable")
+            .detail("repeated transient failures: refreshes are held back for a while, then one probe is sent"),
+        Transition::Closed => entry.detail("the provider answers again"),
+    };
+    record(state, entry).await;
 }
 
 /// What a caller gets when the provider cannot be asked or failed transiently.
@@ -331,6 +326,28 @@ fn transient(row: ConnectionRow, now: i64, reason: String, retry_after: u32) -> 
     } else {
         Ok(Refreshed::Stale(row))
     }
+}
+
+/// Flips the connection to `needs_reauthorization` under the lease (with its event), records
+/// `entry`, and answers with the flipped row; if the fenced write lost, answers from the row
+/// that won instead, with no entry.
+async fn flip_to_reauthorization(
+    state: &AppState,
+    row: &ConnectionRow,
+    lease: Lease<'_>,
+    now: i64,
+    entry: Entry,
+) -> Outcome {
+    let event = crate::events::needs_reauthorization(row, now);
+    let status = ConnectionStatus::NeedsReauthorization.as_str();
+    let flipped =
+        state.store.set_connection_status(&row.id, row.version, Some(lease.attempt), status, now, Some(&event)).await?;
+    if !flipped {
+        return answer_from_winner(state, &row.id).await;
+    }
+    record(state, entry).await;
+    let row = state.store.connection(&row.id).await?.ok_or(RefreshError::Gone)?;
+    Ok(Refreshed::NeedsReauthorization(row))
 }
 
 /// The caller's answer after a fenced write lost to another one (a reconnect, another holder):
@@ -354,31 +371,14 @@ async fn run_refresh(state: &AppState, row: ConnectionRow, lease: Lease<'_>, act
         release().await?;
         return Err(RefreshError::Misconfigured(format!("provider {} is not configured", row.provider)));
     };
-    let needs_reauthorization = ConnectionStatus::NeedsReauthorization.as_str();
     let Some(sealed_refresh) = row.refresh_token.as_deref() else {
         let now = state.clock.unix();
         if is_expired(&row, now) {
-            let event = crate::events::needs_reauthorization(&row, now);
-            let flipped = store
-                .set_connection_status(
-                    &row.id,
-                    row.version,
-                    Some(lease.attempt),
-                    needs_reauthorization,
-                    now,
-                    Some(&event),
-                )
-                .await?;
-            if !flipped {
-                return answer_from_winner(state, &row.id).await;
-            }
             let entry = Entry::new(now, actor, "refresh_failed")
                 .connection(&row)
                 .failed("no_refresh_token")
                 .detail("the access token expired and the provider issued no refresh token");
-            record(state, entry).await;
-            let row = store.connection(&row.id).await?.ok_or(RefreshError::Gone)?;
-            return Ok(Refreshed::NeedsReauthorization(row));
+            return flip_to_reauthorization(state, &row, lease, now, entry).await;
         }
         release().await?;
         return Ok(Refreshed::Usable(row));
@@ -500,20 +500,6 @@ async fn run_refresh(state: &AppState, row: ConnectionRow, lease: Lease<'_>, act
                 }
                 return transient(row, now, "provider incident: rejections held back".into(), 30);
             }
-            let event = crate::events::needs_reauthorization(&row, now);
-            let flipped = store
-                .set_connection_status(
-                    &row.id,
-                    row.version,
-                    Some(lease.attempt),
-                    needs_reauthorization,
-                    now,
-                    Some(&event),
-                )
-                .await?;
-            if !flipped {
-                return answer_from_winner(state, &row.id).await;
-            }
             // After an interrupted refresh the likeliest cause is ours: the provider rotated the
             // token and the crash lost the new one. Said apart from a user's revocation.
             let entry = if lease.interrupted {
@@ -526,9 +512,7 @@ async fn run_refresh(state: &AppState, row: ConnectionRow, lease: Lease<'_>, act
                     .failed("needs_reauthorization")
                     .detail(format!("provider answered {code}"))
             };
-            record(state, entry).await;
-            let row = store.connection(&row.id).await?.ok_or(RefreshError::Gone)?;
-            Ok(Refreshed::NeedsReauthorization(row))
+            flip_to_reauthorization(state, &row, lease, now, entry).await
         }
         Err(TokenError::ClientRejected { code }) => {
             release().await?;
@@ -554,7 +538,8 @@ async fn run_refresh(state: &AppState, row: ConnectionRow, lease: Lease<'_>, act
                 .failed("provider_unavailable")
                 .detail(other.to_string());
             record(state, entry).await;
-            let retry_after = u32::try_from(TRANSIENT_BACKOFF_MS / 1000).unwrap_or(1).max(1) + 1;
+            // Retry once the longest back-off during which this outcome is shared is over.
+            let retry_after = u32::try_from((2 * TRANSIENT_BACKOFF_MS).div_ceil(1000)).unwrap_or(2);
             transient(row, now, other.to_string(), retry_after)
         }
     }
