@@ -13,8 +13,10 @@
 use super::refresh::{self, Refreshed};
 use crate::activity::{Actor, Entry};
 use crate::clock::Clock;
+use crate::providers::Identity;
 use crate::state::AppState;
 use crate::store::connections::ConnectionRow;
+use crate::vault::Secret;
 use crate::vault::Slot;
 use latch_shared::ConnectionStatus;
 use std::collections::HashMap;
@@ -91,34 +93,34 @@ pub async fn validation_round(state: &AppState) -> usize {
             continue;
         };
         checked += 1;
-        let ask = || async { super::identity::request(&state.http, identity, &token).send().await.map(|r| r.status()) };
-        match ask().await.map(|s| s.as_u16()) {
-            Ok(200..=299) => {
+        match identity_status(state, identity, &token).await {
+            Some(200..=299) => {
                 let _ = state.store.mark_validated(&row.id, now).await;
             }
-            Ok(401) => confirm_revoked(state, &row, now, || async { ask().await.map(|s| s.as_u16()) }).await,
+            Some(401) => confirm_revoked(state, &row, identity, &token, now).await,
             _ => {} // outage or rate limit: try again next interval
         }
     }
     checked
 }
 
+/// The HTTP status the identity endpoint answers for `token`; `None` when it could not be asked.
+async fn identity_status(state: &AppState, identity: &Identity, token: &Secret) -> Option<u16> {
+    super::identity::request(&state.http, identity, token).send().await.ok().map(|r| r.status().as_u16())
+}
+
 /// One 401 is not proof (a provider hiccup, a token rotated meanwhile): a connection with a
 /// refresh token is refreshed, which settles it either way through the refresh protocol; one
 /// without is asked once more, and flipped only if that answer is a 401 too.
-async fn confirm_revoked<F, Fut>(state: &AppState, row: &ConnectionRow, now: i64, ask_again: F)
-where
-    F: FnOnce() -> Fut,
-    Fut: std::future::Future<Output = Result<u16, reqwest::Error>>,
-{
+async fn confirm_revoked(state: &AppState, row: &ConnectionRow, identity: &Identity, token: &Secret, now: i64) {
     if row.refresh_token.is_some() {
         let _ = refresh::refresh(state, row, true, &Actor::System("validator")).await;
         return;
     }
     Clock::sleep(CONFIRM_PAUSE).await;
-    match ask_again().await {
-        Ok(401) => {}
-        Ok(200..=299) => {
+    match identity_status(state, identity, token).await {
+        Some(401) => {}
+        Some(200..=299) => {
             let _ = state.store.mark_validated(&row.id, now).await;
             return;
         }
