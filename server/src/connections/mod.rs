@@ -53,9 +53,8 @@ pub fn check_id(field: &'static str, value: &str) -> Result<(), ConnectionError>
     Ok(())
 }
 
-/// Checks listing filters: at most 256 characters (empty is allowed and matches nothing, or
-/// for `organization_id` the connections without one); control characters never get this far
-/// (`api::extract::screen`).
+/// Checks listing filters: at most 256 characters, no control characters (as `check_id`, but
+/// empty is allowed: it matches nothing, or for `organization_id` the connections without one).
 pub(crate) fn check_filters(filters: &[(&'static str, &Option<String>)]) -> Result<(), ConnectionError> {
     for (field, value) in filters {
         if value.as_ref().is_some_and(|v| v.chars().count() > 256 || v.chars().any(char::is_control)) {

@@ -257,10 +257,9 @@ impl Deliveries {
 }
 
 /// Starts a delivery for every due endpoint that this process is not delivering already and
-/// that it can lease, each in its own task (at most [`CONCURRENT_ENDPOINTS`] at once); returns
-/// the tasks, which callers may await or leave running.
-pub async fn deliver_due(state: &AppState) -> Result<tokio::task::JoinSet<()>, StoreError> {
-    let mut tasks = tokio::task::JoinSet::new();
+/// that it can lease, each in a task of its own that runs on after this returns (at most
+/// [`CONCURRENT_ENDPOINTS`] at once).
+pub async fn deliver_due(state: &AppState) -> Result<(), StoreError> {
     for endpoint in state.store.due_endpoints(state.clock.unix()).await? {
         let Ok(slot) = state.deliveries.slots.clone().try_acquire_owned() else { break };
         if !state.deliveries.claim(&endpoint.id) {
@@ -277,7 +276,7 @@ pub async fn deliver_due(state: &AppState) -> Result<tokio::task::JoinSet<()>, S
             }
         }
         let state = state.clone();
-        tasks.spawn(async move {
+        tokio::spawn(async move {
             let _slot = slot;
             if let Err(e) = drain(&state, &endpoint, &owner).await {
                 tracing::warn!(endpoint = %endpoint.id, error = %e, "webhook delivery stopped");
@@ -288,7 +287,7 @@ pub async fn deliver_due(state: &AppState) -> Result<tokio::task::JoinSet<()>, S
             state.deliveries.done(&endpoint.id);
         });
     }
-    Ok(tasks)
+    Ok(())
 }
 
 /// Sends events in order from the cursor until one fails, the lease is nearly over, or another
@@ -362,9 +361,8 @@ async fn drain(state: &AppState, endpoint: &EndpointRow, owner: &str) -> Result<
 pub fn spawn_worker(state: AppState) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
         loop {
-            match deliver_due(&state).await {
-                Ok(mut started) => started.detach_all(),
-                Err(e) => tracing::warn!(error = %e, "webhook delivery round failed"),
+            if let Err(e) = deliver_due(&state).await {
+                tracing::warn!(error = %e, "webhook delivery round failed");
             }
             Clock::sleep(Duration::from_millis(500)).await;
         }
