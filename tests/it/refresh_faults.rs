@@ -219,15 +219,11 @@ both!(a_black_holed_provider_keeps_the_bound, |backend| async move {
 });
 
 both!(the_circuit_opens_holds_back_and_recovers, |backend| async move {
-    let fake = crate::harness::fake_provider::FakeProvider::start().await;
-    let acme = TestApp::provider("acme", &fake.url, "");
-    let app = TestApp::start_with(backend, |c| {
-        c.providers = vec![acme];
+    let (app, fake) = TestApp::with_fake_configured(backend, |c| {
         c.provider_health.breaker_failures = 2;
         c.provider_health.breaker_open_seconds = 30;
     })
     .await;
-    app.set_client_secret("acme", "acme-client-secret").await;
     fake.with(|s| (0..10).for_each(|_| s.script.push_back(Scripted::json(503, json!({"error": "unavailable"})))));
     app.seed(Seed { expires_in: Some(-10), refresh_token: Some("rt-a"), ..Seed::default() }).await;
     app.seed(Seed { user_id: "bob", expires_in: Some(-10), refresh_token: Some("rt-b"), ..Seed::default() }).await;
@@ -257,14 +253,7 @@ both!(the_circuit_opens_holds_back_and_recovers, |backend| async move {
 });
 
 both!(a_provider_that_revokes_every_grant_is_an_incident, |backend| async move {
-    let fake = crate::harness::fake_provider::FakeProvider::start().await;
-    let acme = TestApp::provider("acme", &fake.url, "");
-    let app = TestApp::start_with(backend, |c| {
-        c.providers = vec![acme];
-        c.provider_health.incident_invalid_grants = 3;
-    })
-    .await;
-    app.set_client_secret("acme", "acme-client-secret").await;
+    let (app, _fake) = TestApp::with_fake_configured(backend, |c| c.provider_health.incident_invalid_grants = 3).await;
     // No refresh token is live at the provider: it answers invalid_grant to every refresh.
     let mut ids = Vec::new();
     for i in 0..10 {

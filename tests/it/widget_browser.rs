@@ -52,17 +52,7 @@ async fn approve_in_popup(chrome: &Chrome) {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     chrome.client.switch_to_window(popup.expect("a popup opened")).await.unwrap();
-    let approve =
-        match chrome.client.wait().at_most(Duration::from_secs(15)).for_element(Locator::Css("button.approve")).await {
-            Ok(button) => button,
-            Err(e) => {
-                let url = chrome.client.current_url().await.map(|u| u.to_string()).unwrap_or_default();
-                let text = chrome.js("return document.body ? document.body.textContent : '';").await;
-                chrome.screenshot("popup-no-consent.png").await;
-                panic!("no consent page in the popup ({e}): at {url}: {text}");
-            }
-        };
-    approve.click().await.unwrap();
+    chrome.approve_consent().await;
     chrome.client.switch_to_window(main).await.unwrap();
 }
 
@@ -249,13 +239,7 @@ async fn a_forwarded_connect_link_attaches_nothing() {
     // opener, not the host app's page.
     let victim = Chrome::start("forwarded-link").await;
     victim.client.goto(started["authorize_url"].as_str().unwrap()).await.unwrap();
-    victim
-        .wait_js(
-            "the refusal page",
-            "return !!document.body && document.body.textContent.indexOf('connect_link_refused') >= 0;",
-            10,
-        )
-        .await;
+    victim.wait_page_text("connect_link_refused", 10).await;
     let page = victim.js("return document.body.textContent;").await;
     assert!(page.as_str().unwrap().contains("only works from the app that created it"), "{page}");
     assert!(app.state.store.connections_of_user("mallory", "").await.unwrap().is_empty(), "nothing attached");
@@ -279,21 +263,8 @@ async fn the_redirect_fallback_connects_when_popups_are_blocked() {
     // A popup blocker: window.open gives nothing, so the flow runs in the page itself.
     chrome.js("window.open = function () { return null; }; return true;").await;
     chrome.click_widget_button("Connect Sandbox").await;
-    let approve = chrome
-        .client
-        .wait()
-        .at_most(Duration::from_secs(15))
-        .for_element(Locator::Css("button.approve"))
-        .await
-        .unwrap();
-    approve.click().await.unwrap();
-    chrome
-        .wait_js(
-            "the result page",
-            "return !!document.body && document.body.textContent.indexOf('is connected') >= 0;",
-            15,
-        )
-        .await;
+    chrome.approve_consent().await;
+    chrome.wait_page_text("is connected", 15).await;
     assert_eq!(app.state.store.connections_of_user(latch_server::demo::DEMO_USER, "").await.unwrap().len(), 1);
     chrome.finish().await;
 }

@@ -94,6 +94,29 @@ impl Chrome {
         panic!("timed out waiting for {what}");
     }
 
+    /// Waits until the page's own text (not the widget's) contains `needle`.
+    pub async fn wait_page_text(&self, needle: &str, seconds: u64) {
+        let check = format!(
+            "return !!document.body && document.body.textContent.indexOf({}) >= 0;",
+            serde_json::to_string(needle).unwrap()
+        );
+        self.wait_js(&format!("page text {needle:?}"), &check, seconds).await;
+    }
+
+    /// Clicks Approve on the sandbox consent page in the current window; on a timeout, says
+    /// where the window is and what it shows.
+    pub async fn approve_consent(&self) {
+        match self.client.wait().at_most(Duration::from_secs(15)).for_element(Locator::Css("button.approve")).await {
+            Ok(button) => button.click().await.unwrap(),
+            Err(e) => {
+                let url = self.client.current_url().await.map(|u| u.to_string()).unwrap_or_default();
+                let text = self.js("return document.body ? document.body.textContent : '';").await;
+                self.screenshot(&format!("{}-no-consent.png", self.name)).await;
+                panic!("no consent page ({e}): at {url}: {text}");
+            }
+        }
+    }
+
     /// The widget's text (inside its shadow root).
     pub async fn widget_text(&self) -> String {
         self.js("var h = document.querySelector('#integrations'); return h && h.shadowRoot ? h.shadowRoot.textContent : '';")
