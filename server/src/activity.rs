@@ -1,6 +1,7 @@
 //! The audit trail's vocabulary: who (actor), what (action), to which connection, and how it went.
 //! Entries never carry a token or a provider's raw answer, only codes and short safe details.
 
+use crate::store::Store;
 use crate::store::activity::ActivityRow;
 use crate::store::connections::ConnectionRow;
 use crate::store::new_id;
@@ -88,5 +89,12 @@ impl Entry {
     /// The row to store.
     pub fn into_row(self) -> ActivityRow {
         self.0
+    }
+}
+
+/// Writes an activity entry; a failure to audit is logged, not fatal to the operation.
+pub async fn record(store: &Store, entry: Entry) {
+    if let Err(e) = store.insert_activity(&[entry.into_row()]).await {
+        tracing::error!(error = %e, "could not write activity entry");
     }
 }

@@ -14,7 +14,9 @@
 //! - [`events`]: the transactional outbox of connection events, polling and signed webhooks.
 //! - [`activity`], [`usage`]: the audit trail, and usage batched off the hot path.
 //! - [`limits`]: rate limits per API key, widget user, client address and provider.
-//! - [`config`], [`cli`], [`state`], [`clock`], [`detach`], [`listener`], [`telemetry`]: plumbing.
+//! - [`random`], [`paging`]: one-time secrets and digests; page sizes and cursors.
+//! - [`config`], [`cli`], [`state`] (the composition root), [`workers`] (background work of
+//!   `serve`), [`clock`], [`detach`], [`listener`], [`telemetry`]: plumbing.
 #![forbid(unsafe_code)]
 
 pub mod activity;
@@ -31,7 +33,9 @@ pub mod events;
 pub mod limits;
 pub mod listener;
 pub mod oauth;
+pub mod paging;
 pub mod providers;
+pub mod random;
 pub mod sandbox;
 pub mod state;
 pub mod store;
@@ -39,20 +43,23 @@ pub mod telemetry;
 pub mod usage;
 pub mod vault;
 pub mod widget;
+pub mod workers;
 
 pub use state::AppState;
 
 use std::future::Future;
 
-/// Serves the API on `listener` until `shutdown` resolves, then writes pending usage.
-/// The binary and the tests both start the server through here.
+/// Serves the API on `listener` with the background workers running until `shutdown`
+/// resolves, then stops the workers (pending usage is written). The binary and the tests both
+/// start the server through here.
 pub async fn serve(
     listener: tokio::net::TcpListener,
     state: AppState,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
+    let workers = workers::Workers::start(&state);
     let app = api::router(state.clone());
-    listener::run(listener, app, state.config.http, shutdown).await?;
-    state.usage.flush(&state.store).await;
-    Ok(())
+    let served = listener::run(listener, app, state.config.http, shutdown).await;
+    workers.shutdown().await;
+    served
 }

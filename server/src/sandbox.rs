@@ -8,17 +8,16 @@
 //! revocation, a CSRF-protected consent page that cannot be framed, and one API call (post a
 //! message) for the demo. Its tokens are stored only as SHA-256 hashes.
 
-use crate::oauth::start::{digest, random_token, redirect_uri};
+use crate::clock::Clock;
 use crate::providers::{Identity, Provider, TokenAuthMethod};
-use crate::state::AppState;
+use crate::random::{digest, token as random_token};
 use crate::store::new_id;
 use crate::store::sandbox::SandboxMessage;
 use crate::store::{Store, StoreError};
 use crate::vault::{Secret, Slot, Vault};
 use base64::Engine as _;
-use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
+use base64::engine::general_purpose::STANDARD;
 use serde::{Deserialize, Serialize};
-use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq as _;
 use url::Url;
 
@@ -70,6 +69,18 @@ pub fn provider(public_url: &Url) -> Provider {
     }
 }
 
+/// What the sandbox authorization server works with, handed over by the composition root.
+#[derive(Debug, Clone)]
+pub struct Sandbox {
+    pub store: Store,
+    pub vault: Vault,
+    pub clock: Clock,
+    pub public_url: Url,
+    /// The one redirect URI its client (Latch) registered: `{public_url}/oauth/callback`.
+    pub redirect_uri: Url,
+    pub access_token_ttl_seconds: i64,
+}
+
 /// Creates Latch's client secret at the sandbox on first start (stored sealed, like any other).
 pub async fn ensure_client_secret(store: &Store, vault: &Vault, now: i64) -> Result<(), StoreError> {
     if store.client_secret(KEY).await?.is_none() {
@@ -101,16 +112,16 @@ pub enum AuthorizeError {
 }
 
 /// Checks an authorization request.
-pub fn check(state: &AppState, p: &AuthorizeParams) -> Result<(), AuthorizeError> {
+pub fn check(sb: &Sandbox, p: &AuthorizeParams) -> Result<(), AuthorizeError> {
     if p.client_id.as_deref() != Some(CLIENT_ID) {
         return Err(AuthorizeError::Page("Unknown client.".into()));
     }
-    let expected = redirect_uri(state);
+    let expected = sb.redirect_uri.clone();
     if p.redirect_uri.as_deref() != Some(expected.as_str()) {
         return Err(AuthorizeError::Page("The redirect URI is not registered for this client.".into()));
     }
     let fail =
-        |error: &str, description: &str| Err(AuthorizeError::Redirect(error_redirect(state, p, error, description)));
+        |error: &str, description: &str| Err(AuthorizeError::Redirect(error_redirect(sb, p, error, description)));
     if p.response_type.as_deref() != Some("code") {
         return fail("unsupported_response_type", "only the code flow is supported");
     }
@@ -128,8 +139,8 @@ fn scopes(p: &AuthorizeParams) -> Vec<String> {
 }
 
 /// The redirect for a denied or invalid request.
-pub fn error_redirect(state: &AppState, p: &AuthorizeParams, error: &str, description: &str) -> Url {
-    let mut u = redirect_uri(state);
+pub fn error_redirect(sb: &Sandbox, p: &AuthorizeParams, error: &str, description: &str) -> Url {
+    let mut u = sb.redirect_uri.clone();
     {
         let mut q = u.query_pairs_mut();
         q.append_pair("error", error);
@@ -137,19 +148,18 @@ pub fn error_redirect(state: &AppState, p: &AuthorizeParams, error: &str, descri
         if let Some(s) = &p.state {
             q.append_pair("state", s);
         }
-        q.append_pair("iss", &issuer(&state.config.public_url));
+        q.append_pair("iss", &issuer(&sb.public_url));
     }
     u
 }
 
 /// The user approved as `account`: issue a code and build the redirect.
-pub async fn approve(state: &AppState, p: &AuthorizeParams, account: &str) -> Result<Url, StoreError> {
-    let now = state.clock.unix();
+pub async fn approve(sb: &Sandbox, p: &AuthorizeParams, account: &str) -> Result<Url, StoreError> {
+    let now = sb.clock.unix();
     let grant = new_id("sbg");
-    state.store.sandbox_insert_grant(&grant, account, &scopes(p).join(" "), now).await?;
+    sb.store.sandbox_insert_grant(&grant, account, &scopes(p).join(" "), now).await?;
     let code = random_token();
-    state
-        .store
+    sb.store
         .sandbox_insert_token(
             &digest(&code),
             &grant,
@@ -159,14 +169,14 @@ pub async fn approve(state: &AppState, p: &AuthorizeParams, account: &str) -> Re
             p.redirect_uri.as_deref(),
         )
         .await?;
-    let mut u = redirect_uri(state);
+    let mut u = sb.redirect_uri.clone();
     {
         let mut q = u.query_pairs_mut();
         q.append_pair("code", &code);
         if let Some(s) = &p.state {
             q.append_pair("state", s);
         }
-        q.append_pair("iss", &issuer(&state.config.public_url));
+        q.append_pair("iss", &issuer(&sb.public_url));
     }
     Ok(u)
 }
@@ -176,14 +186,14 @@ pub type TokenFailure = (u16, &'static str);
 
 /// `POST /sandbox/token`.
 pub async fn token(
-    state: &AppState,
+    sb: &Sandbox,
     authorization: Option<&str>,
     form: &[(String, String)],
 ) -> Result<serde_json::Value, TokenFailure> {
     let get = |k: &str| form.iter().find(|(key, _)| key == k).map(|(_, v)| v.as_str());
-    authenticate_client(state, authorization, get("client_id"), get("client_secret")).await?;
-    let now = state.clock.unix();
-    let store = &state.store;
+    authenticate_client(sb, authorization, get("client_id"), get("client_secret")).await?;
+    let now = sb.clock.unix();
+    let store = &sb.store;
     let internal = |_: StoreError| (500, "server_error");
     let (grant_id, account, granted) = match get("grant_type") {
         Some("authorization_code") => {
@@ -204,7 +214,7 @@ pub async fn token(
                 return Err((400, "invalid_grant"));
             }
             let verifier = get("code_verifier").ok_or((400, "invalid_grant"))?;
-            let computed = URL_SAFE_NO_PAD.encode(Sha256::digest(verifier.as_bytes()));
+            let computed = crate::random::s256_challenge(verifier);
             if t.challenge.as_deref().is_none_or(|c| !bool::from(c.as_bytes().ct_eq(computed.as_bytes()))) {
                 return Err((400, "invalid_grant"));
             }
@@ -231,7 +241,7 @@ pub async fn token(
         }
         _ => return Err((400, "unsupported_grant_type")),
     };
-    let ttl = state.config.sandbox_access_token_ttl_seconds;
+    let ttl = sb.access_token_ttl_seconds;
     let access = format!("sbx_at_{}", random_token());
     let refresh = format!("sbx_rt_{}", random_token());
     store.sandbox_insert_token(&digest(&access), &grant_id, "access", now + ttl, None, None).await.map_err(internal)?;
@@ -247,7 +257,7 @@ pub async fn token(
 }
 
 async fn authenticate_client(
-    state: &AppState,
+    sb: &Sandbox,
     authorization: Option<&str>,
     id: Option<&str>,
     secret: Option<&str>,
@@ -270,50 +280,46 @@ async fn authenticate_client(
         (None, Some(i), Some(s)) => (i.to_owned(), s.to_owned()),
         _ => return Err((401, "invalid_client")),
     };
-    let expected = stored_secret(state).await.ok_or((401, "invalid_client"))?;
+    let expected = stored_secret(sb).await.ok_or((401, "invalid_client"))?;
     if id != CLIENT_ID || !bool::from(secret.as_bytes().ct_eq(expected.expose().as_bytes())) {
         return Err((401, "invalid_client"));
     }
     Ok(())
 }
 
-async fn stored_secret(state: &AppState) -> Option<Secret> {
-    let sealed = state.store.client_secret(KEY).await.ok()??;
-    state.vault.open_secret(Slot::new("provider_secrets", KEY, "client_secret"), &sealed).ok()
+async fn stored_secret(sb: &Sandbox) -> Option<Secret> {
+    let sealed = sb.store.client_secret(KEY).await.ok()??;
+    sb.vault.open_secret(Slot::new("provider_secrets", KEY, "client_secret"), &sealed).ok()
 }
 
 /// The account behind a live access token.
-pub async fn account_of(state: &AppState, bearer: Option<&str>) -> Option<String> {
+pub async fn account_of(sb: &Sandbox, bearer: Option<&str>) -> Option<String> {
     let token = bearer?.strip_prefix("Bearer ")?;
-    let t = state.store.sandbox_token(&digest(token)).await.ok()??;
-    (t.kind == "access" && t.revoked_at.is_none() && t.expires_at > state.clock.unix()).then_some(t.account)
+    let t = sb.store.sandbox_token(&digest(token)).await.ok()??;
+    (t.kind == "access" && t.revoked_at.is_none() && t.expires_at > sb.clock.unix()).then_some(t.account)
 }
 
 /// `POST /sandbox/revoke` (RFC 7009): revoking any token of a grant revokes the grant; unknown
 /// tokens are not an error.
-pub async fn revoke(
-    state: &AppState,
-    authorization: Option<&str>,
-    form: &[(String, String)],
-) -> Result<(), TokenFailure> {
+pub async fn revoke(sb: &Sandbox, authorization: Option<&str>, form: &[(String, String)]) -> Result<(), TokenFailure> {
     let get = |k: &str| form.iter().find(|(key, _)| key == k).map(|(_, v)| v.as_str());
-    authenticate_client(state, authorization, get("client_id"), get("client_secret")).await?;
+    authenticate_client(sb, authorization, get("client_id"), get("client_secret")).await?;
     let token = get("token").ok_or((400, "invalid_request"))?;
-    if let Ok(Some(t)) = state.store.sandbox_token(&digest(token)).await {
-        state.store.sandbox_revoke_grant(&t.grant_id, state.clock.unix()).await.map_err(|_| (500, "server_error"))?;
+    if let Ok(Some(t)) = sb.store.sandbox_token(&digest(token)).await {
+        sb.store.sandbox_revoke_grant(&t.grant_id, sb.clock.unix()).await.map_err(|_| (500, "server_error"))?;
     }
     Ok(())
 }
 
 /// `POST /sandbox/api/messages`: the demo's "notification".
-pub async fn post_message(state: &AppState, account: String, text: &str) -> Result<SandboxMessage, StoreError> {
+pub async fn post_message(sb: &Sandbox, account: String, text: &str) -> Result<SandboxMessage, StoreError> {
     let message = SandboxMessage {
         id: new_id("msg"),
         account,
         text: text.chars().take(500).collect(),
-        created_at: state.clock.unix(),
+        created_at: sb.clock.unix(),
     };
-    state.store.sandbox_insert_message(&message).await?;
+    sb.store.sandbox_insert_message(&message).await?;
     Ok(message)
 }
 

@@ -7,12 +7,21 @@ use crate::auth::api_keys::ApiKeyVerifier;
 use crate::auth::widget_jwt::{SignerError, WidgetSigner};
 use crate::clock::Clock;
 use crate::config::{Config, MasterKeySource};
+use crate::connections::Deleter;
+use crate::connections::access_token::TokenPath;
+use crate::events::webhooks::Webhooks;
+use crate::limits::Limits;
+use crate::oauth::http::PROVIDER_TIMEOUT;
 use crate::oauth::provider_health::ProviderHealth;
-use crate::oauth::refresh::Flights;
-use crate::providers::Registry;
+use crate::oauth::refresh::RefreshCtx;
+use crate::oauth::refresher::Refresher;
+use crate::oauth::{Flows, Upstream};
+use crate::providers::{ClientSecrets, Registry};
+use crate::sandbox::Sandbox;
 use crate::store::{Store, StoreError};
 use crate::usage::UsageRecorder;
-use crate::vault::{MasterKey, Secret, Slot, Vault, VaultError};
+use crate::vault::{MasterKey, Slot, Vault, VaultError};
+use crate::widget::WidgetCtx;
 use std::ops::Deref;
 use std::sync::Arc;
 use std::time::Duration;
@@ -21,36 +30,41 @@ use std::time::Duration;
 #[derive(Clone, Debug)]
 pub struct AppState(Arc<Inner>);
 
-/// The parts of [`AppState`].
+/// The parts of [`AppState`]: the shared pieces, and each domain's context built from them.
 #[derive(Debug)]
 pub struct Inner {
     pub config: Config,
     pub store: Store,
     pub vault: Vault,
     pub providers: Registry,
-    pub signer: WidgetSigner,
+    pub signer: Arc<WidgetSigner>,
     pub api_keys: ApiKeyVerifier,
-    /// For provider calls only: no redirects, timeouts.
-    pub http: reqwest::Client,
-    /// For webhook deliveries only: no redirects, timeouts, names resolved and checked once.
-    pub webhook_http: reqwest::Client,
-    /// Webhook endpoints this process is delivering.
-    pub deliveries: crate::events::webhooks::Deliveries,
     pub clock: Clock,
     pub usage: UsageRecorder,
-    /// Refreshes in flight in this process (single flight, detached from callers).
-    pub refresh_flights: Flights,
     /// Circuit breakers and incident guards of the providers (per replica).
-    pub provider_health: ProviderHealth,
+    pub provider_health: Arc<ProviderHealth>,
     /// Rate limits (per replica).
-    pub limits: crate::limits::Limits,
+    pub limits: Arc<Limits>,
     /// Requests served at once (`http.max_concurrent_requests`).
     pub request_slots: Arc<tokio::sync::Semaphore>,
-    pub token_cache: crate::connections::cache::TokenCache,
     /// The built widget, read once at start.
     pub assets: crate::assets::WidgetAssets,
-    /// Rate limit of `connection.refresh_failed` events.
-    pub refresh_failed: crate::events::RefreshFailedLimiter,
+    /// The connect flow.
+    pub flows: Flows,
+    /// Refreshing tokens (single flight, leases, breakers).
+    pub refresh: RefreshCtx,
+    /// The fresh-token path.
+    pub tokens: TokenPath,
+    /// Deleting connections (with revocation at the provider).
+    pub deleter: Deleter,
+    /// Webhook endpoints and delivery.
+    pub webhooks: Webhooks,
+    /// The widget's side of the server.
+    pub widget: WidgetCtx,
+    /// Background upkeep (run by `serve`'s workers).
+    pub refresher: Refresher,
+    /// The built-in authorization server (demo mode).
+    pub sandbox: Sandbox,
 }
 
 impl Deref for AppState {
@@ -73,11 +87,9 @@ pub enum StartError {
     HttpClient(String),
 }
 
-/// Timeout of every provider call; the refresh lease outlives it (see `oauth::refresh`).
-pub const PROVIDER_TIMEOUT: Duration = Duration::from_secs(10);
-
 impl AppState {
-    /// Connects, migrates, checks the master key and loads signing keys.
+    /// Connects, migrates, checks the master key, loads signing keys and wires every domain's
+    /// context. Starts nothing: background work is `serve`'s (see `workers`).
     pub async fn build(config: Config, clock: Clock) -> Result<Self, StartError> {
         let master = load_master_key(&config.master_key)?;
         let store_err = |source| StartError::Store { url: config.database_url.to_string(), source };
@@ -87,7 +99,7 @@ impl AppState {
         let vault = Vault::new(master, previous);
         check_vault_keys(&store, &vault, clock.unix()).await?;
         let issuer = config.public_url.as_str().trim_end_matches('/').to_owned();
-        let signer = WidgetSigner::load(store.clone(), vault.clone(), issuer, &clock).await?;
+        let signer = Arc::new(WidgetSigner::load(store.clone(), vault.clone(), issuer, &clock).await?);
         let mut providers: Vec<_> = config.providers.clone();
         if config.demo && !providers.iter().any(|p| p.key == crate::sandbox::KEY) {
             crate::sandbox::ensure_client_secret(&store, &vault, clock.unix()).await.map_err(store_err)?;
@@ -99,52 +111,87 @@ impl AppState {
         let webhook_http = crate::events::targets::client(PROVIDER_TIMEOUT, config.allow_private_webhook_targets)
             .map_err(|e| StartError::HttpClient(e.to_string()))?;
         let usage = UsageRecorder::default();
-        usage.spawn_flusher(store.clone());
+        let provider_health = Arc::new(ProviderHealth::new(config.provider_health));
+        let limits = Arc::new(Limits::new(&config.rate_limits));
+        let upstream =
+            Upstream { providers: providers.clone(), secrets: ClientSecrets::new(store.clone(), vault.clone()), http };
+        let refresh = RefreshCtx {
+            store: store.clone(),
+            vault: vault.clone(),
+            clock: clock.clone(),
+            upstream: upstream.clone(),
+            flights: Default::default(),
+            health: provider_health.clone(),
+            limits: limits.clone(),
+            refresh_failed: Default::default(),
+            skew_seconds: config.access_token_skew_seconds,
+            caller_wait: Duration::from_millis(config.refresh_caller_wait_ms),
+        };
+        let deleter =
+            Deleter { store: store.clone(), vault: vault.clone(), clock: clock.clone(), upstream: upstream.clone() };
         let state = Self(Arc::new(Inner {
-            provider_health: ProviderHealth::new(config.provider_health),
-            limits: crate::limits::Limits::new(&config.rate_limits),
+            flows: Flows {
+                store: store.clone(),
+                vault: vault.clone(),
+                clock: clock.clone(),
+                upstream,
+                public_url: config.public_url.clone(),
+                allowed_origins: config.allowed_origins.clone(),
+                max_pending_flows_per_user: config.max_pending_flows_per_user,
+            },
+            tokens: TokenPath {
+                refresh: refresh.clone(),
+                cache: Default::default(),
+                usage: usage.clone(),
+                signer: signer.clone(),
+                public_url: config.public_url.clone(),
+            },
+            refresher: Refresher {
+                refresh: refresh.clone(),
+                window_seconds: config.refresh_window_seconds,
+                validation_interval_seconds: config.validation_interval_seconds,
+            },
+            refresh,
+            webhooks: Webhooks {
+                store: store.clone(),
+                vault: vault.clone(),
+                clock: clock.clone(),
+                http: webhook_http,
+                deliveries: Default::default(),
+                allow_private_targets: config.allow_private_webhook_targets,
+            },
+            widget: WidgetCtx {
+                store: store.clone(),
+                clock: clock.clone(),
+                providers: providers.clone(),
+                signer: signer.clone(),
+                deleter: deleter.clone(),
+                public_url: config.public_url.clone(),
+                allowed_origins: config.allowed_origins.clone(),
+            },
+            deleter,
+            sandbox: Sandbox {
+                store: store.clone(),
+                vault: vault.clone(),
+                clock: clock.clone(),
+                public_url: config.public_url.clone(),
+                redirect_uri: crate::oauth::start::redirect_uri(&config.public_url),
+                access_token_ttl_seconds: config.sandbox_access_token_ttl_seconds,
+            },
             request_slots: Arc::new(tokio::sync::Semaphore::new(config.http.max_concurrent_requests as usize)),
+            provider_health,
+            limits,
             config,
             store,
             vault,
             providers,
             signer,
             api_keys: ApiKeyVerifier::default(),
-            http,
-            webhook_http,
-            deliveries: Default::default(),
             clock,
             usage,
-            refresh_flights: Flights::default(),
-            token_cache: Default::default(),
             assets,
-            refresh_failed: Default::default(),
         }));
-        crate::events::webhooks::spawn_worker(state.clone());
-        if state.config.background_refresh {
-            crate::oauth::refresher::spawn(state.clone());
-        }
         Ok(state)
-    }
-
-    /// The client secret of a provider: stored sealed, else from its environment variable.
-    pub async fn client_secret(&self, provider: &crate::providers::Provider) -> Result<Option<Secret>, StoreError> {
-        if let Some(sealed) = self.store.client_secret(&provider.key).await? {
-            return match self.vault.open_secret(Slot::new("provider_secrets", &provider.key, "client_secret"), &sealed)
-            {
-                Ok(secret) => Ok(Some(secret)),
-                Err(e) => {
-                    tracing::error!(provider = %provider.key, error = %e, "stored client secret does not decrypt");
-                    Ok(None)
-                }
-            };
-        }
-        Ok(provider
-            .client_secret_env
-            .as_deref()
-            .and_then(|var| std::env::var(var).ok())
-            .filter(|s| !s.is_empty())
-            .map(Secret::new))
     }
 }
 

@@ -110,14 +110,14 @@ impl UsageRecorder {
         }
     }
 
-    /// Flushes every [`FLUSH_INTERVAL`] until the process ends.
-    pub fn spawn_flusher(&self, store: Store) -> tokio::task::JoinHandle<()> {
-        let recorder = self.clone();
-        tokio::spawn(async move {
-            loop {
-                Clock::sleep(FLUSH_INTERVAL).await;
-                recorder.flush(&store).await;
+    /// Flushes every [`FLUSH_INTERVAL`] until `stop` is cancelled, then once more.
+    pub async fn run_flusher(self, store: Store, stop: tokio_util::sync::CancellationToken) {
+        loop {
+            tokio::select! {
+                () = stop.cancelled() => break,
+                () = Clock::sleep(FLUSH_INTERVAL) => self.flush(&store).await,
             }
-        })
+        }
+        self.flush(&store).await;
     }
 }

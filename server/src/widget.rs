@@ -1,21 +1,41 @@
 //! The server's side of the widget: minting widget tokens for host apps, and what the widget API
 //! shows a user. The widget never receives a provider token from here.
 
+use crate::auth::widget_jwt::WidgetSigner;
 use crate::auth::widget_jwt::{DEFAULT_TTL_SECONDS, MAX_TTL_SECONDS, MIN_TTL_SECONDS, Subject, WidgetClaims};
+use crate::clock::Clock;
 use crate::clock::from_unix;
 use crate::config::normalize_origin;
+use crate::connections::Deleter;
 use crate::connections::{ConnectionError, check_id};
 use crate::oauth::FlowError;
-use crate::state::AppState;
+use crate::providers::Registry;
+use crate::store::Store;
 use latch_shared::ConnectionStatus;
 use latch_shared::ErrorCode;
 use latch_shared::api::host::{CreateWidgetToken, WidgetToken};
 use latch_shared::api::widget::{
     FlowError as WireFlowError, FlowState, FlowStatus, Integration, IntegrationList, WidgetConnection,
 };
+use std::sync::Arc;
+use url::Url;
 
 /// Mints a widget token for `POST /v1/widget-tokens`.
-pub fn mint(state: &AppState, req: &CreateWidgetToken) -> Result<WidgetToken, MintError> {
+/// What the widget's side of the server works with, handed over by the composition root.
+#[derive(Debug, Clone)]
+pub struct WidgetCtx {
+    pub store: Store,
+    pub clock: Clock,
+    pub providers: Registry,
+    pub signer: Arc<WidgetSigner>,
+    pub deleter: Deleter,
+    /// Latch's own URL (its origin may always embed the widget).
+    pub public_url: Url,
+    /// `allowed_origins`: the host pages that may embed the widget.
+    pub allowed_origins: Vec<String>,
+}
+
+pub fn mint(w: &WidgetCtx, req: &CreateWidgetToken) -> Result<WidgetToken, MintError> {
     check_id("user_id", &req.user_id)?;
     if let Some(org) = &req.organization_id {
         check_id("organization_id", org)?;
@@ -26,7 +46,7 @@ pub fn mint(state: &AppState, req: &CreateWidgetToken) -> Result<WidgetToken, Mi
     }
     let providers = match &req.providers {
         Some(keys) => {
-            if let Some(unknown) = keys.iter().find(|k| state.providers.get(k).is_none()) {
+            if let Some(unknown) = keys.iter().find(|k| w.providers.get(k).is_none()) {
                 return Err(invalid("providers", format!("no provider {unknown:?} is configured")));
             }
             // Each provider once, in the host's order.
@@ -38,14 +58,14 @@ pub fn mint(state: &AppState, req: &CreateWidgetToken) -> Result<WidgetToken, Mi
             }
             unique
         }
-        None => state.providers.all().map(|p| p.key.clone()).collect(),
+        None => w.providers.all().map(|p| p.key.clone()).collect(),
     };
     let origin = match &req.allowed_origin {
         Some(text) => {
             let origin = normalize_origin(text).map_err(|m| invalid("allowed_origin", m.to_owned()))?;
             // The hosted page (`/connect`) is on Latch's own origin.
-            let own = state.config.public_url.origin().ascii_serialization();
-            if origin != own && !state.config.allowed_origins.contains(&origin) {
+            let own = w.public_url.origin().ascii_serialization();
+            if origin != own && !w.allowed_origins.contains(&origin) {
                 return Err(MintError::OriginNotAllowed(origin));
             }
             Some(origin)
@@ -58,8 +78,8 @@ pub fn mint(state: &AppState, req: &CreateWidgetToken) -> Result<WidgetToken, Mi
         }
         other => other.clone(),
     };
-    let now = state.clock.unix();
-    let (token, claims) = state
+    let now = w.clock.unix();
+    let (token, claims) = w
         .signer
         .mint(
             now,
@@ -93,13 +113,13 @@ fn invalid(field: &'static str, message: String) -> MintError {
 
 /// `GET /widget/v1/integrations`: the providers the token allows, each with the token user's
 /// own connections to it, and nothing of anyone else's.
-pub async fn integrations(state: &AppState, claims: &WidgetClaims) -> Result<IntegrationList, ConnectionError> {
+pub async fn integrations(w: &WidgetCtx, claims: &WidgetClaims) -> Result<IntegrationList, ConnectionError> {
     let org = claims.org.as_deref().unwrap_or("");
-    let rows = state.store.connections_of_user(&claims.sub, org).await?;
+    let rows = w.store.connections_of_user(&claims.sub, org).await?;
     let data = claims
         .providers
         .iter()
-        .filter_map(|key| state.providers.get(key))
+        .filter_map(|key| w.providers.get(key))
         .map(|p| Integration {
             key: p.key.clone(),
             name: p.name.clone(),
@@ -122,9 +142,9 @@ pub async fn integrations(state: &AppState, claims: &WidgetClaims) -> Result<Int
 }
 
 /// `GET /widget/v1/flows/{flow_id}`: the token user's own flows only.
-pub async fn flow_status(state: &AppState, claims: &WidgetClaims, flow_id: &str) -> Result<FlowStatus, FlowError> {
+pub async fn flow_status(w: &WidgetCtx, claims: &WidgetClaims, flow_id: &str) -> Result<FlowStatus, FlowError> {
     let org = claims.org.as_deref().unwrap_or("");
-    let flow = state
+    let flow = w
         .store
         .flow(flow_id)
         .await?
@@ -140,7 +160,7 @@ pub async fn flow_status(state: &AppState, claims: &WidgetClaims, flow_id: &str)
                 message: flow.error_message.unwrap_or_default(),
             }),
         },
-        _ if flow.expires_at <= state.clock.unix() => FlowStatus {
+        _ if flow.expires_at <= w.clock.unix() => FlowStatus {
             status: FlowState::Error,
             connection_id: None,
             error: Some(WireFlowError {
@@ -154,13 +174,13 @@ pub async fn flow_status(state: &AppState, claims: &WidgetClaims, flow_id: &str)
 
 /// `DELETE /widget/v1/connections/{id}`: the user disconnects one of their own connections; the
 /// grant is revoked at the provider when it supports revocation.
-pub async fn disconnect(state: &AppState, claims: &WidgetClaims, id: &str) -> Result<(), ConnectionError> {
+pub async fn disconnect(w: &WidgetCtx, claims: &WidgetClaims, id: &str) -> Result<(), ConnectionError> {
     let org = claims.org.as_deref().unwrap_or("");
-    let row = state
+    let row = w
         .store
         .connection(id)
         .await?
         .filter(|c| c.user_id == claims.sub && c.organization_id == org && claims.providers.contains(&c.provider))
         .ok_or_else(|| ConnectionError::NotFound(id.to_owned()))?;
-    crate::connections::delete(state, &crate::activity::Actor::User(claims.sub.clone()), &row, true).await
+    crate::connections::delete(&w.deleter, &crate::activity::Actor::User(claims.sub.clone()), &row, true).await
 }

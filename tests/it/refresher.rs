@@ -16,12 +16,13 @@ both!(tokens_about_to_expire_are_renewed_once, |backend| async move {
         ids.push((user, row.id));
     }
     let far = app.seed(Seed { user_id: "far", expires_in: Some(3 * 3600), ..Seed::default() }).await;
-    assert_eq!(refresher::refresh_round(&app.state).await, 0, "nothing is due yet");
+    assert_eq!(refresher::refresh_round(&app.state.refresher).await, 0, "nothing is due yet");
     // 55 minutes later, 5 minutes are left: inside the 10-minute window, outside the hot path's skew.
     app.state.clock.advance(3300);
     // The hot path asks for the same tokens while the refresher runs.
     let hot = ids.iter().map(|(user, _)| app.post("/v1/access-token", json!({"user_id": user, "provider": "acme"})));
-    let (refreshed, answers) = tokio::join!(refresher::refresh_round(&app.state), futures::future::join_all(hot));
+    let (refreshed, answers) =
+        tokio::join!(refresher::refresh_round(&app.state.refresher), futures::future::join_all(hot));
     assert!(answers.iter().all(|(status, _)| *status == 200));
     assert_eq!(refreshed, 5);
     assert_eq!(fake.token_calls(), 5, "one provider call per connection");
@@ -32,7 +33,7 @@ both!(tokens_about_to_expire_are_renewed_once, |backend| async move {
         assert_eq!(row.lease_until, None);
     }
     assert_eq!(app.state.store.connection(&far.id).await.unwrap().unwrap().version, 0, "not yet due");
-    assert_eq!(refresher::refresh_round(&app.state).await, 0, "nothing left to do");
+    assert_eq!(refresher::refresh_round(&app.state.refresher).await, 0, "nothing left to do");
 });
 
 both!(revalidation_flips_revoked_tokens, |backend| async move {
@@ -45,7 +46,7 @@ both!(revalidation_flips_revoked_tokens, |backend| async move {
     let good = app.connect_flow("alice", "acme").await.message.unwrap()["connection_id"].as_str().unwrap().to_owned();
     let revoked = app.seed(Seed { user_id: "bob", expires_in: None, refresh_token: None, ..Seed::default() }).await;
     app.state.clock.advance(2 * 86_400);
-    assert_eq!(refresher::validation_round(&app.state).await, 2);
+    assert_eq!(refresher::validation_round(&app.state.refresher).await, 2);
     let good_row = app.state.store.connection(&good).await.unwrap().unwrap();
     assert_eq!(good_row.status, "active");
     assert!(good_row.last_validated_at.unwrap() >= app.state.clock.unix() - 5, "validated just now");
@@ -74,16 +75,16 @@ both!(a_short_token_is_renewed_once_per_lifetime, |backend| async move {
     });
     // A 5-minute token lives shorter than the 10-minute window.
     let row = app.seed(Seed { refresh_token: Some("rt-short"), expires_in: Some(300), ..Seed::default() }).await;
-    assert_eq!(refresher::refresh_round(&app.state).await, 0, "not on every round");
+    assert_eq!(refresher::refresh_round(&app.state.refresher).await, 0, "not on every round");
     app.state.clock.advance(200);
-    assert_eq!(refresher::refresh_round(&app.state).await, 0, "two thirds in: not yet");
+    assert_eq!(refresher::refresh_round(&app.state.refresher).await, 0, "two thirds in: not yet");
     app.state.clock.advance(30);
-    assert_eq!(refresher::refresh_round(&app.state).await, 1, "the last quarter of its life");
-    assert_eq!(refresher::refresh_round(&app.state).await, 0, "the new token is not due");
+    assert_eq!(refresher::refresh_round(&app.state.refresher).await, 1, "the last quarter of its life");
+    assert_eq!(refresher::refresh_round(&app.state.refresher).await, 0, "the new token is not due");
     app.state.clock.advance(100);
-    assert_eq!(refresher::refresh_round(&app.state).await, 0);
+    assert_eq!(refresher::refresh_round(&app.state.refresher).await, 0);
     app.state.clock.advance(140);
-    assert_eq!(refresher::refresh_round(&app.state).await, 1, "once per lifetime");
+    assert_eq!(refresher::refresh_round(&app.state.refresher).await, 1, "once per lifetime");
     assert_eq!(fake.token_calls(), 2);
     assert_eq!(app.state.store.connection(&row.id).await.unwrap().unwrap().version, 2);
 });
@@ -103,10 +104,10 @@ both!(revalidation_moves_past_what_it_cannot_check, |backend| async move {
     let revoked = app.seed(Seed { user_id: "bob", expires_in: None, refresh_token: None, ..Seed::default() }).await;
     fake.with(|s| s.userinfo_script.extend([(401, "{}".to_owned()), (401, "{}".to_owned())]));
     app.state.clock.advance(2 * 86_400);
-    assert_eq!(refresher::validation_round(&app.state).await, 0, "the first fifty cannot be checked");
-    assert_eq!(refresher::validation_round(&app.state).await, 1, "the next round moves on");
+    assert_eq!(refresher::validation_round(&app.state.refresher).await, 0, "the first fifty cannot be checked");
+    assert_eq!(refresher::validation_round(&app.state.refresher).await, 1, "the next round moves on");
     assert_eq!(app.state.store.connection(&revoked.id).await.unwrap().unwrap().status, "needs_reauthorization");
-    assert_eq!(refresher::validation_round(&app.state).await, 0, "everything was looked at");
+    assert_eq!(refresher::validation_round(&app.state.refresher).await, 0, "everything was looked at");
 });
 
 both!(one_401_is_confirmed_before_a_flip, |backend| async move {
@@ -115,7 +116,7 @@ both!(one_401_is_confirmed_before_a_flip, |backend| async move {
     let hiccup = app.seed(Seed { user_id: "alice", expires_in: None, refresh_token: None, ..Seed::default() }).await;
     fake.with(|s| s.userinfo_script.extend([(401, "{}".to_owned()), (200, r#"{"sub":"acct-1"}"#.to_owned())]));
     app.state.clock.advance(2 * 86_400);
-    assert_eq!(refresher::validation_round(&app.state).await, 1);
+    assert_eq!(refresher::validation_round(&app.state.refresher).await, 1);
     let row = app.state.store.connection(&hiccup.id).await.unwrap().unwrap();
     assert_eq!(row.status, "active");
     assert!(row.last_validated_at.is_some(), "the second answer validated it");
@@ -131,7 +132,7 @@ both!(a_401_on_a_refreshable_connection_is_settled_by_a_refresh, |backend| async
         .seed(Seed { user_id: "bob", expires_in: Some(30 * 86_400), refresh_token: Some("rt-bob"), ..Seed::default() })
         .await;
     app.state.clock.advance(2 * 86_400);
-    refresher::validation_round(&app.state).await;
+    refresher::validation_round(&app.state.refresher).await;
     let row = app.state.store.connection(&rotated.id).await.unwrap().unwrap();
     assert_eq!((row.status.as_str(), row.version), ("active", 1), "refreshed, not flipped");
     assert_eq!(fake.token_calls(), 1);

@@ -2,7 +2,6 @@
 //! (`/connect#token=…`), for host apps that prefer a link or an iframe.
 
 use super::error::ApiError;
-use crate::oauth::start::random_token;
 use crate::state::AppState;
 use axum::extract::{Path, State};
 use axum::http::{HeaderValue, StatusCode, header};
@@ -44,7 +43,7 @@ pub async fn file(State(state): State<AppState>, Path(name): Path<String>) -> Re
 /// `GET /connect#token=…`: the widget full-page. The token stays in the fragment (never sent to
 /// any server, so never in a log) and is removed from the address bar at once.
 pub async fn connect_page(State(state): State<AppState>) -> Response {
-    let nonce = random_token();
+    let nonce = crate::random::token();
     let html = format!(
         r##"<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">

@@ -7,7 +7,8 @@ use super::extract::cookie;
 use super::pages::Page;
 use crate::oauth::FlowError;
 use crate::oauth::callback::{self, Callback, CallbackQuery};
-use crate::oauth::start::{self, StartRequest, cookie_name, digest, is_secure};
+use crate::oauth::start::{self, StartRequest, cookie_name, is_secure};
+use crate::random::digest;
 use crate::state::AppState;
 use crate::store::flows::FlowRow;
 use axum::extract::{Path, RawQuery, State};
@@ -18,7 +19,7 @@ use latch_shared::api::widget::{CallbackMessage, FlowError as WireFlowError};
 use subtle::ConstantTimeEq as _;
 
 fn set_cookie(state: &AppState, name: &str, value: &str, max_age: i64) -> Option<HeaderValue> {
-    let secure = if is_secure(state) { "; Secure" } else { "" };
+    let secure = if is_secure(&state.config.public_url) { "; Secure" } else { "" };
     HeaderValue::from_str(&format!("{name}={value}; Max-Age={max_age}; Path=/; HttpOnly; SameSite=Lax{secure}")).ok()
 }
 
@@ -43,7 +44,7 @@ fn error_page(e: &FlowError) -> Response {
 /// `GET /oauth/authorize/{flow_id}`: a connect link opened as a link (forwarded, pasted) is
 /// refused; the widget starts flows with a POST (see `oauth::start`).
 pub async fn authorize_link(State(state): State<AppState>, Path(flow_id): Path<String>) -> Response {
-    match start::authorize(&state, &flow_id, StartRequest::Get).await {
+    match start::authorize(&state.flows, &flow_id, StartRequest::Get).await {
         Ok(_) => error_page(&FlowError::new(ErrorCode::InternalError, "A connect link cannot be opened directly.")),
         Err(e) => error_page(&e),
     }
@@ -52,7 +53,7 @@ pub async fn authorize_link(State(state): State<AppState>, Path(flow_id): Path<S
 /// `POST /oauth/authorize/{flow_id}`: the widget's form POST from the token's origin.
 pub async fn authorize(State(state): State<AppState>, Path(flow_id): Path<String>, headers: HeaderMap) -> Response {
     let origin = headers.get(header::ORIGIN).and_then(|v| v.to_str().ok());
-    match start::authorize(&state, &flow_id, StartRequest::Post { origin }).await {
+    match start::authorize(&state.flows, &flow_id, StartRequest::Post { origin }).await {
         Ok(a) => {
             let mut response = (StatusCode::SEE_OTHER, [(header::LOCATION, a.location.as_str())]).into_response();
             if let Some(cookie) = set_cookie(&state, &a.cookie_name, &a.cookie_value, start::FLOW_TTL_SECONDS) {
@@ -88,7 +89,7 @@ pub async fn callback(State(state): State<AppState>, RawQuery(query): RawQuery, 
         return error_page(&FlowError::new(ErrorCode::Oauth2ExchangeError, "The provider's answer is too long."));
     }
     let q: CallbackQuery = serde_urlencoded::from_str(&query).unwrap_or_default();
-    match callback::handle(&state, q, move |name| cookie(&headers, name).map(str::to_owned)).await {
+    match callback::handle(&state.flows, q, move |name| cookie(&headers, name).map(str::to_owned)).await {
         Callback::Finished(flow_id) => {
             let location = format!("/oauth/result/{flow_id}");
             (StatusCode::SEE_OTHER, [(header::LOCATION, location), (header::REFERRER_POLICY, "no-referrer".into())])
@@ -105,7 +106,7 @@ pub async fn result(State(state): State<AppState>, Path(flow_id): Path<String>, 
         Ok(None) => return error_page(&FlowError::new(ErrorCode::FlowNotFound, "No such connect attempt.")),
         Err(e) => return error_page(&e.into()),
     };
-    let name = cookie_name(is_secure(&state), &flow.id);
+    let name = cookie_name(is_secure(&state.config.public_url), &flow.id);
     let bound = match (cookie(&headers, &name), &flow.browser_hash) {
         (Some(v), Some(hash)) => bool::from(digest(v).as_slice().ct_eq(hash.as_slice())),
         _ => false,

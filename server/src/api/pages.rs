@@ -42,7 +42,7 @@ fn script_json<T: serde::Serialize>(value: &T) -> String {
 impl Page {
     /// Renders with `status`.
     pub fn render(self, status: StatusCode) -> Response {
-        let nonce = crate::oauth::start::random_token();
+        let nonce = crate::random::token();
         let script = match &self.message {
             Some((message, origin)) => format!(
                 r#"<script type="application/json" id="latch-message">{}</script>

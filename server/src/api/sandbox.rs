@@ -4,7 +4,6 @@
 use super::error::ApiError;
 use super::extract::{ApiJson, cookie};
 use super::pages::escape;
-use crate::oauth::start::random_token;
 use crate::sandbox::{self, AuthorizeError, AuthorizeParams};
 use crate::state::AppState;
 use axum::Json;
@@ -17,7 +16,7 @@ use serde::Deserialize;
 const CSRF_COOKIE: &str = "latch_sandbox_csrf";
 
 fn page(status: StatusCode, title: &str, body: &str) -> Response {
-    let nonce = random_token();
+    let nonce = crate::random::token();
     let html = format!(
         r#"<!doctype html><html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
 <title>{title} · Sandbox</title><style nonce="{nonce}">
@@ -53,7 +52,7 @@ fn hidden(p: &AuthorizeParams) -> String {
 
 /// `GET /sandbox/authorize`: the consent page.
 pub async fn authorize(State(state): State<AppState>, Query(p): Query<AuthorizeParams>) -> Response {
-    match sandbox::check(&state, &p) {
+    match sandbox::check(&state.sandbox, &p) {
         Err(AuthorizeError::Page(message)) => page(
             StatusCode::BAD_REQUEST,
             "Invalid request",
@@ -63,7 +62,7 @@ pub async fn authorize(State(state): State<AppState>, Query(p): Query<AuthorizeP
             (StatusCode::SEE_OTHER, [(header::LOCATION, url.to_string())]).into_response()
         }
         Ok(()) => {
-            let csrf = random_token();
+            let csrf = crate::random::token();
             let scopes: String = p
                 .scope
                 .as_deref()
@@ -111,7 +110,7 @@ pub async fn decide(State(state): State<AppState>, headers: HeaderMap, Form(d): 
             "<h1>This form has expired</h1><p>Start again from the app.</p>",
         );
     }
-    if let Err(e) = sandbox::check(&state, &d.params) {
+    if let Err(e) = sandbox::check(&state.sandbox, &d.params) {
         return match e {
             AuthorizeError::Page(m) => page(
                 StatusCode::BAD_REQUEST,
@@ -133,12 +132,12 @@ pub async fn decide(State(state): State<AppState>, headers: HeaderMap, Form(d): 
             .take(64)
             .collect();
         let account = if account.is_empty() { "demo-user".to_owned() } else { account };
-        match sandbox::approve(&state, &d.params, &account).await {
+        match sandbox::approve(&state.sandbox, &d.params, &account).await {
             Ok(url) => url,
             Err(e) => return ApiError::from(e).into_response(),
         }
     } else {
-        sandbox::error_redirect(&state, &d.params, "access_denied", "The user denied access.")
+        sandbox::error_redirect(&state.sandbox, &d.params, "access_denied", "The user denied access.")
     };
     let mut response = (StatusCode::SEE_OTHER, [(header::LOCATION, target.to_string())]).into_response();
     if let Ok(clear) =
@@ -164,7 +163,7 @@ pub async fn token(
     headers: HeaderMap,
     Form(form): Form<Vec<(String, String)>>,
 ) -> Response {
-    match sandbox::token(&state, authorization(&headers), &form).await {
+    match sandbox::token(&state.sandbox, authorization(&headers), &form).await {
         Ok(body) => (StatusCode::OK, [(header::CACHE_CONTROL, "no-store")], Json(body)).into_response(),
         Err((status, error)) => oauth_error(status, error),
     }
@@ -176,7 +175,7 @@ pub async fn revoke(
     headers: HeaderMap,
     Form(form): Form<Vec<(String, String)>>,
 ) -> Response {
-    match sandbox::revoke(&state, authorization(&headers), &form).await {
+    match sandbox::revoke(&state.sandbox, authorization(&headers), &form).await {
         Ok(()) => StatusCode::OK.into_response(),
         Err((status, error)) => oauth_error(status, error),
     }
@@ -184,7 +183,7 @@ pub async fn revoke(
 
 /// `GET /sandbox/userinfo`.
 pub async fn userinfo(State(state): State<AppState>, headers: HeaderMap) -> Response {
-    match sandbox::account_of(&state, authorization(&headers)).await {
+    match sandbox::account_of(&state.sandbox, authorization(&headers)).await {
         Some(account) => Json(
             serde_json::json!({"sub": account, "name": account, "email": format!("{account}@sandbox.latch.invalid")}),
         )
@@ -206,10 +205,10 @@ pub async fn post_message(
     headers: HeaderMap,
     ApiJson(m): ApiJson<NewMessage>,
 ) -> Response {
-    let Some(account) = sandbox::account_of(&state, authorization(&headers)).await else {
+    let Some(account) = sandbox::account_of(&state.sandbox, authorization(&headers)).await else {
         return oauth_error(401, "invalid_token");
     };
-    match sandbox::post_message(&state, account, &m.text).await {
+    match sandbox::post_message(&state.sandbox, account, &m.text).await {
         Ok(msg) => (StatusCode::CREATED, Json(serde_json::json!({"id": msg.id, "account": msg.account, "text": msg.text, "created_at": msg.created_at}))).into_response(),
         Err(e) => ApiError::from(e).into_response(),
     }

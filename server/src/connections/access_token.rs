@@ -6,18 +6,32 @@
 use super::{ConnectionError, cache, check_id};
 use crate::activity::Actor;
 use crate::auth::api_keys::HostIdentity;
+use crate::auth::widget_jwt::WidgetSigner;
 use crate::clock::from_unix;
-use crate::oauth::refresh::{self, Refreshed};
-use crate::state::AppState;
+use crate::oauth::refresh::{self, RefreshCtx, Refreshed};
 use crate::store::connections::{ConnectionRow, TokenLookup};
+use crate::usage::UsageRecorder;
 use crate::vault::Slot;
 use latch_shared::ConnectionStatus;
 use latch_shared::api::host::{AccessTokenRequest, AccessTokenResponse, ActiveToken, InactiveReason, InactiveToken};
 use std::sync::Arc;
 
+/// What the fresh-token path works with, handed over by the composition root.
+#[derive(Debug, Clone)]
+pub struct TokenPath {
+    pub refresh: RefreshCtx,
+    /// Connection rows by lookup, for a couple of seconds (see `cache`).
+    pub cache: Arc<cache::TokenCache>,
+    pub usage: UsageRecorder,
+    /// Mints the widget token of a reconnect link.
+    pub signer: Arc<WidgetSigner>,
+    /// Where the hosted reconnect page lives.
+    pub public_url: url::Url,
+}
+
 /// Answers `POST /v1/access-token`.
 pub async fn access_token(
-    state: &AppState,
+    path: &TokenPath,
     caller: &HostIdentity,
     req: &AccessTokenRequest,
 ) -> Result<AccessTokenResponse, ConnectionError> {
@@ -32,7 +46,7 @@ pub async fn access_token(
     if let Some(id) = &req.connection_id {
         check_id("connection_id", id)?;
     }
-    if state.providers.get(&req.provider).is_none() {
+    if path.refresh.upstream.providers.get(&req.provider).is_none() {
         return Err(ConnectionError::ProviderNotFound(req.provider.clone()));
     }
     let lookup = TokenLookup {
@@ -44,14 +58,14 @@ pub async fn access_token(
     };
     let cache_key = cache::key(&lookup);
     // Read the generation before the query: a write that lands meanwhile makes the entry stale.
-    let generation = state.store.connections_generation();
-    let cached = state.token_cache.get(&cache_key, generation);
+    let generation = path.refresh.store.connections_generation();
+    let cached = path.cache.get(&cache_key, generation);
     let row = match cached {
         Some(row) => Some(row),
         None => {
-            let row = state.store.connection_for_token(&lookup).await?.map(Arc::new);
+            let row = path.refresh.store.connection_for_token(&lookup).await?.map(Arc::new);
             if let Some(row) = &row {
-                state.token_cache.put(cache_key, row.clone(), generation);
+                path.cache.put(cache_key, row.clone(), generation);
             }
             row
         }
@@ -64,33 +78,33 @@ pub async fn access_token(
         return Ok(inactive(InactiveReason::NotInstalled, None));
     };
     if row.status != ConnectionStatus::Active.as_str() {
-        return Ok(needs_reauthorization(state, &row));
+        return Ok(needs_reauthorization(path, &row));
     }
-    let now = state.clock.unix();
+    let now = path.refresh.clock.unix();
     let force = req.force_refresh.unwrap_or(false);
-    let row = if force || refresh::needs_refresh(&row, now, state.config.access_token_skew_seconds) {
+    let row = if force || refresh::needs_refresh(&row, now, path.refresh.skew_seconds) {
         let actor = Actor::ApiKey(caller.key_name.to_string());
-        match refresh::refresh(state, &row, force, &actor).await? {
+        match refresh::refresh(&path.refresh, &row, force, &actor).await? {
             Refreshed::Usable(row) | Refreshed::Stale(row) => Arc::new(row),
             Refreshed::NeedsReauthorization(row) => {
-                return Ok(needs_reauthorization(state, &row));
+                return Ok(needs_reauthorization(path, &row));
             }
         }
     } else {
         row
     };
-    active(state, caller, row)
+    active(path, caller, row)
 }
 
 fn active(
-    state: &AppState,
+    path: &TokenPath,
     caller: &HostIdentity,
     row: Arc<ConnectionRow>,
 ) -> Result<AccessTokenResponse, ConnectionError> {
     let sealed = row.access_token.as_deref().ok_or(ConnectionError::TokenNotFound)?;
-    let token = state.vault.open(Slot::new("connections", &row.id, "access_token"), sealed)?;
+    let token = path.refresh.vault.open(Slot::new("connections", &row.id, "access_token"), sealed)?;
     let token = String::from_utf8(token).map_err(|_| crate::vault::VaultError::Integrity)?;
-    state.usage.token_retrieved(&row, &caller.key_name, state.clock.unix());
+    path.usage.token_retrieved(&row, &caller.key_name, path.refresh.clock.unix());
     Ok(AccessTokenResponse::Active(ActiveToken {
         active: true,
         access_token: token,
@@ -106,11 +120,11 @@ fn active(
 /// The answer for a connection whose user must reconnect, with a link the host can send them:
 /// the hosted widget page with a one-hour widget token for this user and provider in the URL
 /// fragment (never sent to a server, so never logged).
-fn needs_reauthorization(state: &AppState, row: &ConnectionRow) -> AccessTokenResponse {
-    let origin = state.config.public_url.origin().ascii_serialization();
+fn needs_reauthorization(path: &TokenPath, row: &ConnectionRow) -> AccessTokenResponse {
+    let origin = path.public_url.origin().ascii_serialization();
     let org = (!row.organization_id.is_empty()).then_some(row.organization_id.as_str());
-    let minted = state.signer.mint(
-        state.clock.unix(),
+    let minted = path.signer.mint(
+        path.refresh.clock.unix(),
         3600,
         crate::auth::widget_jwt::Subject {
             user_id: &row.user_id,
@@ -120,8 +134,7 @@ fn needs_reauthorization(state: &AppState, row: &ConnectionRow) -> AccessTokenRe
             label: None,
         },
     );
-    let reconnect_url =
-        minted.ok().and_then(|(token, _)| state.config.public_url.join(&format!("connect#token={token}")).ok());
+    let reconnect_url = minted.ok().and_then(|(token, _)| path.public_url.join(&format!("connect#token={token}")).ok());
     AccessTokenResponse::Inactive(InactiveToken {
         active: false,
         error: InactiveReason::NeedsReauthorization,

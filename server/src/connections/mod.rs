@@ -4,15 +4,16 @@
 pub mod access_token;
 pub mod cache;
 
-use crate::activity::{Actor, Entry};
+use crate::activity::{Actor, Entry, record};
+use crate::clock::Clock;
 use crate::clock::from_unix;
-use crate::oauth::refresh::{RefreshError, record};
+use crate::oauth::Upstream;
+use crate::oauth::refresh::RefreshError;
 use crate::oauth::revoke::{RevokeOutcome, revoke};
-use crate::state::AppState;
-use crate::store::StoreError;
 use crate::store::activity::{ActivityFilter, ActivityRow};
 use crate::store::connections::{ConnectionFilter, ConnectionRow};
-use crate::vault::VaultError;
+use crate::store::{Store, StoreError};
+use crate::vault::{Vault, VaultError};
 use latch_shared::ConnectionStatus;
 use latch_shared::api::host::{ActivityEntry, ActivityQuery, Connection, ConnectionQuery, Page};
 
@@ -38,10 +39,6 @@ pub enum ConnectionError {
     Vault(#[from] VaultError),
 }
 
-/// Page size bounds of every listing.
-pub const MAX_LIMIT: u32 = 200;
-const DEFAULT_LIMIT: u32 = 50;
-
 /// Checks an identifier supplied by a host: 1–256 characters, no control characters.
 pub fn check_id(field: &'static str, value: &str) -> Result<(), ConnectionError> {
     if value.is_empty() || value.chars().count() > 256 || value.chars().any(char::is_control) {
@@ -65,13 +62,7 @@ pub(crate) fn check_filters(filters: &[(&'static str, &Option<String>)]) -> Resu
 }
 
 pub(crate) fn check_limit(limit: Option<u32>) -> Result<i64, ConnectionError> {
-    match limit {
-        None => Ok(i64::from(DEFAULT_LIMIT)),
-        Some(n) if (1..=MAX_LIMIT).contains(&n) => Ok(i64::from(n)),
-        Some(_) => {
-            Err(ConnectionError::Invalid { field: "limit", message: format!("must be between 1 and {MAX_LIMIT}") })
-        }
-    }
+    crate::paging::limit(limit).map_err(|e| ConnectionError::Invalid { field: "limit", message: e.to_string() })
 }
 
 pub(crate) fn words(s: &str) -> Vec<String> {
@@ -100,7 +91,7 @@ pub fn view(row: &ConnectionRow) -> Connection {
 }
 
 /// `GET /v1/connections`.
-pub async fn list(state: &AppState, q: &ConnectionQuery) -> Result<Page<Connection>, ConnectionError> {
+pub async fn list(store: &Store, q: &ConnectionQuery) -> Result<Page<Connection>, ConnectionError> {
     let limit = check_limit(q.limit)?;
     check_filters(&[
         ("user_id", &q.user_id),
@@ -116,26 +107,24 @@ pub async fn list(state: &AppState, q: &ConnectionQuery) -> Result<Page<Connecti
         after: q.cursor.as_deref(),
         limit,
     };
-    let mut rows = state.store.list_connections(&filter).await?;
-    let next_cursor = page_cursor(&mut rows, limit, |r| r.id.clone());
+    let mut rows = store.list_connections(&filter).await?;
+    let next_cursor = crate::paging::next_cursor(&mut rows, limit, |r| r.id.clone());
     Ok(Page { data: rows.iter().map(view).collect(), next_cursor })
 }
 
-/// Truncates a `limit + 1` result to `limit` and returns the cursor of the next page.
-pub(crate) fn page_cursor<T>(rows: &mut Vec<T>, limit: i64, id: impl Fn(&T) -> String) -> Option<String> {
-    let limit = usize::try_from(limit).unwrap_or(usize::MAX);
-    if rows.len() > limit {
-        rows.truncate(limit);
-        rows.last().map(id)
-    } else {
-        None
-    }
+/// `GET /v1/connections/{id}`.
+pub async fn get(store: &Store, id: &str) -> Result<Connection, ConnectionError> {
+    let row = store.connection(id).await?.ok_or_else(|| ConnectionError::NotFound(id.to_owned()))?;
+    Ok(view(&row))
 }
 
-/// `GET /v1/connections/{id}`.
-pub async fn get(state: &AppState, id: &str) -> Result<Connection, ConnectionError> {
-    let row = state.store.connection(id).await?.ok_or_else(|| ConnectionError::NotFound(id.to_owned()))?;
-    Ok(view(&row))
+/// What deleting a connection touches: the store, the clock, and the provider to revoke at.
+#[derive(Debug, Clone)]
+pub struct Deleter {
+    pub store: Store,
+    pub vault: Vault,
+    pub clock: Clock,
+    pub upstream: Upstream,
 }
 
 /// Deletes a connection, first revoking its grant at the provider when asked.
@@ -145,26 +134,26 @@ pub async fn get(state: &AppState, id: &str) -> Result<Connection, ConnectionErr
 /// Runs to its end even if the caller hangs up: a token revoked at the provider is a connection
 /// that must also be gone here.
 pub async fn delete(
-    state: &AppState,
+    deleter: &Deleter,
     actor: &Actor,
     row: &ConnectionRow,
     revoke_at_provider: bool,
 ) -> Result<(), ConnectionError> {
-    let (state, actor, row) = (state.clone(), actor.clone(), row.clone());
-    crate::detach::run_to_end(async move { delete_to_end(&state, &actor, &row, revoke_at_provider).await })
+    let (deleter, actor, row) = (deleter.clone(), actor.clone(), row.clone());
+    crate::detach::run_to_end(async move { delete_to_end(&deleter, &actor, &row, revoke_at_provider).await })
         .await
         .unwrap_or(Err(ConnectionError::Interrupted))
 }
 
 async fn delete_to_end(
-    state: &AppState,
+    d: &Deleter,
     actor: &Actor,
     row: &ConnectionRow,
     revoke_at_provider: bool,
 ) -> Result<(), ConnectionError> {
     if revoke_at_provider {
-        let now = state.clock.unix();
-        let entry = match revoke(state, row).await {
+        let now = d.clock.unix();
+        let entry = match revoke(&d.upstream, &d.vault, row).await {
             RevokeOutcome::Revoked => Entry::new(now, actor, "revoked").connection(row),
             RevokeOutcome::Unsupported => Entry::new(now, actor, "revocation_unsupported")
                 .connection(row)
@@ -173,18 +162,18 @@ async fn delete_to_end(
                 Entry::new(now, actor, "revoke_failed").connection(row).failed("provider_unavailable").detail(reason)
             }
         };
-        record(state, entry).await;
+        record(&d.store, entry).await;
     }
-    let event = crate::events::about(crate::events::DELETED, row, state.clock.unix());
-    if !state.store.delete_connection(&row.id, Some(&event)).await? {
+    let event = crate::events::about(crate::events::DELETED, row, d.clock.unix());
+    if !d.store.delete_connection(&row.id, Some(&event)).await? {
         return Err(ConnectionError::NotFound(row.id.clone()));
     }
-    record(state, Entry::new(state.clock.unix(), actor, "deleted").connection(row)).await;
+    record(&d.store, Entry::new(d.clock.unix(), actor, "deleted").connection(row)).await;
     Ok(())
 }
 
 /// `GET /v1/activity`, newest first.
-pub async fn activity(state: &AppState, q: &ActivityQuery) -> Result<Page<ActivityEntry>, ConnectionError> {
+pub async fn activity(store: &Store, q: &ActivityQuery) -> Result<Page<ActivityEntry>, ConnectionError> {
     let limit = check_limit(q.limit)?;
     check_filters(&[
         ("connection_id", &q.connection_id),
@@ -199,8 +188,8 @@ pub async fn activity(state: &AppState, q: &ActivityQuery) -> Result<Page<Activi
         before: q.cursor.as_deref(),
         limit,
     };
-    let mut rows = state.store.list_activity(&filter).await?;
-    let next_cursor = page_cursor(&mut rows, limit, |r| r.id.clone());
+    let mut rows = store.list_activity(&filter).await?;
+    let next_cursor = crate::paging::next_cursor(&mut rows, limit, |r| r.id.clone());
     Ok(Page { data: rows.into_iter().map(activity_view).collect(), next_cursor })
 }
 

@@ -5,8 +5,8 @@
 pub mod targets;
 pub mod webhooks;
 
-use crate::connections::{ConnectionError, check_limit, page_cursor, view};
-use crate::state::AppState;
+use crate::connections::view;
+use crate::store::Store;
 use crate::store::connections::ConnectionRow;
 use crate::store::events::NewEvent;
 use crate::store::new_id;
@@ -31,23 +31,18 @@ pub const REFRESH_FAILED: &str = "connection.refresh_failed";
 pub const ALL: &[&str] = &[CREATED, REAUTHORIZED, NEEDS_REAUTHORIZATION, DELETED, REFRESH_FAILED];
 
 /// `GET /v1/events`: events after the `after` event, oldest first, paged like every listing.
-pub async fn list(state: &AppState, q: &EventQuery) -> Result<Page<Event>, WebhookError> {
-    let limit = check_limit(q.limit).map_err(|e| match e {
-        ConnectionError::Invalid { field, message } => {
-            WebhookError(ErrorCode::InvalidRequest, format!("{field}: {message}"))
-        }
-        other => WebhookError(ErrorCode::InternalError, other.to_string()),
-    })?;
+pub async fn list(store: &Store, q: &EventQuery) -> Result<Page<Event>, WebhookError> {
+    let limit =
+        crate::paging::limit(q.limit).map_err(|e| WebhookError(ErrorCode::InvalidRequest, format!("limit: {e}")))?;
     let after = match &q.after {
         None => Default::default(),
-        Some(id) => state
-            .store
+        Some(id) => store
             .event_position(id)
             .await?
             .ok_or_else(|| WebhookError(ErrorCode::EventNotFound, "No event with that id.".into()))?,
     };
-    let mut rows = state.store.events_after(after, limit + 1).await?;
-    let next_cursor = page_cursor(&mut rows, limit, |e| e.id.clone());
+    let mut rows = store.events_after(after, limit + 1).await?;
+    let next_cursor = crate::paging::next_cursor(&mut rows, limit, |e| e.id.clone());
     Ok(Page { data: rows.iter().map(event_view).collect(), next_cursor })
 }
 

@@ -10,21 +10,21 @@
 
 use super::targets::{self, TargetError};
 use crate::clock::{Clock, from_unix};
-use crate::state::AppState;
+use crate::store::Store;
 use crate::store::StoreError;
 use crate::store::events::{EndpointRow, EventRow, FailureRow};
 use crate::store::new_id;
-use crate::vault::{Secret, Slot};
+use crate::vault::{Secret, Slot, Vault};
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
 use hmac::{Hmac, Mac};
 use latch_shared::ErrorCode;
 use latch_shared::api::host::{CreateWebhookEndpoint, Event, WebhookEndpoint, WebhookFailure};
-use rand::RngCore as _;
 use sha2::Sha256;
 use std::collections::HashSet;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
+use tokio_util::sync::CancellationToken;
 use url::Url;
 
 /// How long a failing event is retried before it is given up.
@@ -32,6 +32,20 @@ pub const GIVE_UP_AFTER: i64 = 24 * 3600;
 /// How long the old secret keeps signing after a rotation.
 pub const ROTATION_OVERLAP: i64 = 24 * 3600;
 const LEASE: i64 = 60;
+
+/// What webhook management and delivery work with, handed over by the composition root.
+#[derive(Debug, Clone)]
+pub struct Webhooks {
+    pub store: Store,
+    pub vault: Vault,
+    pub clock: Clock,
+    /// For deliveries only: no redirects, timeouts, names resolved and checked once.
+    pub http: reqwest::Client,
+    /// Endpoints this process is delivering.
+    pub deliveries: Arc<Deliveries>,
+    /// `allow_private_webhook_targets`.
+    pub allow_private_targets: bool,
+}
 
 /// A webhook-management failure: a stable code and a message.
 #[derive(Debug, thiserror::Error)]
@@ -47,9 +61,7 @@ impl From<StoreError> for WebhookError {
 
 /// A new signing secret: `whsec_` and 32 random bytes, base64.
 pub fn new_secret() -> String {
-    let mut bytes = [0u8; 32];
-    rand::rngs::OsRng.fill_bytes(&mut bytes);
-    format!("whsec_{}", STANDARD.encode(bytes))
+    format!("whsec_{}", STANDARD.encode(crate::random::bytes::<32>()))
 }
 
 /// The Standard Webhooks signature of one message: `v1,<base64>`.
@@ -88,49 +100,49 @@ fn not_found() -> WebhookError {
 }
 
 /// `POST /v1/webhook-endpoints`.
-pub async fn create(state: &AppState, req: &CreateWebhookEndpoint) -> Result<WebhookEndpoint, WebhookError> {
-    let url = check_target(&req.url, state.config.allow_private_webhook_targets).await?;
+pub async fn create(hooks: &Webhooks, req: &CreateWebhookEndpoint) -> Result<WebhookEndpoint, WebhookError> {
+    let url = check_target(&req.url, hooks.allow_private_targets).await?;
     let events = req.events.clone().unwrap_or_default();
     if let Some(unknown) = events.iter().find(|e| !super::ALL.contains(&e.as_str())) {
         return Err(WebhookError(ErrorCode::InvalidRequest, format!("events: unknown event type {unknown:?}")));
     }
     let id = new_id("whe");
     let secret = new_secret();
-    let sealed = state.vault.seal_str(Slot::new("webhook_endpoints", &id, "secret"), &secret);
-    state.store.insert_endpoint(&id, url.as_str(), &events.join(" "), &sealed, state.clock.unix()).await?;
-    let row = state.store.endpoint(&id).await?.ok_or_else(not_found)?;
+    let sealed = hooks.vault.seal_str(Slot::new("webhook_endpoints", &id, "secret"), &secret);
+    hooks.store.insert_endpoint(&id, url.as_str(), &events.join(" "), &sealed, hooks.clock.unix()).await?;
+    let row = hooks.store.endpoint(&id).await?.ok_or_else(not_found)?;
     Ok(view(&row, Some(secret)))
 }
 
 /// `GET /v1/webhook-endpoints`.
-pub async fn list(state: &AppState) -> Result<Vec<WebhookEndpoint>, WebhookError> {
-    Ok(state.store.endpoints().await?.iter().map(|r| view(r, None)).collect())
+pub async fn list(hooks: &Webhooks) -> Result<Vec<WebhookEndpoint>, WebhookError> {
+    Ok(hooks.store.endpoints().await?.iter().map(|r| view(r, None)).collect())
 }
 
 /// `DELETE /v1/webhook-endpoints/{id}`.
-pub async fn delete(state: &AppState, id: &str) -> Result<(), WebhookError> {
-    if state.store.delete_endpoint(id).await? { Ok(()) } else { Err(not_found()) }
+pub async fn delete(hooks: &Webhooks, id: &str) -> Result<(), WebhookError> {
+    if hooks.store.delete_endpoint(id).await? { Ok(()) } else { Err(not_found()) }
 }
 
 /// `POST /v1/webhook-endpoints/{id}/rotate-secret`: a new secret; the old one keeps signing for
 /// 24 hours, so receivers can switch without losing a delivery.
-pub async fn rotate(state: &AppState, id: &str) -> Result<WebhookEndpoint, WebhookError> {
-    let row = state.store.endpoint(id).await?.ok_or_else(not_found)?;
+pub async fn rotate(hooks: &Webhooks, id: &str) -> Result<WebhookEndpoint, WebhookError> {
+    let row = hooks.store.endpoint(id).await?.ok_or_else(not_found)?;
     // The current secret moves to the `previous_secret` column: re-seal it for its new slot.
-    let current = open_secret(state, &row.id, "secret", &row.secret)
+    let current = open_secret(hooks, &row.id, "secret", &row.secret)
         .ok_or_else(|| WebhookError(ErrorCode::InternalError, "secret does not decrypt".into()))?;
     let secret = new_secret();
-    let sealed_new = state.vault.seal_str(Slot::new("webhook_endpoints", id, "secret"), &secret);
-    let sealed_old = state.vault.seal_str(Slot::new("webhook_endpoints", id, "previous_secret"), current.expose());
-    state.store.rotate_endpoint_secret(id, &sealed_new, &sealed_old, state.clock.unix() + ROTATION_OVERLAP).await?;
-    let row = state.store.endpoint(id).await?.ok_or_else(not_found)?;
+    let sealed_new = hooks.vault.seal_str(Slot::new("webhook_endpoints", id, "secret"), &secret);
+    let sealed_old = hooks.vault.seal_str(Slot::new("webhook_endpoints", id, "previous_secret"), current.expose());
+    hooks.store.rotate_endpoint_secret(id, &sealed_new, &sealed_old, hooks.clock.unix() + ROTATION_OVERLAP).await?;
+    let row = hooks.store.endpoint(id).await?.ok_or_else(not_found)?;
     Ok(view(&row, Some(secret)))
 }
 
 /// `GET /v1/webhook-endpoints/{id}/failures`.
-pub async fn failures(state: &AppState, id: &str) -> Result<Vec<WebhookFailure>, WebhookError> {
-    state.store.endpoint(id).await?.ok_or_else(not_found)?;
-    Ok(state
+pub async fn failures(hooks: &Webhooks, id: &str) -> Result<Vec<WebhookFailure>, WebhookError> {
+    hooks.store.endpoint(id).await?.ok_or_else(not_found)?;
+    Ok(hooks
         .store
         .failures(id)
         .await?
@@ -147,18 +159,18 @@ pub async fn failures(state: &AppState, id: &str) -> Result<Vec<WebhookFailure>,
 }
 
 /// `POST /v1/webhook-endpoints/{id}/failures/{failure_id}/resend`: one immediate attempt.
-pub async fn resend(state: &AppState, id: &str, failure_id: &str) -> Result<(), WebhookError> {
-    let endpoint = state.store.endpoint(id).await?.ok_or_else(not_found)?;
-    let failure = state.store.failures(id).await?.into_iter().find(|f| f.id == failure_id).ok_or_else(not_found)?;
-    let event = state
+pub async fn resend(hooks: &Webhooks, id: &str, failure_id: &str) -> Result<(), WebhookError> {
+    let endpoint = hooks.store.endpoint(id).await?.ok_or_else(not_found)?;
+    let failure = hooks.store.failures(id).await?.into_iter().find(|f| f.id == failure_id).ok_or_else(not_found)?;
+    let event = hooks
         .store
         .event(&failure.event_id)
         .await?
         .ok_or_else(|| WebhookError(ErrorCode::EventNotFound, "The event is gone.".into()))?;
-    deliver(state, &endpoint, &event)
+    deliver(hooks, &endpoint, &event)
         .await
         .map_err(|e| WebhookError(ErrorCode::ProviderUnavailable, format!("the endpoint did not accept it: {e}")))?;
-    state.store.failure_resent(failure_id, state.clock.unix()).await?;
+    hooks.store.failure_resent(failure_id, hooks.clock.unix()).await?;
     Ok(())
 }
 
@@ -172,17 +184,16 @@ pub fn event_view(e: &EventRow) -> Event {
     }
 }
 
-fn open_secret(state: &AppState, id: &str, column: &str, sealed: &[u8]) -> Option<Secret> {
-    state.vault.open_secret(Slot::new("webhook_endpoints", id, column), sealed).ok()
+fn open_secret(hooks: &Webhooks, id: &str, column: &str, sealed: &[u8]) -> Option<Secret> {
+    hooks.vault.open_secret(Slot::new("webhook_endpoints", id, column), sealed).ok()
 }
 
 /// POSTs one event to one endpoint; `Err` carries a short reason.
-async fn deliver(state: &AppState, endpoint: &EndpointRow, event: &EventRow) -> Result<(), String> {
+async fn deliver(hooks: &Webhooks, endpoint: &EndpointRow, event: &EventRow) -> Result<(), String> {
     // A name is resolved and checked by the delivery client's own resolver, once, when it
     // connects; an IP literal is checked here.
-    let target =
-        targets::check_url(&endpoint.url, state.config.allow_private_webhook_targets).map_err(|e| e.to_string())?;
-    let now = state.clock.unix();
+    let target = targets::check_url(&endpoint.url, hooks.allow_private_targets).map_err(|e| e.to_string())?;
+    let now = hooks.clock.unix();
     let body = serde_json::json!({
         "type": event.kind,
         "timestamp": from_unix(event.created_at).format(&time::format_description::well_known::Rfc3339).unwrap_or_default(),
@@ -190,20 +201,20 @@ async fn deliver(state: &AppState, endpoint: &EndpointRow, event: &EventRow) -> 
     })
     .to_string();
     let mut signatures = Vec::new();
-    if let Some(secret) = open_secret(state, &endpoint.id, "secret", &endpoint.secret) {
+    if let Some(secret) = open_secret(hooks, &endpoint.id, "secret", &endpoint.secret) {
         signatures.extend(sign(secret.expose(), &event.id, now, &body));
     }
     if let (Some(previous), Some(until)) = (&endpoint.previous_secret, endpoint.previous_until)
         && until > now
-        && let Some(secret) = open_secret(state, &endpoint.id, "previous_secret", previous)
+        && let Some(secret) = open_secret(hooks, &endpoint.id, "previous_secret", previous)
     {
         signatures.extend(sign(secret.expose(), &event.id, now, &body));
     }
     if signatures.is_empty() {
         return Err("signing secret unavailable".into());
     }
-    let response = state
-        .webhook_http
+    let response = hooks
+        .http
         .post(target)
         .header("content-type", "application/json")
         .header("webhook-id", &event.id)
@@ -259,32 +270,32 @@ impl Deliveries {
 /// Starts a delivery for every due endpoint that this process is not delivering already and
 /// that it can lease, each in a task of its own that runs on after this returns (at most
 /// [`CONCURRENT_ENDPOINTS`] at once).
-pub async fn deliver_due(state: &AppState) -> Result<(), StoreError> {
-    for endpoint in state.store.due_endpoints(state.clock.unix()).await? {
-        let Ok(slot) = state.deliveries.slots.clone().try_acquire_owned() else { break };
-        if !state.deliveries.claim(&endpoint.id) {
+pub async fn deliver_due(hooks: &Webhooks) -> Result<(), StoreError> {
+    for endpoint in hooks.store.due_endpoints(hooks.clock.unix()).await? {
+        let Ok(slot) = hooks.deliveries.slots.clone().try_acquire_owned() else { break };
+        if !hooks.deliveries.claim(&endpoint.id) {
             continue;
         }
-        let now = state.clock.unix();
+        let now = hooks.clock.unix();
         let owner = new_id("whl");
-        match state.store.lease_endpoint(&endpoint.id, &owner, now, now + LEASE).await {
+        match hooks.store.lease_endpoint(&endpoint.id, &owner, now, now + LEASE).await {
             Ok(true) => {}
             other => {
-                state.deliveries.done(&endpoint.id);
+                hooks.deliveries.done(&endpoint.id);
                 other?;
                 continue;
             }
         }
-        let state = state.clone();
+        let hooks = hooks.clone();
         tokio::spawn(async move {
             let _slot = slot;
-            if let Err(e) = drain(&state, &endpoint, &owner).await {
+            if let Err(e) = drain(&hooks, &endpoint, &owner).await {
                 tracing::warn!(endpoint = %endpoint.id, error = %e, "webhook delivery stopped");
             }
-            if let Err(e) = state.store.release_endpoint(&endpoint.id, &owner).await {
+            if let Err(e) = hooks.store.release_endpoint(&endpoint.id, &owner).await {
                 tracing::warn!(endpoint = %endpoint.id, error = %e, "could not release a webhook lease");
             }
-            state.deliveries.done(&endpoint.id);
+            hooks.deliveries.done(&endpoint.id);
         });
     }
     Ok(())
@@ -292,28 +303,28 @@ pub async fn deliver_due(state: &AppState) -> Result<(), StoreError> {
 
 /// Sends events in order from the cursor until one fails, the lease is nearly over, or another
 /// worker turns out to hold the endpoint (every write is fenced by `owner`).
-async fn drain(state: &AppState, endpoint: &EndpointRow, owner: &str) -> Result<(), StoreError> {
-    let started = state.clock.unix();
+async fn drain(hooks: &Webhooks, endpoint: &EndpointRow, owner: &str) -> Result<(), StoreError> {
+    let started = hooks.clock.unix();
     let subscribed: Vec<&str> = endpoint.events.split(' ').filter(|e| !e.is_empty()).collect();
     let mut cursor = endpoint.cursor();
     let mut attempts = endpoint.attempts;
     let mut first_failed_at = endpoint.first_failed_at;
     // A delivery takes at most the HTTP timeout: none starts that could outlive the lease.
-    let last_start = started + LEASE - 2 * crate::state::PROVIDER_TIMEOUT.as_secs() as i64;
+    let last_start = started + LEASE - 2 * crate::oauth::http::PROVIDER_TIMEOUT.as_secs() as i64;
     loop {
-        let batch = state.store.events_after(cursor, 50).await?;
+        let batch = hooks.store.events_after(cursor, 50).await?;
         if batch.is_empty() {
             return Ok(());
         }
         for event in batch {
-            if state.clock.unix() >= last_start {
+            if hooks.clock.unix() >= last_start {
                 return Ok(());
             }
             let wanted = subscribed.is_empty() || subscribed.contains(&event.kind.as_str());
-            let delivered = if wanted { deliver(state, endpoint, &event).await } else { Ok(()) };
+            let delivered = if wanted { deliver(hooks, endpoint, &event).await } else { Ok(()) };
             match delivered {
                 Ok(()) => {
-                    if !state.store.advance_endpoint(&endpoint.id, owner, event.position()).await? {
+                    if !hooks.store.advance_endpoint(&endpoint.id, owner, event.position()).await? {
                         return Ok(()); // our lease is gone: the next holder carries on
                     }
                     cursor = event.position();
@@ -321,7 +332,7 @@ async fn drain(state: &AppState, endpoint: &EndpointRow, owner: &str) -> Result<
                     first_failed_at = None;
                 }
                 Err(reason) => {
-                    let now = state.clock.unix();
+                    let now = hooks.clock.unix();
                     attempts += 1;
                     let first = first_failed_at.unwrap_or(now);
                     tracing::warn!(endpoint = %endpoint.id, event = %event.id, attempts, %reason, "webhook delivery failed");
@@ -335,9 +346,9 @@ async fn drain(state: &AppState, endpoint: &EndpointRow, owner: &str) -> Result<
                             failed_at: now,
                             resent_at: None,
                         };
-                        state.store.give_up_event(&failure, owner, event.position()).await?;
+                        hooks.store.give_up_event(&failure, owner, event.position()).await?;
                     } else {
-                        state
+                        hooks
                             .store
                             .endpoint_attempt_failed(
                                 &endpoint.id,
@@ -356,17 +367,21 @@ async fn drain(state: &AppState, endpoint: &EndpointRow, owner: &str) -> Result<
     }
 }
 
-/// Looks for due endpoints every half second until the process ends; deliveries run on in
-/// their own tasks meanwhile.
-pub fn spawn_worker(state: AppState) -> tokio::task::JoinHandle<()> {
-    tokio::spawn(async move {
-        loop {
-            if let Err(e) = deliver_due(&state).await {
+/// Looks for due endpoints every half second until `stop` is cancelled; deliveries run on in
+/// their own tasks meanwhile (started by `serve`, never by a one-shot command).
+pub async fn run(hooks: Webhooks, stop: CancellationToken) {
+    loop {
+        let round = async {
+            if let Err(e) = deliver_due(&hooks).await {
                 tracing::warn!(error = %e, "webhook delivery round failed");
             }
             Clock::sleep(Duration::from_millis(500)).await;
+        };
+        tokio::select! {
+            () = stop.cancelled() => return,
+            () = round => {}
         }
-    })
+    }
 }
 
 #[cfg(test)]

@@ -5,13 +5,14 @@
 //! replayed in another browser (login CSRF) changes nothing; `state` is consumed before any
 //! provider call, so a replayed callback makes no second exchange.
 
+use super::FlowError;
+use super::Flows;
 use super::identity::{self, IdentityError};
-use super::start::digest;
 use super::token::{self, TokenError, TokenSet};
-use super::{FlowError, refresh::record};
+use crate::activity::record;
 use crate::activity::{Actor, Entry};
 use crate::providers::{Dialect, Provider};
-use crate::state::AppState;
+use crate::random::digest;
 use crate::store::StoreError;
 use crate::store::connections::ConnectionRow;
 use crate::store::flows::FlowRow;
@@ -52,26 +53,26 @@ fn exchange_error(message: &str) -> FlowError {
 /// is consumed the code is as good as spent, and the tokens it yields must be stored (or the
 /// flow marked failed), never left in `exchanging`.
 pub async fn handle(
-    state: &AppState,
+    flows: &Flows,
     q: CallbackQuery,
     cookie: impl Fn(&str) -> Option<String> + Send + Sync + 'static,
 ) -> Callback {
-    let state = state.clone();
-    crate::detach::run_to_end(async move { handle_to_end(&state, &q, cookie).await }).await.unwrap_or_else(|| {
+    let flows = flows.clone();
+    crate::detach::run_to_end(async move { handle_to_end(&flows, &q, cookie).await }).await.unwrap_or_else(|| {
         Callback::Refused(FlowError::new(ErrorCode::InternalError, "Something went wrong inside Latch; try again."))
     })
 }
 
-async fn handle_to_end(state: &AppState, q: &CallbackQuery, cookie: impl Fn(&str) -> Option<String>) -> Callback {
-    match identify(state, q, &cookie).await {
+async fn handle_to_end(flows: &Flows, q: &CallbackQuery, cookie: impl Fn(&str) -> Option<String>) -> Callback {
+    match identify(flows, q, &cookie).await {
         Ok(flow) => {
-            let outcome = complete(state, &flow, q).await;
-            let now = state.clock.unix();
+            let outcome = complete(flows, &flow, q).await;
+            let now = flows.clock.unix();
             let (connection_id, error) = match &outcome {
                 Ok(id) => (Some(id.as_str()), None),
                 Err(e) => (None, Some((e.code.as_str(), e.message.as_str()))),
             };
-            if let Err(e) = state.store.finish_flow(&flow.id, connection_id, error, now).await {
+            if let Err(e) = flows.store.finish_flow(&flow.id, connection_id, error, now).await {
                 return Callback::Refused(e.into());
             }
             if let Err(e) = &outcome {
@@ -79,7 +80,7 @@ async fn handle_to_end(state: &AppState, q: &CallbackQuery, cookie: impl Fn(&str
                     .provider(&flow.provider)
                     .failed(e.code.as_str())
                     .detail(e.message.clone());
-                record(state, with_owner(entry, &flow)).await;
+                record(&flows.store, with_owner(entry, &flow)).await;
             }
             Callback::Finished(flow.id)
         }
@@ -93,7 +94,7 @@ fn with_owner(entry: Entry, flow: &FlowRow) -> Entry {
 
 /// Finds the flow, checks the browser binding and consumes `state`.
 async fn identify(
-    state: &AppState,
+    flows: &Flows,
     q: &CallbackQuery,
     cookie: &impl Fn(&str) -> Option<String>,
 ) -> Result<FlowRow, FlowError> {
@@ -102,10 +103,10 @@ async fn identify(
         .as_deref()
         .filter(|s| !s.is_empty() && s.len() <= 512)
         .ok_or_else(|| exchange_error("The provider's answer carries no valid state. Start again from the app."))?;
-    let flow = state.store.flow_by_state(&digest(state_param)).await?.ok_or_else(|| {
+    let flow = flows.store.flow_by_state(&digest(state_param)).await?.ok_or_else(|| {
         exchange_error("This sign-in answer does not belong to any connect attempt. Start again from the app.")
     })?;
-    let name = super::start::cookie_name(super::start::is_secure(state), &flow.id);
+    let name = super::start::cookie_name(super::start::is_secure(&flows.public_url), &flow.id);
     let presented = cookie(&name).map(|v| digest(&v));
     let bound = match (&presented, &flow.browser_hash) {
         (Some(p), Some(b)) => bool::from(p.as_slice().ct_eq(b.as_slice())),
@@ -117,15 +118,16 @@ async fn identify(
             "This sign-in was started in another browser (or its cookie is gone). For your safety nothing was connected; start again from the app.",
         ));
     }
-    if !state.store.claim_flow(&flow.id, state.clock.unix()).await? {
+    if !flows.store.claim_flow(&flow.id, flows.clock.unix()).await? {
         return Err(exchange_error("This sign-in answer was already used or has expired. Start again from the app."));
     }
     Ok(flow)
 }
 
 /// Everything after `state` is consumed; returns the connection id.
-async fn complete(state: &AppState, flow: &FlowRow, q: &CallbackQuery) -> Result<String, FlowError> {
-    let provider = state
+async fn complete(flows: &Flows, flow: &FlowRow, q: &CallbackQuery) -> Result<String, FlowError> {
+    let provider = flows
+        .upstream
         .providers
         .get(&flow.provider)
         .ok_or_else(|| FlowError::new(ErrorCode::InternalError, "This provider is no longer configured."))?;
@@ -159,7 +161,7 @@ async fn complete(state: &AppState, flow: &FlowRow, q: &CallbackQuery) -> Result
         .as_deref()
         .filter(|c| !c.is_empty() && c.len() <= 2048)
         .ok_or_else(|| exchange_error("The provider's answer carries no authorization code."))?;
-    let secret = state.client_secret(provider).await?.ok_or_else(|| {
+    let secret = flows.upstream.secrets.get(provider).await?.ok_or_else(|| {
         tracing::error!(provider = %provider.key, "no client secret configured; run `latch secret add --provider KEY`");
         FlowError::new(
             ErrorCode::MissingClientSecret,
@@ -171,26 +173,26 @@ async fn complete(state: &AppState, flow: &FlowRow, q: &CallbackQuery) -> Result
     })?;
     let verifier = match &flow.pkce_verifier {
         Some(sealed) => {
-            Some(state.vault.open_secret(Slot::new("flows", &flow.id, "pkce_verifier"), sealed).map_err(|e| {
+            Some(flows.vault.open_secret(Slot::new("flows", &flow.id, "pkce_verifier"), sealed).map_err(|e| {
                 tracing::error!(error = %e, "PKCE verifier does not decrypt");
                 FlowError::new(ErrorCode::InternalError, "Something went wrong inside Latch; start again.")
             })?)
         }
         None => None,
     };
-    let redirect_uri = super::start::redirect_uri(state);
+    let redirect_uri = super::start::redirect_uri(&flows.public_url);
     let mut params =
         vec![("grant_type", "authorization_code"), ("code", code), ("redirect_uri", redirect_uri.as_str())];
     if let Some(v) = &verifier {
         params.push(("code_verifier", v.expose()));
     }
-    let sent_at = state.clock.unix();
-    let tokens = token::request(&state.http, provider, &secret, &params, crate::state::PROVIDER_TIMEOUT)
+    let sent_at = flows.clock.unix();
+    let tokens = token::request(&flows.upstream.http, provider, &secret, &params, crate::oauth::http::PROVIDER_TIMEOUT)
         .await
-        .map_err(|e| exchange_failure(state, provider, e))?;
+        .map_err(|e| exchange_failure(flows, provider, e))?;
     let account = match (&tokens.account, &provider.identity) {
         (Some((id, label)), _) => identity::Account { id: id.clone(), label: label.clone() },
-        (None, Some(config)) => identity::fetch(&state.http, config, &tokens.access_token).await.map_err(|e| match e {
+        (None, Some(config)) => identity::fetch(&flows.upstream.http, config, &tokens.access_token).await.map_err(|e| match e {
             IdentityError::BadResponse(what) => FlowError::new(
                 ErrorCode::InvalidIdentityConfigResponse,
                 format!("{}'s account endpoint answered {what}; the connection was not saved.", provider.name),
@@ -226,24 +228,24 @@ async fn complete(state: &AppState, flow: &FlowRow, q: &CallbackQuery) -> Result
             ),
         ));
     }
-    store_connection(state, flow, provider, &Grant { tokens: &tokens, account: &account, granted: &granted, sent_at })
+    store_connection(flows, flow, provider, &Grant { tokens: &tokens, account: &account, granted: &granted, sent_at })
         .await
 }
 
 /// Maps a failed code exchange; the app's own bad credentials are reported to the operator.
-fn exchange_failure(state: &AppState, provider: &Provider, e: TokenError) -> FlowError {
+fn exchange_failure(flows: &Flows, provider: &Provider, e: TokenError) -> FlowError {
     match e {
         TokenError::ClientRejected { code } => {
             tracing::error!(provider = %provider.key, provider_error = %code,
                 "the provider rejected this app's client credentials during a code exchange; check the client id and secret");
-            let state = state.clone();
+            let flows = flows.clone();
             let key = provider.key.clone();
             tokio::spawn(async move {
-                let entry = Entry::new(state.clock.unix(), &Actor::System("connect"), "provider_credentials_rejected")
+                let entry = Entry::new(flows.clock.unix(), &Actor::System("connect"), "provider_credentials_rejected")
                     .provider(&key)
                     .failed("provider_misconfigured")
                     .detail(format!("token endpoint answered {code}: the app's client id or secret is wrong"));
-                record(&state, entry).await;
+                record(&flows.store, entry).await;
             });
             FlowError::new(
                 ErrorCode::AccessTokenExchangeFailed,
@@ -284,12 +286,12 @@ struct Grant<'a> {
 /// Creates the connection, or replaces the grant of the user's existing connection to the same
 /// account. A reconnect must land on the connection's own account.
 async fn store_connection(
-    state: &AppState,
+    flows: &Flows,
     flow: &FlowRow,
     provider: &Provider,
     grant: &Grant<'_>,
 ) -> Result<String, FlowError> {
-    let store = &state.store;
+    let store = &flows.store;
     let account = grant.account;
     if let Some(id) = &flow.reconnect_connection_id {
         let target = store.connection(id).await?;
@@ -313,12 +315,12 @@ async fn store_connection(
             }
         }
     }
-    let now = state.clock.unix();
+    let now = flows.clock.unix();
     for _ in 0..2 {
         let existing =
             store.connection_by_account(&flow.user_id, &flow.organization_id, &provider.key, &account.id).await?;
         let id = existing.as_ref().map(|c| c.id.clone()).unwrap_or_else(|| new_id("conn"));
-        let mut row = sealed_row(state, &id, flow, provider, grant, now);
+        let mut row = sealed_row(flows, &id, flow, provider, grant, now);
         let result = match &existing {
             Some(previous) => {
                 row.created_at = previous.created_at;
@@ -336,7 +338,7 @@ async fn store_connection(
                     grant.granted.join(" ")
                 );
                 record(
-                    state,
+                    &flows.store,
                     Entry::new(now, &Actor::User(flow.user_id.clone()), action).connection(&row).detail(detail),
                 )
                 .await;
@@ -351,7 +353,7 @@ async fn store_connection(
 }
 
 fn sealed_row(
-    state: &AppState,
+    flows: &Flows,
     id: &str,
     flow: &FlowRow,
     provider: &Provider,
@@ -360,7 +362,7 @@ fn sealed_row(
 ) -> ConnectionRow {
     let Grant { tokens, account, granted, sent_at } = *grant;
     let seal =
-        |column: &str, secret: &Secret| state.vault.seal_str(Slot::new("connections", id, column), secret.expose());
+        |column: &str, secret: &Secret| flows.vault.seal_str(Slot::new("connections", id, column), secret.expose());
     let token_type = if provider.dialect == Dialect::Slack { tokens.token_type.clone() } else { "bearer".to_owned() };
     ConnectionRow {
         id: id.to_owned(),

@@ -3,6 +3,9 @@
 
 use std::time::Duration;
 
+/// Timeout of every provider call; the refresh lease outlives it (see `oauth::refresh`).
+pub const PROVIDER_TIMEOUT: Duration = Duration::from_secs(10);
+
 /// Largest provider response body read; bigger answers are refused, not buffered.
 pub const MAX_BODY: usize = 1024 * 1024;
 

@@ -12,8 +12,36 @@ pub mod revoke;
 pub mod start;
 pub mod token;
 
-use crate::store::StoreError;
+use crate::clock::Clock;
+use crate::providers::{ClientSecrets, Registry};
+use crate::store::{Store, StoreError};
+use crate::vault::Vault;
 use latch_shared::ErrorCode;
+use url::Url;
+
+/// What calling a provider needs: its definition, the app's client secret for it, and the one
+/// outbound client (no redirects, timeouts, capped bodies). Cheap to clone.
+#[derive(Debug, Clone)]
+pub struct Upstream {
+    pub providers: Registry,
+    pub secrets: ClientSecrets,
+    pub http: reqwest::Client,
+}
+
+/// What the connect flow works with, handed over by the composition root.
+#[derive(Debug, Clone)]
+pub struct Flows {
+    pub store: Store,
+    pub vault: Vault,
+    pub clock: Clock,
+    pub upstream: Upstream,
+    /// Latch's own URL: the redirect URI and the cookies' `Secure` follow from it.
+    pub public_url: Url,
+    /// `allowed_origins`: where a widget token without an origin may start a flow from.
+    pub allowed_origins: Vec<String>,
+    /// `max_pending_flows_per_user`.
+    pub max_pending_flows_per_user: i64,
+}
 
 /// A connect-flow failure: a stable code and a message fit for the end user. The same value
 /// reaches the widget API, the callback page's `postMessage`, the flow status and the trail.

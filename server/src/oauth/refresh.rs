@@ -21,13 +21,20 @@
 //! circuit breaker and incident guard (`provider_health`) bound what an outage or a mass
 //! revocation makes Latch do.
 
+use super::Upstream;
+use super::http::PROVIDER_TIMEOUT;
+use super::provider_health::ProviderHealth;
 use super::provider_health::{Admission, GrantVerdict, Transition};
 use super::token::{self, TokenError};
+use crate::activity::record;
 use crate::activity::{Actor, Entry};
 use crate::clock::Clock;
-use crate::state::{AppState, PROVIDER_TIMEOUT};
+use crate::events::RefreshFailedLimiter;
+use crate::limits::Limits;
+use crate::store::Store;
 use crate::store::StoreError;
 use crate::store::connections::{ConnectionRow, RefreshedTokens};
+use crate::vault::Vault;
 use crate::vault::{Slot, VaultError};
 use latch_shared::ConnectionStatus;
 use std::collections::HashMap;
@@ -51,6 +58,28 @@ const TRANSIENT_BACKOFF_MS: u64 = 1000;
 fn jitter(max_ms: u64) -> u64 {
     use rand::Rng as _;
     rand::thread_rng().gen_range(0..=max_ms)
+}
+
+/// What refreshing touches, handed over by the composition root; cheap to clone (the refresh
+/// task of a connection owns one).
+#[derive(Debug, Clone)]
+pub struct RefreshCtx {
+    pub store: Store,
+    pub vault: Vault,
+    pub clock: Clock,
+    pub upstream: Upstream,
+    /// Refreshes in flight in this process (single flight, detached from callers).
+    pub flights: Arc<Flights>,
+    /// Circuit breakers and incident guards of the providers (per replica).
+    pub health: Arc<ProviderHealth>,
+    /// The per-provider outbound rate limit.
+    pub limits: Arc<Limits>,
+    /// Rate limit of `connection.refresh_failed` events.
+    pub refresh_failed: Arc<RefreshFailedLimiter>,
+    /// `access_token_skew_seconds`: how long before its expiry a token is refreshed.
+    pub skew_seconds: i64,
+    /// `refresh_caller_wait_ms`: how long a caller waits for a refresh in flight.
+    pub caller_wait: Duration,
 }
 
 /// What a refresh leaves the caller with.
@@ -205,24 +234,24 @@ pub fn is_expired(row: &ConnectionRow, now: i64) -> bool {
 /// Refreshes `seen` if it (still) needs it, or unconditionally with `force` unless somebody else
 /// refreshed it since `seen` was read. The refresh runs in its own task; this waits for it at
 /// most `refresh_caller_wait_ms`.
-pub async fn refresh(state: &AppState, seen: &ConnectionRow, force: bool, actor: &Actor) -> Outcome {
-    refresh_within(state, seen, force, actor, Duration::from_millis(state.config.refresh_caller_wait_ms)).await
+pub async fn refresh(cx: &RefreshCtx, seen: &ConnectionRow, force: bool, actor: &Actor) -> Outcome {
+    refresh_within(cx, seen, force, actor, cx.caller_wait).await
 }
 
 /// [`refresh`] for background work, which has no caller in a hurry: waits for the outcome.
-pub async fn refresh_to_end(state: &AppState, seen: &ConnectionRow, force: bool, actor: &Actor) -> Outcome {
-    refresh_within(state, seen, force, actor, LEASE + LEASE).await
+pub async fn refresh_to_end(cx: &RefreshCtx, seen: &ConnectionRow, force: bool, actor: &Actor) -> Outcome {
+    refresh_within(cx, seen, force, actor, LEASE + LEASE).await
 }
 
-async fn refresh_within(state: &AppState, seen: &ConnectionRow, force: bool, actor: &Actor, wait: Duration) -> Outcome {
-    let mut outcome = match state.refresh_flights.join(&seen.id, Instant::now()) {
-        Joined::Shared(outcome, left) => return still_valid(*outcome, state.clock.unix(), left),
+async fn refresh_within(cx: &RefreshCtx, seen: &ConnectionRow, force: bool, actor: &Actor, wait: Duration) -> Outcome {
+    let mut outcome = match cx.flights.join(&seen.id, Instant::now()) {
+        Joined::Shared(outcome, left) => return still_valid(*outcome, cx.clock.unix(), left),
         Joined::Wait(rx) => rx,
         Joined::Start(tx, rx) => {
-            let (state, seen, actor) = (state.clone(), seen.clone(), actor.clone());
+            let (cx, seen, actor) = (cx.clone(), seen.clone(), actor.clone());
             tokio::spawn(async move {
-                let outcome = run(&state, &seen, force, &actor).await;
-                state.refresh_flights.settle(&seen.id, &tx, outcome);
+                let outcome = run(&cx, &seen, force, &actor).await;
+                cx.flights.settle(&seen.id, &tx, outcome);
             });
             rx
         }
@@ -231,7 +260,7 @@ async fn refresh_within(state: &AppState, seen: &ConnectionRow, force: bool, act
         Ok(Ok(settled)) => settled.clone().unwrap_or_else(|| Err(RefreshError::unavailable("no outcome", 1))),
         Ok(Err(_)) => Err(RefreshError::unavailable("the refresh task ended without an outcome", 1)),
         // Still in flight: it goes on without us; serve what is still valid meanwhile.
-        Err(_) => transient(seen.clone(), state.clock.unix(), "the refresh is still in flight".into(), 1),
+        Err(_) => transient(seen.clone(), cx.clock.unix(), "the refresh is still in flight".into(), 1),
     }
 }
 
@@ -246,12 +275,12 @@ fn still_valid(outcome: Outcome, now: i64, retry_after: u32) -> Outcome {
 }
 
 /// The refresh itself: lease, provider call, commit or classification.
-async fn run(state: &AppState, seen: &ConnectionRow, force: bool, actor: &Actor) -> Outcome {
+async fn run(cx: &RefreshCtx, seen: &ConnectionRow, force: bool, actor: &Actor) -> Outcome {
     let deadline = Instant::now() + LEASE + Duration::from_secs(1);
-    let skew = state.config.access_token_skew_seconds;
+    let skew = cx.skew_seconds;
     loop {
-        let row = state.store.connection(&seen.id).await?.ok_or(RefreshError::Gone)?;
-        let now = state.clock.unix();
+        let row = cx.store.connection(&seen.id).await?.ok_or(RefreshError::Gone)?;
+        let now = cx.clock.unix();
         if row.status != ConnectionStatus::Active.as_str() {
             return Ok(Refreshed::NeedsReauthorization(row));
         }
@@ -264,18 +293,18 @@ async fn run(state: &AppState, seen: &ConnectionRow, force: bool, actor: &Actor)
         // The lease's clock starts before it is asked for: its end, as the database sees it, is
         // never earlier than `lease_end`.
         let lease_end = Instant::now() + LEASE;
-        if state.store.take_refresh_lease(&row.id, row.version, &attempt, now, until).await? {
+        if cx.store.take_refresh_lease(&row.id, row.version, &attempt, now, until).await? {
             if row.refresh_attempt.is_some() {
                 // A lease that expired with an attempt recorded: a refresh was cut short (crash).
                 let entry = Entry::new(now, &Actor::System("refresher"), "refresh_outcome_unknown")
                     .connection(&row)
                     .detail("a previous refresh was interrupted; retrying with the stored refresh token");
-                record(state, entry).await;
+                record(&cx.store, entry).await;
             }
             // Named crash points (the `failpoints` feature; no-ops otherwise) for the kill -9 tests.
             fail::fail_point!("refresh.after_lease");
             let lease = Lease { attempt: &attempt, end: lease_end, interrupted: row.refresh_attempt.is_some() };
-            return run_refresh(state, row, lease, actor).await;
+            return run_refresh(cx, row, lease, actor).await;
         }
         // Another replica holds the lease: wait for its result (bounded).
         if Instant::now() >= deadline {
@@ -302,21 +331,21 @@ impl Lease<'_> {
 }
 
 /// Records a breaker transition as a provider-level activity entry.
-async fn note_transition(state: &AppState, provider: &str, transition: Option<Transition>) {
+async fn note_transition(cx: &RefreshCtx, provider: &str, transition: Option<Transition>) {
     let Some(transition) = transition else { return };
     let action = match transition {
         Transition::Opened => "circuit_opened",
         Transition::Closed => "circuit_closed",
     };
     tracing::warn!(provider, action, "provider circuit changed");
-    let entry = Entry::new(state.clock.unix(), &Actor::System("refresher"), action).provider(provider);
+    let entry = Entry::new(cx.clock.unix(), &Actor::System("refresher"), action).provider(provider);
     let entry = match transition {
         Transition::Opened => entry
             .failed("provider_unavailable")
             .detail("repeated transient failures: refreshes are held back for a while, then one probe is sent"),
         Transition::Closed => entry.detail("the provider answers again"),
     };
-    record(state, entry).await;
+    record(&cx.store, entry).await;
 }
 
 /// What a caller gets when the provider cannot be asked or failed transiently.
@@ -332,7 +361,7 @@ fn transient(row: ConnectionRow, now: i64, reason: String, retry_after: u32) -> 
 /// `entry`, and answers with the flipped row; if the fenced write lost, answers from the row
 /// that won instead, with no entry.
 async fn flip_to_reauthorization(
-    state: &AppState,
+    cx: &RefreshCtx,
     row: &ConnectionRow,
     lease: Lease<'_>,
     now: i64,
@@ -341,20 +370,20 @@ async fn flip_to_reauthorization(
     let event = crate::events::needs_reauthorization(row, now);
     let status = ConnectionStatus::NeedsReauthorization.as_str();
     let flipped =
-        state.store.set_connection_status(&row.id, row.version, Some(lease.attempt), status, now, Some(&event)).await?;
+        cx.store.set_connection_status(&row.id, row.version, Some(lease.attempt), status, now, Some(&event)).await?;
     if !flipped {
-        return answer_from_winner(state, &row.id).await;
+        return answer_from_winner(cx, &row.id).await;
     }
-    record(state, entry).await;
-    let row = state.store.connection(&row.id).await?.ok_or(RefreshError::Gone)?;
+    record(&cx.store, entry).await;
+    let row = cx.store.connection(&row.id).await?.ok_or(RefreshError::Gone)?;
     Ok(Refreshed::NeedsReauthorization(row))
 }
 
 /// The caller's answer after a fenced write lost to another one (a reconnect, another holder):
 /// whatever the winning row says, with no entry of our own.
-async fn answer_from_winner(state: &AppState, id: &str) -> Outcome {
-    let row = state.store.connection(id).await?.ok_or(RefreshError::Gone)?;
-    let now = state.clock.unix();
+async fn answer_from_winner(cx: &RefreshCtx, id: &str) -> Outcome {
+    let row = cx.store.connection(id).await?.ok_or(RefreshError::Gone)?;
+    let now = cx.clock.unix();
     if row.status != ConnectionStatus::Active.as_str() {
         Ok(Refreshed::NeedsReauthorization(row))
     } else if is_expired(&row, now) {
@@ -364,56 +393,56 @@ async fn answer_from_winner(state: &AppState, id: &str) -> Outcome {
     }
 }
 
-async fn run_refresh(state: &AppState, row: ConnectionRow, lease: Lease<'_>, actor: &Actor) -> Outcome {
-    let store = &state.store;
+async fn run_refresh(cx: &RefreshCtx, row: ConnectionRow, lease: Lease<'_>, actor: &Actor) -> Outcome {
+    let store = &cx.store;
     let release = || store.release_refresh_lease(&row.id, lease.attempt);
-    let Some(provider) = state.providers.get(&row.provider) else {
+    let Some(provider) = cx.upstream.providers.get(&row.provider) else {
         release().await?;
         return Err(RefreshError::Misconfigured(format!("provider {} is not configured", row.provider)));
     };
     let Some(sealed_refresh) = row.refresh_token.as_deref() else {
-        let now = state.clock.unix();
+        let now = cx.clock.unix();
         if is_expired(&row, now) {
             let entry = Entry::new(now, actor, "refresh_failed")
                 .connection(&row)
                 .failed("no_refresh_token")
                 .detail("the access token expired and the provider issued no refresh token");
-            return flip_to_reauthorization(state, &row, lease, now, entry).await;
+            return flip_to_reauthorization(cx, &row, lease, now, entry).await;
         }
         release().await?;
         return Ok(Refreshed::Usable(row));
     };
-    let refresh_token = state.vault.open_secret(Slot::new("connections", &row.id, "refresh_token"), sealed_refresh)?;
-    let Some(secret) = state.client_secret(provider).await? else {
+    let refresh_token = cx.vault.open_secret(Slot::new("connections", &row.id, "refresh_token"), sealed_refresh)?;
+    let Some(secret) = cx.upstream.secrets.get(provider).await? else {
         release().await?;
-        let entry = Entry::new(state.clock.unix(), &Actor::System("refresher"), "refresh_failed")
+        let entry = Entry::new(cx.clock.unix(), &Actor::System("refresher"), "refresh_failed")
             .provider(&provider.key)
             .failed("missing_client_secret")
             .detail("no client secret configured; run `latch secret add --provider KEY`");
-        record(state, entry).await;
+        record(&cx.store, entry).await;
         return Err(RefreshError::MissingClientSecret(provider.key.clone()));
     };
     // Transient failures are retried with exponential back-off and full jitter, while the
     // breaker allows it and a call of useful length still fits inside the lease.
-    let health = &state.provider_health;
+    let health = &cx.health;
     let mut attempt_no = 0u32;
     let (sent_at, answer) = loop {
         let budget = lease.call_budget();
         // Before the breaker: a probe it lets through must then really be sent.
-        if let Err(limited) = state.limits.provider(&provider.key) {
+        if let Err(limited) = cx.limits.provider(&provider.key) {
             release().await?;
             let reason = "the provider's outbound rate limit is reached".to_owned();
-            return transient(row, state.clock.unix(), reason, limited.retry_after);
+            return transient(row, cx.clock.unix(), reason, limited.retry_after);
         }
-        let admission = health.admit(&provider.key, state.clock.unix());
+        let admission = health.admit(&provider.key, cx.clock.unix());
         if let Admission::Refused { retry_after } = admission {
             release().await?;
             let reason = "the provider's circuit is open after repeated failures".to_owned();
-            return transient(row, state.clock.unix(), reason, retry_after);
+            return transient(row, cx.clock.unix(), reason, retry_after);
         }
-        let sent_at = state.clock.unix();
+        let sent_at = cx.clock.unix();
         let answer = token::request(
-            &state.http,
+            &cx.upstream.http,
             provider,
             &secret,
             &[("grant_type", "refresh_token"), ("refresh_token", refresh_token.expose())],
@@ -423,11 +452,11 @@ async fn run_refresh(state: &AppState, row: ConnectionRow, lease: Lease<'_>, act
         attempt_no += 1;
         let transition = match &answer {
             Err(TokenError::Transient { .. } | TokenError::Malformed { .. }) => {
-                health.failed(&provider.key, state.clock.unix())
+                health.failed(&provider.key, cx.clock.unix())
             }
             _ => health.succeeded(&provider.key),
         };
-        note_transition(state, &provider.key, transition).await;
+        note_transition(cx, &provider.key, transition).await;
         let backoff = Duration::from_millis(jitter(100 << attempt_no.min(4)));
         let fits = lease.call_budget().saturating_sub(backoff) >= MIN_CALL;
         match answer {
@@ -438,18 +467,18 @@ async fn run_refresh(state: &AppState, row: ConnectionRow, lease: Lease<'_>, act
         }
     };
     fail::fail_point!("refresh.after_response");
-    let now = state.clock.unix();
+    let now = cx.clock.unix();
     match answer {
         Ok(set) => {
             health.refreshed(&provider.key, now);
             let tokens = RefreshedTokens {
-                access_token: state
+                access_token: cx
                     .vault
                     .seal_str(Slot::new("connections", &row.id, "access_token"), set.access_token.expose()),
                 refresh_token: set
                     .refresh_token
                     .as_ref()
-                    .map(|rt| state.vault.seal_str(Slot::new("connections", &row.id, "refresh_token"), rt.expose())),
+                    .map(|rt| cx.vault.seal_str(Slot::new("connections", &row.id, "refresh_token"), rt.expose())),
                 token_type: set.token_type.clone(),
                 // Measured from before the request, so clock skew and latency err on the early side.
                 expires_at: set.expires_in.map(|s| sent_at + s),
@@ -475,10 +504,10 @@ async fn run_refresh(state: &AppState, row: ConnectionRow, lease: Lease<'_>, act
                 }
             };
             if !written {
-                return answer_from_winner(state, &row.id).await;
+                return answer_from_winner(cx, &row.id).await;
             }
             fail::fail_point!("refresh.after_commit");
-            record(state, Entry::new(now, actor, "refreshed").connection(&row)).await;
+            record(&cx.store, Entry::new(now, actor, "refreshed").connection(&row)).await;
             let fresh = store.connection(&row.id).await?.ok_or(RefreshError::Gone)?;
             Ok(Refreshed::Usable(fresh))
         }
@@ -496,7 +525,7 @@ async fn run_refresh(state: &AppState, row: ConnectionRow, lease: Lease<'_>, act
                             "many connections answered {code} within a short window: a provider or configuration \
                              problem is assumed and connections are no longer flipped to needs_reauthorization"
                         ));
-                    record(state, entry).await;
+                    record(&cx.store, entry).await;
                 }
                 return transient(row, now, "provider incident: rejections held back".into(), 30);
             }
@@ -512,7 +541,7 @@ async fn run_refresh(state: &AppState, row: ConnectionRow, lease: Lease<'_>, act
                     .failed("needs_reauthorization")
                     .detail(format!("provider answered {code}"))
             };
-            flip_to_reauthorization(state, &row, lease, now, entry).await
+            flip_to_reauthorization(cx, &row, lease, now, entry).await
         }
         Err(TokenError::ClientRejected { code }) => {
             release().await?;
@@ -522,12 +551,12 @@ async fn run_refresh(state: &AppState, row: ConnectionRow, lease: Lease<'_>, act
                 .provider(&provider.key)
                 .failed("provider_misconfigured")
                 .detail(format!("provider answered {code}: the app's client credentials were rejected"));
-            record(state, entry).await;
+            record(&cx.store, entry).await;
             Err(RefreshError::Misconfigured(code))
         }
         Err(other) => {
             release().await?;
-            if state.refresh_failed.allow(&row.id, now) {
+            if cx.refresh_failed.allow(&row.id, now) {
                 let event = crate::events::about(crate::events::REFRESH_FAILED, &row, now);
                 if let Err(e) = store.insert_event(&event).await {
                     tracing::warn!(error = %e, "could not record connection.refresh_failed");
@@ -537,18 +566,11 @@ async fn run_refresh(state: &AppState, row: ConnectionRow, lease: Lease<'_>, act
                 .connection(&row)
                 .failed("provider_unavailable")
                 .detail(other.to_string());
-            record(state, entry).await;
+            record(&cx.store, entry).await;
             // Retry once the longest back-off during which this outcome is shared is over.
             let retry_after = u32::try_from((2 * TRANSIENT_BACKOFF_MS).div_ceil(1000)).unwrap_or(2);
             transient(row, now, other.to_string(), retry_after)
         }
-    }
-}
-
-/// Writes an activity entry; a failure to audit is logged, not fatal to the request.
-pub async fn record(state: &AppState, entry: Entry) {
-    if let Err(e) = state.store.insert_activity(&[entry.into_row()]).await {
-        tracing::error!(error = %e, "could not write activity entry");
     }
 }
 

@@ -10,17 +10,27 @@
 //! With several replicas each connection is refreshed by one of them: the refresh itself takes
 //! the row's lease (see `refresh`), and rows under a live lease are not even selected.
 
-use super::refresh::{self, Refreshed};
+use super::refresh::{self, RefreshCtx, Refreshed};
 use crate::activity::{Actor, Entry};
 use crate::clock::Clock;
 use crate::providers::Identity;
-use crate::state::AppState;
 use crate::store::connections::ConnectionRow;
 use crate::vault::Secret;
 use crate::vault::Slot;
 use latch_shared::ConnectionStatus;
 use std::collections::HashMap;
 use std::time::Duration;
+use tokio_util::sync::CancellationToken;
+
+/// What the background upkeep works with, handed over by the composition root.
+#[derive(Debug, Clone)]
+pub struct Refresher {
+    pub refresh: RefreshCtx,
+    /// `refresh_window_seconds`: how far ahead of an expiry the refresher looks.
+    pub window_seconds: i64,
+    /// `validation_interval_seconds`: how often a long-lived token is re-validated.
+    pub validation_interval_seconds: i64,
+}
 
 /// Connections refreshed at the same time, at most.
 const CONCURRENCY: usize = 4;
@@ -32,9 +42,9 @@ const ROUND: Duration = Duration::from_secs(15);
 const CONFIRM_PAUSE: Duration = Duration::from_millis(500);
 
 /// One round of proactive refreshes; returns how many connections were refreshed.
-pub async fn refresh_round(state: &AppState) -> usize {
-    let now = state.clock.unix();
-    let rows = match state.store.connections_expiring(now, state.config.refresh_window_seconds, 200).await {
+pub async fn refresh_round(r: &Refresher) -> usize {
+    let now = r.refresh.clock.unix();
+    let rows = match r.refresh.store.connections_expiring(now, r.window_seconds, 200).await {
         Ok(rows) => rows,
         Err(e) => {
             tracing::warn!(error = %e, "refresher could not list connections");
@@ -54,8 +64,8 @@ pub async fn refresh_round(state: &AppState) -> usize {
     for chunk in rows.chunks(CONCURRENCY) {
         let mut tasks = tokio::task::JoinSet::new();
         for row in chunk {
-            let (state, row) = (state.clone(), row.clone());
-            tasks.spawn(async move { refresh::refresh_to_end(&state, &row, true, &Actor::System("refresher")).await });
+            let (cx, row) = (r.refresh.clone(), row.clone());
+            tasks.spawn(async move { refresh::refresh_to_end(&cx, &row, true, &Actor::System("refresher")).await });
         }
         while let Some(result) = tasks.join_next().await {
             match result {
@@ -70,34 +80,34 @@ pub async fn refresh_round(state: &AppState) -> usize {
 }
 
 /// One round of re-validation at identity endpoints; returns how many were checked.
-pub async fn validation_round(state: &AppState) -> usize {
-    let now = state.clock.unix();
-    let rows = match state.store.connections_to_validate(now - state.config.validation_interval_seconds, 50).await {
+pub async fn validation_round(r: &Refresher) -> usize {
+    let now = r.refresh.clock.unix();
+    let rows = match r.refresh.store.connections_to_validate(now - r.validation_interval_seconds, 50).await {
         Ok(rows) => rows,
         Err(_) => return 0,
     };
     let mut checked = 0;
     for row in rows {
         // Whatever happens next, this connection goes to the back of the queue.
-        if let Err(e) = state.store.mark_validation_checked(&row.id, now).await {
+        if let Err(e) = r.refresh.store.mark_validation_checked(&row.id, now).await {
             tracing::warn!(error = %e, "re-validation could not record its progress");
             return checked;
         }
-        let Some(provider) = state.providers.get(&row.provider) else { continue };
+        let Some(provider) = r.refresh.upstream.providers.get(&row.provider) else { continue };
         let Some(identity) = &provider.identity else { continue };
         if refresh::is_expired(&row, now) {
             continue; // the refresher's job
         }
         let Some(sealed) = row.access_token.as_deref() else { continue };
-        let Ok(token) = state.vault.open_secret(Slot::new("connections", &row.id, "access_token"), sealed) else {
+        let Ok(token) = r.refresh.vault.open_secret(Slot::new("connections", &row.id, "access_token"), sealed) else {
             continue;
         };
         checked += 1;
-        match identity_status(state, identity, &token).await {
+        match identity_status(r, identity, &token).await {
             Some(200..=299) => {
-                let _ = state.store.mark_validated(&row.id, now).await;
+                let _ = r.refresh.store.mark_validated(&row.id, now).await;
             }
-            Some(401) => confirm_revoked(state, &row, identity, &token, now).await,
+            Some(401) => confirm_revoked(r, &row, identity, &token, now).await,
             _ => {} // outage or rate limit: try again next interval
         }
     }
@@ -105,49 +115,54 @@ pub async fn validation_round(state: &AppState) -> usize {
 }
 
 /// The HTTP status the identity endpoint answers for `token`; `None` when it could not be asked.
-async fn identity_status(state: &AppState, identity: &Identity, token: &Secret) -> Option<u16> {
-    super::identity::request(&state.http, identity, token).send().await.ok().map(|r| r.status().as_u16())
+async fn identity_status(r: &Refresher, identity: &Identity, token: &Secret) -> Option<u16> {
+    super::identity::request(&r.refresh.upstream.http, identity, token).send().await.ok().map(|r| r.status().as_u16())
 }
 
 /// One 401 is not proof (a provider hiccup, a token rotated meanwhile): a connection with a
 /// refresh token is refreshed, which settles it either way through the refresh protocol; one
 /// without is asked once more, and flipped only if that answer is a 401 too.
-async fn confirm_revoked(state: &AppState, row: &ConnectionRow, identity: &Identity, token: &Secret, now: i64) {
+async fn confirm_revoked(r: &Refresher, row: &ConnectionRow, identity: &Identity, token: &Secret, now: i64) {
     if row.refresh_token.is_some() {
-        let _ = refresh::refresh(state, row, true, &Actor::System("validator")).await;
+        let _ = refresh::refresh(&r.refresh, row, true, &Actor::System("validator")).await;
         return;
     }
     Clock::sleep(CONFIRM_PAUSE).await;
-    match identity_status(state, identity, token).await {
+    match identity_status(r, identity, token).await {
         Some(401) => {}
         Some(200..=299) => {
-            let _ = state.store.mark_validated(&row.id, now).await;
+            let _ = r.refresh.store.mark_validated(&row.id, now).await;
             return;
         }
         _ => return,
     }
     let event = crate::events::needs_reauthorization(row, now);
     let status = ConnectionStatus::NeedsReauthorization.as_str();
-    if let Ok(true) = state.store.set_connection_status(&row.id, row.version, None, status, now, Some(&event)).await {
+    if let Ok(true) = r.refresh.store.set_connection_status(&row.id, row.version, None, status, now, Some(&event)).await
+    {
         let entry = Entry::new(now, &Actor::System("validator"), "validation_failed")
             .connection(row)
             .failed("needs_reauthorization")
             .detail("the provider no longer accepts the token (revoked)");
-        refresh::record(state, entry).await;
+        crate::activity::record(&r.refresh.store, entry).await;
     }
 }
 
-/// Runs both loops until the process ends.
-pub fn spawn(state: AppState) -> tokio::task::JoinHandle<()> {
-    tokio::spawn(async move {
-        loop {
-            refresh_round(&state).await;
-            validation_round(&state).await;
-            let jitter = {
-                use rand::Rng as _;
-                rand::thread_rng().gen_range(0..5_000)
-            };
-            Clock::sleep(ROUND + Duration::from_millis(jitter)).await;
+/// Runs both loops until `stop` is cancelled (started by `serve`, never by a one-shot command).
+pub async fn run(r: Refresher, stop: CancellationToken) {
+    loop {
+        let round = async {
+            refresh_round(&r).await;
+            validation_round(&r).await;
+        };
+        let jitter = {
+            use rand::Rng as _;
+            rand::thread_rng().gen_range(0..5_000)
+        };
+        let pause = Clock::sleep(ROUND + Duration::from_millis(jitter));
+        tokio::select! {
+            () = stop.cancelled() => return,
+            () = async { round.await; pause.await } => {}
         }
-    })
+    }
 }

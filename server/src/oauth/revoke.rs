@@ -2,12 +2,12 @@
 //! RFC 7009 (refresh token first, with a type hint and client authentication) or Slack's
 //! `auth.revoke`. The outcome is reported truthfully in the activity trail.
 
+use super::Upstream;
 use super::http::read_capped;
 use super::token::{describe_transport, sanitize_code};
 use crate::providers::Dialect;
-use crate::state::AppState;
 use crate::store::connections::ConnectionRow;
-use crate::vault::{Secret, Slot};
+use crate::vault::{Secret, Slot, Vault};
 
 /// What happened at the provider.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -21,15 +21,15 @@ pub enum RevokeOutcome {
 }
 
 /// Revokes the connection's grant at its provider.
-pub async fn revoke(state: &AppState, row: &ConnectionRow) -> RevokeOutcome {
-    let Some(provider) = state.providers.get(&row.provider) else {
+pub async fn revoke(up: &Upstream, vault: &Vault, row: &ConnectionRow) -> RevokeOutcome {
+    let Some(provider) = up.providers.get(&row.provider) else {
         return RevokeOutcome::Failed("provider is no longer configured".into());
     };
     let Some(url) = provider.revocation_url.clone() else {
         return RevokeOutcome::Unsupported;
     };
     let open = |column: &str, sealed: Option<&[u8]>| {
-        sealed.and_then(|s| state.vault.open_secret(Slot::new("connections", &row.id, column), s).ok())
+        sealed.and_then(|s| vault.open_secret(Slot::new("connections", &row.id, column), s).ok())
     };
     let access = open("access_token", row.access_token.as_deref());
     let refresh = open("refresh_token", row.refresh_token.as_deref());
@@ -37,7 +37,7 @@ pub async fn revoke(state: &AppState, row: &ConnectionRow) -> RevokeOutcome {
         let Some(access) = access else {
             return RevokeOutcome::Failed("no token to revoke".into());
         };
-        let response = state.http.post(url).form(&[("token", access.expose())]).send().await;
+        let response = up.http.post(url).form(&[("token", access.expose())]).send().await;
         return match response {
             Ok(r) => match read_capped(r).await.ok().and_then(|b| serde_json::from_slice::<serde_json::Value>(&b).ok())
             {
@@ -51,7 +51,7 @@ pub async fn revoke(state: &AppState, row: &ConnectionRow) -> RevokeOutcome {
             Err(e) => RevokeOutcome::Failed(describe_transport(&e)),
         };
     }
-    let secret = match state.client_secret(provider).await {
+    let secret = match up.secrets.get(provider).await {
         Ok(Some(s)) => s,
         _ => return RevokeOutcome::Failed("no client secret configured".into()),
     };
@@ -60,7 +60,7 @@ pub async fn revoke(state: &AppState, row: &ConnectionRow) -> RevokeOutcome {
     let mut last = RevokeOutcome::Failed("no token to revoke".into());
     for (token, hint) in candidates {
         let Some(token) = token else { continue };
-        last = post_revocation(state, provider, &url, &secret, &token, hint).await;
+        last = post_revocation(up, provider, &url, &secret, &token, hint).await;
         if last == RevokeOutcome::Revoked {
             break;
         }
@@ -69,7 +69,7 @@ pub async fn revoke(state: &AppState, row: &ConnectionRow) -> RevokeOutcome {
 }
 
 async fn post_revocation(
-    state: &AppState,
+    up: &Upstream,
     provider: &crate::providers::Provider,
     url: &url::Url,
     secret: &Secret,
@@ -77,7 +77,7 @@ async fn post_revocation(
     hint: &str,
 ) -> RevokeOutcome {
     let mut form = vec![("token", token.expose()), ("token_type_hint", hint)];
-    let request = super::token::authenticate(state.http.post(url.clone()), &mut form, provider, secret);
+    let request = super::token::authenticate(up.http.post(url.clone()), &mut form, provider, secret);
     match request.form(&form).send().await {
         Ok(r) if r.status().is_success() => RevokeOutcome::Revoked,
         Ok(r) => {

@@ -11,34 +11,18 @@
 //! with a GET or posted from elsewhere, attaches nothing.
 
 use super::FlowError;
+use super::Flows;
 use crate::activity::{Actor, Entry};
 use crate::auth::widget_jwt::WidgetClaims;
-use crate::state::AppState;
 use crate::store::flows::FlowRow;
 use crate::store::new_id;
 use crate::vault::Slot;
-use base64::Engine as _;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use latch_shared::ErrorCode;
 use latch_shared::api::widget::{ConnectRequest, ConnectStarted};
-use rand::RngCore as _;
-use sha2::{Digest, Sha256};
 use url::Url;
 
 /// A flow must be finished within this many seconds of its creation.
 pub const FLOW_TTL_SECONDS: i64 = 600;
-
-/// 256 random bits, base64url.
-pub fn random_token() -> String {
-    let mut bytes = [0u8; 32];
-    rand::rngs::OsRng.fill_bytes(&mut bytes);
-    URL_SAFE_NO_PAD.encode(bytes)
-}
-
-/// SHA-256, the only form in which `state` and the browser secret are stored.
-pub fn digest(value: &str) -> Vec<u8> {
-    Sha256::digest(value.as_bytes()).to_vec()
-}
 
 /// The flow cookie's name: one per flow, so parallel flows in one browser do not collide;
 /// `__Host-` (Secure, no Domain, Path=/) whenever Latch is served over https.
@@ -51,7 +35,7 @@ pub fn cookie_name(secure: bool, flow_id: &str) -> String {
 /// `request_origin` is the `Origin` of the widget's request: the flow's origin when the token
 /// is bound to none (it must then be one of `allowed_origins`).
 pub async fn create(
-    state: &AppState,
+    flows: &Flows,
     claims: &WidgetClaims,
     req: &ConnectRequest,
     request_origin: Option<&str>,
@@ -62,12 +46,12 @@ pub async fn create(
             format!("This widget may not connect {:?}.", req.provider),
         ));
     }
-    let provider = state.providers.get(&req.provider).ok_or_else(|| {
+    let provider = flows.upstream.providers.get(&req.provider).ok_or_else(|| {
         FlowError::new(ErrorCode::ProviderNotFound, format!("No provider {:?} is configured.", req.provider))
     })?;
     let org = claims.org.clone().unwrap_or_default();
     if let Some(id) = &req.connection_id {
-        let owned = state
+        let owned = flows
             .store
             .connection(id)
             .await?
@@ -79,10 +63,10 @@ pub async fn create(
     let origin = claims
         .origin
         .clone()
-        .or_else(|| request_origin.filter(|o| state.config.allowed_origins.iter().any(|a| a == o)).map(str::to_owned));
+        .or_else(|| request_origin.filter(|o| flows.allowed_origins.iter().any(|a| a == o)).map(str::to_owned));
     let return_to = req.return_to.as_deref().map(|r| check_return_to(r, origin.as_deref())).transpose()?;
-    let now = state.clock.unix();
-    if state.store.pending_flows(&claims.sub, &org, now).await? >= state.config.max_pending_flows_per_user {
+    let now = flows.clock.unix();
+    if flows.store.pending_flows(&claims.sub, &org, now).await? >= flows.max_pending_flows_per_user {
         return Err(FlowError::new(
             ErrorCode::TooManyPendingFlows,
             "Too many connect attempts are under way for this user; finish one or wait a few minutes.",
@@ -109,9 +93,8 @@ pub async fn create(
         completed_at: None,
         user_label: claims.label.clone(),
     };
-    state.store.insert_flow(&flow).await?;
-    let authorize_url = state
-        .config
+    flows.store.insert_flow(&flow).await?;
+    let authorize_url = flows
         .public_url
         .join(&format!("oauth/authorize/{}", flow.id))
         .map_err(|_| FlowError::new(ErrorCode::InternalError, "Could not build the authorize URL."))?;
@@ -160,9 +143,9 @@ pub enum StartRequest<'a> {
 /// `POST /oauth/authorize/{flow_id}` from the flow's origin: starts the flow once and builds the
 /// provider URL. Anything else (a GET, another origin, no origin) is refused and recorded, and
 /// leaves the flow as it was.
-pub async fn authorize(state: &AppState, flow_id: &str, how: StartRequest<'_>) -> Result<Authorize, FlowError> {
-    let now = state.clock.unix();
-    let flow = state.store.flow(flow_id).await?.ok_or_else(|| {
+pub async fn authorize(flows: &Flows, flow_id: &str, how: StartRequest<'_>) -> Result<Authorize, FlowError> {
+    let now = flows.clock.unix();
+    let flow = flows.store.flow(flow_id).await?.ok_or_else(|| {
         FlowError::new(ErrorCode::FlowNotFound, "This connect link is not valid. Start again from the app.")
     })?;
     let from_the_app = match (how, flow.allowed_origin.as_deref()) {
@@ -186,7 +169,7 @@ pub async fn authorize(state: &AppState, flow_id: &str, how: StartRequest<'_>) -
             .provider(&flow.provider)
             .failed(ErrorCode::ConnectLinkRefused.as_str())
             .detail(format!("a connect link was {how}, not started by the widget on the app's origin"));
-        super::refresh::record(state, entry).await;
+        crate::activity::record(&flows.store, entry).await;
         return Err(FlowError::new(
             ErrorCode::ConnectLinkRefused,
             "This connect link only works from the app that created it. If someone sent it to you, do not use it; \
@@ -205,17 +188,24 @@ pub async fn authorize(state: &AppState, flow_id: &str, how: StartRequest<'_>) -
             "This connect link was already opened. Start again from the app.",
         ));
     }
-    let provider = state
+    let provider = flows
+        .upstream
         .providers
         .get(&flow.provider)
         .ok_or_else(|| FlowError::new(ErrorCode::InternalError, "This provider is no longer configured."))?;
-    let state_token = random_token();
-    let browser_secret = random_token();
-    let verifier = provider.pkce.then(random_token);
-    let sealed = verifier.as_ref().map(|v| state.vault.seal_str(Slot::new("flows", &flow.id, "pkce_verifier"), v));
-    if !state
+    let state_token = crate::random::token();
+    let browser_secret = crate::random::token();
+    let verifier = provider.pkce.then(crate::random::token);
+    let sealed = verifier.as_ref().map(|v| flows.vault.seal_str(Slot::new("flows", &flow.id, "pkce_verifier"), v));
+    if !flows
         .store
-        .start_flow(&flow.id, &digest(&state_token), &digest(&browser_secret), sealed.as_deref(), now)
+        .start_flow(
+            &flow.id,
+            &crate::random::digest(&state_token),
+            &crate::random::digest(&browser_secret),
+            sealed.as_deref(),
+            now,
+        )
         .await?
     {
         return Err(FlowError::new(
@@ -228,20 +218,24 @@ pub async fn authorize(state: &AppState, flow_id: &str, how: StartRequest<'_>) -
         let mut q = location.query_pairs_mut();
         q.append_pair("response_type", "code");
         q.append_pair("client_id", &provider.client_id);
-        q.append_pair("redirect_uri", redirect_uri(state).as_str());
+        q.append_pair("redirect_uri", redirect_uri(&flows.public_url).as_str());
         if !provider.scopes.is_empty() {
             q.append_pair("scope", &provider.scopes.join(&provider.scope_separator));
         }
         q.append_pair("state", &state_token);
         if let Some(verifier) = &verifier {
-            q.append_pair("code_challenge", &URL_SAFE_NO_PAD.encode(Sha256::digest(verifier.as_bytes())));
+            q.append_pair("code_challenge", &crate::random::s256_challenge(verifier));
             q.append_pair("code_challenge_method", "S256");
         }
         for (k, v) in &provider.authorization_url_extras {
             q.append_pair(k, v);
         }
     }
-    Ok(Authorize { location, cookie_name: cookie_name(is_secure(state), &flow.id), cookie_value: browser_secret })
+    Ok(Authorize {
+        location,
+        cookie_name: cookie_name(is_secure(&flows.public_url), &flow.id),
+        cookie_value: browser_secret,
+    })
 }
 
 /// Whether two serialized origins are the same origin (scheme, host, port), compared parsed.
@@ -253,15 +247,15 @@ fn same_origin(a: &str, b: &str) -> bool {
 }
 
 /// `{public_url}/oauth/callback`, byte-identical in the authorize and token requests.
-pub fn redirect_uri(state: &AppState) -> Url {
-    let mut url = state.config.public_url.clone();
+pub fn redirect_uri(public_url: &Url) -> Url {
+    let mut url = public_url.clone();
     url.set_path("/oauth/callback");
     url
 }
 
 /// Whether Latch is served over https (cookies get `Secure` and the `__Host-` prefix).
-pub fn is_secure(state: &AppState) -> bool {
-    state.config.public_url.scheme() == "https"
+pub fn is_secure(public_url: &Url) -> bool {
+    public_url.scheme() == "https"
 }
 
 #[cfg(test)]
@@ -291,12 +285,5 @@ mod tests {
             assert!(check_return_to(bad, allowed).is_err(), "{bad}");
         }
         assert!(check_return_to("https://app.example.com/", None).is_err());
-    }
-
-    #[test]
-    fn tokens_are_256_bit_and_distinct() {
-        let a = random_token();
-        assert_eq!(a.len(), 43);
-        assert_ne!(a, random_token());
     }
 }

@@ -5,8 +5,11 @@
 //! a deployment only adds its client id. Client secrets never live here: they are sealed in the
 //! store (`latch secret add`) or named by an environment variable.
 
+use crate::store::{Store, StoreError};
+use crate::vault::{Secret, Slot, Vault};
 use serde::Deserialize;
 use std::collections::BTreeMap;
+use std::sync::Arc;
 use url::Url;
 
 /// The built-in templates, validated when a deployment uses one.
@@ -250,16 +253,16 @@ pub fn is_loopback(url: &Url) -> bool {
     }
 }
 
-/// The configured providers, by key.
+/// The configured providers, by key; cheap to clone (read-only once built).
 #[derive(Debug, Clone, Default)]
 pub struct Registry {
-    providers: BTreeMap<String, Provider>,
+    providers: Arc<BTreeMap<String, Provider>>,
 }
 
 impl Registry {
     /// A registry of these providers.
     pub fn new(providers: impl IntoIterator<Item = Provider>) -> Self {
-        Self { providers: providers.into_iter().map(|p| (p.key.clone(), p)).collect() }
+        Self { providers: Arc::new(providers.into_iter().map(|p| (p.key.clone(), p)).collect()) }
     }
 
     /// The provider with this key.
@@ -270,6 +273,41 @@ impl Registry {
     /// Every provider, sorted by key.
     pub fn all(&self) -> impl Iterator<Item = &Provider> {
         self.providers.values()
+    }
+}
+
+/// The app's client secrets: stored sealed (`latch secret add`), else read from the provider's
+/// environment variable.
+#[derive(Debug, Clone)]
+pub struct ClientSecrets {
+    store: Store,
+    vault: Vault,
+}
+
+impl ClientSecrets {
+    /// Secrets kept in `store`, opened with `vault`.
+    pub fn new(store: Store, vault: Vault) -> Self {
+        Self { store, vault }
+    }
+
+    /// The client secret of `provider`, if one is configured.
+    pub async fn get(&self, provider: &Provider) -> Result<Option<Secret>, StoreError> {
+        if let Some(sealed) = self.store.client_secret(&provider.key).await? {
+            return match self.vault.open_secret(Slot::new("provider_secrets", &provider.key, "client_secret"), &sealed)
+            {
+                Ok(secret) => Ok(Some(secret)),
+                Err(e) => {
+                    tracing::error!(provider = %provider.key, error = %e, "stored client secret does not decrypt");
+                    Ok(None)
+                }
+            };
+        }
+        Ok(provider
+            .client_secret_env
+            .as_deref()
+            .and_then(|var| std::env::var(var).ok())
+            .filter(|s| !s.is_empty())
+            .map(Secret::new))
     }
 }
 

@@ -19,5 +19,5 @@ pub async fn create(
     HostCaller(caller): HostCaller,
     ApiJson(req): ApiJson<AccessTokenRequest>,
 ) -> Result<Json<AccessTokenResponse>, ApiError> {
-    Ok(Json(access_token(&state, &caller, &req).await?))
+    Ok(Json(access_token(&state.tokens, &caller, &req).await?))
 }

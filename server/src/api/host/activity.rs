@@ -18,5 +18,5 @@ pub async fn list(
     _caller: HostCaller,
     ApiQuery(q): ApiQuery<ActivityQuery>,
 ) -> Result<Json<Page<ActivityEntry>>, ApiError> {
-    Ok(Json(connections::activity(&state, &q).await?))
+    Ok(Json(connections::activity(&state.store, &q).await?))
 }

@@ -19,7 +19,7 @@ pub async fn list(
     _caller: HostCaller,
     ApiQuery(q): ApiQuery<ConnectionQuery>,
 ) -> Result<Json<Page<Connection>>, ApiError> {
-    Ok(Json(connections::list(&state, &q).await?))
+    Ok(Json(connections::list(&state.store, &q).await?))
 }
 
 /// One connection.
@@ -30,7 +30,7 @@ pub async fn get(
     _caller: HostCaller,
     Path(id): Path<String>,
 ) -> Result<Json<Connection>, ApiError> {
-    Ok(Json(connections::get(&state, &id).await?))
+    Ok(Json(connections::get(&state.store, &id).await?))
 }
 
 /// Deletes a connection; `?revoke=true` also revokes its grant at the provider.
@@ -43,6 +43,7 @@ pub async fn delete(
     ApiQuery(q): ApiQuery<DeleteConnectionQuery>,
 ) -> Result<StatusCode, ApiError> {
     let row = state.store.connection(&id).await?.ok_or(ConnectionError::NotFound(id))?;
-    connections::delete(&state, &Actor::ApiKey(caller.key_name.to_string()), &row, q.revoke.unwrap_or(false)).await?;
+    connections::delete(&state.deleter, &Actor::ApiKey(caller.key_name.to_string()), &row, q.revoke.unwrap_or(false))
+        .await?;
     Ok(StatusCode::NO_CONTENT)
 }

@@ -16,5 +16,5 @@ pub async fn list(
     _caller: HostCaller,
     ApiQuery(q): ApiQuery<EventQuery>,
 ) -> Result<Json<Page<Event>>, ApiError> {
-    Ok(Json(crate::events::list(&state, &q).await?))
+    Ok(Json(crate::events::list(&state.store, &q).await?))
 }

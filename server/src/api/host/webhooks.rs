@@ -18,13 +18,13 @@ pub async fn create(
     _caller: HostCaller,
     ApiJson(req): ApiJson<CreateWebhookEndpoint>,
 ) -> Result<(StatusCode, Json<WebhookEndpoint>), ApiError> {
-    Ok((StatusCode::CREATED, Json(webhooks::create(&state, &req).await?)))
+    Ok((StatusCode::CREATED, Json(webhooks::create(&state.webhooks, &req).await?)))
 }
 
 /// Lists endpoints (never their secrets).
 #[utoipa::path(get, path = "/v1/webhook-endpoints", tag = "host", security(("api_key" = [])), responses((status = 200, body = WebhookEndpointList)))]
 pub async fn list(State(state): State<AppState>, _caller: HostCaller) -> Result<Json<WebhookEndpointList>, ApiError> {
-    Ok(Json(WebhookEndpointList { data: webhooks::list(&state).await? }))
+    Ok(Json(WebhookEndpointList { data: webhooks::list(&state.webhooks).await? }))
 }
 
 /// Deletes an endpoint.
@@ -35,7 +35,7 @@ pub async fn delete(
     _caller: HostCaller,
     Path(id): Path<String>,
 ) -> Result<StatusCode, ApiError> {
-    webhooks::delete(&state, &id).await?;
+    webhooks::delete(&state.webhooks, &id).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -47,7 +47,7 @@ pub async fn rotate(
     _caller: HostCaller,
     Path(id): Path<String>,
 ) -> Result<Json<WebhookEndpoint>, ApiError> {
-    Ok(Json(webhooks::rotate(&state, &id).await?))
+    Ok(Json(webhooks::rotate(&state.webhooks, &id).await?))
 }
 
 /// Events the endpoint did not accept within 24 hours.
@@ -58,7 +58,7 @@ pub async fn failures(
     _caller: HostCaller,
     Path(id): Path<String>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
-    Ok(Json(serde_json::json!({ "data": webhooks::failures(&state, &id).await? })))
+    Ok(Json(serde_json::json!({ "data": webhooks::failures(&state.webhooks, &id).await? })))
 }
 
 /// Sends a failed event again, now.
@@ -69,6 +69,6 @@ pub async fn resend(
     _caller: HostCaller,
     Path((id, failure_id)): Path<(String, String)>,
 ) -> Result<StatusCode, ApiError> {
-    webhooks::resend(&state, &id, &failure_id).await?;
+    webhooks::resend(&state.webhooks, &id, &failure_id).await?;
     Ok(StatusCode::NO_CONTENT)
 }

@@ -19,5 +19,5 @@ pub async fn create(
     _caller: HostCaller,
     ApiJson(req): ApiJson<CreateWidgetToken>,
 ) -> Result<(StatusCode, Json<WidgetToken>), ApiError> {
-    Ok((StatusCode::CREATED, Json(crate::widget::mint(&state, &req)?)))
+    Ok((StatusCode::CREATED, Json(crate::widget::mint(&state.widget, &req)?)))
 }

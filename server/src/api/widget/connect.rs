@@ -20,5 +20,5 @@ pub async fn create(
     ApiJson(req): ApiJson<ConnectRequest>,
 ) -> Result<(StatusCode, Json<ConnectStarted>), ApiError> {
     let origin = headers.get(header::ORIGIN).and_then(|v| v.to_str().ok());
-    Ok((StatusCode::CREATED, Json(crate::oauth::start::create(&state, &claims, &req, origin).await?)))
+    Ok((StatusCode::CREATED, Json(crate::oauth::start::create(&state.flows, &claims, &req, origin).await?)))
 }

@@ -15,6 +15,6 @@ pub async fn delete(
     WidgetCaller(claims): WidgetCaller,
     Path(id): Path<String>,
 ) -> Result<StatusCode, ApiError> {
-    crate::widget::disconnect(&state, &claims, &id).await?;
+    crate::widget::disconnect(&state.widget, &claims, &id).await?;
     Ok(StatusCode::NO_CONTENT)
 }

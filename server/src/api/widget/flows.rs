@@ -16,5 +16,5 @@ pub async fn get(
     WidgetCaller(claims): WidgetCaller,
     Path(flow_id): Path<String>,
 ) -> Result<Json<FlowStatus>, ApiError> {
-    Ok(Json(crate::widget::flow_status(&state, &claims, &flow_id).await?))
+    Ok(Json(crate::widget::flow_status(&state.widget, &claims, &flow_id).await?))
 }

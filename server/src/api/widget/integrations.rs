@@ -16,5 +16,5 @@ pub async fn list(
     State(state): State<AppState>,
     WidgetCaller(claims): WidgetCaller,
 ) -> Result<Json<IntegrationList>, ApiError> {
-    Ok(Json(crate::widget::integrations(&state, &claims).await?))
+    Ok(Json(crate::widget::integrations(&state.widget, &claims).await?))
 }

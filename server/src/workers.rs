@@ -1,0 +1,51 @@
+//! The background work of a serving process: the usage flusher, the webhook deliverer and the
+//! proactive refresher. `serve` starts them and shuts them down; building an [`AppState`] starts
+//! nothing, so one-shot commands (`latch keys rotate`, `latch secret add`) deliver no webhook and
+//! refresh no token while they run.
+
+use crate::AppState;
+use std::time::Duration;
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
+
+/// How long shutting down waits for the workers to notice; the usage flusher's last write is
+/// within it.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
+
+/// The running workers; [`Workers::shutdown`] stops them.
+#[derive(Debug)]
+pub struct Workers {
+    stop: CancellationToken,
+    tasks: JoinSet<()>,
+}
+
+impl Workers {
+    /// Starts every worker the configuration asks for.
+    pub fn start(state: &AppState) -> Self {
+        let stop = CancellationToken::new();
+        let mut tasks = JoinSet::new();
+        tasks.spawn(state.usage.clone().run_flusher(state.store.clone(), stop.clone()));
+        tasks.spawn(crate::events::webhooks::run(state.webhooks.clone(), stop.clone()));
+        if state.config.background_refresh {
+            tasks.spawn(crate::oauth::refresher::run(state.refresher.clone(), stop.clone()));
+        }
+        Self { stop, tasks }
+    }
+
+    /// Stops the workers and waits (bounded) until they have: pending usage is written. Work a
+    /// worker handed to a task of its own (a refresh, a delivery) runs on to its end.
+    pub async fn shutdown(mut self) {
+        self.stop.cancel();
+        let drained = tokio::time::timeout(SHUTDOWN_GRACE, async {
+            while let Some(done) = self.tasks.join_next().await {
+                if let Err(e) = done {
+                    tracing::warn!(error = %e, "a background worker ended abnormally");
+                }
+            }
+        })
+        .await;
+        if drained.is_err() {
+            tracing::warn!("background workers did not stop in time; aborted");
+        }
+    }
+}
