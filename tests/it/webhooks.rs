@@ -236,3 +236,32 @@ both!(private_targets_are_refused, |backend| async move {
         .await;
     assert_error(&r, 422, "invalid_request");
 });
+
+both!(building_the_state_starts_no_worker_and_serving_does, |backend| async move {
+    let mut app = TestApp::start(backend).await;
+    let receiver = Receiver::start().await;
+    endpoint(&app, &receiver.url, None).await;
+    app.stop().await;
+    let event = latch_server::store::events::NewEvent {
+        id: latch_server::store::new_id("evt"),
+        kind: "connection.deleted".into(),
+        connection_id: None,
+        created_at: app.state.clock.unix(),
+        data: "{}".into(),
+    };
+    app.state.store.insert_event(&event).await.unwrap();
+    // What a one-shot command (`latch keys rotate`, `latch secret add`) does: build, work, exit.
+    let one_shot = latch_server::AppState::build(app.state.config.clone(), Default::default()).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    assert!(receiver.types().is_empty(), "a state that is only built delivers nothing");
+    // Serving it starts the deliverer, and stopping the server stops it.
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let server = tokio::spawn(latch_server::serve(listener, one_shot, async {
+        let _ = stopped.await;
+    }));
+    receiver.wait_for(1).await;
+    assert_eq!(receiver.types(), ["connection.deleted"]);
+    stop.send(()).unwrap();
+    tokio::time::timeout(Duration::from_secs(15), server).await.unwrap().unwrap().unwrap();
+});
