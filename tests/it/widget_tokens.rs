@@ -228,3 +228,35 @@ both!(integrations_show_only_the_users_own_connections, |backend| async move {
         .unwrap();
     assert!(pre.headers().get("access-control-allow-origin").is_none());
 });
+
+both!(replicas_starting_together_on_an_empty_database_accept_each_others_tokens, |backend| async move {
+    // Replicas that start at the same moment each find no signing key; whichever key each one
+    // ends up signing with, every replica must accept the others' tokens at once.
+    let db = crate::harness::db::TestDb::create(backend).await;
+    let config = latch_server::config::Config::for_tests(&db.url, crate::harness::MASTER_KEY);
+    // Migrated once first: concurrent first migrations of one SQLite file are another matter.
+    latch_server::store::Store::connect(&db.url).await.unwrap().migrate().await.unwrap();
+    let replicas: Vec<AppState> =
+        futures::future::join_all((0..4).map(|_| AppState::build(config.clone(), Clock::default())))
+            .await
+            .into_iter()
+            .map(Result::unwrap)
+            .collect();
+    for minter in &replicas {
+        let subject = latch_server::auth::widget_jwt::Subject {
+            user_id: "alice",
+            organization_id: None,
+            providers: vec![],
+            origin: None,
+            label: None,
+        };
+        let (token, _) = minter.signer.mint(minter.clock.unix(), 600, subject).unwrap();
+        for verifier in &replicas {
+            verifier
+                .signer
+                .verify(&token, verifier.clock.unix())
+                .await
+                .expect("a replica's token is accepted by every other");
+        }
+    }
+});

@@ -107,7 +107,12 @@ impl WidgetSigner {
     pub async fn load(store: Store, vault: Vault, issuer: String, clock: &Clock) -> Result<Self, SignerError> {
         let mut rows = store.signing_keys().await?;
         if rows.is_empty() {
-            insert_new_key(&store, &vault, clock.unix()).await?;
+            // Replicas starting together on an empty database all get here: the first key has
+            // a fixed id, so exactly one insert wins and every replica signs with that key.
+            match insert_new_key(&store, &vault, clock.unix(), FIRST_KID).await {
+                Ok(()) | Err(SignerError::Store(StoreError::Conflict { .. })) => {}
+                Err(e) => return Err(e),
+            }
             rows = store.signing_keys().await?;
         }
         let keys = build_keyset(&vault, &rows)?;
@@ -236,8 +241,11 @@ impl WidgetSigner {
     }
 }
 
-async fn insert_new_key(store: &Store, vault: &Vault, now: i64) -> Result<(), SignerError> {
-    let kid = new_id("sk");
+/// The id of a deployment's first signing key (later keys get fresh ids).
+const FIRST_KID: &str = "sk_first";
+
+async fn insert_new_key(store: &Store, vault: &Vault, now: i64, kid: &str) -> Result<(), SignerError> {
+    let kid = kid.to_owned();
     let rng = ring::rand::SystemRandom::new();
     let pkcs8 = Ed25519KeyPair::generate_pkcs8(&rng)
         .map_err(|_| SignerError::Key { kid: kid.clone(), message: "key generation failed".into() })?;
