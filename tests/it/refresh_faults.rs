@@ -315,7 +315,10 @@ both!(a_caller_that_hangs_up_on_delete_with_revoke_loses_nothing, |backend| asyn
             .await;
     assert!(deleted, "revoked at the provider but still here");
     assert_eq!(fake.with(|s| s.revoke_calls.len()), 1);
-    let trail = app.activity(&format!("connection_id={}", row.id)).await;
+    // The `deleted` entry is written just after the row is gone.
+    let query = format!("connection_id={}", row.id);
+    wait_until(Duration::from_secs(3), || async { app.activity(&query).await.len() >= 2 }).await;
+    let trail = app.activity(&query).await;
     let actions: Vec<&str> = trail.iter().map(|e| e["action"].as_str().unwrap()).collect();
     assert_eq!(actions, ["deleted", "revoked"], "{trail:?}");
 });

@@ -181,13 +181,9 @@ async fn complete(flows: &Flows, flow: &FlowRow, q: &CallbackQuery) -> Result<St
         None => None,
     };
     let redirect_uri = super::start::redirect_uri(&flows.public_url);
-    let mut params =
-        vec![("grant_type", "authorization_code"), ("code", code), ("redirect_uri", redirect_uri.as_str())];
-    if let Some(v) = &verifier {
-        params.push(("code_verifier", v.expose()));
-    }
+    let grant = token::Grant::Code { code, verifier: verifier.as_ref(), redirect_uri: &redirect_uri };
     let sent_at = flows.clock.unix();
-    let tokens = token::request(&flows.upstream.http, provider, &secret, &params, crate::oauth::http::PROVIDER_TIMEOUT)
+    let tokens = token::request(&flows.upstream.http, provider, &secret, grant, crate::oauth::http::PROVIDER_TIMEOUT)
         .await
         .map_err(|e| exchange_failure(flows, provider, e))?;
     let account = match (&tokens.account, &provider.identity) {

@@ -1,6 +1,7 @@
 //! The one outbound HTTP client: no redirects (a token endpoint that redirects would re-post the
 //! client secret elsewhere), connect and total timeouts, and capped response bodies.
 
+use std::future::Future;
 use std::time::Duration;
 
 /// Timeout of every provider call; the refresh lease outlives it (see `oauth::refresh`).
@@ -32,4 +33,107 @@ pub async fn read_capped(mut response: reqwest::Response) -> Result<Vec<u8>, req
         body.extend_from_slice(&chunk);
     }
     Ok(body)
+}
+
+/// Which endpoint a [`ProviderCall`] talks to, so its answer is read the right way.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Endpoint {
+    Token,
+    Revocation,
+}
+
+/// Why a provider call produced no answer for the `oauth2` crate to read.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum CallError {
+    /// The request could not be built or sent, or the answer not read; the reason names no URL.
+    #[error("{0}")]
+    Transport(String),
+    /// The answer was refused before the crate read it (see `quirks`).
+    #[error(transparent)]
+    Refused(#[from] super::quirks::Refusal),
+}
+
+/// The `oauth2` crate's HTTP client: our client (no redirects, timeouts, capped bodies), a
+/// deadline per call, the `Authorization` header marked sensitive, and each answer passed
+/// through `quirks` first. Remembers the status the provider sent, for the trail.
+#[derive(Debug)]
+pub struct ProviderCall<'a> {
+    http: &'a reqwest::Client,
+    timeout: Duration,
+    dialect: crate::providers::Dialect,
+    endpoint: Endpoint,
+    /// Where the request goes instead of the URL the crate put in it (see `protocol`).
+    send_to: Option<url::Url>,
+    status: std::sync::atomic::AtomicU16,
+}
+
+impl<'a> ProviderCall<'a> {
+    /// A call to `endpoint` of a provider speaking `dialect`, within `timeout`.
+    pub fn new(
+        http: &'a reqwest::Client,
+        timeout: Duration,
+        dialect: crate::providers::Dialect,
+        endpoint: Endpoint,
+    ) -> Self {
+        Self { http, timeout, dialect, endpoint, send_to: None, status: Default::default() }
+    }
+
+    /// Sends to `url`, the endpoint as configured, whatever URL the crate built.
+    pub fn sending_to(mut self, url: url::Url) -> Self {
+        self.send_to = Some(url);
+        self
+    }
+
+    /// The HTTP status of the provider's last answer (0 before one).
+    pub fn status(&self) -> u16 {
+        self.status.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    async fn send(&self, request: oauth2::HttpRequest) -> Result<oauth2::HttpResponse, CallError> {
+        let mut request = outbound(request, self.timeout)?;
+        if let Some(url) = &self.send_to {
+            *request.url_mut() = url.clone();
+        }
+        let response =
+            self.http.execute(request).await.map_err(|e| CallError::Transport(super::token::describe_transport(&e)))?;
+        let status = response.status().as_u16();
+        self.status.store(status, std::sync::atomic::Ordering::Relaxed);
+        let is_form = response
+            .headers()
+            .get(reqwest::header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| v.starts_with("application/x-www-form-urlencoded") || v.starts_with("text/plain"));
+        let body =
+            read_capped(response).await.map_err(|e| CallError::Transport(super::token::describe_transport(&e)))?;
+        let (status, body) = match self.endpoint {
+            Endpoint::Token => super::quirks::token_answer(self.dialect, status, is_form, &body)?,
+            Endpoint::Revocation => super::quirks::revocation_answer(status, &body),
+        };
+        oauth2::http::Response::builder()
+            .status(status)
+            .header(oauth2::http::header::CONTENT_TYPE, "application/json")
+            .body(body)
+            .map_err(|_| CallError::Transport("unreadable answer".into()))
+    }
+}
+
+impl<'c> oauth2::AsyncHttpClient<'c> for ProviderCall<'_> {
+    type Error = CallError;
+    type Future = std::pin::Pin<Box<dyn Future<Output = Result<oauth2::HttpResponse, CallError>> + Send + 'c>>;
+
+    fn call(&'c self, request: oauth2::HttpRequest) -> Self::Future {
+        Box::pin(self.send(request))
+    }
+}
+
+/// The crate's request as ours: with the call's deadline, and the client credentials in
+/// `Authorization` marked sensitive, so no debug output or HTTP/2 header table ever shows them.
+pub fn outbound(request: oauth2::HttpRequest, timeout: Duration) -> Result<reqwest::Request, CallError> {
+    let mut request = reqwest::Request::try_from(request)
+        .map_err(|_| CallError::Transport("the request could not be built".into()))?;
+    *request.timeout_mut() = Some(timeout);
+    if let Some(value) = request.headers_mut().get_mut(reqwest::header::AUTHORIZATION) {
+        value.set_sensitive(true);
+    }
+    Ok(request)
 }

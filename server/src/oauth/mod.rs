@@ -5,7 +5,9 @@
 pub mod callback;
 pub mod http;
 pub mod identity;
+pub mod protocol;
 pub mod provider_health;
+pub mod quirks;
 pub mod refresh;
 pub mod refresher;
 pub mod revoke;

@@ -445,7 +445,7 @@ async fn run_refresh(cx: &RefreshCtx, row: ConnectionRow, lease: Lease<'_>, acto
             &cx.upstream.http,
             provider,
             &secret,
-            &[("grant_type", "refresh_token"), ("refresh_token", refresh_token.expose())],
+            token::Grant::Refresh { refresh_token: &refresh_token },
             budget,
         )
         .await;

@@ -4,10 +4,12 @@
 
 use super::Upstream;
 use super::http::read_capped;
+use super::http::{Endpoint, PROVIDER_TIMEOUT, ProviderCall};
 use super::token::{describe_transport, sanitize_code};
 use crate::providers::Dialect;
 use crate::store::connections::ConnectionRow;
 use crate::vault::{Secret, Slot, Vault};
+use oauth2::{AccessToken, RefreshToken, RequestTokenError, StandardRevocableToken};
 
 /// What happened at the provider.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -60,7 +62,7 @@ pub async fn revoke(up: &Upstream, vault: &Vault, row: &ConnectionRow) -> Revoke
     let mut last = RevokeOutcome::Failed("no token to revoke".into());
     for (token, hint) in candidates {
         let Some(token) = token else { continue };
-        last = post_revocation(up, provider, &url, &secret, &token, hint).await;
+        last = post_revocation(up, provider, &secret, &token, hint).await;
         if last == RevokeOutcome::Revoked {
             break;
         }
@@ -68,30 +70,39 @@ pub async fn revoke(up: &Upstream, vault: &Vault, row: &ConnectionRow) -> Revoke
     last
 }
 
+/// One RFC 7009 request through the `oauth2` crate (client authentication as for the token
+/// endpoint, a type hint), reported with the provider's status and sanitized error code.
 async fn post_revocation(
     up: &Upstream,
     provider: &crate::providers::Provider,
-    url: &url::Url,
     secret: &Secret,
     token: &Secret,
     hint: &str,
 ) -> RevokeOutcome {
-    let mut form = vec![("token", token.expose()), ("token_type_hint", hint)];
-    let request = super::token::authenticate(up.http.post(url.clone()), &mut form, provider, secret);
-    match request.form(&form).send().await {
-        Ok(r) if r.status().is_success() => RevokeOutcome::Revoked,
-        Ok(r) => {
-            let status = r.status().as_u16();
-            let code = read_capped(r)
-                .await
-                .ok()
-                .and_then(|b| serde_json::from_slice::<serde_json::Value>(&b).ok())
-                .and_then(|v| v.get("error").and_then(|e| e.as_str()).map(sanitize_code));
+    let client = super::protocol::client(provider, None, Some(secret));
+    let token = match hint {
+        "refresh_token" => StandardRevocableToken::RefreshToken(RefreshToken::new(token.expose().to_owned())),
+        _ => StandardRevocableToken::AccessToken(AccessToken::new(token.expose().to_owned())),
+    };
+    let request = match client.revoke_token(token) {
+        Ok(request) => request,
+        Err(e) => return RevokeOutcome::Failed(format!("revocation not sent: {e}")),
+    };
+    let Some(url) = provider.revocation_url.clone() else {
+        return RevokeOutcome::Unsupported;
+    };
+    let call = ProviderCall::new(&up.http, PROVIDER_TIMEOUT, provider.dialect, Endpoint::Revocation).sending_to(url);
+    match request.request_async(&call).await {
+        Ok(()) => RevokeOutcome::Revoked,
+        Err(RequestTokenError::Request(e)) => RevokeOutcome::Failed(e.to_string()),
+        Err(RequestTokenError::ServerResponse(e)) => {
+            let code = e.error().as_ref();
             RevokeOutcome::Failed(format!(
-                "provider answered HTTP {status}{}",
-                code.map(|c| format!(" ({c})")).unwrap_or_default()
+                "provider answered HTTP {}{}",
+                call.status(),
+                if code.starts_with("http_") { String::new() } else { format!(" ({code})") }
             ))
         }
-        Err(e) => RevokeOutcome::Failed(describe_transport(&e)),
+        Err(_) => RevokeOutcome::Failed(format!("provider answered HTTP {}", call.status())),
     }
 }

@@ -19,6 +19,7 @@ use crate::store::new_id;
 use crate::vault::Slot;
 use latch_shared::ErrorCode;
 use latch_shared::api::widget::{ConnectRequest, ConnectStarted};
+use oauth2::{CsrfToken, PkceCodeChallenge, Scope};
 use url::Url;
 
 /// A flow must be finished within this many seconds of its creation.
@@ -195,42 +196,31 @@ pub async fn authorize(flows: &Flows, flow_id: &str, how: StartRequest<'_>) -> R
         .ok_or_else(|| FlowError::new(ErrorCode::InternalError, "This provider is no longer configured."))?;
     let state_token = crate::random::token();
     let browser_secret = crate::random::token();
-    let verifier = provider.pkce.then(crate::random::token);
-    let sealed = verifier.as_ref().map(|v| flows.vault.seal_str(Slot::new("flows", &flow.id, "pkce_verifier"), v));
-    if !flows
-        .store
-        .start_flow(
-            &flow.id,
-            &crate::random::digest(&state_token),
-            &crate::random::digest(&browser_secret),
-            sealed.as_deref(),
-            now,
-        )
-        .await?
-    {
+    // PKCE S256 with a 256-bit verifier (the crate's), sealed until the code exchange.
+    let pkce = provider.pkce.then(PkceCodeChallenge::new_random_sha256);
+    let sealed = pkce
+        .as_ref()
+        .map(|(_, verifier)| flows.vault.seal_str(Slot::new("flows", &flow.id, "pkce_verifier"), verifier.secret()));
+    let (state_hash, browser_hash) = (crate::random::digest(&state_token), crate::random::digest(&browser_secret));
+    if !flows.store.start_flow(&flow.id, &state_hash, &browser_hash, sealed.as_deref(), now).await? {
         return Err(FlowError::new(
             ErrorCode::FlowAlreadyStarted,
             "This connect link was already opened. Start again from the app.",
         ));
     }
-    let mut location = provider.authorization_url.clone();
-    {
-        let mut q = location.query_pairs_mut();
-        q.append_pair("response_type", "code");
-        q.append_pair("client_id", &provider.client_id);
-        q.append_pair("redirect_uri", redirect_uri(&flows.public_url).as_str());
-        if !provider.scopes.is_empty() {
-            q.append_pair("scope", &provider.scopes.join(&provider.scope_separator));
-        }
-        q.append_pair("state", &state_token);
-        if let Some(verifier) = &verifier {
-            q.append_pair("code_challenge", &crate::random::s256_challenge(verifier));
-            q.append_pair("code_challenge_method", "S256");
-        }
-        for (k, v) in &provider.authorization_url_extras {
-            q.append_pair(k, v);
-        }
+    let client = super::protocol::client(provider, Some(&redirect_uri(&flows.public_url)), None);
+    let mut request = client.authorize_url(|| CsrfToken::new(state_token));
+    if !provider.scopes.is_empty() {
+        // One value, joined with the provider's separator (Slack and GitHub use commas).
+        request = request.add_scope(Scope::new(provider.scopes.join(&provider.scope_separator)));
     }
+    if let Some((challenge, _)) = pkce {
+        request = request.set_pkce_challenge(challenge);
+    }
+    for (k, v) in &provider.authorization_url_extras {
+        request = request.add_extra_param(k, v);
+    }
+    let (location, _) = request.url();
     Ok(Authorize {
         location,
         cookie_name: cookie_name(is_secure(&flows.public_url), &flow.id),

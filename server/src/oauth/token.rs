@@ -3,11 +3,15 @@
 //! Provider error bodies can echo secrets, so an answer is reduced to its `error` code (checked to
 //! be a short identifier) and a sanitized description before anything else sees it.
 
-use super::http::read_capped;
-use crate::providers::{Dialect, Provider, TokenAuthMethod};
+use super::http::{CallError, Endpoint, ProviderCall};
+use super::protocol::{ProviderClient, TokenAnswer};
+use super::quirks::Refusal;
+use crate::providers::{Dialect, Provider};
 use crate::vault::Secret;
-use base64::Engine as _;
-use serde::Deserialize;
+use oauth2::basic::BasicErrorResponse;
+use oauth2::{AuthorizationCode, PkceCodeVerifier, RefreshToken, RequestTokenError, TokenResponse as _};
+use std::time::Duration;
+use url::Url;
 
 /// Tokens from a successful answer.
 #[derive(Debug, Clone)]
@@ -57,148 +61,81 @@ impl TokenError {
     }
 }
 
-#[derive(Deserialize)]
-struct RawTokenResponse {
-    ok: Option<bool>,
-    error: Option<serde_json::Value>,
-    error_description: Option<serde_json::Value>,
-    access_token: Option<serde_json::Value>,
-    refresh_token: Option<serde_json::Value>,
-    token_type: Option<serde_json::Value>,
-    expires_in: Option<serde_json::Value>,
-    scope: Option<serde_json::Value>,
-    /// Slack: the workspace the app was installed in.
-    team: Option<serde_json::Value>,
-    /// Slack: the installing user, with a user token when user scopes were asked for.
-    authed_user: Option<serde_json::Value>,
+/// What a token request asks for.
+#[derive(Debug, Clone, Copy)]
+pub enum Grant<'a> {
+    /// The authorization code of a connect flow, with its PKCE verifier; the client's redirect
+    /// URI goes with it.
+    Code { code: &'a str, verifier: Option<&'a Secret>, redirect_uri: &'a Url },
+    /// A refresh.
+    Refresh { refresh_token: &'a Secret },
 }
 
-/// Posts a grant to the token endpoint and classifies the answer.
+/// Sends a grant to `provider`'s token endpoint with the `oauth2` crate, within `timeout`, and
+/// classifies the answer.
 pub async fn request(
     http: &reqwest::Client,
     provider: &Provider,
     client_secret: &Secret,
-    params: &[(&str, &str)],
-    timeout: std::time::Duration,
+    grant: Grant<'_>,
+    timeout: Duration,
 ) -> Result<TokenSet, TokenError> {
-    let mut form: Vec<(&str, &str)> = params.to_vec();
-    let request = authenticate(http.post(provider.token_url.clone()), &mut form, provider, client_secret)
-        .timeout(timeout)
-        .header("Accept", "application/json");
-    let body = serde_urlencoded::to_string(&form).map_err(|_| TokenError::Malformed { reason: "form encoding" })?;
-    let response = request
-        .header("Content-Type", "application/x-www-form-urlencoded")
-        .body(body)
-        .send()
-        .await
-        .map_err(|e| TokenError::Transient { reason: describe_transport(&e) })?;
-    let status = response.status();
-    let is_form = response
-        .headers()
-        .get("content-type")
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.starts_with("application/x-www-form-urlencoded") || v.starts_with("text/plain"));
-    let bytes = read_capped(response).await.map_err(|e| TokenError::Transient { reason: describe_transport(&e) })?;
-    parse(provider.dialect, status.as_u16(), is_form, &bytes)
+    let redirect_uri = match grant {
+        Grant::Code { redirect_uri, .. } => Some(redirect_uri),
+        Grant::Refresh { .. } => None,
+    };
+    let client = super::protocol::client(provider, redirect_uri, Some(client_secret));
+    let call = ProviderCall::new(http, timeout, provider.dialect, Endpoint::Token);
+    send(&client, &call, provider.dialect, grant).await
 }
 
-/// Classifies a token endpoint answer. Public for tests and fuzzing.
-pub fn parse(dialect: Dialect, status: u16, is_form: bool, body: &[u8]) -> Result<TokenSet, TokenError> {
-    if status == 429 || status >= 500 {
-        return Err(TokenError::Transient { reason: format!("HTTP {status}") });
-    }
-    let raw: Option<RawTokenResponse> = if is_form {
-        serde_urlencoded::from_bytes::<Vec<(String, String)>>(body).ok().map(|pairs| {
-            let get =
-                |k: &str| pairs.iter().find(|(key, _)| key == k).map(|(_, v)| serde_json::Value::String(v.clone()));
-            RawTokenResponse {
-                ok: None,
-                error: get("error"),
-                error_description: get("error_description"),
-                access_token: get("access_token"),
-                refresh_token: get("refresh_token"),
-                token_type: get("token_type"),
-                expires_in: get("expires_in"),
-                scope: get("scope"),
-                team: None,
-                authed_user: None,
+async fn send(
+    client: &ProviderClient,
+    call: &ProviderCall<'_>,
+    dialect: Dialect,
+    grant: Grant<'_>,
+) -> Result<TokenSet, TokenError> {
+    let answer = match grant {
+        Grant::Code { code, verifier, .. } => {
+            let mut request = client.exchange_code(AuthorizationCode::new(code.to_owned()));
+            if let Some(verifier) = verifier {
+                request = request.set_pkce_verifier(PkceCodeVerifier::new(verifier.expose().to_owned()));
             }
-        })
-    } else {
-        serde_json::from_slice(body).ok()
+            request.request_async(call).await
+        }
+        Grant::Refresh { refresh_token } => {
+            let token = RefreshToken::new(refresh_token.expose().to_owned());
+            client.exchange_refresh_token(&token).request_async(call).await
+        }
     };
-    let Some(raw) = raw else {
-        return Err(if (200..300).contains(&status) {
-            TokenError::Malformed { reason: "body is not a JSON object" }
-        } else {
-            TokenError::Other { code: format!("http_{status}"), description: None }
-        });
-    };
-    // Slack answers 200 with ok:false; GitHub answers 200 with an error field.
-    let failed = raw.error.is_some() || raw.ok == Some(false) || !(200..300).contains(&status);
-    if failed {
-        let code =
-            raw.error.as_ref().and_then(|v| v.as_str()).map(sanitize_code).unwrap_or_else(|| format!("http_{status}"));
-        let description = raw.error_description.as_ref().and_then(|v| v.as_str()).map(sanitize_description);
-        return Err(classify(dialect, code, description));
+    read(dialect, answer)
+}
+
+/// Classifies what the crate made of an answer (which `quirks` has already checked).
+fn read(
+    dialect: Dialect,
+    answer: Result<TokenAnswer, RequestTokenError<CallError, BasicErrorResponse>>,
+) -> Result<TokenSet, TokenError> {
+    match answer {
+        Ok(answer) => Ok(token_set(dialect, &answer)),
+        // `quirks` sanitized both before the crate read them.
+        Err(RequestTokenError::ServerResponse(e)) => {
+            Err(classify(dialect, e.error().as_ref().to_owned(), e.error_description().cloned()))
+        }
+        Err(RequestTokenError::Request(CallError::Transport(reason))) => Err(TokenError::Transient { reason }),
+        Err(RequestTokenError::Request(CallError::Refused(refusal))) => Err(match refusal {
+            Refusal::Unavailable(reason) => TokenError::Transient { reason },
+            Refusal::Malformed(reason) => TokenError::Malformed { reason },
+            Refusal::NoAccessToken => TokenError::NoAccessToken,
+        }),
+        Err(RequestTokenError::Parse(..) | RequestTokenError::Other(_)) => {
+            Err(TokenError::Malformed { reason: "unexpected token response" })
+        }
     }
-    // Slack installs with only user scopes carry the token inside `authed_user`.
-    let (access_field, scope_field) = match (raw.access_token, &raw.authed_user) {
-        (None, Some(user)) if dialect == Dialect::Slack && user.get("access_token").is_some() => {
-            (user.get("access_token").cloned(), user.get("scope").cloned())
-        }
-        (access, _) => (access, raw.scope),
-    };
-    let access_token = match access_field {
-        Some(serde_json::Value::String(s)) if !s.is_empty() => Secret::new(s),
-        None | Some(serde_json::Value::Null) => return Err(TokenError::NoAccessToken),
-        _ => return Err(TokenError::Malformed { reason: "access_token is not a non-empty string" }),
-    };
-    let refresh_token = match raw.refresh_token {
-        Some(serde_json::Value::String(s)) if !s.is_empty() => Some(Secret::new(s)),
-        None | Some(serde_json::Value::Null) => None,
-        _ => {
-            return Err(TokenError::Malformed { reason: "refresh_token is not a string" });
-        }
-    };
-    let token_type = match raw.token_type {
-        Some(serde_json::Value::String(s)) => s.to_ascii_lowercase(),
-        None | Some(serde_json::Value::Null) => "bearer".to_owned(),
-        _ => {
-            return Err(TokenError::Malformed { reason: "token_type is not a string" });
-        }
-    };
-    // Slack bot tokens say "bot"; anything else that is not bearer is unusable for us.
-    if !matches!(token_type.as_str(), "bearer" | "bot" | "user") {
-        return Err(TokenError::Malformed { reason: "unsupported token_type" });
-    }
-    let expires_in = match raw.expires_in {
-        None | Some(serde_json::Value::Null) => None,
-        Some(serde_json::Value::Number(n)) => match n.as_i64() {
-            Some(v) if (1..=10 * 365 * 86_400).contains(&v) => Some(v),
-            _ => {
-                return Err(TokenError::Malformed { reason: "expires_in out of range" });
-            }
-        },
-        // Form-encoded answers (GitHub) carry numbers as strings.
-        Some(serde_json::Value::String(s)) if is_form => match s.parse::<i64>() {
-            Ok(v) if (1..=10 * 365 * 86_400).contains(&v) => Some(v),
-            _ => {
-                return Err(TokenError::Malformed { reason: "expires_in out of range" });
-            }
-        },
-        _ => {
-            return Err(TokenError::Malformed { reason: "expires_in is not a number" });
-        }
-    };
-    let scopes = match scope_field {
-        None | Some(serde_json::Value::Null) => None,
-        Some(serde_json::Value::String(s)) => Some(split_scopes(&s)),
-        _ => {
-            return Err(TokenError::Malformed { reason: "scope is not a string" });
-        }
-    };
-    let account = match (dialect, &raw.team) {
+}
+
+fn token_set(dialect: Dialect, answer: &TokenAnswer) -> TokenSet {
+    let account = match (dialect, &answer.extra_fields().team) {
         (Dialect::Slack, Some(team)) => team
             .get("id")
             .and_then(|id| id.as_str())
@@ -206,7 +143,49 @@ pub fn parse(dialect: Dialect, status: u16, is_form: bool, body: &[u8]) -> Resul
             .map(|id| (id.to_owned(), team.get("name").and_then(|n| n.as_str()).map(str::to_owned))),
         _ => None,
     };
-    Ok(TokenSet { access_token, refresh_token, token_type, expires_in, scopes, account })
+    TokenSet {
+        access_token: Secret::new(answer.access_token().secret().clone()),
+        refresh_token: answer.refresh_token().map(|t| Secret::new(t.secret().clone())),
+        token_type: answer.token_type().as_ref().to_owned(),
+        // `quirks` checked the range.
+        expires_in: answer.expires_in().and_then(|d| i64::try_from(d.as_secs()).ok()),
+        scopes: answer.scopes().map(|scopes| scopes.iter().flat_map(|s| split_scopes(s)).collect::<Vec<_>>()).map(
+            |mut scopes| {
+                scopes.dedup();
+                scopes
+            },
+        ),
+        account,
+    }
+}
+
+/// Classifies a token-endpoint answer exactly as [`request`] does, without a network: for
+/// tests and fuzzing.
+pub async fn parse(dialect: Dialect, status: u16, is_form: bool, body: &[u8]) -> Result<TokenSet, TokenError> {
+    let canned = |_request: oauth2::HttpRequest| async move {
+        let (status, body) = super::quirks::token_answer(dialect, status, is_form, body)?;
+        oauth2::http::Response::builder()
+            .status(status)
+            .header(oauth2::http::header::CONTENT_TYPE, "application/json")
+            .body(body)
+            .map_err(|_| CallError::Transport("unreadable answer".into()))
+    };
+    let url = Url::parse("https://provider.invalid/token").ok();
+    let Some(url) = url else { return Err(TokenError::Malformed { reason: "no URL" }) };
+    let client: oauth2::Client<
+        BasicErrorResponse,
+        TokenAnswer,
+        oauth2::basic::BasicTokenIntrospectionResponse,
+        oauth2::StandardRevocableToken,
+        oauth2::basic::BasicRevocationErrorResponse,
+        oauth2::EndpointNotSet,
+        oauth2::EndpointNotSet,
+        oauth2::EndpointNotSet,
+        oauth2::EndpointNotSet,
+        oauth2::EndpointSet,
+    > = oauth2::Client::new(oauth2::ClientId::new("c".into())).set_token_uri(oauth2::TokenUrl::from_url(url));
+    let answer = client.exchange_refresh_token(&RefreshToken::new("r".into())).request_async(&canned).await;
+    read(dialect, answer)
 }
 
 fn classify(dialect: Dialect, code: String, description: Option<String>) -> TokenError {
@@ -259,42 +238,6 @@ pub fn sanitize_description(text: &str) -> String {
     cleaned.split(' ').map(|w| if w.len() > 24 { "[…]" } else { w }).collect::<Vec<_>>().join(" ")
 }
 
-fn form_encode(s: &str) -> String {
-    url::form_urlencoded::byte_serialize(s.as_bytes()).collect()
-}
-
-/// Adds the client's authentication to a request to the provider (token or revocation
-/// endpoint): HTTP Basic, or `client_id` and `client_secret` in `form`.
-pub fn authenticate<'a>(
-    request: reqwest::RequestBuilder,
-    form: &mut Vec<(&'a str, &'a str)>,
-    provider: &'a Provider,
-    client_secret: &'a Secret,
-) -> reqwest::RequestBuilder {
-    match provider.token_auth_method {
-        TokenAuthMethod::Basic => {
-            // RFC 6749 §2.3.1: form-urlencode id and secret before Basic encoding.
-            let id = form_encode(&provider.client_id);
-            let secret = form_encode(client_secret.expose());
-            let basic = base64::engine::general_purpose::STANDARD.encode(format!("{id}:{secret}"));
-            // Marked sensitive, so no debug output or HTTP/2 header table ever shows it.
-            match reqwest::header::HeaderValue::from_str(&format!("Basic {basic}")) {
-                Ok(mut value) => {
-                    value.set_sensitive(true);
-                    request.header(reqwest::header::AUTHORIZATION, value)
-                }
-                // Base64 is always a valid header value; an impossible failure sends no secret.
-                Err(_) => request,
-            }
-        }
-        TokenAuthMethod::Post => {
-            form.push(("client_id", &provider.client_id));
-            form.push(("client_secret", client_secret.expose()));
-            request
-        }
-    }
-}
-
 /// A transport failure, described without the URL (which may carry a query).
 pub fn describe_transport(e: &reqwest::Error) -> String {
     if e.is_timeout() {
@@ -312,23 +255,30 @@ pub fn describe_transport(e: &reqwest::Error) -> String {
 mod tests {
     use super::*;
 
-    fn std_parse(status: u16, body: &str) -> Result<TokenSet, TokenError> {
-        parse(Dialect::Standard, status, false, body.as_bytes())
+    async fn std_parse(status: u16, body: &str) -> Result<TokenSet, TokenError> {
+        parse(Dialect::Standard, status, false, body.as_bytes()).await
     }
 
-    #[test]
-    fn good_answers() {
+    #[tokio::test]
+    async fn good_answers() {
         let t = std_parse(
             200,
             r#"{"access_token":"a","refresh_token":"r","token_type":"Bearer","expires_in":3600,"scope":"a b"}"#,
         )
+        .await
         .unwrap();
         assert_eq!(t.access_token.expose(), "a");
+        assert_eq!(t.refresh_token.unwrap().expose(), "r");
+        assert_eq!(t.token_type, "bearer");
         assert_eq!(t.expires_in, Some(3600));
         assert_eq!(t.scopes.unwrap(), ["a", "b"]);
-        let t = parse(Dialect::Standard, 200, true, b"access_token=gho_x&scope=repo%2Cuser&token_type=bearer").unwrap();
+        let t = parse(Dialect::Standard, 200, true, b"access_token=gho_x&scope=repo%2Cuser&token_type=bearer")
+            .await
+            .unwrap();
         assert_eq!(t.scopes.unwrap(), ["repo", "user"]);
         assert!(t.expires_in.is_none());
+        let t = std_parse(200, r#"{"access_token":"a"}"#).await.unwrap();
+        assert_eq!(t.token_type, "bearer", "a missing token_type is bearer");
     }
 
     #[test]
@@ -341,72 +291,99 @@ mod tests {
                identity = { url = "http://127.0.0.1:9/me", account_identifier = "$.sub" }"#,
         )
         .unwrap();
-        let provider = Provider::from_config("custom", cfg).unwrap();
+        let provider = crate::providers::Provider::from_config("custom", cfg).unwrap();
         let secret = Secret::new("s3cret");
-        let mut form = Vec::new();
-        let client = reqwest::Client::new();
-        let request =
-            authenticate(client.post(provider.token_url.clone()), &mut form, &provider, &secret).build().unwrap();
+        let client = super::super::protocol::client(&provider, None, Some(&secret));
+        // What the crate would send, captured instead of sent.
+        let captured = std::sync::Mutex::new(None);
+        let capture = |request: oauth2::HttpRequest| {
+            *captured.lock().unwrap() = Some(request);
+            std::future::ready(Err::<oauth2::HttpResponse, _>(CallError::Transport("captured".into())))
+        };
+        let token = RefreshToken::new("r".into());
+        let _ = futures_lite_block_on(client.exchange_refresh_token(&token).request_async(&capture));
+        let request = captured.lock().unwrap().take().unwrap();
+        let body = String::from_utf8(request.body().clone()).unwrap();
+        assert!(!body.contains("s3cret") && !body.contains("client_id"), "no credentials in the body: {body}");
+        let request = crate::oauth::http::outbound(request, std::time::Duration::from_secs(1)).unwrap();
         let header = &request.headers()[reqwest::header::AUTHORIZATION];
         assert!(header.is_sensitive(), "the Basic header must be marked sensitive");
         assert!(!format!("{request:?}").contains(header.to_str().unwrap()), "Debug shows no credentials");
-        assert!(form.is_empty(), "no secret in the body");
     }
 
-    #[test]
-    fn slack_ok_false_is_an_error_even_with_200() {
-        let e = parse(Dialect::Slack, 200, false, br#"{"ok":false,"error":"invalid_refresh_token"}"#).unwrap_err();
+    fn futures_lite_block_on<F: std::future::Future>(f: F) -> F::Output {
+        tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(f)
+    }
+
+    #[tokio::test]
+    async fn slack_ok_false_is_an_error_even_with_200() {
+        let e =
+            parse(Dialect::Slack, 200, false, br#"{"ok":false,"error":"invalid_refresh_token"}"#).await.unwrap_err();
         assert!(matches!(e, TokenError::GrantRejected { .. }));
-        let e = parse(Dialect::Slack, 200, false, br#"{"ok":false,"error":"ratelimited"}"#).unwrap_err();
+        let e = parse(Dialect::Slack, 200, false, br#"{"ok":false,"error":"ratelimited"}"#).await.unwrap_err();
         assert!(matches!(e, TokenError::Transient { .. }));
     }
 
-    #[test]
-    fn malformed_answers_fail_closed() {
+    #[tokio::test]
+    async fn malformed_answers_fail_closed() {
         for body in [
             r#"{"access_token":""}"#,
             r#"{"access_token":"a","token_type":"mac"}"#,
             r#"{"access_token":"a","expires_in":"3600"}"#,
             r#"{"access_token":"a","expires_in":-5}"#,
+            r#"{"access_token":"a","expires_in":0}"#,
             r#"{"access_token":"a","expires_in":1e15}"#,
             r#"{"access_token":"a","scope":["a"]}"#,
+            r#"{"access_token":"a","refresh_token":7}"#,
+            r#"{"access_token":"a","token_type":1}"#,
+            r#"{"access_token":5}"#,
             "<html>hi</html>",
+            "[]",
             "",
         ] {
-            assert!(matches!(std_parse(200, body), Err(TokenError::Malformed { .. })), "{body}");
+            assert!(matches!(std_parse(200, body).await, Err(TokenError::Malformed { .. })), "{body}");
         }
     }
 
-    #[test]
-    fn no_access_token_is_its_own_error() {
-        assert!(matches!(std_parse(200, "{}"), Err(TokenError::NoAccessToken)));
+    #[tokio::test]
+    async fn no_access_token_is_its_own_error() {
+        assert!(matches!(std_parse(200, "{}").await, Err(TokenError::NoAccessToken)));
     }
 
-    #[test]
-    fn slack_install_answer() {
+    #[tokio::test]
+    async fn slack_install_answer() {
         let body = br#"{"ok":true,"access_token":"xoxb-1","token_type":"bot","scope":"chat:write,channels:read",
             "team":{"id":"T1","name":"Acme"},"authed_user":{"id":"U1","scope":"identify","access_token":"xoxp-1","token_type":"user"}}"#;
-        let t = parse(Dialect::Slack, 200, false, body).unwrap();
+        let t = parse(Dialect::Slack, 200, false, body).await.unwrap();
         assert_eq!(t.access_token.expose(), "xoxb-1");
+        assert_eq!(t.token_type, "bot");
         assert_eq!(t.scopes.unwrap(), ["chat:write", "channels:read"]);
         assert_eq!(t.account, Some(("T1".into(), Some("Acme".into()))));
         let user_only = br#"{"ok":true,"team":{"id":"T1"},"authed_user":{"id":"U1","scope":"search:read","access_token":"xoxp-2","token_type":"user"}}"#;
-        let t = parse(Dialect::Slack, 200, false, user_only).unwrap();
+        let t = parse(Dialect::Slack, 200, false, user_only).await.unwrap();
         assert_eq!(t.access_token.expose(), "xoxp-2");
         assert_eq!(t.scopes.unwrap(), ["search:read"]);
     }
 
-    #[test]
-    fn classification() {
-        assert!(matches!(std_parse(400, r#"{"error":"invalid_grant"}"#), Err(TokenError::GrantRejected { .. })));
-        assert!(matches!(std_parse(401, r#"{"error":"invalid_client"}"#), Err(TokenError::ClientRejected { .. })));
-        assert!(matches!(std_parse(503, "down"), Err(TokenError::Transient { .. })));
-        assert!(matches!(std_parse(429, "{}"), Err(TokenError::Transient { .. })));
+    #[tokio::test]
+    async fn classification() {
+        assert!(matches!(std_parse(400, r#"{"error":"invalid_grant"}"#).await, Err(TokenError::GrantRejected { .. })));
+        assert!(matches!(
+            std_parse(401, r#"{"error":"invalid_client"}"#).await,
+            Err(TokenError::ClientRejected { .. })
+        ));
+        assert!(matches!(std_parse(503, "down").await, Err(TokenError::Transient { .. })));
+        assert!(matches!(std_parse(429, "{}").await, Err(TokenError::Transient { .. })));
+        assert!(matches!(std_parse(200, r#"{"error":"invalid_grant"}"#).await, Err(TokenError::GrantRejected { .. })));
+        match std_parse(403, "forbidden").await {
+            Err(TokenError::Other { code, .. }) => assert_eq!(code, "http_403"),
+            other => panic!("{other:?}"),
+        }
     }
 
-    #[test]
-    fn provider_text_is_sanitized() {
-        let e = std_parse(400, r#"{"error":"<script>secret-token-value</script>","error_description":"bad token xoxb-1234567890-abcdefghijklmnop given"}"#).unwrap_err();
+    #[tokio::test]
+    async fn provider_text_is_sanitized() {
+        let e = std_parse(400, r#"{"error":"<script>secret-token-value</script>","error_description":"bad token xoxb-1234567890-abcdefghijklmnop given"}"#).await.unwrap_err();
         match e {
             TokenError::Other { code, description } => {
                 assert_eq!(code, "unrecognized_error");
