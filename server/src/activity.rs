@@ -5,6 +5,7 @@ use crate::store::Store;
 use crate::store::activity::ActivityRow;
 use crate::store::connections::ConnectionRow;
 use crate::store::new_id;
+pub use latch_shared::activity::Action;
 
 /// Who caused an entry.
 #[derive(Debug, Clone)]
@@ -33,14 +34,14 @@ pub struct Entry(ActivityRow);
 
 impl Entry {
     /// A successful `action` by `actor` at `now`.
-    pub fn new(now: i64, actor: &Actor, action: &str) -> Self {
+    pub fn new(now: i64, actor: &Actor, action: Action) -> Self {
         let (kind, name) = actor.parts();
         Self(ActivityRow {
             id: new_id("act"),
             at: now,
             actor_kind: kind.to_owned(),
             actor_name: name.to_owned(),
-            action: action.to_owned(),
+            action,
             connection_id: None,
             user_id: None,
             organization_id: None,

@@ -6,7 +6,7 @@ use crate::clock::{Clock, from_unix};
 use crate::config::Config;
 use crate::state::{AppState, load_master_key};
 use crate::store::{Store, new_id};
-use crate::vault::{MasterKey, Slot, Vault};
+use crate::vault::{MasterKey, Sealed, Vault};
 use clap::{Parser, Subcommand};
 use std::io::Read as _;
 use std::path::PathBuf;
@@ -286,7 +286,7 @@ async fn secret_add(config: &Config, provider: &str) -> Result<(), String> {
     }
     // Building the state checks the master key against the database before writing.
     let state = AppState::build(config.clone(), Clock::default()).await.map_err(|e| e.to_string())?;
-    let sealed = vault.seal_str(Slot::new("provider_secrets", provider, "client_secret"), secret);
+    let sealed = vault.seal_str(Sealed::ClientSecret.slot(provider), secret);
     state.store.put_client_secret(provider, &sealed, Clock::default().unix()).await.map_err(|e| e.to_string())?;
     state.store.close().await;
     hint(&format!("stored the client secret of {provider} (encrypted)"));

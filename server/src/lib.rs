@@ -37,6 +37,7 @@ pub mod paging;
 pub mod providers;
 pub mod random;
 pub mod sandbox;
+pub mod scopes;
 pub mod state;
 pub mod store;
 pub mod telemetry;

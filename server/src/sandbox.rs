@@ -14,7 +14,7 @@ use crate::random::{digest, token as random_token};
 use crate::store::new_id;
 use crate::store::sandbox::SandboxMessage;
 use crate::store::{Store, StoreError};
-use crate::vault::{Secret, Slot, Vault};
+use crate::vault::{Sealed, Secret, Vault};
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
 use serde::{Deserialize, Serialize};
@@ -84,7 +84,7 @@ pub struct Sandbox {
 /// Creates Latch's client secret at the sandbox on first start (stored sealed, like any other).
 pub async fn ensure_client_secret(store: &Store, vault: &Vault, now: i64) -> Result<(), StoreError> {
     if store.client_secret(KEY).await?.is_none() {
-        let sealed = vault.seal_str(Slot::new("provider_secrets", KEY, "client_secret"), &random_token());
+        let sealed = vault.seal_str(Sealed::ClientSecret.slot(KEY), &random_token());
         store.put_client_secret(KEY, &sealed, now).await?;
     }
     Ok(())
@@ -289,7 +289,7 @@ async fn authenticate_client(
 
 async fn stored_secret(sb: &Sandbox) -> Option<Secret> {
     let sealed = sb.store.client_secret(KEY).await.ok()??;
-    sb.vault.open_secret(Slot::new("provider_secrets", KEY, "client_secret"), &sealed).ok()
+    sb.vault.open_secret(Sealed::ClientSecret.slot(KEY), &sealed).ok()
 }
 
 /// The account behind a live access token.

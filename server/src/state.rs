@@ -20,7 +20,7 @@ use crate::providers::{ClientSecrets, Registry};
 use crate::sandbox::Sandbox;
 use crate::store::{Store, StoreError};
 use crate::usage::UsageRecorder;
-use crate::vault::{MasterKey, Slot, Vault, VaultError};
+use crate::vault::{MasterKey, Sealed, Vault, VaultError};
 use crate::widget::WidgetCtx;
 use std::ops::Deref;
 use std::sync::Arc;
@@ -252,12 +252,12 @@ async fn check_vault_keys(store: &Store, vault: &Vault, now: i64) -> Result<(), 
             )));
         }
         vault
-            .open(Slot::new("vault_keys", key_id, "check_value"), check)
+            .open(Sealed::KeyCheck.slot(key_id), check)
             .map_err(|e| StartError::MasterKey(format!("key id {key_id} fails its check value: {e}")))?;
     }
     let active = vault.active_key_id();
     if !recorded.iter().any(|(id, _)| id == active) {
-        let check = vault.seal(Slot::new("vault_keys", active, "check_value"), CHECK_PLAINTEXT);
+        let check = vault.seal(Sealed::KeyCheck.slot(active), CHECK_PLAINTEXT);
         store.record_vault_key(active, &check, now).await.map_err(store_err)?;
     }
     Ok(())

@@ -3,7 +3,7 @@
 //! `token_retrieved` activity entry per (connection, key) and window, with the count.
 //! A crash loses at most one window of usage, never a token.
 
-use crate::activity::{Actor, Entry};
+use crate::activity::{Action, Actor, Entry};
 use crate::clock::Clock;
 use crate::store::Store;
 use crate::store::connections::ConnectionRow;
@@ -87,7 +87,7 @@ impl UsageRecorder {
         let mut entries = Vec::new();
         for (id, usage) in taken.connections {
             for (key, count) in &usage.by_key {
-                let entry = Entry::new(usage.last_at, &Actor::ApiKey(key.to_string()), "token_retrieved")
+                let entry = Entry::new(usage.last_at, &Actor::ApiKey(key.to_string()), Action::TokenRetrieved)
                     .connection(&usage.row)
                     .detail(format!("retrieved {count} time{}", if *count == 1 { "" } else { "s" }));
                 entries.push(entry.into_row());

@@ -11,7 +11,7 @@ use crate::connections::{ConnectionError, check_id};
 use crate::oauth::FlowError;
 use crate::providers::Registry;
 use crate::store::Store;
-use latch_shared::ConnectionStatus;
+use crate::store::flows::FlowStage;
 use latch_shared::ErrorCode;
 use latch_shared::api::host::{CreateWidgetToken, WidgetToken};
 use latch_shared::api::widget::{
@@ -131,8 +131,8 @@ pub async fn integrations(w: &WidgetCtx, claims: &WidgetClaims) -> Result<Integr
                 .map(|r| WidgetConnection {
                     id: r.id.clone(),
                     account_label: r.account_label.clone(),
-                    status: ConnectionStatus::parse(&r.status).unwrap_or(ConnectionStatus::NeedsReauthorization),
-                    scopes: r.scopes.split(' ').filter(|s| !s.is_empty()).map(str::to_owned).collect(),
+                    status: r.status,
+                    scopes: r.scopes.to_vec(),
                     connected_at: from_unix(r.created_at),
                 })
                 .collect(),
@@ -150,9 +150,11 @@ pub async fn flow_status(w: &WidgetCtx, claims: &WidgetClaims, flow_id: &str) ->
         .await?
         .filter(|f| f.user_id == claims.sub && f.organization_id == org)
         .ok_or_else(|| FlowError::new(ErrorCode::FlowNotFound, "No such connect attempt."))?;
-    Ok(match flow.status.as_str() {
-        "connected" => FlowStatus { status: FlowState::Connected, connection_id: flow.connection_id, error: None },
-        "error" => FlowStatus {
+    Ok(match flow.status {
+        FlowStage::Connected => {
+            FlowStatus { status: FlowState::Connected, connection_id: flow.connection_id, error: None }
+        }
+        FlowStage::Error => FlowStatus {
             status: FlowState::Error,
             connection_id: None,
             error: Some(WireFlowError {

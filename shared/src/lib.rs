@@ -5,9 +5,11 @@
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
+pub mod activity;
 pub mod api;
 pub mod error;
 pub mod status;
+pub mod text;
 
 pub use error::{ErrorBody, ErrorCode, ErrorDetail};
 pub use status::ConnectionStatus;

@@ -2,32 +2,30 @@
 
 use serde::{Deserialize, Serialize};
 
-/// Whether a connection can yield tokens.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
-#[serde(rename_all = "snake_case")]
-pub enum ConnectionStatus {
-    /// Tokens are stored and refreshable.
-    Active,
-    /// The provider refused the grant; the user must connect again.
-    NeedsReauthorization,
+crate::text_enum! {
+    /// Whether a connection can yield tokens.
+    #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+    #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+    #[serde(rename_all = "snake_case")]
+    pub enum ConnectionStatus {
+        /// Tokens are stored and refreshable.
+        Active = "active",
+        /// The provider refused the grant; the user must connect again.
+        NeedsReauthorization = "needs_reauthorization",
+    }
 }
 
-impl ConnectionStatus {
-    /// The wire (and database) string.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Active => "active",
-            Self::NeedsReauthorization => "needs_reauthorization",
-        }
-    }
+#[cfg(test)]
+mod tests {
+    use super::*;
 
-    /// Parses the wire string.
-    pub fn parse(s: &str) -> Option<Self> {
-        match s {
-            "active" => Some(Self::Active),
-            "needs_reauthorization" => Some(Self::NeedsReauthorization),
-            _ => None,
+    #[test]
+    fn texts_are_the_wire_names_and_nothing_else_parses() {
+        for status in ConnectionStatus::ALL {
+            assert_eq!(serde_json::to_value(status).unwrap(), status.as_str());
+            assert_eq!(status.as_str().parse::<ConnectionStatus>(), Ok(*status));
         }
+        let unknown = "revoked".parse::<ConnectionStatus>().unwrap_err();
+        assert_eq!(unknown.to_string(), "unknown ConnectionStatus \"revoked\"");
     }
 }

@@ -15,7 +15,6 @@ use latch_server::config::Config;
 use latch_server::providers::{Provider, ProviderConfig};
 use latch_server::store::connections::ConnectionRow;
 use latch_server::store::new_id;
-use latch_server::vault::Slot;
 use latch_shared::api::host::{AccessTokenRequest, AccessTokenResponse, ActiveToken};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -235,7 +234,7 @@ async fn storm_setup(database_url: &str, n: usize) -> (String, String, Arc<std::
         .store
         .put_client_secret(
             "storm",
-            &state.vault.seal_str(Slot::new("provider_secrets", "storm", "client_secret"), "s"),
+            &state.vault.seal_str(latch_server::vault::Sealed::ClientSecret.slot("storm"), "s"),
             0,
         )
         .await
@@ -275,17 +274,17 @@ async fn storm_load(url: String, auth: String, n: usize, callers: usize) {
 async fn seed(state: &AppState, provider: &str, user: &str, tokens: (&str, &str), issued: i64, expires_at: i64) {
     let id = new_id("conn");
     let row = ConnectionRow {
-        access_token: Some(state.vault.seal_str(Slot::new("connections", &id, "access_token"), tokens.0)),
-        refresh_token: Some(state.vault.seal_str(Slot::new("connections", &id, "refresh_token"), tokens.1)),
+        access_token: Some(state.vault.seal_str(latch_server::vault::Sealed::AccessToken.slot(&id), tokens.0)),
+        refresh_token: Some(state.vault.seal_str(latch_server::vault::Sealed::RefreshToken.slot(&id), tokens.1)),
         id,
         provider: provider.into(),
         user_id: user.into(),
         organization_id: String::new(),
         account_id: "acct-1".into(),
         account_label: None,
-        status: "active".into(),
-        scopes: "read write".into(),
-        missing_scopes: String::new(),
+        status: latch_shared::ConnectionStatus::Active,
+        scopes: "read write".to_owned().into(),
+        missing_scopes: Default::default(),
         token_type: "bearer".into(),
         access_token_expires_at: Some(expires_at),
         created_at: issued,

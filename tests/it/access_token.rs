@@ -26,7 +26,7 @@ fn ask(user: &str) -> Value {
 }
 
 async fn status_of(app: &TestApp, id: &str) -> String {
-    app.state.store.connection(id).await.unwrap().unwrap().status
+    app.state.store.connection(id).await.unwrap().unwrap().status.to_string()
 }
 
 both!(fresh_token_and_lookup_rules, |backend| async move {

@@ -141,3 +141,14 @@ both!(providers_list_has_no_secrets, |backend| async move {
     assert_eq!(body["data"][0]["supports_revocation"], true);
     assert!(!body.to_string().contains("acme-client-secret"));
 });
+
+both!(an_unknown_stored_status_is_an_error_not_a_guess, |backend| async move {
+    let (app, _fake) = TestApp::with_fake(backend).await;
+    let row = app.seed(Seed::default()).await;
+    app.db.execute(&format!("UPDATE connections SET status = 'suspended' WHERE id = '{}'", row.id)).await;
+    // Never read as `needs_reauthorization` (or anything else): the row is refused as unreadable.
+    let (status, body) = app.get(&format!("/v1/connections/{}", row.id)).await;
+    assert_eq!(status, 500, "{body}");
+    assert_eq!(body["error"]["code"], "internal_error");
+    assert!(!body.to_string().contains("suspended"), "internal detail stays in the log: {body}");
+});

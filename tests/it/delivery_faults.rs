@@ -131,7 +131,7 @@ both!(a_name_that_rebinds_to_a_private_address_is_refused_when_connecting, |back
     });
     let id = latch_server::store::new_id("whe");
     let secret = latch_server::events::webhooks::new_secret();
-    let sealed = app.state.vault.seal_str(latch_server::vault::Slot::new("webhook_endpoints", &id, "secret"), &secret);
+    let sealed = app.state.vault.seal_str(latch_server::vault::Sealed::WebhookSecret.slot(&id), &secret);
     let url = format!("https://localhost:{port}/hook");
     app.state.store.insert_endpoint(&id, &url, "", &sealed, app.state.clock.unix()).await.unwrap();
     delete_connection_of(&app, "alice").await;

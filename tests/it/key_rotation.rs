@@ -7,8 +7,7 @@ use crate::harness::{MASTER_KEY, Seed, TestApp, both};
 use latch_server::AppState;
 use latch_server::clock::Clock;
 use latch_server::config::MasterKeySource;
-use latch_server::store::keys::SEALED_COLUMNS;
-use latch_server::vault::{MasterKey, Secret, Slot, Vault};
+use latch_server::vault::{MasterKey, Sealed, Secret, Vault};
 use serde_json::json;
 
 both!(master_key_rotation_reseals_everything, |backend| async move {
@@ -44,7 +43,7 @@ both!(master_key_rotation_reseals_everything, |backend| async move {
     let done = latch_server::vault::rotate(&both_keys.store, &both_keys.vault).await.unwrap();
     assert!(done.resealed >= 8, "resealed {}", done.resealed);
     assert_eq!(done.retired, [old.id().to_owned()]);
-    for &column in SEALED_COLUMNS {
+    for &column in Sealed::ROTATED {
         for (row, envelope) in both_keys.store.sealed_page(column, "", 1000).await.unwrap() {
             assert_eq!(Vault::key_id_of(&envelope), Some(new.id()), "{column:?} of {row} still under the old key");
         }
@@ -59,13 +58,13 @@ both!(master_key_rotation_reseals_everything, |backend| async move {
         let stored = only_new.store.connection(&row.id).await.unwrap().unwrap();
         let token = only_new
             .vault
-            .open_secret(Slot::new("connections", &row.id, "access_token"), stored.access_token.as_ref().unwrap())
+            .open_secret(latch_server::vault::Sealed::AccessToken.slot(&row.id), stored.access_token.as_ref().unwrap())
             .unwrap();
         assert_eq!(token.expose(), expected);
     }
     let secret = only_new.store.client_secret("acme").await.unwrap().unwrap();
     assert_eq!(
-        only_new.vault.open_secret(Slot::new("provider_secrets", "acme", "client_secret"), &secret).unwrap().expose(),
+        only_new.vault.open_secret(latch_server::vault::Sealed::ClientSecret.slot("acme"), &secret).unwrap().expose(),
         "acme-client-secret"
     );
 

@@ -6,7 +6,6 @@
 use crate::harness::fake_provider::Scripted;
 use crate::harness::{Seed, TestApp, assert_error, both, wait_until};
 use latch_server::store::connections::{ConnectionRow, RefreshedTokens};
-use latch_server::vault::Slot;
 use serde_json::{Value, json};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -79,7 +78,7 @@ both!(writes_under_a_lease_are_fenced, |backend| async move {
     // The first holder overran: its lease expired and a second holder took it.
     assert!(store.take_refresh_lease(&row.id, row.version, "second", now + 20, now + 35).await.unwrap());
     let tokens = |at: &str| RefreshedTokens {
-        access_token: app.state.vault.seal_str(Slot::new("connections", &row.id, "access_token"), at),
+        access_token: app.state.vault.seal_str(latch_server::vault::Sealed::AccessToken.slot(&row.id), at),
         refresh_token: None,
         token_type: "bearer".into(),
         expires_at: Some(now + 3600),
@@ -87,8 +86,16 @@ both!(writes_under_a_lease_are_fenced, |backend| async move {
     };
     assert!(!store.store_refreshed_tokens(&row.id, row.version, "first", &tokens("at-late"), now).await.unwrap());
     store.release_refresh_lease(&row.id, "first").await.unwrap();
-    let flipped =
-        store.set_connection_status(&row.id, row.version, Some("first"), "needs_reauthorization", now, None).await;
+    let flipped = store
+        .set_connection_status(
+            &row.id,
+            row.version,
+            Some("first"),
+            latch_shared::ConnectionStatus::NeedsReauthorization,
+            now,
+            None,
+        )
+        .await;
     assert!(!flipped.unwrap());
     let current = store.connection(&row.id).await.unwrap().unwrap();
     assert_eq!(
@@ -118,8 +125,8 @@ both!(a_reconnect_during_a_refresh_wins_without_a_false_failure, |backend| async
     let now = app.state.clock.unix();
     let vault = &app.state.vault;
     let reconnected = ConnectionRow {
-        access_token: Some(vault.seal_str(Slot::new("connections", &row.id, "access_token"), "at-reconnected")),
-        refresh_token: Some(vault.seal_str(Slot::new("connections", &row.id, "refresh_token"), "rt-reconnected")),
+        access_token: Some(vault.seal_str(latch_server::vault::Sealed::AccessToken.slot(&row.id), "at-reconnected")),
+        refresh_token: Some(vault.seal_str(latch_server::vault::Sealed::RefreshToken.slot(&row.id), "rt-reconnected")),
         access_token_expires_at: Some(now + 3600),
         updated_at: now,
         ..row.clone()
@@ -272,7 +279,7 @@ both!(a_provider_that_revokes_every_grant_is_an_incident, |backend| async move {
     for id in &ids {
         statuses.push(app.state.store.connection(id).await.unwrap().unwrap().status);
     }
-    assert_eq!(statuses.iter().filter(|s| *s == "needs_reauthorization").count(), 3, "{statuses:?}");
+    assert_eq!(statuses.iter().filter(|s| **s == "needs_reauthorization").count(), 3, "{statuses:?}");
     let incidents: Vec<_> =
         app.activity("provider=acme").await.into_iter().filter(|e| e["action"] == "provider_incident").collect();
     assert_eq!(incidents.len(), 1, "one provider-level incident");

@@ -17,7 +17,7 @@ async fn demo(backend: crate::harness::db::Backend) -> TestApp {
 /// Latch's client secret at its sandbox (created sealed at start).
 async fn sandbox_client_secret(app: &TestApp) -> latch_server::vault::Secret {
     let sealed = app.state.store.client_secret("sandbox").await.unwrap().unwrap();
-    let slot = latch_server::vault::Slot::new("provider_secrets", "sandbox", "client_secret");
+    let slot = latch_server::vault::Sealed::ClientSecret.slot("sandbox");
     app.state.vault.open_secret(slot, &sealed).unwrap()
 }
 
@@ -246,10 +246,7 @@ both!(rotated_refresh_token_reuse_revokes_the_family, |backend| async move {
     let old_rt = app
         .state
         .vault
-        .open_secret(
-            latch_server::vault::Slot::new("connections", &id, "refresh_token"),
-            row.refresh_token.as_ref().unwrap(),
-        )
+        .open_secret(latch_server::vault::Sealed::RefreshToken.slot(&id), row.refresh_token.as_ref().unwrap())
         .unwrap();
     let (_, r) =
         app.post("/v1/access-token", json!({"user_id": "alice", "provider": "sandbox", "force_refresh": true})).await;

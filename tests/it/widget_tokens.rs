@@ -7,7 +7,6 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use latch_server::AppState;
 use latch_server::clock::Clock;
-use latch_server::vault::Slot;
 use serde_json::{Value, json};
 
 fn decode_part(token: &str, index: usize) -> Value {
@@ -18,7 +17,7 @@ fn decode_part(token: &str, index: usize) -> Value {
 /// The active signing key's PKCS#8 and kid, for forging tokens with the real key.
 async fn signing_key(app: &TestApp) -> (EncodingKey, String) {
     let row = app.state.store.signing_keys().await.unwrap().remove(0);
-    let pkcs8 = app.state.vault.open(Slot::new("signing_keys", &row.id, "private_key"), &row.private_key).unwrap();
+    let pkcs8 = app.state.vault.open(latch_server::vault::Sealed::SigningKey.slot(&row.id), &row.private_key).unwrap();
     (EncodingKey::from_ed_der(&pkcs8), row.id)
 }
 

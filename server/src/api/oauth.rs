@@ -11,6 +11,7 @@ use crate::oauth::start::{self, StartRequest, cookie_name, is_secure};
 use crate::random::digest;
 use crate::state::AppState;
 use crate::store::flows::FlowRow;
+use crate::store::flows::FlowStage;
 use axum::extract::{Path, RawQuery, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
@@ -111,14 +112,15 @@ pub async fn result(State(state): State<AppState>, Path(flow_id): Path<String>, 
         (Some(v), Some(hash)) => bool::from(digest(v).as_slice().ct_eq(hash.as_slice())),
         _ => false,
     };
-    if !bound || !matches!(flow.status.as_str(), "connected" | "error") {
+    if !bound || !matches!(flow.status, FlowStage::Connected | FlowStage::Error) {
         return error_page(&FlowError::new(
             ErrorCode::FlowNotFound,
             "No finished connect attempt of this browser here.",
         ));
     }
     let page = result_page(&state, &flow).await;
-    let mut response = page.render(if flow.status == "connected" { StatusCode::OK } else { StatusCode::BAD_REQUEST });
+    let mut response =
+        page.render(if flow.status == FlowStage::Connected { StatusCode::OK } else { StatusCode::BAD_REQUEST });
     if let Some(clear) = set_cookie(&state, &name, "", 0) {
         response.headers_mut().insert(header::SET_COOKIE, clear);
     }
@@ -128,7 +130,7 @@ pub async fn result(State(state): State<AppState>, Path(flow_id): Path<String>, 
 async fn result_page(state: &AppState, flow: &FlowRow) -> Page {
     let provider_name =
         state.providers.get(&flow.provider).map(|p| p.name.clone()).unwrap_or_else(|| flow.provider.clone());
-    let error = (flow.status != "connected").then(|| WireFlowError {
+    let error = (flow.status != FlowStage::Connected).then(|| WireFlowError {
         code: flow.error_code.clone().unwrap_or_else(|| "internal_error".into()),
         message: flow.error_message.clone().unwrap_or_default(),
     });

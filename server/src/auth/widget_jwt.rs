@@ -9,7 +9,7 @@
 use super::AuthError;
 use crate::clock::Clock;
 use crate::store::{Store, StoreError, keys::SigningKeyRow, new_id};
-use crate::vault::{Slot, Vault};
+use crate::vault::{Sealed, Vault};
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
@@ -252,7 +252,7 @@ async fn insert_new_key(store: &Store, vault: &Vault, now: i64, kid: &str) -> Re
     let pair = Ed25519KeyPair::from_pkcs8(pkcs8.as_ref())
         .map_err(|_| SignerError::Key { kid: kid.clone(), message: "generated key does not parse".into() })?;
     let row = SigningKeyRow {
-        private_key: vault.seal(Slot::new("signing_keys", &kid, "private_key"), pkcs8.as_ref()),
+        private_key: vault.seal(Sealed::SigningKey.slot(&kid), pkcs8.as_ref()),
         public_key: pair.public_key().as_ref().to_vec(),
         id: kid,
         created_at: now,
@@ -265,7 +265,7 @@ fn build_keyset(vault: &Vault, rows: &[SigningKeyRow]) -> Result<KeySet, SignerE
     // Rows come newest first: the newest key signs, all verify.
     let newest = rows.first().ok_or_else(|| SignerError::Key { kid: "-".into(), message: "no signing key".into() })?;
     let pkcs8 = vault
-        .open(Slot::new("signing_keys", &newest.id, "private_key"), &newest.private_key)
+        .open(Sealed::SigningKey.slot(&newest.id), &newest.private_key)
         .map_err(|e| SignerError::Key { kid: newest.id.clone(), message: e.to_string() })?;
     let encoding = EncodingKey::from_ed_der(&pkcs8);
     let decoding = rows

@@ -11,7 +11,7 @@ use crate::clock::from_unix;
 use crate::oauth::refresh::{self, RefreshCtx, Refreshed};
 use crate::store::connections::{ConnectionRow, TokenLookup};
 use crate::usage::UsageRecorder;
-use crate::vault::Slot;
+use crate::vault::Sealed;
 use latch_shared::ConnectionStatus;
 use latch_shared::api::host::{AccessTokenRequest, AccessTokenResponse, ActiveToken, InactiveReason, InactiveToken};
 use std::sync::Arc;
@@ -77,7 +77,7 @@ pub async fn access_token(
         }
         return Ok(inactive(InactiveReason::NotInstalled, None));
     };
-    if row.status != ConnectionStatus::Active.as_str() {
+    if row.status != ConnectionStatus::Active {
         return Ok(needs_reauthorization(path, &row));
     }
     let now = path.refresh.clock.unix();
@@ -102,7 +102,7 @@ fn active(
     row: Arc<ConnectionRow>,
 ) -> Result<AccessTokenResponse, ConnectionError> {
     let sealed = row.access_token.as_deref().ok_or(ConnectionError::TokenNotFound)?;
-    let token = path.refresh.vault.open(Slot::new("connections", &row.id, "access_token"), sealed)?;
+    let token = path.refresh.vault.open(Sealed::AccessToken.slot(&row.id), sealed)?;
     let token = String::from_utf8(token).map_err(|_| crate::vault::VaultError::Integrity)?;
     path.usage.token_retrieved(&row, &caller.key_name, path.refresh.clock.unix());
     Ok(AccessTokenResponse::Active(ActiveToken {
@@ -110,8 +110,8 @@ fn active(
         access_token: token,
         token_type: row.token_type.clone(),
         expires_at: row.access_token_expires_at.map(from_unix),
-        scopes: super::words(&row.scopes),
-        missing_scopes: super::words(&row.missing_scopes),
+        scopes: row.scopes.to_vec(),
+        missing_scopes: row.missing_scopes.to_vec(),
         connection_id: row.id.clone(),
         account_id: row.account_id.clone(),
     }))

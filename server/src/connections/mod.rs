@@ -4,7 +4,7 @@
 pub mod access_token;
 pub mod cache;
 
-use crate::activity::{Actor, Entry, record};
+use crate::activity::{Action, Actor, Entry, record};
 use crate::clock::Clock;
 use crate::clock::from_unix;
 use crate::oauth::Upstream;
@@ -14,7 +14,6 @@ use crate::store::activity::{ActivityFilter, ActivityRow};
 use crate::store::connections::{ConnectionFilter, ConnectionRow};
 use crate::store::{Store, StoreError};
 use crate::vault::{Vault, VaultError};
-use latch_shared::ConnectionStatus;
 use latch_shared::api::host::{ActivityEntry, ActivityQuery, Connection, ConnectionQuery, Page};
 
 /// Failures of connection operations, mapped to HTTP once in `api::error`.
@@ -65,10 +64,6 @@ pub(crate) fn check_limit(limit: Option<u32>) -> Result<i64, ConnectionError> {
     crate::paging::limit(limit).map_err(|e| ConnectionError::Invalid { field: "limit", message: e.to_string() })
 }
 
-pub(crate) fn words(s: &str) -> Vec<String> {
-    s.split(' ').filter(|w| !w.is_empty()).map(str::to_owned).collect()
-}
-
 /// The API view of a row: everything an operator needs, never a token.
 pub fn view(row: &ConnectionRow) -> Connection {
     Connection {
@@ -78,9 +73,9 @@ pub fn view(row: &ConnectionRow) -> Connection {
         organization_id: (!row.organization_id.is_empty()).then(|| row.organization_id.clone()),
         account_id: row.account_id.clone(),
         account_label: row.account_label.clone(),
-        status: ConnectionStatus::parse(&row.status).unwrap_or(ConnectionStatus::NeedsReauthorization),
-        scopes: words(&row.scopes),
-        missing_scopes: words(&row.missing_scopes),
+        status: row.status,
+        scopes: row.scopes.to_vec(),
+        missing_scopes: row.missing_scopes.to_vec(),
         created_at: from_unix(row.created_at),
         updated_at: from_unix(row.updated_at),
         last_refreshed_at: row.last_refreshed_at.map(from_unix),
@@ -103,7 +98,7 @@ pub async fn list(store: &Store, q: &ConnectionQuery) -> Result<Page<Connection>
         user_id: q.user_id.as_deref(),
         organization_id: q.organization_id.as_deref(),
         provider: q.provider.as_deref(),
-        status: q.status.map(ConnectionStatus::as_str),
+        status: q.status,
         after: q.cursor.as_deref(),
         limit,
     };
@@ -154,13 +149,14 @@ async fn delete_to_end(
     if revoke_at_provider {
         let now = d.clock.unix();
         let entry = match revoke(&d.upstream, &d.vault, row).await {
-            RevokeOutcome::Revoked => Entry::new(now, actor, "revoked").connection(row),
-            RevokeOutcome::Unsupported => Entry::new(now, actor, "revocation_unsupported")
+            RevokeOutcome::Revoked => Entry::new(now, actor, Action::Revoked).connection(row),
+            RevokeOutcome::Unsupported => Entry::new(now, actor, Action::RevocationUnsupported)
                 .connection(row)
                 .detail("the provider has no revocation endpoint; its token stays valid there until it expires"),
-            RevokeOutcome::Failed(reason) => {
-                Entry::new(now, actor, "revoke_failed").connection(row).failed("provider_unavailable").detail(reason)
-            }
+            RevokeOutcome::Failed(reason) => Entry::new(now, actor, Action::RevokeFailed)
+                .connection(row)
+                .failed("provider_unavailable")
+                .detail(reason),
         };
         record(&d.store, entry).await;
     }
@@ -168,7 +164,7 @@ async fn delete_to_end(
     if !d.store.delete_connection(&row.id, Some(&event)).await? {
         return Err(ConnectionError::NotFound(row.id.clone()));
     }
-    record(&d.store, Entry::new(d.clock.unix(), actor, "deleted").connection(row)).await;
+    record(&d.store, Entry::new(d.clock.unix(), actor, Action::Deleted).connection(row)).await;
     Ok(())
 }
 

@@ -60,7 +60,7 @@ pub fn about(kind: &str, row: &ConnectionRow, now: i64) -> NewEvent {
 /// `connection.needs_reauthorization` for `row`, showing the status it is about to have.
 pub fn needs_reauthorization(row: &ConnectionRow, now: i64) -> NewEvent {
     let mut after = row.clone();
-    after.status = ConnectionStatus::NeedsReauthorization.as_str().to_owned();
+    after.status = ConnectionStatus::NeedsReauthorization;
     after.updated_at = now;
     about(NEEDS_REAUTHORIZATION, &after, now)
 }

@@ -14,7 +14,7 @@ use crate::store::Store;
 use crate::store::StoreError;
 use crate::store::events::{EndpointRow, EventRow, FailureRow};
 use crate::store::new_id;
-use crate::vault::{Secret, Slot, Vault};
+use crate::vault::{Sealed, Secret, Vault};
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
 use hmac::{Hmac, Mac};
@@ -108,7 +108,7 @@ pub async fn create(hooks: &Webhooks, req: &CreateWebhookEndpoint) -> Result<Web
     }
     let id = new_id("whe");
     let secret = new_secret();
-    let sealed = hooks.vault.seal_str(Slot::new("webhook_endpoints", &id, "secret"), &secret);
+    let sealed = hooks.vault.seal_str(Sealed::WebhookSecret.slot(&id), &secret);
     hooks.store.insert_endpoint(&id, url.as_str(), &events.join(" "), &sealed, hooks.clock.unix()).await?;
     let row = hooks.store.endpoint(&id).await?.ok_or_else(not_found)?;
     Ok(view(&row, Some(secret)))
@@ -129,11 +129,11 @@ pub async fn delete(hooks: &Webhooks, id: &str) -> Result<(), WebhookError> {
 pub async fn rotate(hooks: &Webhooks, id: &str) -> Result<WebhookEndpoint, WebhookError> {
     let row = hooks.store.endpoint(id).await?.ok_or_else(not_found)?;
     // The current secret moves to the `previous_secret` column: re-seal it for its new slot.
-    let current = open_secret(hooks, &row.id, "secret", &row.secret)
+    let current = open_secret(hooks, &row.id, Sealed::WebhookSecret, &row.secret)
         .ok_or_else(|| WebhookError(ErrorCode::InternalError, "secret does not decrypt".into()))?;
     let secret = new_secret();
-    let sealed_new = hooks.vault.seal_str(Slot::new("webhook_endpoints", id, "secret"), &secret);
-    let sealed_old = hooks.vault.seal_str(Slot::new("webhook_endpoints", id, "previous_secret"), current.expose());
+    let sealed_new = hooks.vault.seal_str(Sealed::WebhookSecret.slot(id), &secret);
+    let sealed_old = hooks.vault.seal_str(Sealed::PreviousWebhookSecret.slot(id), current.expose());
     hooks.store.rotate_endpoint_secret(id, &sealed_new, &sealed_old, hooks.clock.unix() + ROTATION_OVERLAP).await?;
     let row = hooks.store.endpoint(id).await?.ok_or_else(not_found)?;
     Ok(view(&row, Some(secret)))
@@ -184,8 +184,8 @@ pub fn event_view(e: &EventRow) -> Event {
     }
 }
 
-fn open_secret(hooks: &Webhooks, id: &str, column: &str, sealed: &[u8]) -> Option<Secret> {
-    hooks.vault.open_secret(Slot::new("webhook_endpoints", id, column), sealed).ok()
+fn open_secret(hooks: &Webhooks, id: &str, column: Sealed, sealed: &[u8]) -> Option<Secret> {
+    hooks.vault.open_secret(column.slot(id), sealed).ok()
 }
 
 /// POSTs one event to one endpoint; `Err` carries a short reason.
@@ -201,12 +201,12 @@ async fn deliver(hooks: &Webhooks, endpoint: &EndpointRow, event: &EventRow) -> 
     })
     .to_string();
     let mut signatures = Vec::new();
-    if let Some(secret) = open_secret(hooks, &endpoint.id, "secret", &endpoint.secret) {
+    if let Some(secret) = open_secret(hooks, &endpoint.id, Sealed::WebhookSecret, &endpoint.secret) {
         signatures.extend(sign(secret.expose(), &event.id, now, &body));
     }
     if let (Some(previous), Some(until)) = (&endpoint.previous_secret, endpoint.previous_until)
         && until > now
-        && let Some(secret) = open_secret(hooks, &endpoint.id, "previous_secret", previous)
+        && let Some(secret) = open_secret(hooks, &endpoint.id, Sealed::PreviousWebhookSecret, previous)
     {
         signatures.extend(sign(secret.expose(), &event.id, now, &body));
     }

@@ -10,14 +10,16 @@ use super::Flows;
 use super::identity::{self, IdentityError};
 use super::token::{self, TokenError, TokenSet};
 use crate::activity::record;
-use crate::activity::{Actor, Entry};
+use crate::activity::{Action, Actor, Entry};
 use crate::providers::{Dialect, Provider};
 use crate::random::digest;
+use crate::scopes::Scopes;
 use crate::store::StoreError;
 use crate::store::connections::ConnectionRow;
 use crate::store::flows::FlowRow;
 use crate::store::new_id;
-use crate::vault::{Secret, Slot};
+use crate::vault::{Sealed, Secret};
+use latch_shared::ConnectionStatus;
 use latch_shared::ErrorCode;
 use serde::Deserialize;
 use subtle::ConstantTimeEq as _;
@@ -76,7 +78,7 @@ async fn handle_to_end(flows: &Flows, q: &CallbackQuery, cookie: impl Fn(&str) -
                 return Callback::Refused(e.into());
             }
             if let Err(e) = &outcome {
-                let entry = Entry::new(now, &Actor::User(flow.user_id.clone()), "connect_failed")
+                let entry = Entry::new(now, &Actor::User(flow.user_id.clone()), Action::ConnectFailed)
                     .provider(&flow.provider)
                     .failed(e.code.as_str())
                     .detail(e.message.clone());
@@ -172,12 +174,10 @@ async fn complete(flows: &Flows, flow: &FlowRow, q: &CallbackQuery) -> Result<St
         )
     })?;
     let verifier = match &flow.pkce_verifier {
-        Some(sealed) => {
-            Some(flows.vault.open_secret(Slot::new("flows", &flow.id, "pkce_verifier"), sealed).map_err(|e| {
-                tracing::error!(error = %e, "PKCE verifier does not decrypt");
-                FlowError::new(ErrorCode::InternalError, "Something went wrong inside Latch; start again.")
-            })?)
-        }
+        Some(sealed) => Some(flows.vault.open_secret(Sealed::PkceVerifier.slot(&flow.id), sealed).map_err(|e| {
+            tracing::error!(error = %e, "PKCE verifier does not decrypt");
+            FlowError::new(ErrorCode::InternalError, "Something went wrong inside Latch; start again.")
+        })?),
         None => None,
     };
     let redirect_uri = super::start::redirect_uri(&flows.public_url);
@@ -203,15 +203,15 @@ async fn complete(flows: &Flows, flow: &FlowRow, q: &CallbackQuery) -> Result<St
         }
     };
     // RFC 6749 §3.3: an answer without `scope` granted what was asked.
-    let granted = tokens.scopes.clone().unwrap_or_else(|| provider.scopes.clone());
-    let missing: Vec<String> = provider.scopes.iter().filter(|s| !granted.contains(s)).cloned().collect();
+    let granted: Scopes = tokens.scopes.clone().unwrap_or_else(|| provider.scopes.clone()).into_iter().collect();
+    let missing = granted.missing(&provider.scopes);
     if !missing.is_empty() {
         return Err(FlowError::new(
             ErrorCode::ScopeMismatchError,
             format!(
                 "{} granted less than this app needs (missing: {}). Connect again and allow all requested permissions.",
                 provider.name,
-                missing.join(", ")
+                missing.as_slice().join(", ")
             ),
         ));
     }
@@ -237,10 +237,11 @@ fn exchange_failure(flows: &Flows, provider: &Provider, e: TokenError) -> FlowEr
             let flows = flows.clone();
             let key = provider.key.clone();
             tokio::spawn(async move {
-                let entry = Entry::new(flows.clock.unix(), &Actor::System("connect"), "provider_credentials_rejected")
-                    .provider(&key)
-                    .failed("provider_misconfigured")
-                    .detail(format!("token endpoint answered {code}: the app's client id or secret is wrong"));
+                let entry =
+                    Entry::new(flows.clock.unix(), &Actor::System("connect"), Action::ProviderCredentialsRejected)
+                        .provider(&key)
+                        .failed("provider_misconfigured")
+                        .detail(format!("token endpoint answered {code}: the app's client id or secret is wrong"));
                 record(&flows.store, entry).await;
             });
             FlowError::new(
@@ -274,7 +275,7 @@ struct Grant<'a> {
     tokens: &'a TokenSet,
     account: &'a identity::Account,
     /// Granted scopes (as requested when the answer did not say).
-    granted: &'a [String],
+    granted: &'a Scopes,
     /// When the code exchange was sent: expiry is counted from there.
     sent_at: i64,
 }
@@ -326,12 +327,12 @@ async fn store_connection(
         };
         match result {
             Ok(()) => {
-                let action = if existing.is_some() { "reconnected" } else { "connected" };
+                let action = if existing.is_some() { Action::Reconnected } else { Action::Connected };
                 let detail = format!(
                     "account {} ({}); scopes: {}",
                     account.id,
                     account.label.as_deref().unwrap_or("-"),
-                    grant.granted.join(" ")
+                    grant.granted.stored()
                 );
                 record(
                     &flows.store,
@@ -357,8 +358,7 @@ fn sealed_row(
     now: i64,
 ) -> ConnectionRow {
     let Grant { tokens, account, granted, sent_at } = *grant;
-    let seal =
-        |column: &str, secret: &Secret| flows.vault.seal_str(Slot::new("connections", id, column), secret.expose());
+    let seal = |column: Sealed, secret: &Secret| flows.vault.seal_str(column.slot(id), secret.expose());
     let token_type = if provider.dialect == Dialect::Slack { tokens.token_type.clone() } else { "bearer".to_owned() };
     ConnectionRow {
         id: id.to_owned(),
@@ -367,11 +367,11 @@ fn sealed_row(
         organization_id: flow.organization_id.clone(),
         account_id: account.id.clone(),
         account_label: account.label.clone(),
-        status: "active".into(),
-        scopes: granted.join(" "),
-        missing_scopes: String::new(),
-        access_token: Some(seal("access_token", &tokens.access_token)),
-        refresh_token: tokens.refresh_token.as_ref().map(|rt| seal("refresh_token", rt)),
+        status: ConnectionStatus::Active,
+        scopes: granted.clone(),
+        missing_scopes: Scopes::default(),
+        access_token: Some(seal(Sealed::AccessToken, &tokens.access_token)),
+        refresh_token: tokens.refresh_token.as_ref().map(|rt| seal(Sealed::RefreshToken, rt)),
         token_type,
         access_token_expires_at: tokens.expires_in.map(|s| sent_at + s),
         created_at: now,

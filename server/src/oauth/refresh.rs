@@ -27,15 +27,16 @@ use super::provider_health::ProviderHealth;
 use super::provider_health::{Admission, GrantVerdict, Transition};
 use super::token::{self, TokenError};
 use crate::activity::record;
-use crate::activity::{Actor, Entry};
+use crate::activity::{Action, Actor, Entry};
 use crate::clock::Clock;
 use crate::events::RefreshFailedLimiter;
 use crate::limits::Limits;
+use crate::scopes::Scopes;
 use crate::store::Store;
 use crate::store::StoreError;
 use crate::store::connections::{ConnectionRow, RefreshedTokens};
 use crate::vault::Vault;
-use crate::vault::{Slot, VaultError};
+use crate::vault::{Sealed, VaultError};
 use latch_shared::ConnectionStatus;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -281,7 +282,7 @@ async fn run(cx: &RefreshCtx, seen: &ConnectionRow, force: bool, actor: &Actor) 
     loop {
         let row = cx.store.connection(&seen.id).await?.ok_or(RefreshError::Gone)?;
         let now = cx.clock.unix();
-        if row.status != ConnectionStatus::Active.as_str() {
+        if row.status != ConnectionStatus::Active {
             return Ok(Refreshed::NeedsReauthorization(row));
         }
         let refreshed_elsewhere = row.version != seen.version && !is_expired(&row, now);
@@ -296,7 +297,7 @@ async fn run(cx: &RefreshCtx, seen: &ConnectionRow, force: bool, actor: &Actor) 
         if cx.store.take_refresh_lease(&row.id, row.version, &attempt, now, until).await? {
             if row.refresh_attempt.is_some() {
                 // A lease that expired with an attempt recorded: a refresh was cut short (crash).
-                let entry = Entry::new(now, &Actor::System("refresher"), "refresh_outcome_unknown")
+                let entry = Entry::new(now, &Actor::System("refresher"), Action::RefreshOutcomeUnknown)
                     .connection(&row)
                     .detail("a previous refresh was interrupted; retrying with the stored refresh token");
                 record(&cx.store, entry).await;
@@ -334,10 +335,10 @@ impl Lease<'_> {
 async fn note_transition(cx: &RefreshCtx, provider: &str, transition: Option<Transition>) {
     let Some(transition) = transition else { return };
     let action = match transition {
-        Transition::Opened => "circuit_opened",
-        Transition::Closed => "circuit_closed",
+        Transition::Opened => Action::CircuitOpened,
+        Transition::Closed => Action::CircuitClosed,
     };
-    tracing::warn!(provider, action, "provider circuit changed");
+    tracing::warn!(provider, action = action.as_str(), "provider circuit changed");
     let entry = Entry::new(cx.clock.unix(), &Actor::System("refresher"), action).provider(provider);
     let entry = match transition {
         Transition::Opened => entry
@@ -368,7 +369,7 @@ async fn flip_to_reauthorization(
     entry: Entry,
 ) -> Outcome {
     let event = crate::events::needs_reauthorization(row, now);
-    let status = ConnectionStatus::NeedsReauthorization.as_str();
+    let status = ConnectionStatus::NeedsReauthorization;
     let flipped =
         cx.store.set_connection_status(&row.id, row.version, Some(lease.attempt), status, now, Some(&event)).await?;
     if !flipped {
@@ -384,7 +385,7 @@ async fn flip_to_reauthorization(
 async fn answer_from_winner(cx: &RefreshCtx, id: &str) -> Outcome {
     let row = cx.store.connection(id).await?.ok_or(RefreshError::Gone)?;
     let now = cx.clock.unix();
-    if row.status != ConnectionStatus::Active.as_str() {
+    if row.status != ConnectionStatus::Active {
         Ok(Refreshed::NeedsReauthorization(row))
     } else if is_expired(&row, now) {
         Err(RefreshError::unavailable("the connection changed during the refresh", 1))
@@ -403,7 +404,7 @@ async fn run_refresh(cx: &RefreshCtx, row: ConnectionRow, lease: Lease<'_>, acto
     let Some(sealed_refresh) = row.refresh_token.as_deref() else {
         let now = cx.clock.unix();
         if is_expired(&row, now) {
-            let entry = Entry::new(now, actor, "refresh_failed")
+            let entry = Entry::new(now, actor, Action::RefreshFailed)
                 .connection(&row)
                 .failed("no_refresh_token")
                 .detail("the access token expired and the provider issued no refresh token");
@@ -412,10 +413,10 @@ async fn run_refresh(cx: &RefreshCtx, row: ConnectionRow, lease: Lease<'_>, acto
         release().await?;
         return Ok(Refreshed::Usable(row));
     };
-    let refresh_token = cx.vault.open_secret(Slot::new("connections", &row.id, "refresh_token"), sealed_refresh)?;
+    let refresh_token = cx.vault.open_secret(Sealed::RefreshToken.slot(&row.id), sealed_refresh)?;
     let Some(secret) = cx.upstream.secrets.get(provider).await? else {
         release().await?;
-        let entry = Entry::new(cx.clock.unix(), &Actor::System("refresher"), "refresh_failed")
+        let entry = Entry::new(cx.clock.unix(), &Actor::System("refresher"), Action::RefreshFailed)
             .provider(&provider.key)
             .failed("missing_client_secret")
             .detail("no client secret configured; run `latch secret add --provider KEY`");
@@ -472,17 +473,15 @@ async fn run_refresh(cx: &RefreshCtx, row: ConnectionRow, lease: Lease<'_>, acto
         Ok(set) => {
             health.refreshed(&provider.key, now);
             let tokens = RefreshedTokens {
-                access_token: cx
-                    .vault
-                    .seal_str(Slot::new("connections", &row.id, "access_token"), set.access_token.expose()),
+                access_token: cx.vault.seal_str(Sealed::AccessToken.slot(&row.id), set.access_token.expose()),
                 refresh_token: set
                     .refresh_token
                     .as_ref()
-                    .map(|rt| cx.vault.seal_str(Slot::new("connections", &row.id, "refresh_token"), rt.expose())),
+                    .map(|rt| cx.vault.seal_str(Sealed::RefreshToken.slot(&row.id), rt.expose())),
                 token_type: set.token_type.clone(),
                 // Measured from before the request, so clock skew and latency err on the early side.
                 expires_at: set.expires_in.map(|s| sent_at + s),
-                scopes: set.scopes.as_ref().map(|s| s.join(" ")),
+                scopes: set.scopes.clone().map(Scopes::from_iter),
             };
             // If the write fails it is the commit that must be retried, never the refresh (the
             // old refresh token is spent), and only while the lease lasts.
@@ -507,7 +506,7 @@ async fn run_refresh(cx: &RefreshCtx, row: ConnectionRow, lease: Lease<'_>, acto
                 return answer_from_winner(cx, &row.id).await;
             }
             fail::fail_point!("refresh.after_commit");
-            record(&cx.store, Entry::new(now, actor, "refreshed").connection(&row)).await;
+            record(&cx.store, Entry::new(now, actor, Action::Refreshed).connection(&row)).await;
             let fresh = store.connection(&row.id).await?.ok_or(RefreshError::Gone)?;
             Ok(Refreshed::Usable(fresh))
         }
@@ -518,7 +517,7 @@ async fn run_refresh(cx: &RefreshCtx, row: ConnectionRow, lease: Lease<'_>, acto
                 if verdict == GrantVerdict::IncidentStarted {
                     tracing::error!(provider = %provider.key,
                         "a burst of invalid_grant answers across this provider's connections: not flipping them");
-                    let entry = Entry::new(now, &Actor::System("refresher"), "provider_incident")
+                    let entry = Entry::new(now, &Actor::System("refresher"), Action::ProviderIncident)
                         .provider(&provider.key)
                         .failed("provider_unavailable")
                         .detail(format!(
@@ -532,11 +531,11 @@ async fn run_refresh(cx: &RefreshCtx, row: ConnectionRow, lease: Lease<'_>, acto
             // After an interrupted refresh the likeliest cause is ours: the provider rotated the
             // token and the crash lost the new one. Said apart from a user's revocation.
             let entry = if lease.interrupted {
-                Entry::new(now, actor, "refresh_failed").connection(&row).failed("refresh_lost").detail(format!(
+                Entry::new(now, actor, Action::RefreshFailed).connection(&row).failed("refresh_lost").detail(format!(
                     "provider answered {code} after an interrupted refresh: the rotated refresh token was probably lost in a crash"
                 ))
             } else {
-                Entry::new(now, actor, "refresh_failed")
+                Entry::new(now, actor, Action::RefreshFailed)
                     .connection(&row)
                     .failed("needs_reauthorization")
                     .detail(format!("provider answered {code}"))
@@ -547,7 +546,7 @@ async fn run_refresh(cx: &RefreshCtx, row: ConnectionRow, lease: Lease<'_>, acto
             release().await?;
             tracing::error!(provider = %provider.key, provider_error = %code,
                 "the provider rejected this app's client credentials; check the client id and secret");
-            let entry = Entry::new(now, &Actor::System("refresher"), "refresh_failed")
+            let entry = Entry::new(now, &Actor::System("refresher"), Action::RefreshFailed)
                 .provider(&provider.key)
                 .failed("provider_misconfigured")
                 .detail(format!("provider answered {code}: the app's client credentials were rejected"));
@@ -562,7 +561,7 @@ async fn run_refresh(cx: &RefreshCtx, row: ConnectionRow, lease: Lease<'_>, acto
                     tracing::warn!(error = %e, "could not record connection.refresh_failed");
                 }
             }
-            let entry = Entry::new(now, actor, "refresh_failed")
+            let entry = Entry::new(now, actor, Action::RefreshFailed)
                 .connection(&row)
                 .failed("provider_unavailable")
                 .detail(other.to_string());
@@ -586,9 +585,9 @@ mod tests {
             organization_id: String::new(),
             account_id: "a".into(),
             account_label: None,
-            status: "active".into(),
-            scopes: String::new(),
-            missing_scopes: String::new(),
+            status: ConnectionStatus::Active,
+            scopes: Scopes::default(),
+            missing_scopes: Scopes::default(),
             access_token: None,
             refresh_token: None,
             token_type: "bearer".into(),

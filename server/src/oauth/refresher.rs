@@ -11,12 +11,12 @@
 //! the row's lease (see `refresh`), and rows under a live lease are not even selected.
 
 use super::refresh::{self, RefreshCtx, Refreshed};
-use crate::activity::{Actor, Entry};
+use crate::activity::{Action, Actor, Entry};
 use crate::clock::Clock;
 use crate::providers::Identity;
 use crate::store::connections::ConnectionRow;
+use crate::vault::Sealed;
 use crate::vault::Secret;
-use crate::vault::Slot;
 use latch_shared::ConnectionStatus;
 use std::collections::HashMap;
 use std::time::Duration;
@@ -99,7 +99,7 @@ pub async fn validation_round(r: &Refresher) -> usize {
             continue; // the refresher's job
         }
         let Some(sealed) = row.access_token.as_deref() else { continue };
-        let Ok(token) = r.refresh.vault.open_secret(Slot::new("connections", &row.id, "access_token"), sealed) else {
+        let Ok(token) = r.refresh.vault.open_secret(Sealed::AccessToken.slot(&row.id), sealed) else {
             continue;
         };
         checked += 1;
@@ -137,10 +137,13 @@ async fn confirm_revoked(r: &Refresher, row: &ConnectionRow, identity: &Identity
         _ => return,
     }
     let event = crate::events::needs_reauthorization(row, now);
-    let status = ConnectionStatus::NeedsReauthorization.as_str();
-    if let Ok(true) = r.refresh.store.set_connection_status(&row.id, row.version, None, status, now, Some(&event)).await
+    if let Ok(true) = r
+        .refresh
+        .store
+        .set_connection_status(&row.id, row.version, None, ConnectionStatus::NeedsReauthorization, now, Some(&event))
+        .await
     {
-        let entry = Entry::new(now, &Actor::System("validator"), "validation_failed")
+        let entry = Entry::new(now, &Actor::System("validator"), Action::ValidationFailed)
             .connection(row)
             .failed("needs_reauthorization")
             .detail("the provider no longer accepts the token (revoked)");

@@ -8,7 +8,7 @@ use super::http::{Endpoint, PROVIDER_TIMEOUT, ProviderCall};
 use super::token::{describe_transport, sanitize_code};
 use crate::providers::Dialect;
 use crate::store::connections::ConnectionRow;
-use crate::vault::{Secret, Slot, Vault};
+use crate::vault::{Sealed, Secret, Vault};
 use oauth2::{AccessToken, RefreshToken, RequestTokenError, StandardRevocableToken};
 
 /// What happened at the provider.
@@ -30,11 +30,10 @@ pub async fn revoke(up: &Upstream, vault: &Vault, row: &ConnectionRow) -> Revoke
     let Some(url) = provider.revocation_url.clone() else {
         return RevokeOutcome::Unsupported;
     };
-    let open = |column: &str, sealed: Option<&[u8]>| {
-        sealed.and_then(|s| vault.open_secret(Slot::new("connections", &row.id, column), s).ok())
-    };
-    let access = open("access_token", row.access_token.as_deref());
-    let refresh = open("refresh_token", row.refresh_token.as_deref());
+    let open =
+        |column: Sealed, sealed: Option<&[u8]>| sealed.and_then(|s| vault.open_secret(column.slot(&row.id), s).ok());
+    let access = open(Sealed::AccessToken, row.access_token.as_deref());
+    let refresh = open(Sealed::RefreshToken, row.refresh_token.as_deref());
     if provider.dialect == Dialect::Slack {
         let Some(access) = access else {
             return RevokeOutcome::Failed("no token to revoke".into());

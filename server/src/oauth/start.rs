@@ -12,11 +12,11 @@
 
 use super::FlowError;
 use super::Flows;
-use crate::activity::{Actor, Entry};
+use crate::activity::{Action, Actor, Entry};
 use crate::auth::widget_jwt::WidgetClaims;
-use crate::store::flows::FlowRow;
+use crate::store::flows::{FlowRow, FlowStage};
 use crate::store::new_id;
-use crate::vault::Slot;
+use crate::vault::Sealed;
 use latch_shared::ErrorCode;
 use latch_shared::api::widget::{ConnectRequest, ConnectStarted};
 use oauth2::{CsrfToken, PkceCodeChallenge, Scope};
@@ -81,7 +81,7 @@ pub async fn create(
         allowed_origin: origin,
         return_to,
         reconnect_connection_id: req.connection_id.clone(),
-        status: "created".into(),
+        status: FlowStage::Created,
         state_hash: None,
         browser_hash: None,
         pkce_verifier: None,
@@ -165,7 +165,7 @@ pub async fn authorize(flows: &Flows, flow_id: &str, how: StartRequest<'_>) -> R
                 format!("posted from {}", o.chars().take(100).collect::<String>())
             }
         };
-        let entry = Entry::new(now, &Actor::User(flow.user_id.clone()), "connect_refused")
+        let entry = Entry::new(now, &Actor::User(flow.user_id.clone()), Action::ConnectRefused)
             .owner(&flow.user_id, &flow.organization_id)
             .provider(&flow.provider)
             .failed(ErrorCode::ConnectLinkRefused.as_str())
@@ -183,7 +183,7 @@ pub async fn authorize(flows: &Flows, flow_id: &str, how: StartRequest<'_>) -> R
             "This connect link has expired. Start again from the app.",
         ));
     }
-    if flow.status != "created" {
+    if flow.status != FlowStage::Created {
         return Err(FlowError::new(
             ErrorCode::FlowAlreadyStarted,
             "This connect link was already opened. Start again from the app.",
@@ -198,9 +198,8 @@ pub async fn authorize(flows: &Flows, flow_id: &str, how: StartRequest<'_>) -> R
     let browser_secret = crate::random::token();
     // PKCE S256 with a 256-bit verifier (the crate's), sealed until the code exchange.
     let pkce = provider.pkce.then(PkceCodeChallenge::new_random_sha256);
-    let sealed = pkce
-        .as_ref()
-        .map(|(_, verifier)| flows.vault.seal_str(Slot::new("flows", &flow.id, "pkce_verifier"), verifier.secret()));
+    let sealed =
+        pkce.as_ref().map(|(_, verifier)| flows.vault.seal_str(Sealed::PkceVerifier.slot(&flow.id), verifier.secret()));
     let (state_hash, browser_hash) = (crate::random::digest(&state_token), crate::random::digest(&browser_secret));
     if !flows.store.start_flow(&flow.id, &state_hash, &browser_hash, sealed.as_deref(), now).await? {
         return Err(FlowError::new(

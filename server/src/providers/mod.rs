@@ -6,7 +6,7 @@
 //! store (`latch secret add`) or named by an environment variable.
 
 use crate::store::{Store, StoreError};
-use crate::vault::{Secret, Slot, Vault};
+use crate::vault::{Sealed, Secret, Vault};
 use serde::Deserialize;
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -293,8 +293,7 @@ impl ClientSecrets {
     /// The client secret of `provider`, if one is configured.
     pub async fn get(&self, provider: &Provider) -> Result<Option<Secret>, StoreError> {
         if let Some(sealed) = self.store.client_secret(&provider.key).await? {
-            return match self.vault.open_secret(Slot::new("provider_secrets", &provider.key, "client_secret"), &sealed)
-            {
+            return match self.vault.open_secret(Sealed::ClientSecret.slot(&provider.key), &sealed) {
                 Ok(secret) => Ok(Some(secret)),
                 Err(e) => {
                     tracing::error!(provider = %provider.key, error = %e, "stored client secret does not decrypt");

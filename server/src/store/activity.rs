@@ -1,6 +1,7 @@
 //! Rows of `activity`, the audit trail. Entries are appended, never updated.
 
 use super::{Store, StoreResult, run};
+use latch_shared::activity::Action;
 
 /// One audit entry.
 #[derive(Debug, Clone, sqlx::FromRow)]
@@ -9,7 +10,8 @@ pub struct ActivityRow {
     pub at: i64,
     pub actor_kind: String,
     pub actor_name: String,
-    pub action: String,
+    #[sqlx(try_from = "String")]
+    pub action: Action,
     pub connection_id: Option<String>,
     pub user_id: Option<String>,
     pub organization_id: Option<String>,
@@ -43,7 +45,7 @@ impl Store {
                     "INSERT INTO activity (id, at, actor_kind, actor_name, action, connection_id, user_id, \
                      organization_id, provider, outcome, error_code, detail) \
                      VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)")
-                    .bind(&r.id).bind(r.at).bind(&r.actor_kind).bind(&r.actor_name).bind(&r.action)
+                    .bind(&r.id).bind(r.at).bind(&r.actor_kind).bind(&r.actor_name).bind(r.action.as_str())
                     .bind(&r.connection_id).bind(&r.user_id).bind(&r.organization_id).bind(&r.provider)
                     .bind(&r.outcome).bind(&r.error_code).bind(&r.detail)
                     .execute(&mut *tx).await?;

@@ -3,6 +3,8 @@
 
 use super::events::{NewEvent, insert_event};
 use super::{Store, StoreResult, run};
+use crate::scopes::Scopes;
+use latch_shared::ConnectionStatus;
 
 /// Runs one write statement and, when it changed a row, its event, in one transaction (the
 /// outbox rule: an event exists if and only if its change was committed). Yields the number of
@@ -31,11 +33,12 @@ pub struct ConnectionRow {
     pub organization_id: String,
     pub account_id: String,
     pub account_label: Option<String>,
-    pub status: String,
-    /// Space-separated.
-    pub scopes: String,
-    /// Space-separated.
-    pub missing_scopes: String,
+    #[sqlx(try_from = "String")]
+    pub status: ConnectionStatus,
+    #[sqlx(try_from = "String")]
+    pub scopes: Scopes,
+    #[sqlx(try_from = "String")]
+    pub missing_scopes: Scopes,
     pub access_token: Option<Vec<u8>>,
     pub refresh_token: Option<Vec<u8>>,
     pub token_type: String,
@@ -63,7 +66,7 @@ pub struct ConnectionFilter<'a> {
     /// `Some("")` selects connections without an organization.
     pub organization_id: Option<&'a str>,
     pub provider: Option<&'a str>,
-    pub status: Option<&'a str>,
+    pub status: Option<ConnectionStatus>,
     /// Only ids after this one.
     pub after: Option<&'a str>,
     pub limit: i64,
@@ -88,7 +91,7 @@ pub struct RefreshedTokens {
     pub token_type: String,
     pub expires_at: Option<i64>,
     /// `None` keeps the stored scopes.
-    pub scopes: Option<String>,
+    pub scopes: Option<Scopes>,
 }
 
 impl Store {
@@ -109,9 +112,9 @@ impl Store {
             .bind(&row.organization_id)
             .bind(&row.account_id)
             .bind(&row.account_label)
-            .bind(&row.status)
-            .bind(&row.scopes)
-            .bind(&row.missing_scopes)
+            .bind(row.status.as_str())
+            .bind(row.scopes.stored())
+            .bind(row.missing_scopes.stored())
             .bind(&row.access_token)
             .bind(&row.refresh_token)
             .bind(&row.token_type)
@@ -158,7 +161,7 @@ impl Store {
              ORDER BY id LIMIT $6"
         );
         Ok(run!(self, pool => sqlx::query_as(&sql)
-            .bind(f.user_id).bind(f.organization_id).bind(f.provider).bind(f.status).bind(f.after)
+            .bind(f.user_id).bind(f.organization_id).bind(f.provider).bind(f.status.map(ConnectionStatus::as_str)).bind(f.after)
             .bind(f.limit + 1)
             .fetch_all(pool).await)?)
     }
@@ -220,7 +223,7 @@ impl Store {
                lease_until = NULL, refresh_attempt = NULL, status = 'active' \
              WHERE id = $7 AND version = $8 AND refresh_attempt = $9")
             .bind(&tokens.access_token).bind(&tokens.refresh_token).bind(&tokens.token_type)
-            .bind(tokens.expires_at).bind(&tokens.scopes).bind(now).bind(id).bind(version).bind(attempt)
+            .bind(tokens.expires_at).bind(tokens.scopes.as_ref().map(Scopes::stored)).bind(now).bind(id).bind(version).bind(attempt)
             .execute(pool).await.map(|r| r.rows_affected()))?;
         self.connections_changed();
         Ok(n == 1)
@@ -233,7 +236,7 @@ impl Store {
         id: &str,
         version: i64,
         attempt: Option<&str>,
-        status: &str,
+        status: ConnectionStatus,
         now: i64,
         event: Option<&NewEvent>,
     ) -> StoreResult<bool> {
@@ -245,7 +248,7 @@ impl Store {
                    lease_until = NULL, refresh_attempt = NULL \
                  WHERE id = $3 AND version = $4 AND ($5 IS NULL OR refresh_attempt = $5)"
             )
-            .bind(status)
+            .bind(status.as_str())
             .bind(now)
             .bind(id)
             .bind(version)
@@ -289,7 +292,7 @@ impl Store {
                    last_refreshed_at = $8, last_validated_at = $8, version = version + 1, lease_until = NULL, refresh_attempt = NULL \
                  WHERE id = $9")
                 .bind(&row.access_token).bind(&row.refresh_token).bind(&row.token_type).bind(row.access_token_expires_at)
-                .bind(&row.scopes).bind(&row.missing_scopes).bind(&row.account_label).bind(row.updated_at).bind(&row.id));
+                .bind(row.scopes.stored()).bind(row.missing_scopes.stored()).bind(&row.account_label).bind(row.updated_at).bind(&row.id));
         self.connections_changed();
         Ok(())
     }

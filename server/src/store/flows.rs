@@ -4,6 +4,23 @@
 
 use super::{Store, StoreResult, run};
 
+latch_shared::text_enum! {
+    /// Where a flow is: `created` → `started` → `exchanging` → `connected` | `error`.
+    #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+    pub enum FlowStage {
+        /// Created by the widget, not opened yet.
+        Created = "created",
+        /// Sent to the provider.
+        Started = "started",
+        /// Its callback arrived: the code is being exchanged.
+        Exchanging = "exchanging",
+        /// The connection is stored.
+        Connected = "connected",
+        /// It failed; `error_code` says why.
+        Error = "error",
+    }
+}
+
 /// A connect flow.
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct FlowRow {
@@ -14,8 +31,8 @@ pub struct FlowRow {
     pub allowed_origin: Option<String>,
     pub return_to: Option<String>,
     pub reconnect_connection_id: Option<String>,
-    /// `created` → `started` → `exchanging` → `connected` | `error`.
-    pub status: String,
+    #[sqlx(try_from = "String")]
+    pub status: FlowStage,
     pub state_hash: Option<Vec<u8>>,
     pub browser_hash: Option<Vec<u8>>,
     pub pkce_verifier: Option<Vec<u8>>,
@@ -46,7 +63,7 @@ impl Store {
              reconnect_connection_id, status, created_at, expires_at, user_label) \
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)")
             .bind(&f.id).bind(&f.provider).bind(&f.user_id).bind(&f.organization_id).bind(&f.allowed_origin)
-            .bind(&f.return_to).bind(&f.reconnect_connection_id).bind(&f.status).bind(f.created_at).bind(f.expires_at)
+            .bind(&f.return_to).bind(&f.reconnect_connection_id).bind(f.status.as_str()).bind(f.created_at).bind(f.expires_at)
             .bind(&f.user_label)
             .execute(pool).await.map(|_| ()))?;
         let last = self.last_flow_sweep.load(std::sync::atomic::Ordering::Relaxed);
@@ -121,11 +138,11 @@ impl Store {
         error: Option<(&str, &str)>,
         now: i64,
     ) -> StoreResult<()> {
-        let status = if error.is_some() { "error" } else { "connected" };
+        let status = if error.is_some() { FlowStage::Error } else { FlowStage::Connected };
         run!(self, pool => sqlx::query(
             "UPDATE flows SET status = $1, connection_id = $2, error_code = $3, error_message = $4, \
              completed_at = $5, pkce_verifier = NULL WHERE id = $6")
-            .bind(status).bind(connection_id).bind(error.map(|e| e.0)).bind(error.map(|e| e.1)).bind(now).bind(id)
+            .bind(status.as_str()).bind(connection_id).bind(error.map(|e| e.0)).bind(error.map(|e| e.1)).bind(now).bind(id)
             .execute(pool).await.map(|_| ()))?;
         Ok(())
     }

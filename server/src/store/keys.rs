@@ -2,6 +2,7 @@
 //! and provider client secrets. Everything secret here is a vault envelope.
 
 use super::{Store, StoreResult, run};
+use crate::vault::Sealed;
 
 /// A widget-JWT signing key.
 #[derive(Debug, Clone, sqlx::FromRow)]
@@ -69,28 +70,11 @@ impl Store {
     }
 }
 
-/// Every sealed column, as (table, id column, column): what master-key rotation re-seals.
-pub const SEALED_COLUMNS: &[(&str, &str, &str)] = &[
-    ("connections", "id", "access_token"),
-    ("connections", "id", "refresh_token"),
-    ("provider_secrets", "provider", "client_secret"),
-    ("signing_keys", "id", "private_key"),
-    ("flows", "id", "pkce_verifier"),
-    ("webhook_endpoints", "id", "secret"),
-    ("webhook_endpoints", "id", "previous_secret"),
-];
-
 impl Store {
-    /// A page of `(row id, envelope)` of one sealed column, by id. `column` must come from
-    /// [`SEALED_COLUMNS`] (names cannot be bound as parameters).
-    pub async fn sealed_page(
-        &self,
-        column: (&str, &str, &str),
-        after: &str,
-        limit: i64,
-    ) -> StoreResult<Vec<(String, Vec<u8>)>> {
-        let (table, id, col) = column;
-        debug_assert!(SEALED_COLUMNS.contains(&column));
+    /// A page of `(row id, envelope)` of one sealed column, by id. (Column names cannot be bound as parameters;
+    /// they come from [`Sealed::location`].)
+    pub async fn sealed_page(&self, column: Sealed, after: &str, limit: i64) -> StoreResult<Vec<(String, Vec<u8>)>> {
+        let (table, id, col) = column.location();
         let sql =
             format!("SELECT {id}, {col} FROM {table} WHERE {col} IS NOT NULL AND {id} > $1 ORDER BY {id} LIMIT $2");
         Ok(run!(self, pool => sqlx::query_as(&sql).bind(after).bind(limit).fetch_all(pool).await)?)
@@ -98,8 +82,8 @@ impl Store {
 
     /// Replaces one envelope if it is still exactly `old` (a concurrent write, such as a refresh,
     /// wins and is left alone: it was sealed under the active key anyway).
-    pub async fn reseal(&self, column: (&str, &str, &str), row: &str, old: &[u8], new: &[u8]) -> StoreResult<bool> {
-        let (table, id, col) = column;
+    pub async fn reseal(&self, column: Sealed, row: &str, old: &[u8], new: &[u8]) -> StoreResult<bool> {
+        let (table, id, col) = column.location();
         let sql = format!("UPDATE {table} SET {col} = $1 WHERE {id} = $2 AND {col} = $3");
         let n = run!(self, pool => sqlx::query(&sql).bind(new).bind(row).bind(old).execute(pool).await.map(|r| r.rows_affected()))?;
         Ok(n == 1)

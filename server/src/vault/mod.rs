@@ -36,9 +36,65 @@ pub struct Slot<'a> {
 }
 
 impl<'a> Slot<'a> {
-    /// A slot in `table`, row `row`, column `column`.
-    pub fn new(table: &'a str, row: &'a str, column: &'a str) -> Self {
+    /// A slot in `table`, row `row`, column `column` (tests; code names a [`Sealed`] column).
+    #[cfg(test)]
+    pub(crate) fn new(table: &'a str, row: &'a str, column: &'a str) -> Self {
         Self { table, row, column }
+    }
+}
+
+/// Every sealed column, once: where its ciphertexts live (bound into each as associated data)
+/// and which of them `latch keys rotate` re-seals.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Sealed {
+    /// `connections.access_token`.
+    AccessToken,
+    /// `connections.refresh_token`.
+    RefreshToken,
+    /// `provider_secrets.client_secret` (keyed by provider).
+    ClientSecret,
+    /// `signing_keys.private_key`.
+    SigningKey,
+    /// `flows.pkce_verifier`.
+    PkceVerifier,
+    /// `webhook_endpoints.secret`.
+    WebhookSecret,
+    /// `webhook_endpoints.previous_secret` (during a rotation's overlap).
+    PreviousWebhookSecret,
+    /// `vault_keys.check_value`: sealed under its own key, so never re-sealed.
+    KeyCheck,
+}
+
+impl Sealed {
+    /// The columns re-sealed under the active key by a rotation.
+    pub const ROTATED: &'static [Sealed] = &[
+        Sealed::AccessToken,
+        Sealed::RefreshToken,
+        Sealed::ClientSecret,
+        Sealed::SigningKey,
+        Sealed::PkceVerifier,
+        Sealed::WebhookSecret,
+        Sealed::PreviousWebhookSecret,
+    ];
+
+    /// `(table, id column, column)`.
+    pub const fn location(self) -> (&'static str, &'static str, &'static str) {
+        match self {
+            Sealed::AccessToken => ("connections", "id", "access_token"),
+            Sealed::RefreshToken => ("connections", "id", "refresh_token"),
+            Sealed::ClientSecret => ("provider_secrets", "provider", "client_secret"),
+            Sealed::SigningKey => ("signing_keys", "id", "private_key"),
+            Sealed::PkceVerifier => ("flows", "id", "pkce_verifier"),
+            Sealed::WebhookSecret => ("webhook_endpoints", "id", "secret"),
+            Sealed::PreviousWebhookSecret => ("webhook_endpoints", "id", "previous_secret"),
+            Sealed::KeyCheck => ("vault_keys", "key_id", "check_value"),
+        }
+    }
+
+    /// The slot of this column in row `row`.
+    pub fn slot(self, row: &str) -> Slot<'_> {
+        let (table, _, column) = self.location();
+        Slot { table, row, column }
     }
 }
 

@@ -4,8 +4,7 @@
 //! again; once nothing references an old key, its id is forgotten and the key can be dropped
 //! from the configuration.
 
-use super::{Slot, Vault, VaultError};
-use crate::store::keys::SEALED_COLUMNS;
+use super::{Sealed, Vault, VaultError};
 use crate::store::{Store, StoreError};
 
 /// What a rotation did.
@@ -30,8 +29,8 @@ pub enum RotateError {
 pub async fn rotate(store: &Store, vault: &Vault) -> Result<Rotation, RotateError> {
     let mut done = Rotation::default();
     let active = vault.active_key_id().to_owned();
-    for &column in SEALED_COLUMNS {
-        let (table, _, col) = column;
+    for &column in Sealed::ROTATED {
+        let (table, _, col) = column.location();
         let mut after = String::new();
         loop {
             let page = store.sealed_page(column, &after, 200).await?;
@@ -41,7 +40,7 @@ pub async fn rotate(store: &Store, vault: &Vault) -> Result<Rotation, RotateErro
                 if Vault::key_id_of(&envelope) == Some(active.as_str()) {
                     continue;
                 }
-                let slot = Slot::new(table, &row, col);
+                let slot = column.slot(&row);
                 let plain = vault.open(slot, &envelope).map_err(|source| RotateError::Open {
                     table: table.into(),
                     column: col.into(),
@@ -67,7 +66,7 @@ pub async fn rotate(store: &Store, vault: &Vault) -> Result<Rotation, RotateErro
 }
 
 async fn references(store: &Store, key_id: &str) -> Result<bool, StoreError> {
-    for &column in SEALED_COLUMNS {
+    for &column in Sealed::ROTATED {
         let mut after = String::new();
         loop {
             let page = store.sealed_page(column, &after, 500).await?;

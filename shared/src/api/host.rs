@@ -321,9 +321,8 @@ pub struct ActivityEntry {
     pub at: OffsetDateTime,
     /// Who did it.
     pub actor: Actor,
-    /// What: `connected`, `reconnected`, `token_retrieved`, `refreshed`, `refresh_failed`,
-    /// `deleted`, `revoked`, `revoke_failed`, `revocation_unsupported`, …
-    pub action: String,
+    /// What happened.
+    pub action: crate::activity::Action,
     /// The connection concerned.
     pub connection_id: Option<String>,
     /// The user concerned.

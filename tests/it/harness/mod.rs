@@ -16,7 +16,6 @@ use latch_server::config::Config;
 use latch_server::providers::{Provider, ProviderConfig};
 use latch_server::store::connections::ConnectionRow;
 use latch_server::store::new_id;
-use latch_server::vault::Slot;
 use serde_json::Value;
 use std::time::Duration;
 
@@ -153,17 +152,19 @@ pub async fn seed_connection(
 ) -> ConnectionRow {
     let id = new_id("conn");
     let row = ConnectionRow {
-        access_token: Some(vault.seal_str(Slot::new("connections", &id, "access_token"), seed.access_token)),
-        refresh_token: seed.refresh_token.map(|rt| vault.seal_str(Slot::new("connections", &id, "refresh_token"), rt)),
+        access_token: Some(vault.seal_str(latch_server::vault::Sealed::AccessToken.slot(&id), seed.access_token)),
+        refresh_token: seed
+            .refresh_token
+            .map(|rt| vault.seal_str(latch_server::vault::Sealed::RefreshToken.slot(&id), rt)),
         id,
         provider: seed.provider.to_owned(),
         user_id: seed.user_id.to_owned(),
         organization_id: seed.organization_id.unwrap_or("").to_owned(),
         account_id: seed.account_id.to_owned(),
         account_label: Some(format!("{} at {}", seed.account_id, seed.provider)),
-        status: seed.status.to_owned(),
-        scopes: "read write".into(),
-        missing_scopes: String::new(),
+        status: seed.status.parse().unwrap(),
+        scopes: "read write".to_owned().into(),
+        missing_scopes: Default::default(),
         token_type: "bearer".into(),
         access_token_expires_at: seed.expires_in.map(|s| now + s),
         created_at: now,
@@ -257,7 +258,7 @@ where
 impl TestApp {
     /// Stores a provider's client secret sealed, as `latch secret add` does.
     pub async fn set_client_secret(&self, provider: &str, secret: &str) {
-        let sealed = self.state.vault.seal_str(Slot::new("provider_secrets", provider, "client_secret"), secret);
+        let sealed = self.state.vault.seal_str(latch_server::vault::Sealed::ClientSecret.slot(provider), secret);
         self.state.store.put_client_secret(provider, &sealed, self.state.clock.unix()).await.unwrap();
     }
 
