@@ -71,3 +71,13 @@ both!(health_and_readiness, |backend| async move {
     let down = send(app.http.get(format!("{}/readyz", app.url))).await;
     assert_error(&down, 503, "database_unavailable");
 });
+
+both!(a_database_outage_is_503_on_every_route, |backend| async move {
+    let app = TestApp::start(backend).await;
+    // Cached API key checks let the requests reach their handlers.
+    assert_eq!(app.get("/v1/connections").await.0, 200);
+    app.state.store.close().await;
+    for path in ["/v1/connections", "/v1/activity", "/v1/events", "/v1/webhook-endpoints"] {
+        assert_error(&app.get(path).await, 503, "database_unavailable");
+    }
+});

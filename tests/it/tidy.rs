@@ -120,3 +120,14 @@ fn no_import_cycle_runs_through_the_composition_root() {
     }
     assert!(cycles.is_empty(), "import cycles through server/src/state.rs:\n{}", cycles.join("\n"));
 }
+
+/// The sandbox is the provider side: a bug in the client side's protocol code must not be
+/// mirrored by the server it is tested against.
+#[test]
+fn the_sandbox_shares_no_code_with_the_client_side() {
+    let graph = import_graph(&root().join("server/src"));
+    for module in ["sandbox", "api/sandbox"] {
+        let deps = graph.get(module).unwrap();
+        assert!(!deps.iter().any(|d| d.starts_with("oauth")), "{module} uses the client side: {deps:?}");
+    }
+}

@@ -24,11 +24,7 @@ pub async fn loader(State(state): State<AppState>) -> Response {
 /// `GET /widget/{file}`: a content-hashed file, cacheable for a year. Public and credential-free,
 /// so any origin may load it (host pages import the module and fetch the WebAssembly).
 pub async fn file(State(state): State<AppState>, Path(name): Path<String>) -> Result<Response, ApiError> {
-    let asset = state
-        .assets
-        .files
-        .get(&name)
-        .ok_or_else(|| ApiError::new(StatusCode::NOT_FOUND, ErrorCode::NotFound, "No such file."))?;
+    let asset = state.assets.files.get(&name).ok_or_else(|| ApiError::new(ErrorCode::NotFound, "No such file."))?;
     Ok((
         [
             (header::CONTENT_TYPE, asset.content_type),

@@ -10,10 +10,47 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use latch_shared::{ErrorBody, ErrorCode, ErrorDetail};
 
-/// An error on its way to becoming a response.
+/// The HTTP status of every error code: the one table, used by the JSON errors and the HTML
+/// pages alike. An error that names a field of the request is about what the request says:
+/// `422`, whatever its code (`origin_not_allowed` is 403 for a request's `Origin`, 422 for an
+/// `allowed_origin` in a body).
+pub fn status_of(code: ErrorCode, field: Option<&str>) -> StatusCode {
+    use ErrorCode as C;
+    if field.is_some() {
+        return StatusCode::UNPROCESSABLE_ENTITY;
+    }
+    match code {
+        C::InvalidRequest | C::ReturnToNotAllowed => StatusCode::UNPROCESSABLE_ENTITY,
+        C::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+        C::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+        C::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
+        C::RequestTimeout => StatusCode::REQUEST_TIMEOUT,
+        C::RateLimited | C::TooManyPendingFlows => StatusCode::TOO_MANY_REQUESTS,
+        C::Unauthorized | C::InvalidApiKey | C::InvalidWidgetToken | C::WidgetTokenExpired => StatusCode::UNAUTHORIZED,
+        C::OriginNotAllowed | C::ProviderNotAllowed | C::ConnectLinkRefused => StatusCode::FORBIDDEN,
+        C::NotFound
+        | C::ConnectionNotFound
+        | C::ProviderNotFound
+        | C::ApiKeyNotFound
+        | C::FlowNotFound
+        | C::WebhookEndpointNotFound
+        | C::EventNotFound
+        | C::TokenNotFound => StatusCode::NOT_FOUND,
+        C::FlowAlreadyStarted => StatusCode::CONFLICT,
+        C::ServerBusy
+        | C::DatabaseUnavailable
+        | C::ProviderUnavailable
+        | C::ProviderMisconfigured
+        | C::MissingClientSecret => StatusCode::SERVICE_UNAVAILABLE,
+        C::InternalError => StatusCode::INTERNAL_SERVER_ERROR,
+        // The failures of a connect flow (`oauth2_*`, `scope_mismatch_error`, …) and `invalid_json`.
+        _ => StatusCode::BAD_REQUEST,
+    }
+}
+
+/// An error on its way to becoming a response; its status follows from its code ([`status_of`]).
 #[derive(Debug)]
 pub struct ApiError {
-    pub status: StatusCode,
     pub code: ErrorCode,
     pub message: String,
     pub field: Option<String>,
@@ -24,16 +61,21 @@ pub struct ApiError {
 }
 
 impl ApiError {
-    /// An error with a status, code and message.
-    pub fn new(status: StatusCode, code: ErrorCode, message: impl Into<String>) -> Self {
-        Self { status, code, message: message.into(), field: None, retry_after: None, internal: None }
+    /// An error with a code and a message.
+    pub fn new(code: ErrorCode, message: impl Into<String>) -> Self {
+        Self { code, message: message.into(), field: None, retry_after: None, internal: None }
+    }
+
+    /// `422` with `code` about one field of the request; the message names the field.
+    pub fn about(field: impl Into<String>, code: ErrorCode, message: impl Into<String>) -> Self {
+        let field = field.into();
+        let message = format!("{field}: {}", message.into());
+        Self { field: Some(field), ..Self::new(code, message) }
     }
 
     /// `422 invalid_request` about one field.
     pub fn invalid(field: impl Into<String>, message: impl Into<String>) -> Self {
-        let field = field.into();
-        let message = format!("{field}: {}", message.into());
-        Self { field: Some(field), ..Self::new(StatusCode::UNPROCESSABLE_ENTITY, ErrorCode::InvalidRequest, message) }
+        Self::about(field, ErrorCode::InvalidRequest, message)
     }
 
     /// `500 internal_error`; `detail` goes to the log only.
@@ -41,7 +83,6 @@ impl ApiError {
         Self {
             internal: Some(detail.to_string()),
             ..Self::new(
-                StatusCode::INTERNAL_SERVER_ERROR,
                 ErrorCode::InternalError,
                 "Something went wrong inside Latch; the details are in the server log.",
             )
@@ -50,12 +91,13 @@ impl ApiError {
 
     /// `429 rate_limited` with `Retry-After`.
     pub fn rate_limited(limited: crate::limits::Limited) -> Self {
-        ApiError::new(
-            StatusCode::TOO_MANY_REQUESTS,
-            ErrorCode::RateLimited,
-            "Too many requests; retry after the number of seconds in Retry-After.",
-        )
-        .retry(limited.retry_after)
+        ApiError::new(ErrorCode::RateLimited, "Too many requests; retry after the number of seconds in Retry-After.")
+            .retry(limited.retry_after)
+    }
+
+    /// The status this error answers with.
+    pub fn status(&self) -> StatusCode {
+        status_of(self.code, self.field.as_deref())
     }
 
     /// Adds `Retry-After`.
@@ -70,8 +112,9 @@ impl IntoResponse for ApiError {
         if let Some(detail) = &self.internal {
             tracing::error!(code = %self.code, detail = %detail, "request failed");
         }
+        let status = self.status();
         let body = ErrorBody { error: ErrorDetail { code: self.code, message: self.message, field: self.field } };
-        let mut response = (self.status, axum::Json(body)).into_response();
+        let mut response = (status, axum::Json(body)).into_response();
         if let Some(seconds) = self.retry_after {
             response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(seconds));
         }
@@ -79,20 +122,24 @@ impl IntoResponse for ApiError {
     }
 }
 
-impl From<StoreError> for ApiError {
-    fn from(e: StoreError) -> Self {
+/// The one conversion of a store failure: an outage is `503 database_unavailable` (retry
+/// shortly), anything else an internal error.
+impl From<&StoreError> for ApiError {
+    fn from(e: &StoreError) -> Self {
         match e {
             StoreError::Unavailable(_) => {
                 tracing::warn!(error = %e, "database unavailable");
-                ApiError::new(
-                    StatusCode::SERVICE_UNAVAILABLE,
-                    ErrorCode::DatabaseUnavailable,
-                    "The database is unavailable right now; retry shortly.",
-                )
-                .retry(2)
+                ApiError::new(ErrorCode::DatabaseUnavailable, "The database is unavailable right now; retry shortly.")
+                    .retry(2)
             }
             other => ApiError::internal(other),
         }
+    }
+}
+
+impl From<StoreError> for ApiError {
+    fn from(e: StoreError) -> Self {
+        (&e).into()
     }
 }
 
@@ -104,7 +151,7 @@ impl From<VaultError> for ApiError {
 
 impl From<AuthError> for ApiError {
     fn from(e: AuthError) -> Self {
-        let unauthorized = |code, message: &str| ApiError::new(StatusCode::UNAUTHORIZED, code, message);
+        let unauthorized = ApiError::new;
         match e {
             AuthError::Missing => {
                 unauthorized(ErrorCode::Unauthorized, "Send credentials as `Authorization: Bearer <token>`.")
@@ -126,14 +173,10 @@ impl From<AuthError> for ApiError {
 
 impl From<RefreshError> for ApiError {
     fn from(e: RefreshError) -> Self {
-        let unavailable =
-            |code, message: String| ApiError::new(StatusCode::SERVICE_UNAVAILABLE, code, message).retry(5);
+        let unavailable = |code, message: String| ApiError::new(code, message).retry(5);
         match e {
-            RefreshError::Gone => {
-                ApiError::new(StatusCode::NOT_FOUND, ErrorCode::ConnectionNotFound, "The connection was deleted.")
-            }
+            RefreshError::Gone => ApiError::new(ErrorCode::ConnectionNotFound, "The connection was deleted."),
             RefreshError::Unavailable { retry_after, .. } => ApiError::new(
-                StatusCode::SERVICE_UNAVAILABLE,
                 ErrorCode::ProviderUnavailable,
                 "The provider could not refresh the token right now and the stored one has expired; retry shortly.",
             )
@@ -147,15 +190,8 @@ impl From<RefreshError> for ApiError {
                 ErrorCode::MissingClientSecret,
                 format!("No client secret is configured for provider {key}; run `latch secret add --provider {key}`."),
             ),
-            RefreshError::Store(e) => match std::sync::Arc::try_unwrap(e) {
-                Ok(e) => e.into(),
-                // Shared by several callers of one refresh: the same mapping, by kind.
-                Err(shared) if matches!(*shared, StoreError::Unavailable(_)) => unavailable(
-                    ErrorCode::DatabaseUnavailable,
-                    "The database is unavailable right now; retry shortly.".into(),
-                ),
-                Err(shared) => ApiError::internal(shared),
-            },
+            // Shared by several callers of one refresh: the same mapping.
+            RefreshError::Store(e) => e.as_ref().into(),
             RefreshError::Vault(e) => e.into(),
         }
     }
@@ -164,16 +200,12 @@ impl From<RefreshError> for ApiError {
 impl From<ConnectionError> for ApiError {
     fn from(e: ConnectionError) -> Self {
         match e {
-            ConnectionError::NotFound(_) => {
-                ApiError::new(StatusCode::NOT_FOUND, ErrorCode::ConnectionNotFound, "No such connection.")
+            ConnectionError::NotFound(_) => ApiError::new(ErrorCode::ConnectionNotFound, "No such connection."),
+            ConnectionError::ProviderNotFound(key) => {
+                ApiError::new(ErrorCode::ProviderNotFound, format!("No provider {key:?} is configured."))
             }
-            ConnectionError::ProviderNotFound(key) => ApiError::new(
-                StatusCode::NOT_FOUND,
-                ErrorCode::ProviderNotFound,
-                format!("No provider {key:?} is configured."),
-            ),
             ConnectionError::TokenNotFound => {
-                ApiError::new(StatusCode::NOT_FOUND, ErrorCode::TokenNotFound, "No stored token matches this request.")
+                ApiError::new(ErrorCode::TokenNotFound, "No stored token matches this request.")
             }
             ConnectionError::Invalid { field, message } => ApiError::invalid(field, message),
             ConnectionError::Refresh(e) => e.into(),
@@ -189,14 +221,11 @@ impl From<crate::widget::MintError> for ApiError {
         use crate::widget::MintError;
         match e {
             MintError::Invalid(e) => e.into(),
-            MintError::OriginNotAllowed(origin) => ApiError {
-                field: Some("allowed_origin".into()),
-                ..ApiError::new(
-                    StatusCode::UNPROCESSABLE_ENTITY,
-                    ErrorCode::OriginNotAllowed,
-                    format!("allowed_origin: {origin} is not in the server's allowed_origins"),
-                )
-            },
+            MintError::OriginNotAllowed(origin) => ApiError::about(
+                "allowed_origin",
+                ErrorCode::OriginNotAllowed,
+                format!("{origin} is not in the server's allowed_origins"),
+            ),
             MintError::Internal(detail) => ApiError::internal(detail),
         }
     }
@@ -204,34 +233,35 @@ impl From<crate::widget::MintError> for ApiError {
 
 impl From<crate::oauth::FlowError> for ApiError {
     fn from(e: crate::oauth::FlowError) -> Self {
-        let status = match e.code {
-            ErrorCode::ProviderNotAllowed => StatusCode::FORBIDDEN,
-            ErrorCode::ProviderNotFound | ErrorCode::ConnectionNotFound | ErrorCode::FlowNotFound => {
-                StatusCode::NOT_FOUND
+        use crate::oauth::FlowError;
+        match e {
+            FlowError::Store(e) => e.as_ref().into(),
+            FlowError::Failed { code: ErrorCode::InternalError, message } => ApiError::internal(message),
+            FlowError::Failed { code: code @ ErrorCode::TooManyPendingFlows, message } => {
+                ApiError::new(code, message).retry(60)
             }
-            ErrorCode::ReturnToNotAllowed | ErrorCode::InvalidRequest => StatusCode::UNPROCESSABLE_ENTITY,
-            ErrorCode::DatabaseUnavailable => StatusCode::SERVICE_UNAVAILABLE,
-            ErrorCode::TooManyPendingFlows => {
-                return ApiError::new(StatusCode::TOO_MANY_REQUESTS, e.code, e.message).retry(60);
+            FlowError::Failed { code: code @ ErrorCode::ReturnToNotAllowed, message } => {
+                ApiError { field: Some("return_to".into()), ..ApiError::new(code, message) }
             }
-            ErrorCode::InternalError => return ApiError::internal(e.message),
-            _ => StatusCode::BAD_REQUEST,
-        };
-        let field = (e.code == ErrorCode::ReturnToNotAllowed).then(|| "return_to".to_owned());
-        ApiError { field, ..ApiError::new(status, e.code, e.message) }
+            FlowError::Failed { code, message } => ApiError::new(code, message),
+        }
     }
 }
 
 impl From<crate::events::webhooks::WebhookError> for ApiError {
     fn from(e: crate::events::webhooks::WebhookError) -> Self {
-        let crate::events::webhooks::WebhookError(code, message) = e;
-        let status = match code {
-            ErrorCode::WebhookEndpointNotFound | ErrorCode::EventNotFound => StatusCode::NOT_FOUND,
-            ErrorCode::InvalidRequest => StatusCode::UNPROCESSABLE_ENTITY,
-            ErrorCode::ProviderUnavailable => StatusCode::SERVICE_UNAVAILABLE,
-            _ => return ApiError::internal(message),
-        };
-        let field = message.split_once(':').filter(|_| code == ErrorCode::InvalidRequest).map(|(f, _)| f.to_owned());
-        ApiError { field, ..ApiError::new(status, code, message) }
+        use crate::events::webhooks::WebhookError;
+        match e {
+            WebhookError::EndpointNotFound => {
+                ApiError::new(ErrorCode::WebhookEndpointNotFound, "No such webhook endpoint.")
+            }
+            WebhookError::EventNotFound(message) => ApiError::new(ErrorCode::EventNotFound, message),
+            WebhookError::Invalid { field, message } => ApiError::invalid(field, message),
+            WebhookError::NotAccepted(reason) => {
+                ApiError::new(ErrorCode::ProviderUnavailable, format!("the endpoint did not accept it: {reason}"))
+            }
+            WebhookError::Internal(detail) => ApiError::internal(detail),
+            WebhookError::Store(e) => e.into(),
+        }
     }
 }

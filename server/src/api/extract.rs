@@ -30,20 +30,15 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for ApiJson<T> {
             .is_some_and(|m| m.trim().eq_ignore_ascii_case("application/json"));
         if !is_json {
             return Err(ApiError::new(
-                StatusCode::UNSUPPORTED_MEDIA_TYPE,
                 ErrorCode::UnsupportedMediaType,
                 "Send the body as JSON with `Content-Type: application/json`.",
             ));
         }
         let bytes = Bytes::from_request(req, state).await.map_err(|rejection| {
             if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
-                ApiError::new(
-                    StatusCode::PAYLOAD_TOO_LARGE,
-                    ErrorCode::PayloadTooLarge,
-                    "The body is larger than 64 KiB.",
-                )
+                ApiError::new(ErrorCode::PayloadTooLarge, "The body is larger than 64 KiB.")
             } else {
-                ApiError::new(StatusCode::BAD_REQUEST, ErrorCode::InvalidJson, "The body could not be read.")
+                ApiError::new(ErrorCode::InvalidJson, "The body could not be read.")
             }
         })?;
         parse_json(&bytes).map(ApiJson)
@@ -71,7 +66,7 @@ pub fn screen(uri: &axum::http::Uri) -> Result<(), ApiError> {
         let decoded = percent_encoding::percent_decode_str(segment).collect::<Vec<u8>>();
         let text = String::from_utf8_lossy(&decoded);
         if decoded.len() > MAX_SEGMENT || text.chars().any(char::is_control) {
-            return Err(ApiError::new(StatusCode::NOT_FOUND, ErrorCode::NotFound, "No such route or resource."));
+            return Err(ApiError::new(ErrorCode::NotFound, "No such route or resource."));
         }
     }
     for (key, value) in url::form_urlencoded::parse(uri.query().unwrap_or("").as_bytes()) {
@@ -116,11 +111,9 @@ pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
     match serde_path_to_error::deserialize::<_, T>(&mut de) {
         Ok(value) => match de.end() {
             Ok(()) => Ok(value),
-            Err(_) => Err(ApiError::new(
-                StatusCode::BAD_REQUEST,
-                ErrorCode::InvalidJson,
-                "The body has trailing characters after the JSON value.",
-            )),
+            Err(_) => {
+                Err(ApiError::new(ErrorCode::InvalidJson, "The body has trailing characters after the JSON value."))
+            }
         },
         Err(err) => {
             let path = err.path().to_string();
@@ -132,7 +125,6 @@ pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
                     Err(ApiError::invalid(field, describe_data_error(&inner)))
                 }
                 Category::Syntax | Category::Eof | Category::Io => Err(ApiError::new(
-                    StatusCode::BAD_REQUEST,
                     ErrorCode::InvalidJson,
                     format!("The body is not valid JSON (line {}, column {}).", inner.line(), inner.column()),
                 )),
@@ -227,11 +219,7 @@ impl FromRequestParts<AppState> for WidgetCaller {
         if let (Some(bound), Some(origin)) = (&claims.origin, parts.headers.get(header::ORIGIN))
             && origin.as_bytes() != bound.as_bytes()
         {
-            return Err(ApiError::new(
-                StatusCode::FORBIDDEN,
-                ErrorCode::OriginNotAllowed,
-                "This widget token was issued for another origin.",
-            ));
+            return Err(ApiError::new(ErrorCode::OriginNotAllowed, "This widget token was issued for another origin."));
         }
         let org = claims.org.as_deref().unwrap_or("");
         state.limits.widget_user(&claims.sub, org).map_err(ApiError::rate_limited)?;

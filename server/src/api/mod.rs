@@ -17,7 +17,7 @@ pub mod widget;
 use crate::state::AppState;
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
-use axum::http::{HeaderName, HeaderValue, Method, StatusCode, header};
+use axum::http::{HeaderName, HeaderValue, Method, header};
 use axum::routing::{delete, get, post};
 use error::ApiError;
 use latch_shared::ErrorCode;
@@ -143,7 +143,6 @@ async fn bounded(
     use axum::response::IntoResponse as _;
     let Ok(_slot) = state.request_slots.clone().try_acquire_owned() else {
         return ApiError::new(
-            StatusCode::SERVICE_UNAVAILABLE,
             ErrorCode::ServerBusy,
             "The server is at its limit of concurrent requests; retry shortly.",
         )
@@ -153,23 +152,17 @@ async fn bounded(
     let limit = std::time::Duration::from_secs(state.config.http.request_timeout_seconds);
     match tokio::time::timeout(limit, next.run(request)).await {
         Ok(response) => response,
-        Err(_) => ApiError::new(
-            StatusCode::REQUEST_TIMEOUT,
-            ErrorCode::RequestTimeout,
-            "The request took longer than this server allows; retry it.",
-        )
-        .into_response(),
+        Err(_) => {
+            ApiError::new(ErrorCode::RequestTimeout, "The request took longer than this server allows; retry it.")
+                .into_response()
+        }
     }
 }
 
 async fn not_found() -> ApiError {
-    ApiError::new(StatusCode::NOT_FOUND, ErrorCode::NotFound, "No such route.")
+    ApiError::new(ErrorCode::NotFound, "No such route.")
 }
 
 async fn method_not_allowed() -> ApiError {
-    ApiError::new(
-        StatusCode::METHOD_NOT_ALLOWED,
-        ErrorCode::MethodNotAllowed,
-        "This route does not accept that method.",
-    )
+    ApiError::new(ErrorCode::MethodNotAllowed, "This route does not accept that method.")
 }

@@ -25,18 +25,11 @@ fn set_cookie(state: &AppState, name: &str, value: &str, max_age: i64) -> Option
 }
 
 fn error_page(e: &FlowError) -> Response {
-    let status = match e.code {
-        ErrorCode::FlowNotFound => StatusCode::NOT_FOUND,
-        ErrorCode::FlowAlreadyStarted => StatusCode::CONFLICT,
-        ErrorCode::ConnectLinkRefused => StatusCode::FORBIDDEN,
-        ErrorCode::InternalError => StatusCode::INTERNAL_SERVER_ERROR,
-        ErrorCode::DatabaseUnavailable => StatusCode::SERVICE_UNAVAILABLE,
-        _ => StatusCode::BAD_REQUEST,
-    };
+    let status = super::error::status_of(e.code(), None);
     Page {
         title: "Could not connect".into(),
         heading: "Could not connect".into(),
-        text: format!("{} (error: {})", e.message, e.code),
+        text: format!("{} (error: {})", e.message(), e.code()),
         ..Page::default()
     }
     .render(status)

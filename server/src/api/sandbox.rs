@@ -239,11 +239,7 @@ pub async fn revoke_account(
 ) -> Result<Json<serde_json::Value>, ApiError> {
     let n = state.store.sandbox_revoke_account(&r.account, state.clock.unix()).await?;
     if n == 0 {
-        return Err(ApiError::new(
-            StatusCode::NOT_FOUND,
-            ErrorCode::NotFound,
-            "No live grant for that sandbox account.",
-        ));
+        return Err(ApiError::new(ErrorCode::NotFound, "No live grant for that sandbox account."));
     }
     Ok(Json(serde_json::json!({ "revoked_grants": n })))
 }

@@ -11,7 +11,6 @@ use crate::store::connections::ConnectionRow;
 use crate::store::events::NewEvent;
 use crate::store::new_id;
 use latch_shared::ConnectionStatus;
-use latch_shared::ErrorCode;
 use latch_shared::api::host::{Event, EventQuery, Page};
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -33,13 +32,10 @@ pub const ALL: &[&str] = &[CREATED, REAUTHORIZED, NEEDS_REAUTHORIZATION, DELETED
 /// `GET /v1/events`: events after the `after` event, oldest first, paged like every listing.
 pub async fn list(store: &Store, q: &EventQuery) -> Result<Page<Event>, WebhookError> {
     let limit =
-        crate::paging::limit(q.limit).map_err(|e| WebhookError(ErrorCode::InvalidRequest, format!("limit: {e}")))?;
+        crate::paging::limit(q.limit).map_err(|e| WebhookError::Invalid { field: "limit", message: e.to_string() })?;
     let after = match &q.after {
         None => Default::default(),
-        Some(id) => store
-            .event_position(id)
-            .await?
-            .ok_or_else(|| WebhookError(ErrorCode::EventNotFound, "No event with that id.".into()))?,
+        Some(id) => store.event_position(id).await?.ok_or(WebhookError::EventNotFound("No event with that id."))?,
     };
     let mut rows = store.events_after(after, limit + 1).await?;
     let next_cursor = crate::paging::next_cursor(&mut rows, limit, |e| e.id.clone());

@@ -18,7 +18,6 @@ use crate::vault::{Sealed, Secret, Vault};
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
 use hmac::{Hmac, Mac};
-use latch_shared::ErrorCode;
 use latch_shared::api::host::{CreateWebhookEndpoint, Event, WebhookEndpoint, WebhookFailure};
 use sha2::Sha256;
 use std::collections::HashSet;
@@ -47,16 +46,23 @@ pub struct Webhooks {
     pub allow_private_targets: bool,
 }
 
-/// A webhook-management failure: a stable code and a message.
+/// A webhook-management failure, mapped to HTTP once in `api::error`.
 #[derive(Debug, thiserror::Error)]
-#[error("{0}: {1}")]
-pub struct WebhookError(pub ErrorCode, pub String);
-
-impl From<StoreError> for WebhookError {
-    fn from(e: StoreError) -> Self {
-        tracing::error!(error = %e, "store failure in webhooks");
-        WebhookError(ErrorCode::InternalError, "Something went wrong inside Latch.".into())
-    }
+pub enum WebhookError {
+    #[error("no such webhook endpoint")]
+    EndpointNotFound,
+    /// No such event; the message says which.
+    #[error("{0}")]
+    EventNotFound(&'static str),
+    #[error("{field}: {message}")]
+    Invalid { field: &'static str, message: String },
+    /// A re-sent event the endpoint did not accept.
+    #[error("the endpoint did not accept it: {0}")]
+    NotAccepted(String),
+    #[error("{0}")]
+    Internal(String),
+    #[error(transparent)]
+    Store(#[from] StoreError),
 }
 
 /// A new signing secret: `whsec_` and 32 random bytes, base64.
@@ -75,7 +81,7 @@ pub fn sign(secret: &str, msg_id: &str, timestamp: i64, body: &str) -> Option<St
 /// Checks a new endpoint's URL and resolves its host once, so a target that is refused (see
 /// `targets`) fails at creation with a clear message; deliveries check again when connecting.
 pub async fn check_target(url: &str, allow_private: bool) -> Result<Url, WebhookError> {
-    let invalid = |e: TargetError| WebhookError(ErrorCode::InvalidRequest, format!("url: {e}"));
+    let invalid = |e: TargetError| WebhookError::Invalid { field: "url", message: e.to_string() };
     let parsed = targets::check_url(url, allow_private).map_err(invalid)?;
     let host = parsed.host_str().ok_or(TargetError::NoHost).map_err(invalid)?.to_owned();
     let port = parsed.port_or_known_default().unwrap_or(443);
@@ -96,7 +102,7 @@ fn view(row: &EndpointRow, secret: Option<String>) -> WebhookEndpoint {
 }
 
 fn not_found() -> WebhookError {
-    WebhookError(ErrorCode::WebhookEndpointNotFound, "No such webhook endpoint.".into())
+    WebhookError::EndpointNotFound
 }
 
 /// `POST /v1/webhook-endpoints`.
@@ -104,7 +110,7 @@ pub async fn create(hooks: &Webhooks, req: &CreateWebhookEndpoint) -> Result<Web
     let url = check_target(&req.url, hooks.allow_private_targets).await?;
     let events = req.events.clone().unwrap_or_default();
     if let Some(unknown) = events.iter().find(|e| !super::ALL.contains(&e.as_str())) {
-        return Err(WebhookError(ErrorCode::InvalidRequest, format!("events: unknown event type {unknown:?}")));
+        return Err(WebhookError::Invalid { field: "events", message: format!("unknown event type {unknown:?}") });
     }
     let id = new_id("whe");
     let secret = new_secret();
@@ -130,7 +136,7 @@ pub async fn rotate(hooks: &Webhooks, id: &str) -> Result<WebhookEndpoint, Webho
     let row = hooks.store.endpoint(id).await?.ok_or_else(not_found)?;
     // The current secret moves to the `previous_secret` column: re-seal it for its new slot.
     let current = open_secret(hooks, &row.id, Sealed::WebhookSecret, &row.secret)
-        .ok_or_else(|| WebhookError(ErrorCode::InternalError, "secret does not decrypt".into()))?;
+        .ok_or_else(|| WebhookError::Internal("secret does not decrypt".into()))?;
     let secret = new_secret();
     let sealed_new = hooks.vault.seal_str(Sealed::WebhookSecret.slot(id), &secret);
     let sealed_old = hooks.vault.seal_str(Sealed::PreviousWebhookSecret.slot(id), current.expose());
@@ -162,14 +168,8 @@ pub async fn failures(hooks: &Webhooks, id: &str) -> Result<Vec<WebhookFailure>,
 pub async fn resend(hooks: &Webhooks, id: &str, failure_id: &str) -> Result<(), WebhookError> {
     let endpoint = hooks.store.endpoint(id).await?.ok_or_else(not_found)?;
     let failure = hooks.store.failures(id).await?.into_iter().find(|f| f.id == failure_id).ok_or_else(not_found)?;
-    let event = hooks
-        .store
-        .event(&failure.event_id)
-        .await?
-        .ok_or_else(|| WebhookError(ErrorCode::EventNotFound, "The event is gone.".into()))?;
-    deliver(hooks, &endpoint, &event)
-        .await
-        .map_err(|e| WebhookError(ErrorCode::ProviderUnavailable, format!("the endpoint did not accept it: {e}")))?;
+    let event = hooks.store.event(&failure.event_id).await?.ok_or(WebhookError::EventNotFound("The event is gone."))?;
+    deliver(hooks, &endpoint, &event).await.map_err(WebhookError::NotAccepted)?;
     hooks.store.failure_resent(failure_id, hooks.clock.unix()).await?;
     Ok(())
 }

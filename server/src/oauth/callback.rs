@@ -72,7 +72,7 @@ async fn handle_to_end(flows: &Flows, q: &CallbackQuery, cookie: impl Fn(&str) -
             let now = flows.clock.unix();
             let (connection_id, error) = match &outcome {
                 Ok(id) => (Some(id.as_str()), None),
-                Err(e) => (None, Some((e.code.as_str(), e.message.as_str()))),
+                Err(e) => (None, Some((e.code().as_str(), e.message()))),
             };
             if let Err(e) = flows.store.finish_flow(&flow.id, connection_id, error, now).await {
                 return Callback::Refused(e.into());
@@ -80,8 +80,8 @@ async fn handle_to_end(flows: &Flows, q: &CallbackQuery, cookie: impl Fn(&str) -
             if let Err(e) = &outcome {
                 let entry = Entry::new(now, &Actor::User(flow.user_id.clone()), Action::ConnectFailed)
                     .provider(&flow.provider)
-                    .failed(e.code.as_str())
-                    .detail(e.message.clone());
+                    .failed(e.code().as_str())
+                    .detail(e.message().to_owned());
                 record(&flows.store, with_owner(entry, &flow)).await;
             }
             Callback::Finished(flow.id)

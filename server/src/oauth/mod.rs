@@ -45,30 +45,49 @@ pub struct Flows {
     pub max_pending_flows_per_user: i64,
 }
 
-/// A connect-flow failure: a stable code and a message fit for the end user. The same value
-/// reaches the widget API, the callback page's `postMessage`, the flow status and the trail.
+/// A connect-flow failure. The same value reaches the widget API, the callback page's
+/// `postMessage`, the flow status and the trail, always as a stable code and a message fit for
+/// the end user.
 #[derive(Debug, Clone, thiserror::Error)]
-#[error("{code}: {message}")]
-pub struct FlowError {
-    pub code: ErrorCode,
-    pub message: String,
+pub enum FlowError {
+    /// What the user is told, with the code that names it.
+    #[error("{code}: {message}")]
+    Failed { code: ErrorCode, message: String },
+    /// Latch's database failed (shared: a flow's outcome may be reported more than once).
+    #[error(transparent)]
+    Store(std::sync::Arc<StoreError>),
 }
 
 impl FlowError {
     /// A failure with this code and message.
     pub fn new(code: ErrorCode, message: impl Into<String>) -> Self {
-        Self { code, message: message.into() }
+        Self::Failed { code, message: message.into() }
+    }
+
+    /// The stable code.
+    pub fn code(&self) -> ErrorCode {
+        match self {
+            Self::Failed { code, .. } => *code,
+            Self::Store(e) if matches!(**e, StoreError::Unavailable(_)) => ErrorCode::DatabaseUnavailable,
+            Self::Store(_) => ErrorCode::InternalError,
+        }
+    }
+
+    /// The message for the end user.
+    pub fn message(&self) -> &str {
+        match self {
+            Self::Failed { message, .. } => message,
+            Self::Store(e) if matches!(**e, StoreError::Unavailable(_)) => {
+                "Latch's database is unavailable; try again shortly."
+            }
+            Self::Store(_) => "Something went wrong inside Latch; try again.",
+        }
     }
 }
 
 impl From<StoreError> for FlowError {
     fn from(e: StoreError) -> Self {
         tracing::error!(error = %e, "store failure during a connect flow");
-        match e {
-            StoreError::Unavailable(_) => {
-                FlowError::new(ErrorCode::DatabaseUnavailable, "Latch's database is unavailable; try again shortly.")
-            }
-            _ => FlowError::new(ErrorCode::InternalError, "Something went wrong inside Latch; try again."),
-        }
+        Self::Store(std::sync::Arc::new(e))
     }
 }
