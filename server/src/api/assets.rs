@@ -7,6 +7,7 @@ use axum::extract::{Path, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{Html, IntoResponse, Response};
 use latch_shared::ErrorCode;
+use maud::{PreEscaped, html};
 
 /// `GET /widget/latch.js`: the stable loader; revalidated, since it names the current files.
 pub async fn loader(State(state): State<AppState>) -> Response {
@@ -36,28 +37,33 @@ pub async fn file(State(state): State<AppState>, Path(name): Path<String>) -> Re
         .into_response())
 }
 
+const CONNECT_STYLE: &str = "body{margin:0;font:16px/1.5 system-ui,sans-serif;color:#1f2328;background:#f6f8fa}\
+main{max-width:40rem;margin:0 auto;padding:2rem 1rem}h1{font-size:1.4rem}\
+@media (prefers-color-scheme: dark){body{background:#010409;color:#e6edf3}}";
+
+/// Reads the token from the fragment, removes it from the address bar, mounts the widget.
+const MOUNT_FROM_FRAGMENT: &str = r##"(function () {
+  var token = new URLSearchParams(location.hash.slice(1)).get("token");
+  history.replaceState(null, "", location.pathname + location.search);
+  var status = document.getElementById("latch-status");
+  if (!token) { status.textContent = "This link has no access token. Open it again from the app."; return; }
+  Latch.mount("#integrations", { token: token }).catch(function () { status.textContent = "The page could not load. Reload it to try again."; });
+})();"##;
+
 /// `GET /connect#token=…`: the widget full-page. The token stays in the fragment (never sent to
 /// any server, so never in a log) and is removed from the address bar at once.
 pub async fn connect_page(State(state): State<AppState>) -> Response {
     let nonce = crate::random::token();
-    let html = format!(
-        r##"<!doctype html>
-<html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
-<title>Connected accounts</title>
-<style nonce="{nonce}">body{{margin:0;font:16px/1.5 system-ui,sans-serif;color:#1f2328;background:#f6f8fa}}main{{max-width:40rem;margin:0 auto;padding:2rem 1rem}}
-h1{{font-size:1.4rem}}@media (prefers-color-scheme: dark){{body{{background:#010409;color:#e6edf3}}}}</style></head>
-<body><main><h1>Connected accounts</h1><div id="integrations"></div><p id="latch-status" role="status"></p></main>
-<script nonce="{nonce}" src="/widget/latch.js"></script>
-<script nonce="{nonce}">
-(function () {{
-  var token = new URLSearchParams(location.hash.slice(1)).get("token");
-  history.replaceState(null, "", location.pathname + location.search);
-  var status = document.getElementById("latch-status");
-  if (!token) {{ status.textContent = "This link has no access token. Open it again from the app."; return; }}
-  Latch.mount("#integrations", {{ token: token }}).catch(function () {{ status.textContent = "The page could not load. Reload it to try again."; }});
-}})();
-</script></body></html>"##
-    );
+    let body = html! {
+        main {
+            h1 { "Connected accounts" }
+            div id="integrations" {}
+            p id="latch-status" role="status" {}
+        }
+        script nonce=(nonce) src="/widget/latch.js" {}
+        script nonce=(nonce) { (PreEscaped(MOUNT_FROM_FRAGMENT)) }
+    };
+    let html = super::pages::document("Connected accounts", &nonce, CONNECT_STYLE, body).into_string();
     let ancestors: Vec<&str> = state.config.allowed_origins.iter().map(String::as_str).collect();
     // The widget starts flows with a form POST to Latch that redirects to the provider, and
     // browsers check `form-action` along the redirects: allow the providers' authorization origins.

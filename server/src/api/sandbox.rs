@@ -3,7 +3,6 @@
 
 use super::error::ApiError;
 use super::extract::{ApiJson, cookie};
-use super::pages::escape;
 use crate::sandbox::{self, AuthorizeError, AuthorizeParams};
 use crate::state::AppState;
 use axum::Json;
@@ -11,30 +10,38 @@ use axum::extract::{Form, Query, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{Html, IntoResponse, Response};
 use latch_shared::ErrorCode;
+use maud::{Markup, html};
 use serde::Deserialize;
 
 const CSRF_COOKIE: &str = "latch_sandbox_csrf";
 
-fn page(status: StatusCode, title: &str, body: &str) -> Response {
+const STYLE: &str = "body{font:16px/1.5 system-ui,sans-serif;max-width:28rem;margin:3rem auto;padding:0 1rem;color:#1f2328}\
+.card{border:1px solid #d0d7de;border-radius:12px;padding:1.5rem}h1{font-size:1.3rem;margin-top:0}\
+label{display:block;margin:1rem 0 .25rem}input[type=text]{width:100%;padding:.5rem;font:inherit;box-sizing:border-box}\
+.actions{display:flex;gap:.75rem;margin-top:1.25rem}button{font:inherit;padding:.5rem 1.25rem;border-radius:8px;border:1px solid #d0d7de;background:#f6f8fa;cursor:pointer}\
+button.approve{background:#1f883d;border-color:#1f883d;color:#fff}small{color:#59636e}";
+
+fn page(status: StatusCode, title: &str, body: Markup) -> Response {
     let nonce = crate::random::token();
-    let html = format!(
-        r#"<!doctype html><html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
-<title>{title} · Sandbox</title><style nonce="{nonce}">
-body{{font:16px/1.5 system-ui,sans-serif;max-width:28rem;margin:3rem auto;padding:0 1rem;color:#1f2328}}
-.card{{border:1px solid #d0d7de;border-radius:12px;padding:1.5rem}}h1{{font-size:1.3rem;margin-top:0}}
-label{{display:block;margin:1rem 0 .25rem}}input[type=text]{{width:100%;padding:.5rem;font:inherit;box-sizing:border-box}}
-.actions{{display:flex;gap:.75rem;margin-top:1.25rem}}button{{font:inherit;padding:.5rem 1.25rem;border-radius:8px;border:1px solid #d0d7de;background:#f6f8fa;cursor:pointer}}
-button.approve{{background:#1f883d;border-color:#1f883d;color:#fff}}small{{color:#59636e}}</style></head>
-<body><div class="card"><p><small>Sandbox · a pretend provider built into Latch</small></p>{body}</div></body></html>"#,
-        title = escape(title),
-    );
+    let body = html! {
+        div.card {
+            p { small { "Sandbox · a pretend provider built into Latch" } }
+            (body)
+        }
+    };
+    let html = super::pages::document(&format!("{title} · Sandbox"), &nonce, STYLE, body).into_string();
     let csp = format!(
         "default-src 'none'; style-src 'nonce-{nonce}'; form-action 'self'; base-uri 'none'; frame-ancestors 'none'"
     );
     super::pages::lock_down((status, Html(html)).into_response(), &csp)
 }
 
-fn hidden(p: &AuthorizeParams) -> String {
+fn invalid(message: &str) -> Response {
+    page(StatusCode::BAD_REQUEST, "Invalid request", html! { h1 { "Invalid request" } p { (message) } })
+}
+
+/// The authorization request, carried through the consent form.
+fn hidden(p: &AuthorizeParams) -> Markup {
     let fields = [
         ("response_type", &p.response_type),
         ("client_id", &p.client_id),
@@ -44,43 +51,41 @@ fn hidden(p: &AuthorizeParams) -> String {
         ("code_challenge", &p.code_challenge),
         ("code_challenge_method", &p.code_challenge_method),
     ];
-    fields
-        .iter()
-        .filter_map(|(k, v)| v.as_deref().map(|v| format!(r#"<input type="hidden" name="{k}" value="{}">"#, escape(v))))
-        .collect()
+    html! {
+        @for (name, value) in fields {
+            @if let Some(value) = value {
+                input type="hidden" name=(name) value=(value);
+            }
+        }
+    }
 }
 
 /// `GET /sandbox/authorize`: the consent page.
 pub async fn authorize(State(state): State<AppState>, Query(p): Query<AuthorizeParams>) -> Response {
     match sandbox::check(&state.sandbox, &p) {
-        Err(AuthorizeError::Page(message)) => page(
-            StatusCode::BAD_REQUEST,
-            "Invalid request",
-            &format!("<h1>Invalid request</h1><p>{}</p>", escape(&message)),
-        ),
+        Err(AuthorizeError::Page(message)) => invalid(&message),
         Err(AuthorizeError::Redirect(url)) => {
             (StatusCode::SEE_OTHER, [(header::LOCATION, url.to_string())]).into_response()
         }
         Ok(()) => {
             let csrf = crate::random::token();
-            let scopes: String = p
-                .scope
-                .as_deref()
-                .unwrap_or("")
-                .split(' ')
-                .filter(|s| !s.is_empty())
-                .map(|s| format!("<li><code>{}</code></li>", escape(s)))
-                .collect();
-            let body = format!(
-                r#"<h1>Allow Latch demo to use your Sandbox account?</h1>
-<p>It asks to:</p><ul>{scopes}</ul>
-<form method="post" action="/sandbox/authorize">{hidden}<input type="hidden" name="csrf" value="{csrf}">
-<label for="account">Sign in as</label><input type="text" id="account" name="account" value="demo-user" maxlength="64" autocomplete="off">
-<div class="actions"><button class="approve" type="submit" name="decision" value="approve">Approve</button>
-<button type="submit" name="decision" value="deny">Deny</button></div></form>"#,
-                hidden = hidden(&p),
-            );
-            let mut response = page(StatusCode::OK, "Authorize", &body);
+            let scopes = p.scope.as_deref().unwrap_or("").split(' ').filter(|s| !s.is_empty());
+            let body = html! {
+                h1 { "Allow Latch demo to use your Sandbox account?" }
+                p { "It asks to:" }
+                ul { @for scope in scopes { li { code { (scope) } } } }
+                form method="post" action="/sandbox/authorize" {
+                    (hidden(&p))
+                    input type="hidden" name="csrf" value=(csrf);
+                    label for="account" { "Sign in as" }
+                    input type="text" id="account" name="account" value="demo-user" maxlength="64" autocomplete="off";
+                    div.actions {
+                        button.approve type="submit" name="decision" value="approve" { "Approve" }
+                        button type="submit" name="decision" value="deny" { "Deny" }
+                    }
+                }
+            };
+            let mut response = page(StatusCode::OK, "Authorize", body);
             if let Ok(cookie) = HeaderValue::from_str(&format!(
                 "{CSRF_COOKIE}={csrf}; Path=/sandbox; HttpOnly; SameSite=Strict; Max-Age=600"
             )) {
@@ -107,16 +112,12 @@ pub async fn decide(State(state): State<AppState>, headers: HeaderMap, Form(d): 
         return page(
             StatusCode::FORBIDDEN,
             "Forbidden",
-            "<h1>This form has expired</h1><p>Start again from the app.</p>",
+            html! { h1 { "This form has expired" } p { "Start again from the app." } },
         );
     }
     if let Err(e) = sandbox::check(&state.sandbox, &d.params) {
         return match e {
-            AuthorizeError::Page(m) => page(
-                StatusCode::BAD_REQUEST,
-                "Invalid request",
-                &format!("<h1>Invalid request</h1><p>{}</p>", escape(&m)),
-            ),
+            AuthorizeError::Page(m) => invalid(&m),
             AuthorizeError::Redirect(url) => {
                 (StatusCode::SEE_OTHER, [(header::LOCATION, url.to_string())]).into_response()
             }
