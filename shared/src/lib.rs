@@ -7,6 +7,7 @@
 
 pub mod activity;
 pub mod api;
+pub mod endpoint;
 pub mod error;
 pub mod status;
 pub mod text;

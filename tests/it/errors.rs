@@ -74,10 +74,17 @@ both!(health_and_readiness, |backend| async move {
 
 both!(a_database_outage_is_503_on_every_route, |backend| async move {
     let app = TestApp::start(backend).await;
+    use latch_shared::api::host::{GetConnection, ListActivity, ListConnections, ListEvents, ListWebhookEndpoints};
     // Cached API key checks let the requests reach their handlers.
-    assert_eq!(app.get("/v1/connections").await.0, 200);
+    assert_eq!(app.call::<ListConnections>(&[], None).await.0, 200);
     app.state.store.close().await;
-    for path in ["/v1/connections", "/v1/activity", "/v1/events", "/v1/webhook-endpoints"] {
-        assert_error(&app.get(path).await, 503, "database_unavailable");
+    for down in [
+        app.call::<ListConnections>(&[], None).await,
+        app.call::<GetConnection>(&["conn_1"], None).await,
+        app.call::<ListActivity>(&[], None).await,
+        app.call::<ListEvents>(&[], None).await,
+        app.call::<ListWebhookEndpoints>(&[], None).await,
+    ] {
+        assert_error(&down, 503, "database_unavailable");
     }
 });

@@ -2,25 +2,27 @@
 //! `widget_token_expired` asks the host page for a new token (`getToken`) once and retries, so
 //! a page left open for an hour keeps working.
 
+use crate::model::Problem;
 use gloo_net::http::{Request, RequestBuilder};
-use latch_shared::ErrorBody;
-use latch_shared::api::widget::{ConnectRequest, ConnectStarted, FlowStatus, IntegrationList};
+use latch_shared::endpoint::{Endpoint, Method};
+use latch_shared::{ErrorBody, ErrorCode};
 use send_wrapper::SendWrapper;
+use serde::Serialize;
 use serde::de::DeserializeOwned;
 use std::cell::RefCell;
 use std::rc::Rc;
 use wasm_bindgen::JsValue;
 
-/// An API failure, with the stable code the widget branches on.
+/// An API failure: the problem the widget branches on, and Latch's message for a person.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ApiError {
-    pub code: String,
+    pub problem: Problem,
     pub message: String,
 }
 
 impl ApiError {
-    fn network() -> Self {
-        Self { code: "network".into(), message: String::new() }
+    fn of(problem: Problem) -> Self {
+        Self { problem, message: String::new() }
     }
 }
 
@@ -46,61 +48,55 @@ impl Session {
         self.0.base.clone()
     }
 
-    /// `GET /widget/v1/integrations`.
-    pub async fn integrations(&self) -> Result<IntegrationList, ApiError> {
-        self.call("GET", "/widget/v1/integrations", None).await
-    }
-
-    /// `POST /widget/v1/connect`.
-    pub async fn connect(&self, req: &ConnectRequest) -> Result<ConnectStarted, ApiError> {
-        let body = serde_json::to_string(req).map_err(|_| ApiError::network())?;
-        self.call("POST", "/widget/v1/connect", Some(body)).await
-    }
-
-    /// `GET /widget/v1/flows/{id}`.
-    pub async fn flow(&self, id: &str) -> Result<FlowStatus, ApiError> {
-        self.call("GET", &format!("/widget/v1/flows/{id}"), None).await
-    }
-
-    /// `DELETE /widget/v1/connections/{id}`.
-    pub async fn disconnect(&self, id: &str) -> Result<(), ApiError> {
-        self.send("DELETE", &format!("/widget/v1/connections/{id}"), None).await.map(|_| ())
-    }
-
-    async fn call<T: DeserializeOwned>(&self, method: &str, path: &str, body: Option<String>) -> Result<T, ApiError> {
-        let text = self.send(method, path, body).await?;
-        serde_json::from_str(&text).map_err(|_| ApiError { code: "invalid_response".into(), message: String::new() })
-    }
-
-    async fn send(&self, method: &str, path: &str, body: Option<String>) -> Result<String, ApiError> {
-        match self.once(method, path, body.clone()).await {
-            Err(e) if e.code == "widget_token_expired" && self.renew().await => self.once(method, path, body).await,
+    /// Calls endpoint `E` with its path parameters and body (`None` for no body).
+    pub async fn call<E>(&self, params: &[&str], body: Option<&E::Request>) -> Result<E::Response, ApiError>
+    where
+        E: Endpoint,
+        E::Request: Serialize,
+        E::Response: DeserializeOwned,
+    {
+        let body = body.map(serde_json::to_string).transpose().map_err(|_| ApiError::of(Problem::InvalidResponse))?;
+        let path = E::path(params);
+        let text = match self.once(E::METHOD, &path, body.clone()).await {
+            Err(e) if e.problem == Problem::Latch(ErrorCode::WidgetTokenExpired) && self.renew().await => {
+                self.once(E::METHOD, &path, body).await
+            }
             other => other,
-        }
+        }?;
+        // No body (204) reads as `null`, which is what `()` is.
+        let text = if text.is_empty() { "null" } else { text.as_str() };
+        serde_json::from_str(text).map_err(|_| ApiError::of(Problem::InvalidResponse))
     }
 
-    async fn once(&self, method: &str, path: &str, body: Option<String>) -> Result<String, ApiError> {
+    async fn once(&self, method: Method, path: &str, body: Option<String>) -> Result<String, ApiError> {
         let url = format!("{}{path}", self.0.base);
         let builder: RequestBuilder = match method {
-            "POST" => Request::post(&url),
-            "DELETE" => Request::delete(&url),
-            _ => Request::get(&url),
+            Method::Post => Request::post(&url),
+            Method::Delete => Request::delete(&url),
+            Method::Get => Request::get(&url),
         };
         let builder = builder.header("Authorization", &format!("Bearer {}", self.0.token.borrow()));
         let request = match body {
             Some(body) => builder.header("Content-Type", "application/json").body(body),
             None => builder.build(),
         }
-        .map_err(|_| ApiError::network())?;
-        let response = request.send().await.map_err(|_| ApiError::network())?;
+        .map_err(|_| ApiError::of(Problem::Network))?;
+        let response = request.send().await.map_err(|_| ApiError::of(Problem::Network))?;
         let status = response.status();
-        let text = response.text().await.map_err(|_| ApiError::network())?;
+        let text = response.text().await.map_err(|_| ApiError::of(Problem::Network))?;
         if (200..300).contains(&status) {
             return Ok(text);
         }
         Err(match serde_json::from_str::<ErrorBody>(&text) {
-            Ok(body) => ApiError { code: body.error.code.as_str().to_owned(), message: body.error.message },
-            Err(_) => ApiError { code: format!("http_{status}"), message: String::new() },
+            Ok(body) => ApiError { problem: Problem::Latch(body.error.code), message: body.error.message },
+            // A code this widget does not know yet is still told as it is.
+            Err(_) => match serde_json::from_str::<serde_json::Value>(&text).ok().and_then(|v| {
+                let error = v.get("error")?;
+                Some((error.get("code")?.as_str()?.to_owned(), error.get("message")?.as_str()?.to_owned()))
+            }) {
+                Some((code, message)) => ApiError { problem: Problem::from_code(&code), message },
+                None => ApiError::of(Problem::Unknown(format!("http_{status}"))),
+            },
         })
     }
 

@@ -7,6 +7,7 @@ use crate::host::{EventKind, Events};
 use crate::model;
 use crate::popup::{self, Outcome};
 use latch_shared::api::widget::{ConnectRequest, IntegrationList};
+use latch_shared::api::widget::{Disconnect, ListIntegrations, StartConnect};
 use leptos::prelude::*;
 use leptos::task::spawn_local;
 
@@ -39,7 +40,7 @@ pub fn App(session: Session, events: Events) -> impl IntoView {
         move || {
             let session = session.clone();
             spawn_local(async move {
-                let next = match session.integrations().await {
+                let next = match session.call::<ListIntegrations>(&[], None).await {
                     Ok(list) => Load::Ready(list),
                     Err(e) => Load::Failed(e),
                 };
@@ -61,13 +62,13 @@ pub fn App(session: Session, events: Events) -> impl IntoView {
                 let return_to = window.is_none().then(current_url).flatten();
                 let req =
                     ConnectRequest { provider: s.provider.clone(), connection_id: s.reconnect.clone(), return_to };
-                match session.connect(&req).await {
+                match session.call::<StartConnect>(&[], Some(&req)).await {
                     Err(e) => {
                         if let Some(w) = &window {
                             popup::close(w);
                         }
-                        notice.set(Some(model::error_message(&e.code, &e.message)));
-                        events.emit(EventKind::Error, &s.provider, None, Some((&e.code, &e.message)));
+                        notice.set(Some(model::error_message(&e.problem, &e.message)));
+                        events.emit(EventKind::Error, &s.provider, None, Some((e.problem.code(), &e.message)));
                     }
                     Ok(started) => match window {
                         // Popup blocked: run the flow in this page; the result page returns here.
@@ -87,11 +88,11 @@ pub fn App(session: Session, events: Events) -> impl IntoView {
                                     events.emit(kind, &s.provider, Some(&id), None);
                                     load();
                                 }
-                                Outcome::Failed { code, message } => {
-                                    let text = model::error_message(&code, &message);
+                                Outcome::Failed { problem, message } => {
+                                    let text = model::error_message(&problem, &message);
                                     announce.set(format!("{} was not connected: {text}", s.provider_name));
                                     notice.set(Some(text));
-                                    events.emit(EventKind::Error, &s.provider, None, Some((&code, &message)));
+                                    events.emit(EventKind::Error, &s.provider, None, Some((problem.code(), &message)));
                                 }
                                 Outcome::Closed => {
                                     announce.set(format!("Connecting {} was cancelled.", s.provider_name))
@@ -111,15 +112,15 @@ pub fn App(session: Session, events: Events) -> impl IntoView {
             let (session, events, load) = (session.clone(), events.clone(), load.clone());
             busy.set(Some(id.clone()));
             spawn_local(async move {
-                match session.disconnect(&id).await {
+                match session.call::<Disconnect>(&[&id], None).await {
                     Ok(()) => {
                         announce.set(format!("{label} disconnected."));
                         events.emit(EventKind::Disconnected, &provider, Some(&id), None);
                         load();
                     }
                     Err(e) => {
-                        notice.set(Some(model::error_message(&e.code, &e.message)));
-                        events.emit(EventKind::Error, &provider, Some(&id), Some((&e.code, &e.message)));
+                        notice.set(Some(model::error_message(&e.problem, &e.message)));
+                        events.emit(EventKind::Error, &provider, Some(&id), Some((e.problem.code(), &e.message)));
                     }
                 }
                 busy.set(None);
@@ -143,7 +144,7 @@ pub fn App(session: Session, events: Events) -> impl IntoView {
                     let retry = retry.clone();
                     view! {
                         <div class="latch-notice latch-error" role="alert">
-                            <span>{model::error_message(&e.code, &e.message)}</span>
+                            <span>{model::error_message(&e.problem, &e.message)}</span>
                             <button type="button" class="latch-button" on:click=move |_| { state.set(Load::Loading); retry(); }>"Try again"</button>
                         </div>
                     }.into_any()

@@ -2,8 +2,8 @@
 //! scopes in plain words, error codes in human words. No browser types, so it is unit-tested
 //! natively.
 
-use latch_shared::ConnectionStatus;
 use latch_shared::api::widget::{Integration, WidgetConnection};
+use latch_shared::{ConnectionStatus, ErrorCode};
 
 /// What the user can do with one connection.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -65,29 +65,63 @@ pub fn scope_words(scope: &str) -> String {
 }
 
 /// A message for an error code from the API or a flow.
-pub fn error_message(code: &str, fallback: &str) -> String {
-    let known = match code {
-        "widget_token_expired" => "Your session expired. Reload the page to continue.",
-        "invalid_widget_token" | "unauthorized" => {
+pub fn error_message(problem: &Problem, fallback: &str) -> String {
+    use ErrorCode as C;
+    let or_fallback = |default: &str| if fallback.is_empty() { default.to_owned() } else { fallback.to_owned() };
+    let known = match problem {
+        Problem::Latch(C::WidgetTokenExpired) => "Your session expired. Reload the page to continue.",
+        Problem::Latch(C::InvalidWidgetToken | C::Unauthorized) => {
             "This page is not authorized to manage integrations. Reload the page."
         }
-        "origin_not_allowed" => "This page is not allowed to manage integrations.",
-        "provider_not_allowed" | "provider_not_found" => "This integration is not available here.",
-        "connection_not_found" => "That connection no longer exists.",
-        "oauth2_callback_error" => {
-            return if fallback.is_empty() { "The provider did not grant access.".into() } else { fallback.into() };
-        }
-        "scope_mismatch_error" => {
+        Problem::Latch(C::OriginNotAllowed) => "This page is not allowed to manage integrations.",
+        Problem::Latch(C::ProviderNotAllowed | C::ProviderNotFound) => "This integration is not available here.",
+        Problem::Latch(C::ConnectionNotFound) => "That connection no longer exists.",
+        Problem::Latch(C::Oauth2CallbackError) => return or_fallback("The provider did not grant access."),
+        Problem::Latch(C::ScopeMismatchError) => {
             "Some permissions were not granted. Connect again and allow everything that is asked."
         }
-        "account_mismatch" => "You signed in to a different account than the one being reconnected.",
-        "popup_blocked" => "Your browser blocked the sign-in window.",
-        "popup_closed" => "The sign-in window was closed before finishing.",
-        "network" => "Could not reach the server. Check your connection and try again.",
-        "database_unavailable" | "provider_unavailable" => "The service is busy right now. Try again in a moment.",
-        _ => return if fallback.is_empty() { "Something went wrong. Try again.".into() } else { fallback.into() },
+        Problem::Latch(C::AccountMismatch) => "You signed in to a different account than the one being reconnected.",
+        Problem::Latch(C::DatabaseUnavailable | C::ProviderUnavailable) => {
+            "The service is busy right now. Try again in a moment."
+        }
+        Problem::Network => "Could not reach the server. Check your connection and try again.",
+        _ => return or_fallback("Something went wrong. Try again."),
     };
     known.to_owned()
+}
+
+/// What went wrong, as the widget tells it: a code from Latch's shared contract, or a failure
+/// of the widget's own (the network, an answer it could not read).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Problem {
+    /// Latch answered with this code.
+    Latch(ErrorCode),
+    /// Latch answered with a code this widget does not know (a newer server), or none.
+    Unknown(String),
+    /// The server could not be reached.
+    Network,
+    /// An answer that does not follow the contract.
+    InvalidResponse,
+}
+
+impl Problem {
+    /// The problem a wire code names.
+    pub fn from_code(code: &str) -> Self {
+        match serde_json::from_value::<ErrorCode>(serde_json::Value::String(code.to_owned())) {
+            Ok(code) => Problem::Latch(code),
+            Err(_) => Problem::Unknown(code.to_owned()),
+        }
+    }
+
+    /// The code told to the host page (`onEvent`).
+    pub fn code(&self) -> &str {
+        match self {
+            Problem::Latch(code) => code.as_str(),
+            Problem::Unknown(code) => code,
+            Problem::Network => "network",
+            Problem::InvalidResponse => "invalid_response",
+        }
+    }
 }
 
 #[cfg(test)]
@@ -134,7 +168,9 @@ mod tests {
         assert_eq!(initial(""), "?");
         assert_eq!(scope_words("chat:write"), "Send messages as the app");
         assert_eq!(scope_words("weird:scope"), "weird:scope");
-        assert!(error_message("scope_mismatch_error", "").contains("permissions"));
-        assert_eq!(error_message("unknown_code", "Provider said no."), "Provider said no.");
+        assert!(error_message(&Problem::from_code("scope_mismatch_error"), "").contains("permissions"));
+        assert_eq!(error_message(&Problem::from_code("unknown_code"), "Provider said no."), "Provider said no.");
+        assert_eq!(Problem::from_code("widget_token_expired"), Problem::Latch(ErrorCode::WidgetTokenExpired));
+        assert_eq!(Problem::from_code("brand_new_code").code(), "brand_new_code");
     }
 }

@@ -5,8 +5,10 @@
 //! `window.opener`, and then the message never arrives). Bounded by the flow's 10 minutes.
 
 use crate::api::Session;
+use crate::model::Problem;
 use gloo_timers::future::TimeoutFuture;
-use latch_shared::api::widget::FlowState;
+use latch_shared::ErrorCode;
+use latch_shared::api::widget::{CallbackMessage, FlowState, GetFlow};
 use std::cell::RefCell;
 use std::rc::Rc;
 use wasm_bindgen::JsCast as _;
@@ -18,7 +20,7 @@ use web_sys::{HtmlFormElement, MessageEvent, Window};
 pub enum Outcome {
     Connected(String),
     Failed {
-        code: String,
+        problem: Problem,
         message: String,
     },
     /// The user closed the popup without finishing.
@@ -102,41 +104,43 @@ async fn watch(session: &Session, popup: &Window, flow_id: &str, received: &Rc<R
         }
         let closed = popup.closed().unwrap_or(true);
         if step % 4 == 0 || closed {
-            match session.flow(flow_id).await {
+            match session.call::<GetFlow>(&[flow_id], None).await {
                 Ok(status) => match status.status {
                     FlowState::Connected => return Outcome::Connected(status.connection_id.unwrap_or_default()),
                     FlowState::Error => {
-                        let e = status.error.unwrap_or(latch_shared::api::widget::FlowError {
-                            code: "internal_error".into(),
-                            message: String::new(),
-                        });
-                        return Outcome::Failed { code: e.code, message: e.message };
+                        return match status.error {
+                            Some(e) => Outcome::Failed { problem: Problem::from_code(&e.code), message: e.message },
+                            None => Outcome::Failed { problem: Problem::InvalidResponse, message: String::new() },
+                        };
                     }
                     FlowState::Pending if closed => return Outcome::Closed,
                     FlowState::Pending => {}
                 },
-                Err(e) if closed => return Outcome::Failed { code: e.code, message: e.message },
+                Err(e) if closed => return Outcome::Failed { problem: e.problem, message: e.message },
                 Err(_) => {}
             }
         }
         TimeoutFuture::new(250).await;
     }
-    Outcome::Failed { code: "oauth2_exchange_error".into(), message: "The connect attempt expired.".into() }
+    Outcome::Failed {
+        problem: Problem::Latch(ErrorCode::Oauth2ExchangeError),
+        message: "The connect attempt expired.".into(),
+    }
 }
 
-/// Reads the callback page's message; anything malformed or for another flow is ignored.
+/// Reads the callback page's message as the shared `CallbackMessage`; anything malformed or
+/// for another flow is ignored.
 fn parse_message(data: &wasm_bindgen::JsValue, flow_id: &str) -> Option<Outcome> {
-    let get = |k: &str| js_sys::Reflect::get(data, &k.into()).ok().and_then(|v| v.as_string());
-    if get("source").as_deref() != Some("latch") || get("flow_id").as_deref() != Some(flow_id) {
+    let json = js_sys::JSON::stringify(data).ok()?.as_string()?;
+    let message: CallbackMessage = serde_json::from_str(&json).ok()?;
+    if message.source != "latch" || message.flow_id != flow_id {
         return None;
     }
-    match get("type").as_deref() {
-        Some("connected") => Some(Outcome::Connected(get("connection_id")?)),
-        Some("error") => {
-            let error = js_sys::Reflect::get(data, &"error".into()).ok()?;
-            let field =
-                |k: &str| js_sys::Reflect::get(&error, &k.into()).ok().and_then(|v| v.as_string()).unwrap_or_default();
-            Some(Outcome::Failed { code: field("code"), message: field("message") })
+    match message.kind.as_str() {
+        "connected" => Some(Outcome::Connected(message.connection_id?)),
+        "error" => {
+            let error = message.error?;
+            Some(Outcome::Failed { problem: Problem::from_code(&error.code), message: error.message })
         }
         _ => None,
     }

@@ -17,10 +17,12 @@ pub mod widget;
 use crate::state::AppState;
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
+use axum::handler::Handler;
 use axum::http::{HeaderName, HeaderValue, Method, header};
 use axum::routing::{delete, get, post};
 use error::ApiError;
 use latch_shared::ErrorCode;
+use latch_shared::endpoint::{Endpoint, Method as EndpointMethod};
 use std::iter::once;
 use tower_http::cors::{AllowOrigin, CorsLayer};
 use tower_http::sensitive_headers::SetSensitiveRequestHeadersLayer;
@@ -32,19 +34,22 @@ pub const BODY_LIMIT: usize = 64 * 1024;
 
 /// Every route of the server.
 pub fn router(state: AppState) -> Router {
+    use latch_shared::api::{host as h, widget as w};
     let host = Router::new()
-        .route("/widget-tokens", post(host::widget_tokens::create))
-        .route("/providers", get(host::providers::list))
-        .route("/connections", get(host::connections::list))
-        .route("/connections/{id}", get(host::connections::get).delete(host::connections::delete))
-        .route("/access-token", post(host::access_token::create))
-        .route("/activity", get(host::activity::list))
-        .route("/events", get(host::events::list))
-        .route("/webhook-endpoints", get(host::webhooks::list).post(host::webhooks::create))
-        .route("/webhook-endpoints/{id}", delete(host::webhooks::delete))
-        .route("/webhook-endpoints/{id}/rotate-secret", post(host::webhooks::rotate))
-        .route("/webhook-endpoints/{id}/failures", get(host::webhooks::failures))
-        .route("/webhook-endpoints/{id}/failures/{failure_id}/resend", post(host::webhooks::resend))
+        .at(h::CreateWidgetTokenEndpoint, host::widget_tokens::create)
+        .at(h::ListProviders, host::providers::list)
+        .at(h::ListConnections, host::connections::list)
+        .at(h::GetConnection, host::connections::get)
+        .at(h::DeleteConnection, host::connections::delete)
+        .at(h::GetAccessToken, host::access_token::create)
+        .at(h::ListActivity, host::activity::list)
+        .at(h::ListEvents, host::events::list)
+        .at(h::ListWebhookEndpoints, host::webhooks::list)
+        .at(h::CreateWebhookEndpointEndpoint, host::webhooks::create)
+        .at(h::DeleteWebhookEndpoint, host::webhooks::delete)
+        .at(h::RotateWebhookSecret, host::webhooks::rotate)
+        .at(h::ListWebhookFailures, host::webhooks::failures)
+        .at(h::ResendWebhookFailure, host::webhooks::resend)
         .method_not_allowed_fallback(method_not_allowed)
         // Tokens must not be cached by proxies or clients (RFC 6749 §5.1).
         .layer(SetResponseHeaderLayer::overriding(header::CACHE_CONTROL, HeaderValue::from_static("no-store")))
@@ -53,10 +58,10 @@ pub fn router(state: AppState) -> Router {
     let origins: Vec<HeaderValue> =
         state.config.allowed_origins.iter().filter_map(|o| HeaderValue::from_str(o).ok()).collect();
     let widget = Router::new()
-        .route("/integrations", get(widget::integrations::list))
-        .route("/connect", post(widget::connect::create))
-        .route("/flows/{flow_id}", get(widget::flows::get))
-        .route("/connections/{id}", delete(widget::connections::delete))
+        .at(w::ListIntegrations, widget::integrations::list)
+        .at(w::StartConnect, widget::connect::create)
+        .at(w::GetFlow, widget::flows::get)
+        .at(w::Disconnect, widget::connections::delete)
         // Set before the CORS layer: a fallback set later would replace the layered one and
         // answer preflight requests with 405.
         .method_not_allowed_fallback(method_not_allowed)
@@ -98,8 +103,8 @@ pub fn router(state: AppState) -> Router {
                 .route_layer(axum::middleware::from_fn_with_state(state.clone(), oauth::limit_by_address)),
         )
         .method_not_allowed_fallback(method_not_allowed)
-        .nest("/v1", host)
-        .nest("/widget/v1", widget)
+        .merge(host)
+        .merge(widget)
         .nest("/sandbox", sandbox)
         .fallback(not_found);
     #[cfg(feature = "failpoints")]
@@ -120,6 +125,23 @@ pub fn router(state: AppState) -> Router {
             once(header::AUTHORIZATION).chain(once(header::COOKIE)),
         ))
         .with_state(state)
+}
+
+/// Routing by the shared endpoint descriptions (`latch_shared::endpoint`).
+trait At {
+    /// Routes `endpoint`'s method and path to `handler`.
+    fn at<E: Endpoint, H: Handler<T, AppState>, T: 'static>(self, endpoint: E, handler: H) -> Self;
+}
+
+impl At for Router<AppState> {
+    fn at<E: Endpoint, H: Handler<T, AppState>, T: 'static>(self, _: E, handler: H) -> Self {
+        let method_router = match E::METHOD {
+            EndpointMethod::Get => get(handler),
+            EndpointMethod::Post => post(handler),
+            EndpointMethod::Delete => delete(handler),
+        };
+        self.route(E::PATH, method_router)
+    }
 }
 
 /// Every request's path and query go through the one screen for text from outside

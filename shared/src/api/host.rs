@@ -440,3 +440,34 @@ pub struct WebhookFailure {
     #[serde(with = "time::serde::rfc3339::option")]
     pub resent_at: Option<OffsetDateTime>,
 }
+
+crate::endpoint::endpoints! {
+    /// `POST /v1/widget-tokens`.
+    CreateWidgetTokenEndpoint: Post "/v1/widget-tokens" => CreateWidgetToken, WidgetToken;
+    /// `GET /v1/providers`.
+    ListProviders: Get "/v1/providers" => (), ProviderList;
+    /// `GET /v1/connections`.
+    ListConnections: Get "/v1/connections" => ConnectionQuery, Page<Connection>;
+    /// `GET /v1/connections/{id}`.
+    GetConnection: Get "/v1/connections/{id}" => (), Connection;
+    /// `DELETE /v1/connections/{id}`.
+    DeleteConnection: Delete "/v1/connections/{id}" => DeleteConnectionQuery, ();
+    /// `POST /v1/access-token`.
+    GetAccessToken: Post "/v1/access-token" => AccessTokenRequest, AccessTokenResponse;
+    /// `GET /v1/activity`.
+    ListActivity: Get "/v1/activity" => ActivityQuery, Page<ActivityEntry>;
+    /// `GET /v1/events`.
+    ListEvents: Get "/v1/events" => EventQuery, Page<Event>;
+    /// `GET /v1/webhook-endpoints`.
+    ListWebhookEndpoints: Get "/v1/webhook-endpoints" => (), WebhookEndpointList;
+    /// `POST /v1/webhook-endpoints`.
+    CreateWebhookEndpointEndpoint: Post "/v1/webhook-endpoints" => CreateWebhookEndpoint, WebhookEndpoint;
+    /// `DELETE /v1/webhook-endpoints/{id}`.
+    DeleteWebhookEndpoint: Delete "/v1/webhook-endpoints/{id}" => (), ();
+    /// `POST /v1/webhook-endpoints/{id}/rotate-secret`.
+    RotateWebhookSecret: Post "/v1/webhook-endpoints/{id}/rotate-secret" => (), WebhookEndpoint;
+    /// `GET /v1/webhook-endpoints/{id}/failures`.
+    ListWebhookFailures: Get "/v1/webhook-endpoints/{id}/failures" => (), serde_json::Value;
+    /// `POST /v1/webhook-endpoints/{id}/failures/{failure_id}/resend`.
+    ResendWebhookFailure: Post "/v1/webhook-endpoints/{id}/failures/{failure_id}/resend" => (), ();
+}

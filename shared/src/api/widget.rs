@@ -129,3 +129,14 @@ pub struct CallbackMessage {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<FlowError>,
 }
+
+crate::endpoint::endpoints! {
+    /// `GET /widget/v1/integrations`: the providers the token allows, with the user's connections.
+    ListIntegrations: Get "/widget/v1/integrations" => (), IntegrationList;
+    /// `POST /widget/v1/connect`: a connect flow for the token's user.
+    StartConnect: Post "/widget/v1/connect" => ConnectRequest, ConnectStarted;
+    /// `GET /widget/v1/flows/{flow_id}`: where one of the user's flows stands.
+    GetFlow: Get "/widget/v1/flows/{flow_id}" => (), FlowStatus;
+    /// `DELETE /widget/v1/connections/{id}`: the user disconnects one of their connections.
+    Disconnect: Delete "/widget/v1/connections/{id}" => (), ();
+}

@@ -128,6 +128,25 @@ impl TestApp {
         send(self.host(reqwest::Method::GET, path)).await
     }
 
+    /// Calls host endpoint `E` (the shared description: method and path) with its path
+    /// parameters and JSON body; returns status and body.
+    pub async fn call<E: latch_shared::endpoint::Endpoint>(
+        &self,
+        params: &[&str],
+        body: Option<&E::Request>,
+    ) -> (u16, Value)
+    where
+        E::Request: serde::Serialize,
+    {
+        let method = reqwest::Method::from_bytes(E::METHOD.as_str().as_bytes()).unwrap();
+        let request = self.host(method, &E::path(params));
+        send(match body {
+            Some(body) => request.json(body),
+            None => request,
+        })
+        .await
+    }
+
     /// Adds a provider to the running registry is not possible; use `start_with` and this helper.
     pub fn provider(key: &str, token_url: &str, extra: &str) -> Provider {
         let text = format!(
