@@ -10,8 +10,42 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use url::Url;
 
-/// The file as written; see the README's configuration reference.
-#[derive(Debug, Default, Deserialize)]
+/// The defaults, declared once: a missing key in the file, an empty file and the tests'
+/// configuration all start from these.
+mod defaults {
+    pub fn access_token_skew_seconds() -> i64 {
+        60
+    }
+    pub fn refresh_window_seconds() -> i64 {
+        600
+    }
+    pub fn validation_interval_seconds() -> i64 {
+        86_400
+    }
+    pub fn refresh_caller_wait_ms() -> u64 {
+        1500
+    }
+    pub fn max_pending_flows_per_user() -> i64 {
+        10
+    }
+    pub fn sandbox_access_token_ttl_seconds() -> i64 {
+        300
+    }
+    pub fn background_refresh() -> bool {
+        true
+    }
+    pub fn demo_listen() -> String {
+        "127.0.0.1:8081".into()
+    }
+    pub fn data_dir() -> std::path::PathBuf {
+        "latch-data".into()
+    }
+}
+
+/// The file as written; see the README's configuration reference. Keys with a fixed default
+/// get it from `defaults`; the others are `None` when absent, because the environment or the
+/// mode (demo) decides them.
+#[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct FileConfig {
     pub listen: Option<String>,
@@ -22,22 +56,65 @@ pub struct FileConfig {
     pub previous_master_key_files: Option<Vec<PathBuf>>,
     pub allowed_origins: Option<Vec<String>>,
     pub demo: Option<bool>,
-    pub data_dir: Option<PathBuf>,
-    pub access_token_skew_seconds: Option<i64>,
+    #[serde(default = "defaults::data_dir")]
+    pub data_dir: PathBuf,
+    #[serde(default = "defaults::access_token_skew_seconds")]
+    pub access_token_skew_seconds: i64,
+    /// Default: on in demo mode only.
     pub allow_private_webhook_targets: Option<bool>,
-    pub sandbox_access_token_ttl_seconds: Option<i64>,
+    #[serde(default = "defaults::sandbox_access_token_ttl_seconds")]
+    pub sandbox_access_token_ttl_seconds: i64,
     pub widget_dir: Option<PathBuf>,
-    pub demo_listen: Option<String>,
-    pub background_refresh: Option<bool>,
-    pub refresh_window_seconds: Option<i64>,
-    pub validation_interval_seconds: Option<i64>,
-    pub refresh_caller_wait_ms: Option<u64>,
-    pub max_pending_flows_per_user: Option<i64>,
-    pub provider_health: Option<HealthSettings>,
-    pub rate_limits: Option<RateLimitSettings>,
-    pub http: Option<HttpSettings>,
+    #[serde(default = "defaults::demo_listen")]
+    pub demo_listen: String,
+    #[serde(default = "defaults::background_refresh")]
+    pub background_refresh: bool,
+    #[serde(default = "defaults::refresh_window_seconds")]
+    pub refresh_window_seconds: i64,
+    #[serde(default = "defaults::validation_interval_seconds")]
+    pub validation_interval_seconds: i64,
+    #[serde(default = "defaults::refresh_caller_wait_ms")]
+    pub refresh_caller_wait_ms: u64,
+    #[serde(default = "defaults::max_pending_flows_per_user")]
+    pub max_pending_flows_per_user: i64,
+    #[serde(default)]
+    pub provider_health: HealthSettings,
+    #[serde(default)]
+    pub rate_limits: RateLimitSettings,
+    #[serde(default)]
+    pub http: HttpSettings,
     #[serde(default)]
     pub providers: BTreeMap<String, ProviderConfig>,
+}
+
+impl Default for FileConfig {
+    /// An empty file.
+    fn default() -> Self {
+        Self {
+            listen: None,
+            public_url: None,
+            database_url: None,
+            master_key_file: None,
+            previous_master_key_files: None,
+            allowed_origins: None,
+            demo: None,
+            data_dir: defaults::data_dir(),
+            access_token_skew_seconds: defaults::access_token_skew_seconds(),
+            allow_private_webhook_targets: None,
+            sandbox_access_token_ttl_seconds: defaults::sandbox_access_token_ttl_seconds(),
+            widget_dir: None,
+            demo_listen: defaults::demo_listen(),
+            background_refresh: defaults::background_refresh(),
+            refresh_window_seconds: defaults::refresh_window_seconds(),
+            validation_interval_seconds: defaults::validation_interval_seconds(),
+            refresh_caller_wait_ms: defaults::refresh_caller_wait_ms(),
+            max_pending_flows_per_user: defaults::max_pending_flows_per_user(),
+            provider_health: HealthSettings::default(),
+            rate_limits: RateLimitSettings::default(),
+            http: HttpSettings::default(),
+            providers: BTreeMap::new(),
+        }
+    }
 }
 
 /// `[http]`: what one listener accepts (see `listener` and `api`).
@@ -328,7 +405,7 @@ impl Config {
                 parse_public_url(&format!("http://{host}:{}", listen.port()))?
             }
         };
-        let data_dir = file.data_dir.unwrap_or_else(|| PathBuf::from("latch-data"));
+        let data_dir = file.data_dir;
         let database_url = env("LATCH_DATABASE_URL").or(file.database_url).unwrap_or_else(|| {
             let path = std::path::absolute(data_dir.join("latch.db")).unwrap_or_else(|_| data_dir.join("latch.db"));
             format!("sqlite://{}", path.display())
@@ -361,7 +438,7 @@ impl Config {
             .unwrap_or_default();
         previous_master_keys
             .extend(file.previous_master_key_files.unwrap_or_default().into_iter().map(MasterKeySource::File));
-        let demo_text = file.demo_listen.unwrap_or_else(|| "127.0.0.1:8081".into());
+        let demo_text = file.demo_listen;
         let demo_listen: SocketAddr = demo_text
             .parse()
             .map_err(|_| ConfigError(format!("demo_listen: {demo_text:?} is not an address such as 127.0.0.1:8081")))?;
@@ -381,30 +458,30 @@ impl Config {
                 allowed_origins.push(origin);
             }
         }
-        let skew = file.access_token_skew_seconds.unwrap_or(60);
+        let skew = file.access_token_skew_seconds;
         if !(0..=3600).contains(&skew) {
             return Err(ConfigError("access_token_skew_seconds: must be between 0 and 3600".into()));
         }
-        let window = file.refresh_window_seconds.unwrap_or(600);
+        let window = file.refresh_window_seconds;
         if !(60..=86_400).contains(&window) {
             return Err(ConfigError("refresh_window_seconds: must be between 60 and 86400".into()));
         }
-        let validation = file.validation_interval_seconds.unwrap_or(86_400);
+        let validation = file.validation_interval_seconds;
         if !(60..=30 * 86_400).contains(&validation) {
             return Err(ConfigError("validation_interval_seconds: must be between 60 and 2592000".into()));
         }
-        let caller_wait = file.refresh_caller_wait_ms.unwrap_or(1500);
+        let caller_wait = file.refresh_caller_wait_ms;
         if !(100..=60_000).contains(&caller_wait) {
             return Err(ConfigError("refresh_caller_wait_ms: must be between 100 and 60000".into()));
         }
-        let provider_health = file.provider_health.unwrap_or_default().check()?;
-        let rate_limits = file.rate_limits.unwrap_or_default().check()?;
-        let http = file.http.unwrap_or_default().check()?;
-        let max_pending = file.max_pending_flows_per_user.unwrap_or(10);
+        let provider_health = file.provider_health.check()?;
+        let rate_limits = file.rate_limits.check()?;
+        let http = file.http.check()?;
+        let max_pending = file.max_pending_flows_per_user;
         if !(1..=1000).contains(&max_pending) {
             return Err(ConfigError("max_pending_flows_per_user: must be between 1 and 1000".into()));
         }
-        let sandbox_ttl = file.sandbox_access_token_ttl_seconds.unwrap_or(300);
+        let sandbox_ttl = file.sandbox_access_token_ttl_seconds;
         if !(5..=86_400).contains(&sandbox_ttl) {
             return Err(ConfigError("sandbox_access_token_ttl_seconds: must be between 5 and 86400".into()));
         }
@@ -427,7 +504,7 @@ impl Config {
             sandbox_access_token_ttl_seconds: sandbox_ttl,
             widget_dir,
             demo_listen,
-            background_refresh: file.background_refresh.unwrap_or(true),
+            background_refresh: file.background_refresh,
             refresh_window_seconds: window,
             validation_interval_seconds: validation,
             refresh_caller_wait_ms: caller_wait,
@@ -439,38 +516,23 @@ impl Config {
         })
     }
 
-    /// A complete configuration for tests: loopback, the given database, an inline key.
+    #[allow(clippy::expect_used)]
+    /// A complete configuration for tests: the defaults of an empty file, on loopback port 0,
+    /// the given database and an inline key; private webhook targets allowed (receivers run on
+    /// loopback) and no background refresh (tests drive the rounds themselves).
     pub fn for_tests(database_url: &str, master_key_base64: &str) -> Self {
-        Self {
-            listen: SocketAddr::from(([127, 0, 0, 1], 0)),
-            public_url: Url::parse("http://127.0.0.1:0").unwrap_or_else(|_| unreachable_url()),
-            database_url: DatabaseUrl::new(database_url),
-            master_key: MasterKeySource::Inline(Secret::new(master_key_base64)),
-            previous_master_keys: vec![],
-            allowed_origins: vec![],
-            demo: false,
-            data_dir: PathBuf::from("latch-data"),
-            access_token_skew_seconds: 60,
-            allow_private_webhook_targets: true,
-            sandbox_access_token_ttl_seconds: 300,
-            widget_dir: PathBuf::from("target/widget-dist"),
-            demo_listen: SocketAddr::from(([127, 0, 0, 1], 0)),
-            background_refresh: false,
-            refresh_window_seconds: 600,
-            validation_interval_seconds: 86_400,
-            refresh_caller_wait_ms: 1500,
-            max_pending_flows_per_user: 10,
-            provider_health: HealthSettings::default(),
-            rate_limits: RateLimitSettings::default(),
-            http: HttpSettings::default(),
-            providers: vec![],
-        }
+        let file = FileConfig { demo_listen: "127.0.0.1:0".into(), ..FileConfig::default() };
+        let env = |var: &str| match var {
+            "LATCH_LISTEN" => Some("127.0.0.1:0".to_owned()),
+            "LATCH_PUBLIC_URL" => Some("http://127.0.0.1:0".to_owned()),
+            "LATCH_DATABASE_URL" => Some(database_url.to_owned()),
+            "LATCH_MASTER_KEY" => Some(master_key_base64.to_owned()),
+            _ => None,
+        };
+        // The defaults pass the same checks as any file (`tests::the_defaults_resolve`).
+        let config = Self::resolve(file, env, false).expect("the defaults resolve");
+        Self { allow_private_webhook_targets: true, background_refresh: false, ..config }
     }
-}
-
-#[allow(clippy::expect_used)]
-fn unreachable_url() -> Url {
-    Url::parse("http://localhost/").expect("static URL parses")
 }
 
 impl ConfigError {
@@ -547,6 +609,19 @@ mod tests {
         assert_eq!(c.public_url.as_str(), "http://127.0.0.1:8080/");
         assert!(c.database_url.expose().starts_with("sqlite://"));
         assert!(matches!(c.master_key, MasterKeySource::Missing));
+    }
+
+    #[test]
+    fn the_defaults_resolve() {
+        // An empty file and `FileConfig::default()` are the same defaults.
+        let empty: FileConfig = toml::from_str("").unwrap();
+        assert_eq!(format!("{empty:?}"), format!("{:?}", FileConfig::default()));
+        let c = Config::for_tests("sqlite::memory:", "k");
+        assert_eq!(
+            (c.access_token_skew_seconds, c.refresh_caller_wait_ms, c.max_pending_flows_per_user),
+            (60, 1500, 10)
+        );
+        assert!(c.allow_private_webhook_targets && !c.background_refresh);
     }
 
     #[test]
