@@ -13,7 +13,7 @@ use latch_server::auth::api_keys;
 use latch_server::clock::Clock;
 use latch_server::config::Config;
 use latch_server::providers::{Provider, ProviderConfig};
-use latch_server::store::connections::ConnectionRow;
+use latch_server::store::connections::{ConnectionRow, Owner};
 use latch_server::store::new_id;
 use latch_shared::api::host::{AccessTokenRequest, AccessTokenResponse, ActiveToken};
 use std::sync::Arc;
@@ -272,29 +272,9 @@ async fn storm_load(url: String, auth: String, n: usize, callers: usize) {
 
 /// Stores one active connection with sealed `(access, refresh)` tokens, as the connect flow would.
 async fn seed(state: &AppState, provider: &str, user: &str, tokens: (&str, &str), issued: i64, expires_at: i64) {
-    let id = new_id("conn");
-    let row = ConnectionRow {
-        access_token: Some(state.vault.seal_str(latch_server::vault::Sealed::AccessToken.slot(&id), tokens.0)),
-        refresh_token: Some(state.vault.seal_str(latch_server::vault::Sealed::RefreshToken.slot(&id), tokens.1)),
-        id,
-        provider: provider.into(),
-        user_id: user.into(),
-        organization_id: String::new(),
-        account_id: "acct-1".into(),
-        account_label: None,
-        status: latch_shared::ConnectionStatus::Active,
-        scopes: "read write".to_owned().into(),
-        missing_scopes: Default::default(),
-        token_type: "bearer".into(),
-        access_token_expires_at: Some(expires_at),
-        created_at: issued,
-        updated_at: issued,
-        last_refreshed_at: None,
-        last_used_at: None,
-        last_validated_at: None,
-        version: 0,
-        lease_until: None,
-        refresh_attempt: None,
-    };
+    let owner = Owner { provider, user_id: user, organization_id: "", account_id: "acct-1" };
+    let row = ConnectionRow::new(new_id("conn"), owner, issued).with_tokens(&state.vault, tokens.0, Some(tokens.1));
+    let row =
+        ConnectionRow { scopes: "read write".to_owned().into(), access_token_expires_at: Some(expires_at), ..row };
     state.store.insert_connection(&row, None).await.unwrap();
 }

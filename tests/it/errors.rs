@@ -1,7 +1,7 @@
 //! Every error is the JSON envelope with a stable code and a fitting status, axum's own
 //! rejections included.
 
-use crate::harness::{TestApp, assert_error, both, send};
+use crate::harness::{TestApp, assert_error, assert_error_says, both, send};
 use reqwest::Method;
 use serde_json::json;
 
@@ -52,7 +52,7 @@ both!(request_shape_errors, |backend| async move {
     assert_error(&send(app.host(Method::PUT, "/v1/access-token")).await, 405, "method_not_allowed");
 
     let bad_limit = app.get("/v1/connections?limit=0").await;
-    assert_error(&bad_limit, 422, "invalid_request");
+    assert_error_says(&bad_limit, 422, "invalid_request", "limit: must be between 1 and 200");
     assert_eq!(bad_limit.1["error"]["field"], "limit");
     let bad_status = app.get("/v1/connections?status=sleeping").await;
     assert_error(&bad_status, 422, "invalid_request");
@@ -85,6 +85,6 @@ both!(a_database_outage_is_503_on_every_route, |backend| async move {
         app.call::<ListEvents>(&[], None).await,
         app.call::<ListWebhookEndpoints>(&[], None).await,
     ] {
-        assert_error(&down, 503, "database_unavailable");
+        assert_error_says(&down, 503, "database_unavailable", "retry shortly");
     }
 });

@@ -15,11 +15,10 @@ use crate::providers::{Dialect, Provider};
 use crate::random::digest;
 use crate::scopes::Scopes;
 use crate::store::StoreError;
-use crate::store::connections::ConnectionRow;
+use crate::store::connections::{ConnectionRow, Owner};
 use crate::store::flows::FlowRow;
 use crate::store::new_id;
 use crate::vault::{Sealed, Secret};
-use latch_shared::ConnectionStatus;
 use latch_shared::ErrorCode;
 use serde::Deserialize;
 use subtle::ConstantTimeEq as _;
@@ -358,29 +357,26 @@ fn sealed_row(
     now: i64,
 ) -> ConnectionRow {
     let Grant { tokens, account, granted, sent_at } = *grant;
-    let seal = |column: Sealed, secret: &Secret| flows.vault.seal_str(column.slot(id), secret.expose());
-    let token_type = if provider.dialect == Dialect::Slack { tokens.token_type.clone() } else { "bearer".to_owned() };
+    let owner = Owner {
+        provider: &provider.key,
+        user_id: &flow.user_id,
+        organization_id: &flow.organization_id,
+        account_id: &account.id,
+    };
+    let refresh_token = tokens.refresh_token.as_ref().map(Secret::expose);
+    let row = ConnectionRow::new(id.to_owned(), owner, now).with_tokens(
+        &flows.vault,
+        tokens.access_token.expose(),
+        refresh_token,
+    );
     ConnectionRow {
-        id: id.to_owned(),
-        provider: provider.key.clone(),
-        user_id: flow.user_id.clone(),
-        organization_id: flow.organization_id.clone(),
-        account_id: account.id.clone(),
         account_label: account.label.clone(),
-        status: ConnectionStatus::Active,
         scopes: granted.clone(),
-        missing_scopes: Scopes::default(),
-        access_token: Some(seal(Sealed::AccessToken, &tokens.access_token)),
-        refresh_token: tokens.refresh_token.as_ref().map(|rt| seal(Sealed::RefreshToken, rt)),
-        token_type,
+        // Slack's tokens say `bot` or `user`; everyone else's are bearer tokens.
+        token_type: if provider.dialect == Dialect::Slack { tokens.token_type.clone() } else { row.token_type.clone() },
         access_token_expires_at: tokens.expires_in.map(|s| sent_at + s),
-        created_at: now,
-        updated_at: now,
         last_refreshed_at: Some(now),
-        last_used_at: None,
         last_validated_at: Some(now),
-        version: 0,
-        lease_until: None,
-        refresh_attempt: None,
+        ..row
     }
 }

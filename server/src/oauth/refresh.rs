@@ -578,28 +578,12 @@ mod tests {
     use super::*;
 
     fn row(expires_at: Option<i64>, issued: i64) -> ConnectionRow {
+        let owner =
+            crate::store::connections::Owner { provider: "p", user_id: "u", organization_id: "", account_id: "a" };
         ConnectionRow {
-            id: "c".into(),
-            provider: "p".into(),
-            user_id: "u".into(),
-            organization_id: String::new(),
-            account_id: "a".into(),
-            account_label: None,
-            status: ConnectionStatus::Active,
-            scopes: Scopes::default(),
-            missing_scopes: Scopes::default(),
-            access_token: None,
-            refresh_token: None,
-            token_type: "bearer".into(),
             access_token_expires_at: expires_at,
-            created_at: issued,
-            updated_at: issued,
             last_refreshed_at: Some(issued),
-            last_used_at: None,
-            last_validated_at: None,
-            version: 0,
-            lease_until: None,
-            refresh_attempt: None,
+            ..ConnectionRow::new("c".into(), owner, issued)
         }
     }
 

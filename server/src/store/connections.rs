@@ -4,6 +4,7 @@
 use super::events::{NewEvent, insert_event};
 use super::{Store, StoreResult, run};
 use crate::scopes::Scopes;
+use crate::vault::{Sealed, Vault};
 use latch_shared::ConnectionStatus;
 
 /// Runs one write statement and, when it changed a row, its event, in one transaction (the
@@ -52,6 +53,54 @@ pub struct ConnectionRow {
     pub version: i64,
     pub lease_until: Option<i64>,
     pub refresh_attempt: Option<String>,
+}
+
+/// Who a new connection belongs to and which external account it is.
+#[derive(Debug, Clone, Copy)]
+pub struct Owner<'a> {
+    pub provider: &'a str,
+    pub user_id: &'a str,
+    /// `""` when the host has no organizations.
+    pub organization_id: &'a str,
+    pub account_id: &'a str,
+}
+
+impl ConnectionRow {
+    /// A new active connection created at `now`, with bearer tokens to be set: the one place a
+    /// row's starting values are written (the connect flow, the tests' seeds and the benchmark
+    /// all build on it).
+    pub fn new(id: String, owner: Owner<'_>, now: i64) -> Self {
+        Self {
+            id,
+            provider: owner.provider.to_owned(),
+            user_id: owner.user_id.to_owned(),
+            organization_id: owner.organization_id.to_owned(),
+            account_id: owner.account_id.to_owned(),
+            account_label: None,
+            status: ConnectionStatus::Active,
+            scopes: Scopes::default(),
+            missing_scopes: Scopes::default(),
+            access_token: None,
+            refresh_token: None,
+            token_type: "bearer".to_owned(),
+            access_token_expires_at: None,
+            created_at: now,
+            updated_at: now,
+            last_refreshed_at: None,
+            last_used_at: None,
+            last_validated_at: None,
+            version: 0,
+            lease_until: None,
+            refresh_attempt: None,
+        }
+    }
+
+    /// Seals `access` (and `refresh`) into this row's token columns.
+    pub fn with_tokens(mut self, vault: &Vault, access: &str, refresh: Option<&str>) -> Self {
+        self.access_token = Some(vault.seal_str(Sealed::AccessToken.slot(&self.id), access));
+        self.refresh_token = refresh.map(|rt| vault.seal_str(Sealed::RefreshToken.slot(&self.id), rt));
+        self
+    }
 }
 
 const COLUMNS: &str = "id, provider, user_id, organization_id, account_id, account_label, status, \

@@ -14,7 +14,7 @@ use latch_server::auth::api_keys;
 use latch_server::clock::Clock;
 use latch_server::config::Config;
 use latch_server::providers::{Provider, ProviderConfig};
-use latch_server::store::connections::ConnectionRow;
+use latch_server::store::connections::{ConnectionRow, Owner};
 use latch_server::store::new_id;
 use serde_json::Value;
 use std::time::Duration;
@@ -169,31 +169,19 @@ pub async fn seed_connection(
     now: i64,
     seed: Seed<'_>,
 ) -> ConnectionRow {
-    let id = new_id("conn");
+    let owner = Owner {
+        provider: seed.provider,
+        user_id: seed.user_id,
+        organization_id: seed.organization_id.unwrap_or(""),
+        account_id: seed.account_id,
+    };
+    let row = ConnectionRow::new(new_id("conn"), owner, now).with_tokens(vault, seed.access_token, seed.refresh_token);
     let row = ConnectionRow {
-        access_token: Some(vault.seal_str(latch_server::vault::Sealed::AccessToken.slot(&id), seed.access_token)),
-        refresh_token: seed
-            .refresh_token
-            .map(|rt| vault.seal_str(latch_server::vault::Sealed::RefreshToken.slot(&id), rt)),
-        id,
-        provider: seed.provider.to_owned(),
-        user_id: seed.user_id.to_owned(),
-        organization_id: seed.organization_id.unwrap_or("").to_owned(),
-        account_id: seed.account_id.to_owned(),
         account_label: Some(format!("{} at {}", seed.account_id, seed.provider)),
         status: seed.status.parse().unwrap(),
         scopes: "read write".to_owned().into(),
-        missing_scopes: Default::default(),
-        token_type: "bearer".into(),
         access_token_expires_at: seed.expires_in.map(|s| now + s),
-        created_at: now,
-        updated_at: now,
-        last_refreshed_at: None,
-        last_used_at: None,
-        last_validated_at: None,
-        version: 0,
-        lease_until: None,
-        refresh_attempt: None,
+        ..row
     };
     store.insert_connection(&row, None).await.unwrap();
     row
@@ -253,7 +241,19 @@ pub fn canary(kind: &str) -> String {
 pub fn assert_error(got: &(u16, Value), status: u16, code: &str) {
     assert_eq!(got.0, status, "status of {}", got.1);
     assert_eq!(got.1["error"]["code"], code, "body {}", got.1);
-    assert!(got.1["error"]["message"].as_str().is_some_and(|m| !m.is_empty()), "message in {}", got.1);
+    let message = got.1["error"]["message"].as_str().unwrap_or_default();
+    // A message is for a person: a line of text, not the code again, a Rust value or internals.
+    assert!(!message.is_empty() && message != code && !message.contains('\n'), "message in {}", got.1);
+    for internal in ["{ ", "Error(", "sqlx", "panicked", "backtrace", "SqliteError", "PgDatabaseError"] {
+        assert!(!message.contains(internal), "message shows internals ({internal}): {}", got.1);
+    }
+}
+
+/// [`assert_error`], and the message says `says`.
+pub fn assert_error_says(got: &(u16, Value), status: u16, code: &str, says: &str) {
+    assert_error(got, status, code);
+    let message = got.1["error"]["message"].as_str().unwrap_or_default();
+    assert!(message.contains(says), "expected the message to say {says:?}: {message}");
 }
 
 /// Polls `check` every 50 ms until it returns true, for at most `limit`.
