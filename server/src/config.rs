@@ -145,19 +145,10 @@ impl Default for HttpSettings {
 
 impl HttpSettings {
     fn check(self) -> Result<Self, ConfigError> {
-        let bad = |m: &str| Err(ConfigError(format!("http.{m}")));
-        if !(1..=3600).contains(&self.request_timeout_seconds) {
-            return bad("request_timeout_seconds: must be between 1 and 3600");
-        }
-        if !(1..=1_000_000).contains(&self.max_concurrent_requests) {
-            return bad("max_concurrent_requests: must be between 1 and 1000000");
-        }
-        if !(1..=1_000_000).contains(&self.max_connections) {
-            return bad("max_connections: must be between 1 and 1000000");
-        }
-        if !(1..=600).contains(&self.header_read_timeout_seconds) {
-            return bad("header_read_timeout_seconds: must be between 1 and 600");
-        }
+        within("http.request_timeout_seconds", self.request_timeout_seconds, 1, 3600)?;
+        within("http.max_concurrent_requests", self.max_concurrent_requests, 1, 1_000_000)?;
+        within("http.max_connections", self.max_connections, 1, 1_000_000)?;
+        within("http.header_read_timeout_seconds", self.header_read_timeout_seconds, 1, 600)?;
         Ok(self)
     }
 }
@@ -246,22 +237,11 @@ impl Default for HealthSettings {
 
 impl HealthSettings {
     fn check(self) -> Result<Self, ConfigError> {
-        let bad = |m: &str| Err(ConfigError(format!("provider_health.{m}")));
-        if !(1..=1000).contains(&self.breaker_failures) {
-            return bad("breaker_failures: must be between 1 and 1000");
-        }
-        if !(1..=3600).contains(&self.breaker_open_seconds) {
-            return bad("breaker_open_seconds: must be between 1 and 3600");
-        }
-        if !(1..=100_000).contains(&self.incident_invalid_grants) {
-            return bad("incident_invalid_grants: must be between 1 and 100000");
-        }
-        if !(1..=100).contains(&self.incident_percent) {
-            return bad("incident_percent: must be between 1 and 100");
-        }
-        if !(10..=86_400).contains(&self.incident_window_seconds) {
-            return bad("incident_window_seconds: must be between 10 and 86400");
-        }
+        within("provider_health.breaker_failures", self.breaker_failures, 1, 1000)?;
+        within("provider_health.breaker_open_seconds", self.breaker_open_seconds, 1, 3600)?;
+        within("provider_health.incident_invalid_grants", self.incident_invalid_grants, 1, 100_000)?;
+        within("provider_health.incident_percent", self.incident_percent, 1, 100)?;
+        within("provider_health.incident_window_seconds", self.incident_window_seconds, 10, 86_400)?;
         Ok(self)
     }
 }
@@ -459,32 +439,20 @@ impl Config {
             }
         }
         let skew = file.access_token_skew_seconds;
-        if !(0..=3600).contains(&skew) {
-            return Err(ConfigError("access_token_skew_seconds: must be between 0 and 3600".into()));
-        }
+        within("access_token_skew_seconds", skew, 0, 3600)?;
         let window = file.refresh_window_seconds;
-        if !(60..=86_400).contains(&window) {
-            return Err(ConfigError("refresh_window_seconds: must be between 60 and 86400".into()));
-        }
+        within("refresh_window_seconds", window, 60, 86_400)?;
         let validation = file.validation_interval_seconds;
-        if !(60..=30 * 86_400).contains(&validation) {
-            return Err(ConfigError("validation_interval_seconds: must be between 60 and 2592000".into()));
-        }
+        within("validation_interval_seconds", validation, 60, 30 * 86_400)?;
         let caller_wait = file.refresh_caller_wait_ms;
-        if !(100..=60_000).contains(&caller_wait) {
-            return Err(ConfigError("refresh_caller_wait_ms: must be between 100 and 60000".into()));
-        }
+        within("refresh_caller_wait_ms", caller_wait, 100, 60_000)?;
         let provider_health = file.provider_health.check()?;
         let rate_limits = file.rate_limits.check()?;
         let http = file.http.check()?;
         let max_pending = file.max_pending_flows_per_user;
-        if !(1..=1000).contains(&max_pending) {
-            return Err(ConfigError("max_pending_flows_per_user: must be between 1 and 1000".into()));
-        }
+        within("max_pending_flows_per_user", max_pending, 1, 1000)?;
         let sandbox_ttl = file.sandbox_access_token_ttl_seconds;
-        if !(5..=86_400).contains(&sandbox_ttl) {
-            return Err(ConfigError("sandbox_access_token_ttl_seconds: must be between 5 and 86400".into()));
-        }
+        within("sandbox_access_token_ttl_seconds", sandbox_ttl, 5, 86_400)?;
         let providers = file
             .providers
             .into_iter()
@@ -594,6 +562,15 @@ pub fn normalize_origin(text: &str) -> Result<String, &'static str> {
     }
 }
 
+/// `value` if it is within `lo..=hi`, else an error naming `key` and the range.
+fn within<T: PartialOrd + fmt::Display + Copy>(key: &str, value: T, lo: T, hi: T) -> Result<T, ConfigError> {
+    if (lo..=hi).contains(&value) {
+        Ok(value)
+    } else {
+        Err(ConfigError(format!("{key}: must be between {lo} and {hi}")))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -638,6 +615,12 @@ mod tests {
             (r#"public_url = "http://example.com""#, "public_url:"),
             (r#"allowed_origins = ["https://a.example/path"]"#, "allowed_origins:"),
             (r#"database_url = "mysql://x""#, "database_url:"),
+            ("refresh_caller_wait_ms = 5", "refresh_caller_wait_ms: must be between 100 and 60000"),
+            ("[http]\nmax_connections = 0", "http.max_connections: must be between 1 and 1000000"),
+            (
+                "[provider_health]\nincident_percent = 101",
+                "provider_health.incident_percent: must be between 1 and 100",
+            ),
         ];
         for (text, field) in cases {
             let file: FileConfig = toml::from_str(text).unwrap();
