@@ -18,6 +18,8 @@ pub const FLUSH_INTERVAL: Duration = Duration::from_secs(1);
 struct ConnectionUsage {
     row: ConnectionRow,
     last_at: i64,
+    /// The key of the latest retrieval (`last_used_by`).
+    last_key: Arc<str>,
     /// (API key name, retrievals) — usually one entry, so a vector beats a map.
     by_key: Vec<(Arc<str>, u64)>,
 }
@@ -42,7 +44,12 @@ impl UsageRecorder {
         };
         match pending.connections.get_mut(row.id.as_str()) {
             Some(usage) => {
-                usage.last_at = usage.last_at.max(now);
+                if now >= usage.last_at {
+                    usage.last_at = now;
+                    if usage.last_key != *key_name {
+                        usage.last_key = key_name.clone();
+                    }
+                }
                 match usage.by_key.iter_mut().find(|(k, _)| k == key_name) {
                     Some((_, count)) => *count += 1,
                     None => usage.by_key.push((key_name.clone(), 1)),
@@ -55,7 +62,12 @@ impl UsageRecorder {
                 summary.refresh_token = None;
                 pending.connections.insert(
                     row.id.clone(),
-                    ConnectionUsage { row: summary, last_at: now, by_key: vec![(key_name.clone(), 1)] },
+                    ConnectionUsage {
+                        row: summary,
+                        last_at: now,
+                        last_key: key_name.clone(),
+                        by_key: vec![(key_name.clone(), 1)],
+                    },
                 );
             }
         }
@@ -92,7 +104,7 @@ impl UsageRecorder {
                     .detail(format!("retrieved {count} time{}", if *count == 1 { "" } else { "s" }));
                 entries.push(entry.into_row());
             }
-            touches.push((id, usage.last_at));
+            touches.push((id, usage.last_at, usage.last_key.to_string()));
         }
         let keys: Vec<(String, i64)> = taken.api_keys.into_iter().map(|(k, at)| (k.to_string(), at)).collect();
         let result = async {

@@ -26,6 +26,8 @@ crate::text_enum! {
         RefreshOutcomeUnknown = "refresh_outcome_unknown",
         /// Re-validation found the token no longer accepted.
         ValidationFailed = "validation_failed",
+        /// The host changed what the connection is for (`purpose`).
+        PurposeChanged = "purpose_changed",
         /// The connection was deleted.
         Deleted = "deleted",
         /// Its grant was revoked at the provider.

@@ -15,6 +15,19 @@ crate::text_enum! {
     }
 }
 
+crate::text_enum! {
+    /// Whose credential a connection is.
+    #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+    #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+    #[serde(rename_all = "snake_case")]
+    pub enum CredentialSource {
+        /// An end user of the host app connected it.
+        EndUser = "end_user",
+        /// The app's own account, connected by a developer for background jobs.
+        Developer = "developer",
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -24,6 +37,9 @@ mod tests {
         for status in ConnectionStatus::ALL {
             assert_eq!(serde_json::to_value(status).unwrap(), status.as_str());
             assert_eq!(status.as_str().parse::<ConnectionStatus>(), Ok(*status));
+        }
+        for source in CredentialSource::ALL {
+            assert_eq!(serde_json::to_value(source).unwrap(), source.as_str());
         }
         let unknown = "revoked".parse::<ConnectionStatus>().unwrap_err();
         assert_eq!(unknown.to_string(), "unknown ConnectionStatus \"revoked\"");

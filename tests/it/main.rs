@@ -17,6 +17,7 @@ mod crash;
 mod crash_points;
 mod delivery_faults;
 mod errors;
+mod governance;
 mod hostile_input;
 mod key_rotation;
 mod listener_limits;

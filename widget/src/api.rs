@@ -72,6 +72,7 @@ impl Session {
         let url = format!("{}{path}", self.0.base);
         let builder: RequestBuilder = match method {
             Method::Post => Request::post(&url),
+            Method::Patch => Request::patch(&url),
             Method::Delete => Request::delete(&url),
             Method::Get => Request::get(&url),
         };

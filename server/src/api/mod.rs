@@ -40,6 +40,7 @@ pub fn router(state: AppState) -> Router {
         .at(h::ListProviders, host::providers::list)
         .at(h::ListConnections, host::connections::list)
         .at(h::GetConnection, host::connections::get)
+        .at(h::UpdateConnectionEndpoint, host::connections::update)
         .at(h::DeleteConnection, host::connections::delete)
         .at(h::GetAccessToken, host::access_token::create)
         .at(h::ListActivity, host::activity::list)
@@ -138,6 +139,7 @@ impl At for Router<AppState> {
         let method_router = match E::METHOD {
             EndpointMethod::Get => get(handler),
             EndpointMethod::Post => post(handler),
+            EndpointMethod::Patch => axum::routing::patch(handler),
             EndpointMethod::Delete => delete(handler),
         };
         self.route(E::PATH, method_router)

@@ -13,6 +13,7 @@ use utoipa::{Modify, OpenApi};
         super::host::providers::list,
         super::host::connections::list,
         super::host::connections::get,
+        super::host::connections::update,
         super::host::connections::delete,
         super::host::access_token::create,
         super::host::activity::list,

@@ -82,6 +82,10 @@ pub fn view(row: &ConnectionRow) -> Connection {
         last_used_at: row.last_used_at.map(from_unix),
         last_validated_at: row.last_validated_at.map(from_unix),
         access_token_expires_at: row.access_token_expires_at.map(from_unix),
+        purpose: row.purpose.clone(),
+        created_by: row.created_by.clone(),
+        last_used_by: row.last_used_by.clone(),
+        credential_source: row.credential_source,
     }
 }
 
@@ -120,6 +124,30 @@ pub struct Deleter {
     pub vault: Vault,
     pub clock: Clock,
     pub upstream: Upstream,
+}
+
+/// `PATCH /v1/connections/{id}`: sets what the connection is for, with an entry in its trail.
+pub async fn set_purpose(
+    store: &Store,
+    clock: &Clock,
+    actor: &Actor,
+    id: &str,
+    req: &latch_shared::api::host::UpdateConnection,
+) -> Result<Connection, ConnectionError> {
+    let purpose = req.purpose.trim();
+    if purpose.is_empty() || purpose.chars().count() > 500 || purpose.chars().any(char::is_control) {
+        return Err(ConnectionError::Invalid {
+            field: "purpose",
+            message: "must be 1 to 500 characters without control characters".into(),
+        });
+    }
+    if !store.set_purpose(id, purpose).await? {
+        return Err(ConnectionError::NotFound(id.to_owned()));
+    }
+    let row = store.connection(id).await?.ok_or_else(|| ConnectionError::NotFound(id.to_owned()))?;
+    let entry = Entry::new(clock.unix(), actor, Action::PurposeChanged).connection(&row).detail(purpose.to_owned());
+    record(store, entry).await;
+    Ok(view(&row))
 }
 
 /// Deletes a connection, first revoking its grant at the provider when asked.

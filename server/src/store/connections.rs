@@ -5,7 +5,7 @@ use super::events::{NewEvent, insert_event};
 use super::{Store, StoreResult, run};
 use crate::scopes::Scopes;
 use crate::vault::{Sealed, Vault};
-use latch_shared::ConnectionStatus;
+use latch_shared::{ConnectionStatus, CredentialSource};
 
 /// Runs one write statement and, when it changed a row, its event, in one transaction (the
 /// outbox rule: an event exists if and only if its change was committed). Yields the number of
@@ -53,6 +53,14 @@ pub struct ConnectionRow {
     pub version: i64,
     pub lease_until: Option<i64>,
     pub refresh_attempt: Option<String>,
+    /// What it is for (the provider's description when made, or the host's words).
+    pub purpose: Option<String>,
+    /// The widget user who made it.
+    pub created_by: Option<String>,
+    /// The API key that last fetched its token.
+    pub last_used_by: Option<String>,
+    #[sqlx(try_from = "String")]
+    pub credential_source: CredentialSource,
 }
 
 /// Who a new connection belongs to and which external account it is.
@@ -92,6 +100,10 @@ impl ConnectionRow {
             version: 0,
             lease_until: None,
             refresh_attempt: None,
+            purpose: None,
+            created_by: None,
+            last_used_by: None,
+            credential_source: CredentialSource::EndUser,
         }
     }
 
@@ -106,7 +118,7 @@ impl ConnectionRow {
 const COLUMNS: &str = "id, provider, user_id, organization_id, account_id, account_label, status, \
     scopes, missing_scopes, access_token, refresh_token, token_type, access_token_expires_at, \
     created_at, updated_at, last_refreshed_at, last_used_at, last_validated_at, version, \
-    lease_until, refresh_attempt";
+    lease_until, refresh_attempt, purpose, created_by, last_used_by, credential_source";
 
 /// Filters of a connection listing; `None` means "any".
 #[derive(Debug, Clone, Default)]
@@ -152,8 +164,10 @@ impl Store {
             sqlx::query(
                 "INSERT INTO connections (id, provider, user_id, organization_id, account_id, account_label, \
                  status, scopes, missing_scopes, access_token, refresh_token, token_type, access_token_expires_at, \
-                 created_at, updated_at, last_refreshed_at, last_used_at, last_validated_at, version) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19)"
+                 created_at, updated_at, last_refreshed_at, last_used_at, last_validated_at, version, \
+                 purpose, created_by, last_used_by, credential_source) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, \
+                 $20, $21, $22, $23)"
             )
             .bind(&row.id)
             .bind(&row.provider)
@@ -174,6 +188,10 @@ impl Store {
             .bind(row.last_used_at)
             .bind(row.last_validated_at)
             .bind(row.version)
+            .bind(&row.purpose)
+            .bind(&row.created_by)
+            .bind(&row.last_used_by)
+            .bind(row.credential_source.as_str())
         );
         self.connections_changed();
         Ok(())
@@ -308,13 +326,22 @@ impl Store {
     }
 
     /// Records that connections were used (batched by the usage recorder, off the hot path).
-    pub async fn touch_connections(&self, ids: &[(String, i64)]) -> StoreResult<()> {
-        for (id, at) in ids {
+    pub async fn touch_connections(&self, uses: &[(String, i64, String)]) -> StoreResult<()> {
+        for (id, at, key_name) in uses {
             run!(self, pool => sqlx::query(
-                "UPDATE connections SET last_used_at = $1 WHERE id = $2 AND (last_used_at IS NULL OR last_used_at < $1)")
-                .bind(at).bind(id).execute(pool).await.map(|_| ()))?;
+                "UPDATE connections SET last_used_at = $1, last_used_by = $2 \
+                 WHERE id = $3 AND (last_used_at IS NULL OR last_used_at <= $1)")
+                .bind(at).bind(key_name).bind(id).execute(pool).await.map(|_| ()))?;
         }
         Ok(())
+    }
+
+    /// Sets what a connection is for; false when there is no such connection. (Not a change of
+    /// tokens or status: `updated_at` and `version` stay.)
+    pub async fn set_purpose(&self, id: &str, purpose: &str) -> StoreResult<bool> {
+        let changed = run!(self, pool => sqlx::query("UPDATE connections SET purpose = $1 WHERE id = $2")
+            .bind(purpose).bind(id).execute(pool).await.map(|r| r.rows_affected()))?;
+        Ok(changed > 0)
     }
 
     /// The owner's connection to this external account, if any.

@@ -125,6 +125,31 @@ pub struct Connection {
     /// When the stored access token expires; `null` for tokens that do not expire.
     #[serde(with = "time::serde::rfc3339::option")]
     pub access_token_expires_at: Option<OffsetDateTime>,
+    /// What the connection is for: the provider's description when it was made, or what the
+    /// host set (`PATCH /v1/connections/{id}`); `null` for connections older than the field.
+    #[serde(default)]
+    pub purpose: Option<String>,
+    /// Who made it: the widget user who connected it.
+    #[serde(default)]
+    pub created_by: Option<String>,
+    /// The API key that last fetched its token.
+    #[serde(default)]
+    pub last_used_by: Option<String>,
+    /// An end user's connection, or the app's own.
+    pub credential_source: crate::CredentialSource,
+}
+
+/// Body of `PATCH /v1/connections/{id}`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct UpdateConnection {
+    /// What the connection is for, in the host's words (shown to operators and in the trail).
+    #[cfg_attr(
+        feature = "openapi",
+        schema(min_length = 1, max_length = 500, pattern = "^[^\\u0000-\\u001F\\u007F-\\u009F]+$")
+    )]
+    pub purpose: String,
 }
 
 /// Query of `GET /v1/connections`.
@@ -450,6 +475,8 @@ crate::endpoint::endpoints! {
     ListConnections: Get "/v1/connections" => ConnectionQuery, Page<Connection>;
     /// `GET /v1/connections/{id}`.
     GetConnection: Get "/v1/connections/{id}" => (), Connection;
+    /// `PATCH /v1/connections/{id}`: sets what the connection is for.
+    UpdateConnectionEndpoint: Patch "/v1/connections/{id}" => UpdateConnection, Connection;
     /// `DELETE /v1/connections/{id}`.
     DeleteConnection: Delete "/v1/connections/{id}" => DeleteConnectionQuery, ();
     /// `POST /v1/access-token`.

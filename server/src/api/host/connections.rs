@@ -1,15 +1,15 @@
-//! `GET /v1/connections`, `GET /v1/connections/{id}`, `DELETE /v1/connections/{id}`.
+//! `GET /v1/connections`, `GET`, `PATCH` and `DELETE /v1/connections/{id}`.
 
 use crate::activity::Actor;
 use crate::api::error::ApiError;
-use crate::api::extract::{ApiQuery, HostCaller};
+use crate::api::extract::{ApiJson, ApiQuery, HostCaller};
 use crate::connections::{self, ConnectionError};
 use crate::state::AppState;
 use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use latch_shared::ErrorBody;
-use latch_shared::api::host::{Connection, ConnectionQuery, DeleteConnectionQuery, Page};
+use latch_shared::api::host::{Connection, ConnectionQuery, DeleteConnectionQuery, Page, UpdateConnection};
 
 /// Lists connections, filtered and paged.
 #[utoipa::path(get, path = "/v1/connections", tag = "host", security(("api_key" = [])), params(ConnectionQuery),
@@ -46,4 +46,18 @@ pub async fn delete(
     connections::delete(&state.deleter, &Actor::ApiKey(caller.key_name.to_string()), &row, q.revoke.unwrap_or(false))
         .await?;
     Ok(StatusCode::NO_CONTENT)
+}
+
+/// Sets what a connection is for.
+#[utoipa::path(patch, path = "/v1/connections/{id}", tag = "host", security(("api_key" = [])), params(("id" = String, Path)),
+    request_body = UpdateConnection,
+    responses((status = 200, body = Connection), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)))]
+pub async fn update(
+    State(state): State<AppState>,
+    HostCaller(caller): HostCaller,
+    Path(id): Path<String>,
+    ApiJson(req): ApiJson<UpdateConnection>,
+) -> Result<Json<Connection>, ApiError> {
+    let actor = Actor::ApiKey(caller.key_name.to_string());
+    Ok(Json(connections::set_purpose(&state.store, &state.clock, &actor, &id, &req).await?))
 }
