@@ -13,6 +13,8 @@ use std::sync::Arc;
 
 /// The demo's single signed-in user.
 pub const DEMO_USER: &str = "demo-user";
+/// What the demo's connections are for, shown beside each one in the widget.
+pub const DEMO_PURPOSE: &str = "Posts a message to your team on every deploy";
 
 /// What the demo backend knows: where Latch is, its own origin, and its API key.
 #[derive(Clone)]
@@ -76,7 +78,12 @@ fn json_response(status: u16, body: Value) -> Response {
 /// The demo's backend mints a widget token for its signed-in user (the browser never sees the
 /// API key).
 async fn widget_token(State(demo): State<Demo>) -> Response {
-    let body = json!({"user_id": DEMO_USER, "allowed_origin": demo.0.origin, "providers": null});
+    let body = json!({
+        "user_id": DEMO_USER,
+        "allowed_origin": demo.0.origin,
+        "providers": null,
+        "purpose": DEMO_PURPOSE,
+    });
     match demo.host_api("/v1/widget-tokens", body).await {
         Ok((201, token)) => json_response(200, json!({"token": token["token"]})),
         Ok((status, error)) => {

@@ -78,6 +78,12 @@ pub fn mint(w: &WidgetCtx, req: &CreateWidgetToken) -> Result<WidgetToken, MintE
         }
         other => other.clone(),
     };
+    let purpose = match req.purpose.as_deref().map(str::trim) {
+        Some(p) if p.is_empty() || p.chars().count() > 500 || p.chars().any(char::is_control) => {
+            return Err(invalid("purpose", "must be 1 to 500 characters without control characters".into()));
+        }
+        other => other.map(str::to_owned),
+    };
     let now = w.clock.unix();
     let (token, claims) = w
         .signer
@@ -90,6 +96,7 @@ pub fn mint(w: &WidgetCtx, req: &CreateWidgetToken) -> Result<WidgetToken, MintE
                 providers,
                 origin,
                 label,
+                purpose,
             },
         )
         .map_err(|e| MintError::Internal(e.to_string()))?;
@@ -133,6 +140,7 @@ pub async fn integrations(w: &WidgetCtx, claims: &WidgetClaims) -> Result<Integr
                     account_label: r.account_label.clone(),
                     status: r.status,
                     scopes: r.scopes.to_vec(),
+                    purpose: r.purpose.clone(),
                     connected_at: from_unix(r.created_at),
                 })
                 .collect(),

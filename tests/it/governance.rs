@@ -58,3 +58,20 @@ both!(a_purpose_must_be_a_line_of_text_about_a_connection_that_exists, |backend|
     let (_, kept) = app.call::<GetConnection>(&[&row.id], None).await;
     assert!(kept["purpose"].is_null(), "nothing was changed: {kept}");
 });
+
+both!(a_purpose_given_to_the_widget_token_is_the_connections_and_the_widget_shows_it, |backend| async move {
+    let (app, _fake) = TestApp::with_fake(backend).await;
+    let minted = |purpose: &str| json!({"user_id": "alice", "providers": ["acme"], "allowed_origin": crate::harness::HOST_ORIGIN, "purpose": purpose});
+    let bad = app.post("/v1/widget-tokens", minted("two\nlines")).await;
+    assert_error_says(&bad, 422, "invalid_request", "purpose");
+    let (status, body) = app.post("/v1/widget-tokens", minted("Posts a message on every deploy")).await;
+    assert_eq!(status, 201, "{body}");
+    let token = body["token"].as_str().unwrap();
+    let (_, authorize) = app.connect(token, json!({"provider": "acme"})).await;
+    let run = crate::harness::browser::Browser::new().run(&app.url, &authorize).await;
+    let id = run.message.unwrap()["connection_id"].as_str().unwrap().to_owned();
+    let (_, connection) = app.call::<GetConnection>(&[&id], None).await;
+    assert_eq!(connection["purpose"], "Posts a message on every deploy");
+    let (_, listed) = app.widget(reqwest::Method::GET, "/widget/v1/integrations", token, None).await;
+    assert_eq!(listed["data"][0]["connections"][0]["purpose"], "Posts a message on every deploy");
+});

@@ -94,6 +94,7 @@ async fn the_whole_story_in_a_real_browser() {
     assert_eq!(chrome.js("return window.latchEvents.length;").await, 0);
     approve_in_popup(&chrome).await;
     chrome.wait_widget_text("Connected as demo-user", 20).await;
+    assert!(chrome.widget_text().await.contains(latch_server::demo::DEMO_PURPOSE), "the purpose is shown");
     assert_eq!(chrome.js("return window.latchEvents[0].type;").await, "connected");
     chrome.screenshot("widget-light.png").await;
     let theme = |t: &'static str| {

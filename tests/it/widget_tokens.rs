@@ -248,6 +248,7 @@ both!(replicas_starting_together_on_an_empty_database_accept_each_others_tokens,
             providers: vec![],
             origin: None,
             label: None,
+            purpose: None,
         };
         let (token, _) = minter.signer.mint(minter.clock.unix(), 600, subject).unwrap();
         for verifier in &replicas {

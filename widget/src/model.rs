@@ -135,6 +135,7 @@ mod tests {
             account_label: label.map(str::to_owned),
             status,
             scopes: vec![],
+            purpose: None,
             connected_at: OffsetDateTime::UNIX_EPOCH,
         }
     }

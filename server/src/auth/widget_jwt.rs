@@ -50,6 +50,9 @@ pub struct WidgetClaims {
     /// How the host names the user (shown on the consent result page); optional.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub label: Option<String>,
+    /// What a connection made with this token is for; optional.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub purpose: Option<String>,
     pub jti: String,
     pub iat: i64,
     pub nbf: i64,
@@ -64,6 +67,7 @@ pub struct Subject<'a> {
     pub providers: Vec<String>,
     pub origin: Option<String>,
     pub label: Option<String>,
+    pub purpose: Option<String>,
 }
 
 /// A nullable claim that must still be present: with `deserialize_with`, serde no longer treats
@@ -144,6 +148,7 @@ impl WidgetSigner {
             providers: subject.providers,
             origin: subject.origin,
             label: subject.label,
+            purpose: subject.purpose,
             jti: new_id("wt"),
             iat: now,
             nbf: now,

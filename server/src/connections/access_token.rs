@@ -132,6 +132,7 @@ fn needs_reauthorization(path: &TokenPath, row: &ConnectionRow) -> AccessTokenRe
             providers: vec![row.provider.clone()],
             origin: Some(origin),
             label: None,
+            purpose: None,
         },
     );
     let reconnect_url = minted.ok().and_then(|(token, _)| path.public_url.join(&format!("connect#token={token}")).ok());

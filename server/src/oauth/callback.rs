@@ -377,7 +377,7 @@ fn sealed_row(
         access_token_expires_at: tokens.expires_in.map(|s| sent_at + s),
         last_refreshed_at: Some(now),
         last_validated_at: Some(now),
-        purpose: Some(provider.description.clone()),
+        purpose: Some(flow.purpose.clone().unwrap_or_else(|| provider.description.clone())),
         created_by: Some(flow.user_id.clone()),
         ..row
     }

@@ -93,6 +93,7 @@ pub async fn create(
         started_at: None,
         completed_at: None,
         user_label: claims.label.clone(),
+        purpose: claims.purpose.clone(),
     };
     flows.store.insert_flow(&flow).await?;
     let authorize_url = flows

@@ -42,6 +42,14 @@ pub struct CreateWidgetToken {
         schema(min_length = 1, max_length = 200, pattern = "^[^\\u0000-\\u001F\\u007F-\\u009F]+$")
     )]
     pub user_label: Option<String>,
+    /// What a connection made through this widget is for (1–500 characters, one line); the
+    /// provider's description when absent. Shown in the widget and kept on the connection.
+    #[serde(default)]
+    #[cfg_attr(
+        feature = "openapi",
+        schema(min_length = 1, max_length = 500, pattern = "^[^\\u0000-\\u001F\\u007F-\\u009F]+$")
+    )]
+    pub purpose: Option<String>,
 }
 
 /// Answer to [`CreateWidgetToken`].

@@ -18,6 +18,9 @@ pub struct WidgetConnection {
     pub status: ConnectionStatus,
     /// Granted scopes.
     pub scopes: Vec<String>,
+    /// What the app uses it for.
+    #[serde(default)]
+    pub purpose: Option<String>,
     /// When it was first connected.
     #[serde(with = "time::serde::rfc3339")]
     pub connected_at: OffsetDateTime,

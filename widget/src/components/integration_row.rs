@@ -53,6 +53,7 @@ pub fn IntegrationRow(
                                 <span class=if needs { "latch-badge latch-badge-warn" } else { "latch-badge latch-badge-ok" }>
                                     <span aria-hidden="true">{if needs { "! " } else { "✓ " }}</span>{status}
                                 </span>
+                                {c.purpose.clone().map(|purpose| view! { <span class="latch-purpose">{purpose}</span> })}
                                 <Show
                                     when=is_confirming.clone()
                                     fallback={
