@@ -17,6 +17,7 @@ use crate::store::{Store, StoreError};
 use crate::vault::{Sealed, Secret, Vault};
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
+use latch_shared::{ScopeAccess, ScopeDetail};
 use serde::{Deserialize, Serialize};
 use subtle::ConstantTimeEq as _;
 use url::Url;
@@ -52,6 +53,18 @@ pub fn provider(public_url: &Url) -> Provider {
         token_url: url(public_url, "/sandbox/token"),
         client_id: CLIENT_ID.into(),
         scopes: SCOPES.iter().map(|s| (*s).to_owned()).collect(),
+        scope_details: vec![
+            ScopeDetail {
+                name: "messages:write".into(),
+                description: Some("Post messages as you".into()),
+                access: Some(ScopeAccess::Write),
+            },
+            ScopeDetail {
+                name: "profile".into(),
+                description: Some("See your name".into()),
+                access: Some(ScopeAccess::Read),
+            },
+        ],
         scope_separator: " ".into(),
         authorization_url_extras: Default::default(),
         identity: Some(Identity {

@@ -28,6 +28,33 @@ crate::text_enum! {
     }
 }
 
+crate::text_enum! {
+    /// Whether a scope lets the app read or also change what the user has.
+    #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+    #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+    #[serde(rename_all = "snake_case")]
+    pub enum ScopeAccess {
+        /// It only reads.
+        Read = "read",
+        /// It writes (posts, changes, deletes).
+        Write = "write",
+    }
+}
+
+/// One scope and what it means, from the provider's definition.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct ScopeDetail {
+    /// The scope as the provider names it.
+    pub name: String,
+    /// What it lets the app do, in plain words.
+    #[serde(default)]
+    pub description: Option<String>,
+    /// Whether it reads or writes; `null` when the definition does not say.
+    #[serde(default)]
+    pub access: Option<ScopeAccess>,
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

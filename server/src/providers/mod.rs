@@ -7,6 +7,7 @@
 
 use crate::store::{Store, StoreError};
 use crate::vault::{Sealed, Secret, Vault};
+use latch_shared::{ScopeAccess, ScopeDetail};
 use serde::Deserialize;
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -63,6 +64,8 @@ pub struct Provider {
     pub client_id: String,
     /// Scopes requested, and required, at connect time.
     pub scopes: Vec<String>,
+    /// Each of `scopes`, with what it means and whether it reads or writes.
+    pub scope_details: Vec<ScopeDetail>,
     /// How scopes are joined in the authorize URL (`" "` by the RFC, `","` at Slack).
     pub scope_separator: String,
     pub authorization_url_extras: BTreeMap<String, String>,
@@ -91,7 +94,8 @@ pub struct ProviderConfig {
     /// Refused with a clear message: secrets never sit in the config file in plain text.
     pub client_secret: Option<toml::Value>,
     pub client_secret_env: Option<String>,
-    pub scopes: Option<Vec<String>>,
+    /// Names, or tables `{ name, description, access = "read" | "write" }`.
+    pub scopes: Option<Vec<ScopeEntry>>,
     pub scope_separator: Option<String>,
     pub authorization_url_extras: Option<BTreeMap<String, String>>,
     pub identity: Option<Identity>,
@@ -114,7 +118,7 @@ impl ProviderConfig {
             client_id: self.client_id.or(base.client_id),
             client_secret: self.client_secret.or(base.client_secret),
             client_secret_env: self.client_secret_env.or(base.client_secret_env),
-            scopes: self.scopes.or(base.scopes),
+            scopes: merge_scopes(self.scopes, base.scopes),
             scope_separator: self.scope_separator.or(base.scope_separator),
             authorization_url_extras: self.authorization_url_extras.or(base.authorization_url_extras),
             identity: self.identity.or(base.identity),
@@ -125,6 +129,61 @@ impl ProviderConfig {
             dialect: self.dialect.or(base.dialect),
         }
     }
+}
+
+/// One entry of a provider's `scopes`: its name, or a table saying what it means.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(untagged)]
+pub enum ScopeEntry {
+    Name(String),
+    Described(DescribedScope),
+}
+
+/// A scope with what it means.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DescribedScope {
+    pub name: String,
+    #[serde(default)]
+    pub description: Option<String>,
+    #[serde(default)]
+    pub access: Option<ScopeAccess>,
+}
+
+impl ScopeEntry {
+    fn name(self) -> String {
+        match self {
+            ScopeEntry::Name(name) | ScopeEntry::Described(DescribedScope { name, .. }) => name,
+        }
+    }
+
+    fn detail(&self) -> ScopeDetail {
+        match self {
+            ScopeEntry::Name(name) => ScopeDetail { name: name.clone(), description: None, access: None },
+            ScopeEntry::Described(d) => {
+                ScopeDetail { name: d.name.clone(), description: d.description.clone(), access: d.access }
+            }
+        }
+    }
+}
+
+/// A table's `scopes` over its template's: a scope named without a meaning keeps the one the
+/// template gives it.
+fn merge_scopes(mine: Option<Vec<ScopeEntry>>, base: Option<Vec<ScopeEntry>>) -> Option<Vec<ScopeEntry>> {
+    let Some(mine) = mine else { return base };
+    let known = base.unwrap_or_default();
+    Some(
+        mine.into_iter()
+            .map(|entry| match entry {
+                ScopeEntry::Name(name) => known
+                    .iter()
+                    .find(|k| matches!(k, ScopeEntry::Described(d) if d.name == name))
+                    .cloned()
+                    .unwrap_or(ScopeEntry::Name(name)),
+                described => described,
+            })
+            .collect(),
+    )
 }
 
 /// A provider definition that cannot be used; the message names the field.
@@ -206,7 +265,8 @@ impl Provider {
             authorization_url: url("authorization_url", config.authorization_url)?,
             token_url: url("token_url", config.token_url)?,
             client_id: config.client_id.filter(|c| !c.is_empty()).ok_or_else(|| err("client_id", "missing"))?,
-            scopes: config.scopes.unwrap_or_default(),
+            scope_details: config.scopes.iter().flatten().map(ScopeEntry::detail).collect(),
+            scopes: config.scopes.unwrap_or_default().into_iter().map(ScopeEntry::name).collect(),
             scope_separator: config.scope_separator.unwrap_or_else(|| " ".into()),
             authorization_url_extras: config.authorization_url_extras.unwrap_or_default(),
             identity,
@@ -345,6 +405,28 @@ mod tests {
         assert!(e.to_string().starts_with("providers.slack.client_secret:"));
         assert!(!e.to_string().contains("s3cret"));
         assert!(toml::from_str::<ProviderConfig>("colour = 1").is_err());
+    }
+
+    #[test]
+    fn scopes_carry_their_meaning_and_overrides_keep_the_templates() {
+        let slack = |extra: &str| {
+            let cfg: ProviderConfig = toml::from_str(&format!("client_id = \"x\"\n{extra}")).unwrap();
+            Provider::from_config("slack", cfg)
+        };
+        let p = slack("").unwrap();
+        assert_eq!(p.scope_details[0].access, Some(ScopeAccess::Write));
+        assert_eq!(p.scope_details[1].access, Some(ScopeAccess::Read));
+        let p = slack(r#"scopes = ["chat:write", { name = "users:read", access = "read" }, "files:write"]"#).unwrap();
+        assert_eq!(p.scopes, ["chat:write", "users:read", "files:write"]);
+        assert_eq!(
+            p.scope_details[0].description.as_deref(),
+            Some("Post messages as the app"),
+            "kept from the template"
+        );
+        assert_eq!(p.scope_details[1].access, Some(ScopeAccess::Read));
+        assert_eq!((p.scope_details[2].description.as_deref(), p.scope_details[2].access), (None, None));
+        assert!(toml::from_str::<ProviderConfig>(r#"scopes = [{ name = "a", acess = "read" }]"#).is_err());
+        assert!(toml::from_str::<ProviderConfig>(r#"scopes = [{ name = "a", access = "admin" }]"#).is_err());
     }
 
     #[test]

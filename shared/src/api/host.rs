@@ -75,6 +75,8 @@ pub struct ProviderInfo {
     pub description: String,
     /// Scopes requested at connect time.
     pub scopes: Vec<String>,
+    /// Each of `scopes` with what it means and whether it reads or writes.
+    pub scope_details: Vec<crate::ScopeDetail>,
     /// Whether a client secret is available (stored or from the environment).
     pub client_secret_configured: bool,
     /// Whether disconnecting can revoke tokens at the provider.
