@@ -1,7 +1,7 @@
 //! Governance of each connection: what it is for, who made it, which key last used it and whose
 //! credential it is, all in its view; the host sets the purpose, and the trail records that.
 
-use crate::harness::{TestApp, assert_error, assert_error_says, both};
+use crate::harness::{Seed, TestApp, assert_error, assert_error_says, both};
 use latch_shared::api::host::{GetConnection, ListProviders, UpdateConnection, UpdateConnectionEndpoint};
 use serde_json::json;
 
@@ -74,4 +74,131 @@ both!(a_purpose_given_to_the_widget_token_is_the_connections_and_the_widget_show
     assert_eq!(connection["purpose"], "Posts a message on every deploy");
     let (_, listed) = app.widget(reqwest::Method::GET, "/widget/v1/integrations", token, None).await;
     assert_eq!(listed["data"][0]["connections"][0]["purpose"], "Posts a message on every deploy");
+});
+
+both!(the_inventory_answers_who_owns_what_can_do_what_and_exports_csv, |backend| async move {
+    use latch_shared::api::host::ListInventory;
+    use latch_shared::{ScopeAccess, ScopeDetail};
+    let detail = |name: &str, access| ScopeDetail {
+        name: name.into(),
+        description: Some(format!("{name}s")),
+        access: Some(access),
+    };
+    let (app, _fake) = TestApp::with_fake_configured(backend, |c| {
+        c.providers[0].scope_details = vec![detail("read", ScopeAccess::Read), detail("write", ScopeAccess::Write)];
+    })
+    .await;
+    let alice = app.seed(Seed::default()).await;
+    let bob =
+        app.seed(Seed { user_id: "bob", organization_id: Some("org-1"), account_id: "b1", ..Seed::default() }).await;
+    let plain = app.seed(Seed { provider: "plain", user_id: "carol", account_id: "c1", ..Seed::default() }).await;
+    let stale =
+        app.seed(Seed { user_id: "dave", account_id: "d1", status: "needs_reauthorization", ..Seed::default() }).await;
+    // alice's connection only reads, carol's has a purpose with a comma and a quote, bob's was used.
+    app.db.execute(&format!("UPDATE connections SET scopes = 'read' WHERE id = '{}'", alice.id)).await;
+    let purpose = UpdateConnection { purpose: "Deploys, \"prod\" only".into() };
+    assert_eq!(app.call::<UpdateConnectionEndpoint>(&[&plain.id], Some(&purpose)).await.0, 200);
+    let now = app.state.clock.unix();
+    app.db
+        .execute(&format!("UPDATE connections SET last_used_at = {now}, last_used_by = 'ci' WHERE id = '{}'", bob.id))
+        .await;
+    app.db
+        .execute(&format!("UPDATE connections SET last_used_at = {} WHERE id = '{}'", now - 40 * 86_400, stale.id))
+        .await;
+
+    let ids = |path: &str| {
+        let app = &app;
+        let path = path.to_owned();
+        async move {
+            let (status, body) = app.get(&path).await;
+            assert_eq!(status, 200, "{path}: {body}");
+            let mut ids: Vec<String> =
+                body["data"].as_array().unwrap().iter().map(|e| e["id"].as_str().unwrap().to_owned()).collect();
+            ids.sort();
+            ids
+        }
+    };
+    let sorted = |mut v: Vec<&str>| {
+        v.sort();
+        v.into_iter().map(str::to_owned).collect::<Vec<_>>()
+    };
+    assert_eq!(ids("/v1/inventory").await.len(), 4);
+    assert_eq!(ids("/v1/inventory?user_id=bob").await, sorted(vec![&bob.id]));
+    assert_eq!(ids("/v1/inventory?organization_id=org-1").await, sorted(vec![&bob.id]));
+    assert_eq!(ids("/v1/inventory?provider=plain").await, sorted(vec![&plain.id]));
+    assert_eq!(ids("/v1/inventory?status=needs_reauthorization").await, sorted(vec![&stale.id]));
+    assert_eq!(ids("/v1/inventory?scope=write").await, sorted(vec![&bob.id, &plain.id, &stale.id]));
+    assert_eq!(ids("/v1/inventory?scope=wri_e").await, Vec::<String>::new(), "a scope is matched literally");
+    assert_eq!(ids("/v1/inventory?access=write").await, sorted(vec![&bob.id, &stale.id]), "plain's scopes say nothing");
+    assert_eq!(ids("/v1/inventory?access=read").await, sorted(vec![&alice.id, &plain.id]));
+    assert_eq!(ids("/v1/inventory?credential_source=end_user").await.len(), 4);
+    assert_eq!(ids("/v1/inventory?credential_source=developer").await, Vec::<String>::new());
+    assert_eq!(ids("/v1/inventory?unused_days=30").await, sorted(vec![&alice.id, &plain.id, &stale.id]));
+    assert_eq!(ids("/v1/inventory?access=write&unused_days=30&provider=acme").await, sorted(vec![&stale.id]));
+
+    // The fields of one entry.
+    let (_, one) = app.call::<ListInventory>(&[], None).await;
+    let bobs = one["data"].as_array().unwrap().iter().find(|e| e["id"] == bob.id.as_str()).unwrap().clone();
+    assert_eq!(bobs["user_id"], "bob");
+    assert_eq!(bobs["organization_id"], "org-1");
+    assert_eq!(bobs["account_id"], "b1");
+    assert_eq!(bobs["credential_source"], "end_user");
+    assert_eq!(bobs["writes"], true);
+    assert_eq!(
+        bobs["scopes"],
+        json!([{"name": "read", "description": "reads", "access": "read"}, {"name": "write", "description": "writes", "access": "write"}])
+    );
+    assert_eq!(bobs["last_used_by"], "ci");
+    assert!(bobs["last_used_at"].is_string() && bobs.get("access_token").is_none());
+
+    // Paging, as every listing.
+    let (_, first) = app.get("/v1/inventory?limit=3").await;
+    assert_eq!(first["data"].as_array().unwrap().len(), 3);
+    let cursor = first["next_cursor"].as_str().unwrap();
+    let (_, second) = app.get(&format!("/v1/inventory?limit=3&cursor={cursor}")).await;
+    assert_eq!((second["data"].as_array().unwrap().len(), second["next_cursor"].is_null()), (1, true));
+    let (_, filtered) = app.get("/v1/inventory?access=write&limit=1").await;
+    let next = filtered["next_cursor"].as_str().expect("a page filtered after the query still goes on");
+    let (_, rest) = app.get(&format!("/v1/inventory?access=write&limit=1&cursor={next}")).await;
+    assert_eq!(rest["data"].as_array().unwrap().len(), 1);
+
+    // CSV, by query or by Accept; read back with a CSV parser.
+    for request in [
+        app.host(reqwest::Method::GET, "/v1/inventory?format=csv"),
+        app.host(reqwest::Method::GET, "/v1/inventory").header("accept", "text/csv"),
+    ] {
+        let response = request.send().await.unwrap();
+        assert_eq!(response.status(), 200);
+        assert_eq!(response.headers()["content-type"], "text/csv; charset=utf-8");
+        let text = response.text().await.unwrap();
+        let mut reader = csv::Reader::from_reader(text.as_bytes());
+        let header: Vec<String> = reader.headers().unwrap().iter().map(str::to_owned).collect();
+        assert_eq!(header, latch_server::connections::inventory::CSV_HEADER);
+        let rows: Vec<csv::StringRecord> = reader.records().map(Result::unwrap).collect();
+        assert_eq!(rows.len(), 4);
+        let carol = rows.iter().find(|r| &r[0] == plain.id.as_str()).unwrap();
+        assert_eq!(&carol[8], "Deploys, \"prod\" only", "RFC 4180 quoting round-trips");
+        let bob_row = rows.iter().find(|r| &r[0] == bob.id.as_str()).unwrap();
+        assert_eq!((&bob_row[9], &bob_row[10], &bob_row[15]), ("read write", "write", "ci"));
+    }
+    let (status, paged) = {
+        let response = app.host(reqwest::Method::GET, "/v1/inventory?format=csv&limit=2").send().await.unwrap();
+        (response.status(), response.headers().get("latch-next-cursor").cloned())
+    };
+    assert_eq!(status, 200);
+    assert!(paged.is_some(), "the CSV page says where the next one starts");
+
+    // Bad filters are named.
+    for (query, field) in [
+        ("limit=0", "limit"),
+        ("status=gone", "status"),
+        ("access=admin", "access"),
+        ("unused_days=-1", "unused_days"),
+        ("unused_days=36501", "unused_days"),
+        ("format=xml", "format"),
+    ] {
+        let got = app.get(&format!("/v1/inventory?{query}")).await;
+        assert_error(&got, 422, "invalid_request");
+        assert_eq!(got.1["error"]["field"], field, "{query}");
+    }
 });

@@ -43,6 +43,7 @@ pub fn router(state: AppState) -> Router {
         .at(h::UpdateConnectionEndpoint, host::connections::update)
         .at(h::DeleteConnection, host::connections::delete)
         .at(h::GetAccessToken, host::access_token::create)
+        .at(h::ListInventory, host::inventory::list)
         .at(h::ListActivity, host::activity::list)
         .at(h::ListEvents, host::events::list)
         .at(h::ListWebhookEndpoints, host::webhooks::list)

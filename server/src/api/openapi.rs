@@ -16,6 +16,7 @@ use utoipa::{Modify, OpenApi};
         super::host::connections::update,
         super::host::connections::delete,
         super::host::access_token::create,
+        super::host::inventory::list,
         super::host::activity::list,
         super::host::events::list,
         super::host::webhooks::create,
@@ -32,6 +33,8 @@ use utoipa::{Modify, OpenApi};
         super::health::readyz,
         super::health::jwks,
     ),
+    // Types only query parameters name are not collected from the paths.
+    components(schemas(latch_shared::api::host::InventoryFormat)),
     modifiers(&Security, &Conventions)
 )]
 struct ApiDoc;

@@ -3,6 +3,7 @@
 
 pub mod access_token;
 pub mod cache;
+pub mod inventory;
 
 use crate::activity::{Action, Actor, Entry, record};
 use crate::clock::Clock;
@@ -103,6 +104,9 @@ pub async fn list(store: &Store, q: &ConnectionQuery) -> Result<Page<Connection>
         organization_id: q.organization_id.as_deref(),
         provider: q.provider.as_deref(),
         status: q.status,
+        scope: None,
+        credential_source: None,
+        unused_since: None,
         after: q.cursor.as_deref(),
         limit,
     };

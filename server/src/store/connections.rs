@@ -128,9 +128,19 @@ pub struct ConnectionFilter<'a> {
     pub organization_id: Option<&'a str>,
     pub provider: Option<&'a str>,
     pub status: Option<ConnectionStatus>,
+    /// Only connections granted this scope.
+    pub scope: Option<&'a str>,
+    pub credential_source: Option<CredentialSource>,
+    /// Only connections never used, or last used before this time.
+    pub unused_since: Option<i64>,
     /// Only ids after this one.
     pub after: Option<&'a str>,
     pub limit: i64,
+}
+
+/// `value` as a LIKE pattern that matches it literally (`\` escapes).
+fn like_literal(value: &str) -> String {
+    value.replace('\\', "\\\\").replace('%', "\\%").replace('_', "\\_")
 }
 
 /// How the access-token path picks a connection.
@@ -225,11 +235,17 @@ impl Store {
             "SELECT {COLUMNS} FROM connections \
              WHERE ($1 IS NULL OR user_id = $1) AND ($2 IS NULL OR organization_id = $2) \
                AND ($3 IS NULL OR provider = $3) AND ($4 IS NULL OR status = $4) AND ($5 IS NULL OR id > $5) \
+               AND ($7 IS NULL OR (' ' || scopes || ' ') LIKE $7 ESCAPE '\\') \
+               AND ($8 IS NULL OR credential_source = $8) \
+               AND ($9 IS NULL OR last_used_at IS NULL OR last_used_at < $9) \
              ORDER BY id LIMIT $6"
         );
+        // Scopes are stored space-separated: a granted scope is a whole word of ` scopes `.
+        let scope = f.scope.map(|s| format!("% {} %", like_literal(s)));
         Ok(run!(self, pool => sqlx::query_as(&sql)
             .bind(f.user_id).bind(f.organization_id).bind(f.provider).bind(f.status.map(ConnectionStatus::as_str)).bind(f.after)
             .bind(f.limit + 1)
+            .bind(&scope).bind(f.credential_source.map(CredentialSource::as_str)).bind(f.unused_since)
             .fetch_all(pool).await)?)
     }
 

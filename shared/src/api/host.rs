@@ -162,6 +162,101 @@ pub struct UpdateConnection {
     pub purpose: String,
 }
 
+/// Query of `GET /v1/inventory`: every filter optional, all of them must hold.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::IntoParams))]
+#[cfg_attr(feature = "openapi", into_params(parameter_in = Query))]
+#[serde(deny_unknown_fields)]
+pub struct InventoryQuery {
+    /// Only this user's connections.
+    #[cfg_attr(feature = "openapi", param(max_length = 256, pattern = "^[^\\u0000-\\u001F\\u007F-\\u009F]*$"))]
+    pub user_id: Option<String>,
+    /// Only this organization's connections.
+    #[cfg_attr(feature = "openapi", param(max_length = 256, pattern = "^[^\\u0000-\\u001F\\u007F-\\u009F]*$"))]
+    pub organization_id: Option<String>,
+    /// Only this provider's connections.
+    #[cfg_attr(feature = "openapi", param(max_length = 256, pattern = "^[^\\u0000-\\u001F\\u007F-\\u009F]*$"))]
+    pub provider: Option<String>,
+    /// Only connections in this status.
+    pub status: Option<ConnectionStatus>,
+    /// Only connections granted this scope.
+    #[cfg_attr(feature = "openapi", param(max_length = 256, pattern = "^[^\\u0000-\\u001F\\u007F-\\u009F]*$"))]
+    pub scope: Option<String>,
+    /// `write`: only connections granted a scope that writes.
+    pub access: Option<crate::ScopeAccess>,
+    /// Only end users' connections, or only the app's own.
+    pub credential_source: Option<crate::CredentialSource>,
+    /// Only connections never used, or not used for this many days.
+    #[cfg_attr(feature = "openapi", param(minimum = 0, maximum = 36500))]
+    pub unused_days: Option<u32>,
+    /// `json` (the default) or `csv` (also chosen by `Accept: text/csv`).
+    pub format: Option<InventoryFormat>,
+    /// Page size, 1–200 (default 50).
+    #[cfg_attr(feature = "openapi", param(minimum = 1, maximum = 200))]
+    pub limit: Option<u32>,
+    /// `next_cursor` of the previous page (in CSV, the `Latch-Next-Cursor` header).
+    #[cfg_attr(feature = "openapi", param(max_length = 256, pattern = "^[^\\u0000-\\u001F\\u007F-\\u009F]*$"))]
+    pub cursor: Option<String>,
+}
+
+/// How `GET /v1/inventory` answers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "snake_case")]
+pub enum InventoryFormat {
+    /// `{data, next_cursor}`.
+    Json,
+    /// A header row, then one connection a line (RFC 4180).
+    Csv,
+}
+
+/// One connection as a security team sees it: who owns it, what it can do, what it is for, and
+/// when it was last used and validated. Never a token.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct InventoryEntry {
+    /// `conn_…`.
+    pub id: String,
+    /// Provider key.
+    pub provider: String,
+    /// Owner: the host app's user id.
+    pub user_id: String,
+    /// Owner's organization, if any.
+    pub organization_id: Option<String>,
+    /// The external identity at the provider.
+    pub account_id: String,
+    /// A readable label for the account.
+    pub account_label: Option<String>,
+    /// An end user's connection, or the app's own.
+    pub credential_source: crate::CredentialSource,
+    /// Whether tokens can be served.
+    pub status: ConnectionStatus,
+    /// What it is for.
+    pub purpose: Option<String>,
+    /// Granted scopes, each with what it means and whether it writes (from the provider's definition).
+    pub scopes: Vec<crate::ScopeDetail>,
+    /// Whether any granted scope writes.
+    pub writes: bool,
+    /// Scopes the provider requires that were not granted.
+    pub missing_scopes: Vec<String>,
+    /// When first connected.
+    #[serde(with = "time::serde::rfc3339")]
+    pub created_at: OffsetDateTime,
+    /// The widget user who connected it.
+    pub created_by: Option<String>,
+    /// Last time a host asked for its token.
+    #[serde(with = "time::serde::rfc3339::option")]
+    pub last_used_at: Option<OffsetDateTime>,
+    /// The API key that did.
+    pub last_used_by: Option<String>,
+    /// Last successful refresh.
+    #[serde(with = "time::serde::rfc3339::option")]
+    pub last_refreshed_at: Option<OffsetDateTime>,
+    /// Last time the grant was proven valid at the provider.
+    #[serde(with = "time::serde::rfc3339::option")]
+    pub last_validated_at: Option<OffsetDateTime>,
+}
+
 /// Query of `GET /v1/connections`.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::IntoParams))]
@@ -491,6 +586,8 @@ crate::endpoint::endpoints! {
     DeleteConnection: Delete "/v1/connections/{id}" => DeleteConnectionQuery, ();
     /// `POST /v1/access-token`.
     GetAccessToken: Post "/v1/access-token" => AccessTokenRequest, AccessTokenResponse;
+    /// `GET /v1/inventory`.
+    ListInventory: Get "/v1/inventory" => InventoryQuery, Page<InventoryEntry>;
     /// `GET /v1/activity`.
     ListActivity: Get "/v1/activity" => ActivityQuery, Page<ActivityEntry>;
     /// `GET /v1/events`.

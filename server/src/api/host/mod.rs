@@ -4,6 +4,7 @@ pub mod access_token;
 pub mod activity;
 pub mod connections;
 pub mod events;
+pub mod inventory;
 pub mod providers;
 pub mod webhooks;
 pub mod widget_tokens;
