@@ -62,6 +62,9 @@ pub struct FileConfig {
     pub access_token_skew_seconds: i64,
     /// Default: on in demo mode only.
     pub allow_private_webhook_targets: Option<bool>,
+    /// Start even when connections belong to a provider no longer configured.
+    #[serde(default)]
+    pub allow_orphaned_providers: bool,
     #[serde(default = "defaults::sandbox_access_token_ttl_seconds")]
     pub sandbox_access_token_ttl_seconds: i64,
     pub widget_dir: Option<PathBuf>,
@@ -101,6 +104,7 @@ impl Default for FileConfig {
             data_dir: defaults::data_dir(),
             access_token_skew_seconds: defaults::access_token_skew_seconds(),
             allow_private_webhook_targets: None,
+            allow_orphaned_providers: false,
             sandbox_access_token_ttl_seconds: defaults::sandbox_access_token_ttl_seconds(),
             widget_dir: None,
             demo_listen: defaults::demo_listen(),
@@ -318,6 +322,8 @@ pub struct Config {
     pub access_token_skew_seconds: i64,
     /// Webhook targets on private addresses (tests, the demo).
     pub allow_private_webhook_targets: bool,
+    /// Start even when connections belong to a provider no longer configured.
+    pub allow_orphaned_providers: bool,
     /// Lifetime of the sandbox provider's access tokens (demo mode).
     pub sandbox_access_token_ttl_seconds: i64,
     /// Trunk's output directory, served under /widget/.
@@ -469,6 +475,7 @@ impl Config {
             data_dir,
             access_token_skew_seconds: skew,
             allow_private_webhook_targets: file.allow_private_webhook_targets.unwrap_or(demo),
+            allow_orphaned_providers: file.allow_orphaned_providers,
             sandbox_access_token_ttl_seconds: sandbox_ttl,
             widget_dir,
             demo_listen,

@@ -85,6 +85,13 @@ pub enum StartError {
     Signer(#[from] SignerError),
     #[error("HTTP client: {0}")]
     HttpClient(String),
+    /// Providers removed from the configuration while connections still use them.
+    #[error(
+        "providers with connections cannot be removed from the configuration: {0}; \
+         configure the provider again, delete those connections first (`DELETE /v1/connections/{{id}}`), \
+         or set allow_orphaned_providers = true to start anyway"
+    )]
+    OrphanedProviders(String),
 }
 
 impl AppState {
@@ -106,6 +113,9 @@ impl AppState {
             providers.push(crate::sandbox::provider(&config.public_url));
         }
         let providers = Registry::new(providers);
+        if !config.allow_orphaned_providers {
+            check_orphans(&store, &providers).await?;
+        }
         let assets = crate::assets::WidgetAssets::load(&config.widget_dir);
         let http = crate::oauth::http::client(PROVIDER_TIMEOUT).map_err(|e| StartError::HttpClient(e.to_string()))?;
         let webhook_http = crate::events::targets::client(PROVIDER_TIMEOUT, config.allow_private_webhook_targets)
@@ -193,6 +203,21 @@ impl AppState {
         }));
         Ok(state)
     }
+}
+
+/// Refuses to start when connections belong to a provider the configuration no longer has: their
+/// tokens could be neither refreshed nor revoked, and nobody would notice.
+async fn check_orphans(store: &Store, providers: &Registry) -> Result<(), StartError> {
+    let store_err = |source| StartError::Store { url: "(configured)".into(), source };
+    let orphans: Vec<String> = store
+        .connections_per_provider()
+        .await
+        .map_err(store_err)?
+        .into_iter()
+        .filter(|(key, _)| providers.get(key).is_none())
+        .map(|(key, n)| format!("{key} ({n} connection{})", if n == 1 { "" } else { "s" }))
+        .collect();
+    if orphans.is_empty() { Ok(()) } else { Err(StartError::OrphanedProviders(orphans.join(", "))) }
 }
 
 /// Reads the master key from its source; demo mode creates a development key file.

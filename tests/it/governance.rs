@@ -202,3 +202,16 @@ both!(the_inventory_answers_who_owns_what_can_do_what_and_exports_csv, |backend|
         assert_eq!(got.1["error"]["field"], field, "{query}");
     }
 });
+
+both!(a_provider_removed_while_connections_use_it_stops_the_start, |backend| async move {
+    let (app, _fake) = TestApp::with_fake(backend).await;
+    app.seed(Seed::default()).await;
+    app.seed(Seed { account_id: "acct-2", ..Seed::default() }).await;
+    let mut config = app.state.config.clone();
+    config.providers.retain(|p| p.key != "acme");
+    let refused = latch_server::AppState::build(config.clone(), Default::default()).await.unwrap_err().to_string();
+    assert!(refused.contains("acme (2 connections)"), "{refused}");
+    assert!(refused.contains("allow_orphaned_providers"), "says how to go on: {refused}");
+    config.allow_orphaned_providers = true;
+    assert!(latch_server::AppState::build(config, Default::default()).await.is_ok(), "the operator said so");
+});
