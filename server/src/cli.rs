@@ -8,6 +8,7 @@ use crate::state::{AppState, load_master_key};
 use crate::store::{Store, new_id};
 use crate::vault::{MasterKey, Sealed, Vault};
 use clap::{Parser, Subcommand};
+use latch_shared::ConnectionStatus;
 use std::io::Read as _;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -78,7 +79,8 @@ pub enum SecretCommand {
 /// `latch providers …`
 #[derive(Debug, Subcommand)]
 pub enum ProvidersCommand {
-    /// List configured providers.
+    /// List configured providers: key, name, scopes, whether a client secret is there, and
+    /// their connections (live, needing reauthorization), tab-separated.
     List,
 }
 
@@ -140,6 +142,10 @@ async fn run(cli: Cli) -> Result<(), String> {
         Command::Providers(ProvidersCommand::List) => {
             let store = open_store(&config).await?;
             let stored = store.providers_with_secret().await.map_err(|e| e.to_string())?;
+            let counts = store.connections_per_status().await.map_err(|e| e.to_string())?;
+            let count = |key: &str, status: ConnectionStatus| {
+                counts.iter().find(|(p, s, _)| p == key && s == status.as_str()).map_or(0, |(_, _, n)| *n)
+            };
             for p in &config.providers {
                 let secret = if stored.contains(&p.key) {
                     "secret stored"
@@ -148,7 +154,15 @@ async fn run(cli: Cli) -> Result<(), String> {
                 } else {
                     "no secret"
                 };
-                out(&format!("{}\t{}\t{}\t{}", p.key, p.name, p.scopes.join(","), secret));
+                let live = count(&p.key, ConnectionStatus::Active);
+                let stale = count(&p.key, ConnectionStatus::NeedsReauthorization);
+                out(&format!(
+                    "{}\t{}\t{}\t{}\t{live} live\t{stale} need reauthorization",
+                    p.key,
+                    p.name,
+                    p.scopes.join(","),
+                    secret
+                ));
             }
             if config.providers.is_empty() {
                 hint("no providers configured; add [providers.KEY] tables to latch.toml");
@@ -272,7 +286,7 @@ async fn api_keys_command(config: &Config, cmd: ApiKeysCommand) -> Result<(), St
 async fn secret_add(config: &Config, provider: &str) -> Result<(), String> {
     if !config.providers.iter().any(|p| p.key == provider) {
         return Err(format!(
-            "no provider {provider:?} in the configuration; add [providers.{provider}] to latch.toml first"
+            "provider_not_found: no provider {provider:?} in the configuration; add [providers.{provider}] to latch.toml first"
         ));
     }
     let master = load_master_key(&config.master_key).map_err(|e| e.to_string())?;

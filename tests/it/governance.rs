@@ -215,3 +215,31 @@ both!(a_provider_removed_while_connections_use_it_stops_the_start, |backend| asy
     config.allow_orphaned_providers = true;
     assert!(latch_server::AppState::build(config, Default::default()).await.is_ok(), "the operator said so");
 });
+
+both!(providers_list_counts_connections_and_an_unknown_provider_is_named, |backend| async move {
+    let (app, fake) = TestApp::with_fake(backend).await;
+    app.seed(Seed::default()).await;
+    app.seed(Seed { account_id: "acct-2", ..Seed::default() }).await;
+    app.seed(Seed { account_id: "acct-3", status: "needs_reauthorization", ..Seed::default() }).await;
+    let dir = tempfile::tempdir().unwrap();
+    let provider = |key: &str| {
+        format!(
+            "[providers.{key}]\nclient_id = \"client-{key}\"\nauthorization_url = \"{0}/authorize\"\ntoken_url = \"{0}/token\"\n\
+             scopes = [\"read\", \"write\"]\nidentity = {{ url = \"{0}/userinfo\", account_identifier = \"$.sub\" }}\n",
+            fake.url
+        )
+    };
+    std::fs::write(dir.path().join("latch.toml"), provider("acme") + &provider("plain")).unwrap();
+    let run = |args: &[&str]| {
+        let mut cmd = crate::harness::latch_command(dir.path(), &app.db.url);
+        cmd.args(["--config", "latch.toml"]).args(args).output().unwrap()
+    };
+    let listed = run(&["providers", "list"]);
+    assert!(listed.status.success(), "{}", String::from_utf8_lossy(&listed.stderr));
+    let listed = String::from_utf8(listed.stdout).unwrap();
+    assert!(listed.contains("acme\tacme\tread,write\tsecret stored\t2 live\t1 need reauthorization\n"), "{listed}");
+    assert!(listed.contains("plain\tplain\tread,write\tsecret stored\t0 live\t0 need reauthorization\n"), "{listed}");
+    let unknown = run(&["secret", "add", "--provider", "nope"]);
+    assert!(!unknown.status.success());
+    assert!(String::from_utf8_lossy(&unknown.stderr).contains("provider_not_found"), "{unknown:?}");
+});

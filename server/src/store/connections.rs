@@ -249,6 +249,13 @@ impl Store {
             .fetch_all(pool).await)?)
     }
 
+    /// Connections per provider key and status.
+    pub async fn connections_per_status(&self) -> StoreResult<Vec<(String, String, i64)>> {
+        Ok(run!(self, pool => sqlx::query_as(
+            "SELECT provider, status, COUNT(*) FROM connections GROUP BY provider, status ORDER BY provider, status")
+            .fetch_all(pool).await)?)
+    }
+
     /// Connections per provider key, by provider.
     pub async fn connections_per_provider(&self) -> StoreResult<Vec<(String, i64)>> {
         Ok(run!(self, pool => sqlx::query_as(
