@@ -45,6 +45,44 @@ pub enum Command {
     /// Master keys.
     #[command(subcommand)]
     Keys(KeysCommand),
+    /// The inventory of connections, read from the database.
+    #[command(subcommand)]
+    Connections(ConnectionsCommand),
+}
+
+/// `latch connections …`
+#[derive(Debug, Subcommand)]
+pub enum ConnectionsCommand {
+    /// List connections, filtered (every filter must hold).
+    List {
+        /// Only this user's.
+        #[arg(long)]
+        user: Option<String>,
+        /// Only this organization's.
+        #[arg(long)]
+        organization: Option<String>,
+        /// Only this provider's.
+        #[arg(long)]
+        provider: Option<String>,
+        /// Only in this status: active or needs_reauthorization.
+        #[arg(long)]
+        status: Option<String>,
+        /// Only those granted this scope.
+        #[arg(long)]
+        scope: Option<String>,
+        /// Only those never used, or not used for this many days.
+        #[arg(long)]
+        unused_days: Option<u32>,
+        /// table (tab-separated, for people), json (an array of inventory entries) or csv
+        /// (RFC 4180, the columns of `GET /v1/inventory?format=csv`).
+        #[arg(long, default_value = "table")]
+        format: String,
+    },
+    /// One connection, as its inventory entry in JSON.
+    Show {
+        /// The connection's id.
+        id: String,
+    },
 }
 
 /// `latch api-keys …`
@@ -169,6 +207,7 @@ async fn run(cli: Cli) -> Result<(), String> {
             }
             Ok(())
         }
+        Command::Connections(cmd) => connections_command(&config, cmd).await,
         Command::Keys(KeysCommand::Generate) => {
             out(&MasterKey::generate_base64());
             Ok(())
@@ -185,6 +224,87 @@ async fn run(cli: Cli) -> Result<(), String> {
             Ok(())
         }
     }
+}
+
+/// `latch connections list | show`: the inventory, straight from the database (every page).
+async fn connections_command(config: &Config, cmd: ConnectionsCommand) -> Result<(), String> {
+    use crate::connections::inventory;
+    use latch_shared::api::host::{InventoryEntry, InventoryQuery};
+    let store = open_store(config).await?;
+    let providers = crate::providers::Registry::new(config.providers.clone());
+    let clock = Clock::default();
+    let all = |q: InventoryQuery| {
+        let (store, providers, clock) = (&store, &providers, &clock);
+        async move {
+            let mut entries: Vec<InventoryEntry> = Vec::new();
+            let mut q = InventoryQuery { limit: Some(crate::paging::MAX_LIMIT), ..q };
+            loop {
+                let page = inventory::list(store, providers, clock, &q).await.map_err(|e| e.to_string())?;
+                entries.extend(page.data);
+                match page.next_cursor {
+                    Some(cursor) => q.cursor = Some(cursor),
+                    None => return Ok::<_, String>(entries),
+                }
+            }
+        }
+    };
+    let result = match cmd {
+        ConnectionsCommand::List { user, organization, provider, status, scope, unused_days, format } => {
+            let status = status
+                .map(|s| {
+                    s.parse::<ConnectionStatus>()
+                        .map_err(|_| format!("--status: {s:?} is not active or needs_reauthorization"))
+                })
+                .transpose()?;
+            if !matches!(format.as_str(), "table" | "json" | "csv") {
+                return Err(format!("--format: {format:?} is not table, json or csv"));
+            }
+            let query = InventoryQuery {
+                user_id: user,
+                organization_id: organization,
+                provider,
+                status,
+                scope,
+                unused_days,
+                ..InventoryQuery::default()
+            };
+            let entries = all(query).await?;
+            match format.as_str() {
+                "json" => out(&serde_json::to_string_pretty(&entries).map_err(|e| e.to_string())?),
+                "csv" => {
+                    let csv = inventory::to_csv(&entries).map_err(|e| e.to_string())?;
+                    out(csv.strip_suffix("\r\n").unwrap_or(&csv));
+                }
+                _ => {
+                    for e in &entries {
+                        let used = e.last_used_at.map_or_else(|| "never used".to_owned(), |t| format!("used {t}"));
+                        out(&format!(
+                            "{}\t{}\t{}\t{}\t{}\t{}\t{used}",
+                            e.id,
+                            e.provider,
+                            e.user_id,
+                            e.account_label.as_deref().unwrap_or(&e.account_id),
+                            e.status,
+                            e.purpose.as_deref().unwrap_or("-"),
+                        ));
+                    }
+                    if entries.is_empty() {
+                        hint("no connection matches");
+                    }
+                }
+            }
+            Ok(())
+        }
+        ConnectionsCommand::Show { id } => match store.connection(&id).await.map_err(|e| e.to_string())? {
+            Some(row) => {
+                out(&serde_json::to_string_pretty(&inventory::entry(&providers, &row)).map_err(|e| e.to_string())?);
+                Ok(())
+            }
+            None => Err(format!("connection_not_found: no connection {id:?}")),
+        },
+    };
+    store.close().await;
+    result
 }
 
 async fn open_store(config: &Config) -> Result<Store, String> {

@@ -3,7 +3,7 @@
 
 use crate::harness::{Seed, TestApp, assert_error, assert_error_says, both};
 use latch_shared::api::host::{GetConnection, ListProviders, UpdateConnection, UpdateConnectionEndpoint};
-use serde_json::json;
+use serde_json::{Value, json};
 
 both!(purpose_provenance_and_last_use_are_recorded, |backend| async move {
     let (app, _fake) = TestApp::with_fake(backend).await;
@@ -242,4 +242,46 @@ both!(providers_list_counts_connections_and_an_unknown_provider_is_named, |backe
     let unknown = run(&["secret", "add", "--provider", "nope"]);
     assert!(!unknown.status.success());
     assert!(String::from_utf8_lossy(&unknown.stderr).contains("provider_not_found"), "{unknown:?}");
+});
+
+both!(the_cli_lists_and_shows_the_inventory, |backend| async move {
+    let (app, fake) = TestApp::with_fake(backend).await;
+    let alice = app.seed(Seed::default()).await;
+    let bob =
+        app.seed(Seed { user_id: "bob", account_id: "b1", status: "needs_reauthorization", ..Seed::default() }).await;
+    let dir = tempfile::tempdir().unwrap();
+    let toml = format!(
+        "[providers.acme]\nclient_id = \"client-acme\"\nauthorization_url = \"{0}/authorize\"\ntoken_url = \"{0}/token\"\n\
+         scopes = [\"read\", {{ name = \"write\", access = \"write\" }}]\nidentity = {{ url = \"{0}/userinfo\", account_identifier = \"$.sub\" }}\n",
+        fake.url
+    );
+    std::fs::write(dir.path().join("latch.toml"), toml).unwrap();
+    let run = |args: &[&str]| {
+        let mut cmd = crate::harness::latch_command(dir.path(), &app.db.url);
+        let out = cmd.args(["--config", "latch.toml"]).args(args).output().unwrap();
+        (out.status.success(), String::from_utf8(out.stdout).unwrap(), String::from_utf8(out.stderr).unwrap())
+    };
+    let (ok, table, err) = run(&["connections", "list"]);
+    assert!(ok, "{err}");
+    assert_eq!(table.lines().count(), 2, "{table}");
+    assert!(
+        table.contains(&format!("{}\tacme\tbob\tb1 at acme\tneeds_reauthorization\t-\tnever used", bob.id)),
+        "{table}"
+    );
+    let (_, only_bob, _) = run(&["connections", "list", "--status", "needs_reauthorization", "--format", "json"]);
+    let only_bob: Value = serde_json::from_str(&only_bob).unwrap();
+    assert_eq!(only_bob.as_array().unwrap().len(), 1);
+    assert_eq!(only_bob[0]["id"], bob.id.as_str());
+    assert_eq!(only_bob[0]["writes"], true, "the scope meanings come from latch.toml");
+    let (_, csv, _) = run(&["connections", "list", "--user", "alice", "--format", "csv"]);
+    let mut reader = csv::Reader::from_reader(csv.as_bytes());
+    let rows: Vec<csv::StringRecord> = reader.records().map(Result::unwrap).collect();
+    assert_eq!((rows.len(), &rows[0][0]), (1, alice.id.as_str()));
+    let (ok, shown, _) = run(&["connections", "show", &alice.id]);
+    assert!(ok);
+    assert_eq!(serde_json::from_str::<Value>(&shown).unwrap()["user_id"], "alice");
+    let (ok, _, err) = run(&["connections", "show", "conn_nope"]);
+    assert!(!ok && err.contains("connection_not_found"), "{err}");
+    let (ok, _, err) = run(&["connections", "list", "--status", "sleeping"]);
+    assert!(!ok && err.contains("--status"), "{err}");
 });
