@@ -70,6 +70,9 @@ pub enum ConnectionsCommand {
         /// Only those granted this scope.
         #[arg(long)]
         scope: Option<String>,
+        /// write: only those granted a scope that writes; read: only those that only read.
+        #[arg(long)]
+        access: Option<String>,
         /// Only those never used, or not used for this many days.
         #[arg(long)]
         unused_days: Option<u32>,
@@ -249,7 +252,12 @@ async fn connections_command(config: &Config, cmd: ConnectionsCommand) -> Result
         }
     };
     let result = match cmd {
-        ConnectionsCommand::List { user, organization, provider, status, scope, unused_days, format } => {
+        ConnectionsCommand::List { user, organization, provider, status, scope, access, unused_days, format } => {
+            let access = access
+                .map(|a| {
+                    a.parse::<latch_shared::ScopeAccess>().map_err(|_| format!("--access: {a:?} is not read or write"))
+                })
+                .transpose()?;
             let status = status
                 .map(|s| {
                     s.parse::<ConnectionStatus>()
@@ -265,6 +273,7 @@ async fn connections_command(config: &Config, cmd: ConnectionsCommand) -> Result
                 provider,
                 status,
                 scope,
+                access,
                 unused_days,
                 ..InventoryQuery::default()
             };

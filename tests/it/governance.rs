@@ -277,6 +277,8 @@ both!(the_cli_lists_and_shows_the_inventory, |backend| async move {
     let mut reader = csv::Reader::from_reader(csv.as_bytes());
     let rows: Vec<csv::StringRecord> = reader.records().map(Result::unwrap).collect();
     assert_eq!((rows.len(), &rows[0][0]), (1, alice.id.as_str()));
+    let (_, writers, _) = run(&["connections", "list", "--access", "write", "--unused-days", "90", "--format", "json"]);
+    assert_eq!(serde_json::from_str::<Value>(&writers).unwrap().as_array().unwrap().len(), 2);
     let (ok, shown, _) = run(&["connections", "show", &alice.id]);
     assert!(ok);
     assert_eq!(serde_json::from_str::<Value>(&shown).unwrap()["user_id"], "alice");
