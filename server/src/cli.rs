@@ -48,6 +48,30 @@ pub enum Command {
     /// The inventory of connections, read from the database.
     #[command(subcommand)]
     Connections(ConnectionsCommand),
+    /// Access tokens, as `POST /v1/access-token` serves them.
+    #[command(subcommand)]
+    Token(TokenCommand),
+}
+
+/// `latch token …`
+#[derive(Debug, Subcommand)]
+pub enum TokenCommand {
+    /// A fresh access token's metadata (JSON), refreshing it when it is about to expire; the
+    /// token itself only with `--show-token`. Recorded in the trail as the API key `cli`.
+    Get {
+        #[arg(long)]
+        user: String,
+        #[arg(long)]
+        provider: String,
+        #[arg(long)]
+        organization: Option<String>,
+        /// Refresh even if the stored token is still fresh.
+        #[arg(long)]
+        force_refresh: bool,
+        /// Print the access token too (it is a secret: mind the terminal and the shell history).
+        #[arg(long)]
+        show_token: bool,
+    },
 }
 
 /// `latch connections …`
@@ -211,6 +235,27 @@ async fn run(cli: Cli) -> Result<(), String> {
             Ok(())
         }
         Command::Connections(cmd) => connections_command(&config, cmd).await,
+        Command::Token(TokenCommand::Get { user, provider, organization, force_refresh, show_token }) => {
+            let state = AppState::build(config, Clock::default()).await.map_err(|e| e.to_string())?;
+            let caller = crate::auth::api_keys::HostIdentity { key_id: "cli".into(), key_name: "cli".into() };
+            let req = latch_shared::api::host::AccessTokenRequest {
+                user_id: user,
+                provider,
+                organization_id: organization,
+                account_id: None,
+                connection_id: None,
+                force_refresh: Some(force_refresh),
+            };
+            let answer = crate::connections::access_token::access_token(&state.tokens, &caller, &req).await;
+            state.usage.flush(&state.store).await;
+            state.store.close().await;
+            let mut answer = serde_json::to_value(answer.map_err(|e| e.to_string())?).map_err(|e| e.to_string())?;
+            if !show_token && let Some(token) = answer.get_mut("access_token") {
+                *token = serde_json::Value::String("(hidden: add --show-token)".into());
+            }
+            out(&serde_json::to_string_pretty(&answer).map_err(|e| e.to_string())?);
+            Ok(())
+        }
         Command::Keys(KeysCommand::Generate) => {
             out(&MasterKey::generate_base64());
             Ok(())

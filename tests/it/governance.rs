@@ -287,3 +287,32 @@ both!(the_cli_lists_and_shows_the_inventory, |backend| async move {
     let (ok, _, err) = run(&["connections", "list", "--status", "sleeping"]);
     assert!(!ok && err.contains("--status"), "{err}");
 });
+
+both!(the_cli_gets_a_token_and_shows_it_only_when_asked, |backend| async move {
+    let (app, fake) = TestApp::with_fake(backend).await;
+    let row = app.seed(Seed::default()).await;
+    let dir = tempfile::tempdir().unwrap();
+    let toml = format!(
+        "[providers.acme]\nclient_id = \"client-acme\"\nauthorization_url = \"{0}/authorize\"\ntoken_url = \"{0}/token\"\n\
+         scopes = [\"read\", \"write\"]\nidentity = {{ url = \"{0}/userinfo\", account_identifier = \"$.sub\" }}\n",
+        fake.url
+    );
+    std::fs::write(dir.path().join("latch.toml"), toml).unwrap();
+    let run = |args: &[&str]| {
+        let mut cmd = crate::harness::latch_command(dir.path(), &app.db.url);
+        let out = cmd.args(["--config", "latch.toml"]).args(args).output().unwrap();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8(out.stdout).unwrap()
+    };
+    let hidden = run(&["token", "get", "--user", "alice", "--provider", "acme"]);
+    assert!(!hidden.contains("at-default"), "{hidden}");
+    let hidden: Value = serde_json::from_str(&hidden).unwrap();
+    assert_eq!((hidden["active"].as_bool(), hidden["connection_id"].as_str()), (Some(true), Some(row.id.as_str())));
+    let shown: Value =
+        serde_json::from_str(&run(&["token", "get", "--user", "alice", "--provider", "acme", "--show-token"])).unwrap();
+    assert_eq!(shown["access_token"], "at-default");
+    let none: Value = serde_json::from_str(&run(&["token", "get", "--user", "zoe", "--provider", "acme"])).unwrap();
+    assert_eq!((none["active"].as_bool(), none["error"].as_str()), (Some(false), Some("not_installed")));
+    let trail = app.activity(&format!("connection_id={}", row.id)).await;
+    assert!(trail.iter().any(|e| e["action"] == "token_retrieved" && e["actor"]["name"] == "cli"), "{trail:?}");
+});
