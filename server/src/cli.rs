@@ -157,6 +157,10 @@ pub enum KeysCommand {
     /// Re-seal every secret under the active master key (LATCH_MASTER_KEY), opening old ones
     /// with LATCH_PREVIOUS_MASTER_KEYS; online, resumable. Then the old keys can be dropped.
     Rotate,
+    /// List the keys the database knows, tab-separated, never key material: master key ids
+    /// (`active` for LATCH_MASTER_KEY, `previous` for a configured older one, `missing` when
+    /// none is configured) and widget signing key ids (the newest signs).
+    List,
 }
 
 /// Parses arguments, runs, and turns errors into a message and exit code 1 or 2.
@@ -254,6 +258,34 @@ async fn run(cli: Cli) -> Result<(), String> {
                 *token = serde_json::Value::String("(hidden: add --show-token)".into());
             }
             out(&serde_json::to_string_pretty(&answer).map_err(|e| e.to_string())?);
+            Ok(())
+        }
+        Command::Keys(KeysCommand::List) => {
+            let store = open_store(&config).await?;
+            let master = load_master_key(&config.master_key).ok();
+            let previous: Vec<String> = config
+                .previous_master_keys
+                .iter()
+                .filter_map(|k| load_master_key(k).ok())
+                .map(|k| Vault::new(k, []).active_key_id().to_owned())
+                .collect();
+            let active = master.map(|k| Vault::new(k, []).active_key_id().to_owned());
+            for (id, _) in store.vault_keys().await.map_err(|e| e.to_string())? {
+                let role = if active.as_deref() == Some(id.as_str()) {
+                    "active"
+                } else if previous.contains(&id) {
+                    "previous"
+                } else {
+                    "missing"
+                };
+                out(&format!("master\t{id}\t{role}"));
+            }
+            for (i, key) in store.signing_keys().await.map_err(|e| e.to_string())?.iter().enumerate() {
+                let role = if i == 0 { "signing" } else { "verifying" };
+                let created = crate::clock::from_unix(key.created_at);
+                out(&format!("widget-signing\t{}\t{role}\tcreated {created}", key.id));
+            }
+            store.close().await;
             Ok(())
         }
         Command::Keys(KeysCommand::Generate) => {

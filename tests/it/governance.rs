@@ -316,3 +316,27 @@ both!(the_cli_gets_a_token_and_shows_it_only_when_asked, |backend| async move {
     let trail = app.activity(&format!("connection_id={}", row.id)).await;
     assert!(trail.iter().any(|e| e["action"] == "token_retrieved" && e["actor"]["name"] == "cli"), "{trail:?}");
 });
+
+both!(the_cli_lists_keys_by_id_never_their_material, |backend| async move {
+    let app = TestApp::start(backend).await;
+    let dir = tempfile::tempdir().unwrap();
+    let run = |master: Option<&str>| {
+        let mut cmd = crate::harness::latch_command(dir.path(), &app.db.url);
+        if let Some(key) = master {
+            cmd.env("LATCH_MASTER_KEY", key);
+        }
+        let out = cmd.args(["keys", "list"]).output().unwrap();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8(out.stdout).unwrap()
+    };
+    let listed = run(None);
+    let active = app.state.vault.active_key_id();
+    assert!(listed.contains(&format!("master\t{active}\tactive\n")), "{listed}");
+    assert!(listed.contains("widget-signing\tsk_first\tsigning\tcreated "), "{listed}");
+    assert!(!listed.contains(crate::harness::MASTER_KEY), "no key material");
+    let other = latch_server::vault::MasterKey::generate_base64();
+    assert!(
+        run(Some(&other)).contains(&format!("master\t{active}\tmissing\n")),
+        "a key the operator no longer configures"
+    );
+});
