@@ -51,6 +51,39 @@ pub enum Command {
     /// Access tokens, as `POST /v1/access-token` serves them.
     #[command(subcommand)]
     Token(TokenCommand),
+    /// The activity trail, newest first.
+    Activity {
+        /// Only this connection's entries.
+        #[arg(long)]
+        connection: Option<String>,
+        /// Only this user's.
+        #[arg(long)]
+        user: Option<String>,
+        /// Only this provider's.
+        #[arg(long)]
+        provider: Option<String>,
+        /// Only entries this recent: a number and a unit, s, m, h or d (`90m`, `1h`, `7d`).
+        #[arg(long)]
+        since: Option<String>,
+        /// table (tab-separated) or json (an array of `GET /v1/activity` entries).
+        #[arg(long, default_value = "table")]
+        format: String,
+    },
+}
+
+/// Seconds in a `--since` value such as `90m`, `1h` or `7d`.
+fn parse_since(text: &str) -> Result<i64, String> {
+    let bad = || format!("--since: {text:?} is not a number and a unit (s, m, h or d), such as 1h");
+    let (number, unit) = text.split_at(text.len().saturating_sub(1));
+    let n: i64 = number.parse().map_err(|_| bad())?;
+    let unit = match unit {
+        "s" => 1,
+        "m" => 60,
+        "h" => 3600,
+        "d" => 86_400,
+        _ => return Err(bad()),
+    };
+    n.checked_mul(unit).filter(|s| *s >= 0).ok_or_else(bad)
 }
 
 /// `latch token …`
@@ -239,6 +272,53 @@ async fn run(cli: Cli) -> Result<(), String> {
             Ok(())
         }
         Command::Connections(cmd) => connections_command(&config, cmd).await,
+        Command::Activity { connection, user, provider, since, format } => {
+            if !matches!(format.as_str(), "table" | "json") {
+                return Err(format!("--format: {format:?} is not table or json"));
+            }
+            let cutoff = since.as_deref().map(parse_since).transpose()?.map(|s| Clock::default().unix() - s);
+            let store = open_store(&config).await?;
+            let mut q = latch_shared::api::host::ActivityQuery {
+                connection_id: connection,
+                user_id: user,
+                provider,
+                limit: Some(crate::paging::MAX_LIMIT),
+                cursor: None,
+            };
+            let mut entries = Vec::new();
+            // Newest first: stop at the first entry older than `--since`.
+            'pages: loop {
+                let page = crate::connections::activity(&store, &q).await.map_err(|e| e.to_string())?;
+                for entry in page.data {
+                    if cutoff.is_some_and(|c| entry.at.unix_timestamp() < c) {
+                        break 'pages;
+                    }
+                    entries.push(entry);
+                }
+                match page.next_cursor {
+                    Some(cursor) => q.cursor = Some(cursor),
+                    None => break,
+                }
+            }
+            store.close().await;
+            if format == "json" {
+                out(&serde_json::to_string_pretty(&entries).map_err(|e| e.to_string())?);
+            } else {
+                for e in &entries {
+                    out(&format!(
+                        "{}\t{}:{}\t{}\t{}\t{}\t{}",
+                        e.at,
+                        e.actor.kind,
+                        e.actor.name,
+                        e.action,
+                        e.outcome,
+                        e.connection_id.as_deref().or(e.provider.as_deref()).unwrap_or("-"),
+                        e.detail.as_deref().unwrap_or("")
+                    ));
+                }
+            }
+            Ok(())
+        }
         Command::Token(TokenCommand::Get { user, provider, organization, force_refresh, show_token }) => {
             let state = AppState::build(config, Clock::default()).await.map_err(|e| e.to_string())?;
             let caller = crate::auth::api_keys::HostIdentity { key_id: "cli".into(), key_name: "cli".into() };
@@ -511,4 +591,16 @@ async fn secret_add(config: &Config, provider: &str) -> Result<(), String> {
     state.store.close().await;
     hint(&format!("stored the client secret of {provider} (encrypted)"));
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn since_reads_a_number_and_a_unit() {
+        assert_eq!(super::parse_since("90m"), Ok(5400));
+        assert_eq!(super::parse_since("7d"), Ok(604_800));
+        for bad in ["", "h", "1w", "-1h", "1.5h", "99999999999999999d"] {
+            assert!(super::parse_since(bad).is_err(), "{bad}");
+        }
+    }
 }

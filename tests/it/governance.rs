@@ -340,3 +340,29 @@ both!(the_cli_lists_keys_by_id_never_their_material, |backend| async move {
         "a key the operator no longer configures"
     );
 });
+
+both!(the_cli_reads_the_trail_newest_first_and_since, |backend| async move {
+    let (app, _fake) = TestApp::with_fake(backend).await;
+    let row = app.seed(Seed::default()).await;
+    for purpose in ["First", "Second"] {
+        let body = UpdateConnection { purpose: purpose.into() };
+        assert_eq!(app.call::<UpdateConnectionEndpoint>(&[&row.id], Some(&body)).await.0, 200);
+    }
+    app.db.execute("UPDATE activity SET at = at - 7200 WHERE detail = 'First'").await;
+    let dir = tempfile::tempdir().unwrap();
+    let run = |args: &[&str]| {
+        let mut cmd = crate::harness::latch_command(dir.path(), &app.db.url);
+        let out = cmd.arg("activity").args(args).output().unwrap();
+        (out.status.success(), String::from_utf8(out.stdout).unwrap(), String::from_utf8(out.stderr).unwrap())
+    };
+    let (ok, all, err) = run(&["--connection", &row.id, "--format", "json"]);
+    assert!(ok, "{err}");
+    let all: Value = serde_json::from_str(&all).unwrap();
+    let details: Vec<&str> = all.as_array().unwrap().iter().map(|e| e["detail"].as_str().unwrap()).collect();
+    assert_eq!(details, ["Second", "First"], "newest first");
+    let (_, recent, _) = run(&["--connection", &row.id, "--since", "1h"]);
+    assert_eq!(recent.lines().count(), 1, "{recent}");
+    assert!(recent.contains("api_key:test-host\tpurpose_changed\tsuccess") && recent.contains("Second"), "{recent}");
+    let (ok, _, err) = run(&["--since", "1w"]);
+    assert!(!ok && err.contains("--since"), "{err}");
+});
