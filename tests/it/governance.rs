@@ -5,6 +5,40 @@ use crate::harness::{Seed, TestApp, assert_error, assert_error_says, both};
 use latch_shared::api::host::{GetConnection, ListProviders, UpdateConnection, UpdateConnectionEndpoint};
 use serde_json::{Value, json};
 
+/// A `latch` command line for tests of the CLI: a directory whose `latch.toml` defines each of
+/// `providers` (key, scopes as TOML) against the fake provider at `fake_url`, on `app`'s database.
+struct Cli {
+    dir: tempfile::TempDir,
+    database_url: String,
+}
+
+impl Cli {
+    fn new(app: &TestApp, fake_url: &str, providers: &[(&str, &str)]) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let toml: String = providers
+            .iter()
+            .map(|(key, scopes)| {
+                format!(
+                    "[providers.{key}]\nclient_id = \"client-{key}\"\nauthorization_url = \"{fake_url}/authorize\"\n\
+                     token_url = \"{fake_url}/token\"\nscopes = {scopes}\n\
+                     identity = {{ url = \"{fake_url}/userinfo\", account_identifier = \"$.sub\" }}\n"
+                )
+            })
+            .collect();
+        std::fs::write(dir.path().join("latch.toml"), toml).unwrap();
+        Self { dir, database_url: app.db.url.clone() }
+    }
+
+    /// Runs `latch --config latch.toml ARGS`: success, stdout, stderr.
+    fn run(&self, args: &[&str]) -> (bool, String, String) {
+        let mut cmd = crate::harness::latch_command(self.dir.path(), &self.database_url);
+        let out = cmd.args(["--config", "latch.toml"]).args(args).output().unwrap();
+        (out.status.success(), String::from_utf8(out.stdout).unwrap(), String::from_utf8(out.stderr).unwrap())
+    }
+}
+
+const READ_WRITE: &str = r#"["read", "write"]"#;
+
 both!(purpose_provenance_and_last_use_are_recorded, |backend| async move {
     let (app, _fake) = TestApp::with_fake(backend).await;
     let run = app.connect_flow("alice", "acme").await;
@@ -221,27 +255,13 @@ both!(providers_list_counts_connections_and_an_unknown_provider_is_named, |backe
     app.seed(Seed::default()).await;
     app.seed(Seed { account_id: "acct-2", ..Seed::default() }).await;
     app.seed(Seed { account_id: "acct-3", status: "needs_reauthorization", ..Seed::default() }).await;
-    let dir = tempfile::tempdir().unwrap();
-    let provider = |key: &str| {
-        format!(
-            "[providers.{key}]\nclient_id = \"client-{key}\"\nauthorization_url = \"{0}/authorize\"\ntoken_url = \"{0}/token\"\n\
-             scopes = [\"read\", \"write\"]\nidentity = {{ url = \"{0}/userinfo\", account_identifier = \"$.sub\" }}\n",
-            fake.url
-        )
-    };
-    std::fs::write(dir.path().join("latch.toml"), provider("acme") + &provider("plain")).unwrap();
-    let run = |args: &[&str]| {
-        let mut cmd = crate::harness::latch_command(dir.path(), &app.db.url);
-        cmd.args(["--config", "latch.toml"]).args(args).output().unwrap()
-    };
-    let listed = run(&["providers", "list"]);
-    assert!(listed.status.success(), "{}", String::from_utf8_lossy(&listed.stderr));
-    let listed = String::from_utf8(listed.stdout).unwrap();
+    let cli = Cli::new(&app, &fake.url, &[("acme", READ_WRITE), ("plain", READ_WRITE)]);
+    let (ok, listed, err) = cli.run(&["providers", "list"]);
+    assert!(ok, "{err}");
     assert!(listed.contains("acme\tacme\tread,write\tsecret stored\t2 live\t1 need reauthorization\n"), "{listed}");
     assert!(listed.contains("plain\tplain\tread,write\tsecret stored\t0 live\t0 need reauthorization\n"), "{listed}");
-    let unknown = run(&["secret", "add", "--provider", "nope"]);
-    assert!(!unknown.status.success());
-    assert!(String::from_utf8_lossy(&unknown.stderr).contains("provider_not_found"), "{unknown:?}");
+    let (ok, _, err) = cli.run(&["secret", "add", "--provider", "nope"]);
+    assert!(!ok && err.contains("provider_not_found"), "{err}");
 });
 
 both!(the_cli_lists_and_shows_the_inventory, |backend| async move {
@@ -249,18 +269,8 @@ both!(the_cli_lists_and_shows_the_inventory, |backend| async move {
     let alice = app.seed(Seed::default()).await;
     let bob =
         app.seed(Seed { user_id: "bob", account_id: "b1", status: "needs_reauthorization", ..Seed::default() }).await;
-    let dir = tempfile::tempdir().unwrap();
-    let toml = format!(
-        "[providers.acme]\nclient_id = \"client-acme\"\nauthorization_url = \"{0}/authorize\"\ntoken_url = \"{0}/token\"\n\
-         scopes = [\"read\", {{ name = \"write\", access = \"write\" }}]\nidentity = {{ url = \"{0}/userinfo\", account_identifier = \"$.sub\" }}\n",
-        fake.url
-    );
-    std::fs::write(dir.path().join("latch.toml"), toml).unwrap();
-    let run = |args: &[&str]| {
-        let mut cmd = crate::harness::latch_command(dir.path(), &app.db.url);
-        let out = cmd.args(["--config", "latch.toml"]).args(args).output().unwrap();
-        (out.status.success(), String::from_utf8(out.stdout).unwrap(), String::from_utf8(out.stderr).unwrap())
-    };
+    let cli = Cli::new(&app, &fake.url, &[("acme", r#"["read", { name = "write", access = "write" }]"#)]);
+    let run = |args: &[&str]| cli.run(args);
     let (ok, table, err) = run(&["connections", "list"]);
     assert!(ok, "{err}");
     assert_eq!(table.lines().count(), 2, "{table}");
@@ -291,18 +301,11 @@ both!(the_cli_lists_and_shows_the_inventory, |backend| async move {
 both!(the_cli_gets_a_token_and_shows_it_only_when_asked, |backend| async move {
     let (app, fake) = TestApp::with_fake(backend).await;
     let row = app.seed(Seed::default()).await;
-    let dir = tempfile::tempdir().unwrap();
-    let toml = format!(
-        "[providers.acme]\nclient_id = \"client-acme\"\nauthorization_url = \"{0}/authorize\"\ntoken_url = \"{0}/token\"\n\
-         scopes = [\"read\", \"write\"]\nidentity = {{ url = \"{0}/userinfo\", account_identifier = \"$.sub\" }}\n",
-        fake.url
-    );
-    std::fs::write(dir.path().join("latch.toml"), toml).unwrap();
+    let cli = Cli::new(&app, &fake.url, &[("acme", READ_WRITE)]);
     let run = |args: &[&str]| {
-        let mut cmd = crate::harness::latch_command(dir.path(), &app.db.url);
-        let out = cmd.args(["--config", "latch.toml"]).args(args).output().unwrap();
-        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-        String::from_utf8(out.stdout).unwrap()
+        let (ok, out, err) = cli.run(args);
+        assert!(ok, "{err}");
+        out
     };
     let hidden = run(&["token", "get", "--user", "alice", "--provider", "acme"]);
     assert!(!hidden.contains("at-default"), "{hidden}");
