@@ -143,6 +143,24 @@ pub enum ConnectionsCommand {
         /// The connection's id.
         id: String,
     },
+    /// Delete one connection (ID), every connection of a provider (`--provider`), or all
+    /// (`--all`); asks on a terminal, and refuses without `--yes` when stdin is not one.
+    Remove {
+        /// The connection's id.
+        id: Option<String>,
+        /// Every connection of this provider (also one no longer configured).
+        #[arg(long)]
+        provider: Option<String>,
+        /// Every connection.
+        #[arg(long)]
+        all: bool,
+        /// Also revoke the grants at the providers.
+        #[arg(long)]
+        revoke: bool,
+        /// Do not ask.
+        #[arg(long)]
+        yes: bool,
+    },
 }
 
 /// `latch api-keys …`
@@ -461,6 +479,10 @@ async fn connections_command(config: &Config, cmd: ConnectionsCommand) -> Result
             }
             Ok(())
         }
+        ConnectionsCommand::Remove { id, provider, all, revoke, yes } => {
+            store.close().await;
+            return remove_connections(config, id, provider, all, revoke, yes).await;
+        }
         ConnectionsCommand::Show { id } => match store.connection(&id).await.map_err(|e| e.to_string())? {
             Some(row) => {
                 out(&serde_json::to_string_pretty(&inventory::entry(&providers, &row)).map_err(|e| e.to_string())?);
@@ -471,6 +493,76 @@ async fn connections_command(config: &Config, cmd: ConnectionsCommand) -> Result
     };
     store.close().await;
     result
+}
+
+/// `latch connections remove`: the chosen connections deleted as the API key `cli` would, each
+/// with its event and trail entry (and its revocation, with `--revoke`).
+async fn remove_connections(
+    config: &Config,
+    id: Option<String>,
+    provider: Option<String>,
+    all: bool,
+    revoke: bool,
+    yes: bool,
+) -> Result<(), String> {
+    use std::io::IsTerminal as _;
+    if [id.is_some(), provider.is_some(), all].iter().filter(|x| **x).count() != 1 {
+        return Err("name what to remove: a connection id, --provider KEY or --all".into());
+    }
+    // Removing a provider's connections is how an operator un-orphans it: start regardless.
+    let config = Config { allow_orphaned_providers: true, ..config.clone() };
+    let state = AppState::build(config, Clock::default()).await.map_err(|e| e.to_string())?;
+    let rows = match &id {
+        Some(id) => match state.store.connection(id).await.map_err(|e| e.to_string())? {
+            Some(row) => vec![row],
+            None => return Err(format!("connection_not_found: no connection {id:?}")),
+        },
+        None => {
+            let mut rows = Vec::new();
+            let mut after: Option<String> = None;
+            loop {
+                let filter = crate::store::connections::ConnectionFilter {
+                    user_id: None,
+                    organization_id: None,
+                    provider: provider.as_deref(),
+                    status: None,
+                    scope: None,
+                    credential_source: None,
+                    unused_since: None,
+                    after: after.as_deref(),
+                    limit: i64::from(crate::paging::MAX_LIMIT),
+                };
+                let page = state.store.list_connections(&filter).await.map_err(|e| e.to_string())?;
+                let more = page.len() > crate::paging::MAX_LIMIT as usize;
+                rows.extend(page.into_iter().take(crate::paging::MAX_LIMIT as usize));
+                after = rows.last().map(|r| r.id.clone());
+                if !more {
+                    break rows;
+                }
+            }
+        }
+    };
+    if !yes {
+        if !std::io::stdin().is_terminal() {
+            return Err(format!(
+                "refusing to delete {} connection(s) without --yes: stdin is not a terminal",
+                rows.len()
+            ));
+        }
+        hint(&format!("delete {} connection(s){}? [y/N]", rows.len(), if revoke { " and revoke them" } else { "" }));
+        let mut answer = String::new();
+        std::io::stdin().read_line(&mut answer).map_err(|e| e.to_string())?;
+        if !matches!(answer.trim(), "y" | "Y" | "yes") {
+            return Err("nothing deleted".into());
+        }
+    }
+    let actor = crate::activity::Actor::ApiKey("cli".into());
+    for row in &rows {
+        crate::connections::delete(&state.deleter, &actor, row, revoke).await.map_err(|e| e.to_string())?;
+        out(&format!("deleted\t{}\t{}\t{}", row.id, row.provider, row.user_id));
+    }
+    state.store.close().await;
+    Ok(())
 }
 
 async fn open_store(config: &Config) -> Result<Store, String> {

@@ -88,7 +88,7 @@ pub enum StartError {
     /// Providers removed from the configuration while connections still use them.
     #[error(
         "providers with connections cannot be removed from the configuration: {0}; \
-         configure the provider again, delete those connections first (`DELETE /v1/connections/{{id}}`), \
+         configure the provider again, delete those connections first (`latch connections remove --provider KEY`), \
          or set allow_orphaned_providers = true to start anyway"
     )]
     OrphanedProviders(String),

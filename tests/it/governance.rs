@@ -369,3 +369,33 @@ both!(the_cli_reads_the_trail_newest_first_and_since, |backend| async move {
     let (ok, _, err) = run(&["--since", "1w"]);
     assert!(!ok && err.contains("--since"), "{err}");
 });
+
+both!(the_cli_removes_connections_and_unorphans_a_provider, |backend| async move {
+    let (app, fake) = TestApp::with_fake(backend).await;
+    let one = app.seed(Seed::default()).await;
+    app.seed(Seed { account_id: "acct-2", ..Seed::default() }).await;
+    app.seed(Seed { provider: "plain", account_id: "p1", ..Seed::default() }).await;
+    // `acme` is gone from this configuration: its connections are orphans.
+    let cli = Cli::new(&app, &fake.url, &[("plain", READ_WRITE)]);
+    let (ok, _, err) = cli.run(&["connections", "list"]);
+    assert!(ok, "listing needs no provider: {err}");
+    let (ok, _, err) = cli.run(&["token", "get", "--user", "alice", "--provider", "plain"]);
+    assert!(!ok && err.contains("acme (2 connections)"), "the orphan check: {err}");
+    let (ok, _, err) = cli.run(&["connections", "remove", "--provider", "acme"]);
+    assert!(!ok && err.contains("--yes"), "no terminal, no --yes: {err}");
+    assert_eq!(app.state.store.connections_of_user("alice", "").await.unwrap().len(), 3, "nothing was deleted");
+    let (ok, _, err) = cli.run(&["connections", "remove", "--provider", "acme", "--all", "--yes"]);
+    assert!(!ok && err.contains("name what to remove"), "{err}");
+    let (ok, out, err) = cli.run(&["connections", "remove", "--provider", "acme", "--yes"]);
+    assert!(ok, "{err}");
+    assert_eq!(out.lines().filter(|l| l.starts_with("deleted\t")).count(), 2, "{out}");
+    let trail = app.activity(&format!("connection_id={}", one.id)).await;
+    assert!(trail.iter().any(|e| e["action"] == "deleted" && e["actor"]["name"] == "cli"), "{trail:?}");
+    let (ok, _, err) = cli.run(&["token", "get", "--user", "alice", "--provider", "plain"]);
+    assert!(ok, "no orphans left: {err}");
+    let (ok, _, err) = cli.run(&["connections", "remove", "conn_nope", "--yes"]);
+    assert!(!ok && err.contains("connection_not_found"), "{err}");
+    let (ok, _, _) = cli.run(&["connections", "remove", "--all", "--yes"]);
+    assert!(ok);
+    assert!(app.state.store.connections_of_user("alice", "").await.unwrap().is_empty());
+});
