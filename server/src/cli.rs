@@ -408,6 +408,9 @@ async fn run(cli: Cli) -> Result<(), String> {
 async fn connections_command(config: &Config, cmd: ConnectionsCommand) -> Result<(), String> {
     use crate::connections::inventory;
     use latch_shared::api::host::{InventoryEntry, InventoryQuery};
+    if let ConnectionsCommand::Remove { id, provider, all, revoke, yes } = cmd {
+        return remove_connections(config, id, provider, all, revoke, yes).await;
+    }
     let store = open_store(config).await?;
     let providers = crate::providers::Registry::new(config.providers.clone());
     let clock = Clock::default();
@@ -479,10 +482,7 @@ async fn connections_command(config: &Config, cmd: ConnectionsCommand) -> Result
             }
             Ok(())
         }
-        ConnectionsCommand::Remove { id, provider, all, revoke, yes } => {
-            store.close().await;
-            return remove_connections(config, id, provider, all, revoke, yes).await;
-        }
+        ConnectionsCommand::Remove { .. } => Ok(()), // answered above, before opening the store
         ConnectionsCommand::Show { id } => match store.connection(&id).await.map_err(|e| e.to_string())? {
             Some(row) => {
                 out(&serde_json::to_string_pretty(&inventory::entry(&providers, &row)).map_err(|e| e.to_string())?);
@@ -522,15 +522,10 @@ async fn remove_connections(
             let mut after: Option<String> = None;
             loop {
                 let filter = crate::store::connections::ConnectionFilter {
-                    user_id: None,
-                    organization_id: None,
                     provider: provider.as_deref(),
-                    status: None,
-                    scope: None,
-                    credential_source: None,
-                    unused_since: None,
                     after: after.as_deref(),
                     limit: i64::from(crate::paging::MAX_LIMIT),
+                    ..Default::default()
                 };
                 let page = state.store.list_connections(&filter).await.map_err(|e| e.to_string())?;
                 let more = page.len() > crate::paging::MAX_LIMIT as usize;

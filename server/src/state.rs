@@ -209,14 +209,14 @@ impl AppState {
 /// tokens could be neither refreshed nor revoked, and nobody would notice.
 async fn check_orphans(store: &Store, providers: &Registry) -> Result<(), StartError> {
     let store_err = |source| StartError::Store { url: "(configured)".into(), source };
-    let orphans: Vec<String> = store
-        .connections_per_provider()
-        .await
-        .map_err(store_err)?
-        .into_iter()
-        .filter(|(key, _)| providers.get(key).is_none())
-        .map(|(key, n)| format!("{key} ({n} connection{})", if n == 1 { "" } else { "s" }))
-        .collect();
+    let mut unknown = std::collections::BTreeMap::<String, i64>::new();
+    for (key, _status, n) in store.connections_per_status().await.map_err(store_err)? {
+        if providers.get(&key).is_none() {
+            *unknown.entry(key).or_default() += n;
+        }
+    }
+    let orphans: Vec<String> =
+        unknown.iter().map(|(key, n)| format!("{key} ({n} connection{})", if *n == 1 { "" } else { "s" })).collect();
     if orphans.is_empty() { Ok(()) } else { Err(StartError::OrphanedProviders(orphans.join(", "))) }
 }
 

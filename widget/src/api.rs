@@ -4,8 +4,8 @@
 
 use crate::model::Problem;
 use gloo_net::http::{Request, RequestBuilder};
+use latch_shared::ErrorCode;
 use latch_shared::endpoint::{Endpoint, Method};
-use latch_shared::{ErrorBody, ErrorCode};
 use send_wrapper::SendWrapper;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -88,16 +88,15 @@ impl Session {
         if (200..300).contains(&status) {
             return Ok(text);
         }
-        Err(match serde_json::from_str::<ErrorBody>(&text) {
-            Ok(body) => ApiError { problem: Problem::Latch(body.error.code), message: body.error.message },
-            // A code this widget does not know yet is still told as it is.
-            Err(_) => match serde_json::from_str::<serde_json::Value>(&text).ok().and_then(|v| {
-                let error = v.get("error")?;
-                Some((error.get("code")?.as_str()?.to_owned(), error.get("message")?.as_str()?.to_owned()))
-            }) {
-                Some((code, message)) => ApiError { problem: Problem::from_code(&code), message },
-                None => ApiError::of(Problem::Unknown(format!("http_{status}"))),
-            },
+        // The envelope is read with the code as text, so a code this widget does not know yet is
+        // still told as it is (`Problem::from_code`).
+        let envelope = serde_json::from_str::<serde_json::Value>(&text).ok().and_then(|v| {
+            let error = v.get("error")?;
+            Some((error.get("code")?.as_str()?.to_owned(), error.get("message")?.as_str()?.to_owned()))
+        });
+        Err(match envelope {
+            Some((code, message)) => ApiError { problem: Problem::from_code(&code), message },
+            None => ApiError::of(Problem::Unknown(format!("http_{status}"))),
         })
     }
 

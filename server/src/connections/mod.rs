@@ -104,11 +104,9 @@ pub async fn list(store: &Store, q: &ConnectionQuery) -> Result<Page<Connection>
         organization_id: q.organization_id.as_deref(),
         provider: q.provider.as_deref(),
         status: q.status,
-        scope: None,
-        credential_source: None,
-        unused_since: None,
         after: q.cursor.as_deref(),
         limit,
+        ..Default::default()
     };
     let mut rows = store.list_connections(&filter).await?;
     let next_cursor = crate::paging::next_cursor(&mut rows, limit, |r| r.id.clone());

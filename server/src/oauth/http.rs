@@ -109,11 +109,7 @@ impl<'a> ProviderCall<'a> {
             Endpoint::Token => super::quirks::token_answer(self.dialect, status, is_form, &body)?,
             Endpoint::Revocation => super::quirks::revocation_answer(status, &body),
         };
-        oauth2::http::Response::builder()
-            .status(status)
-            .header(oauth2::http::header::CONTENT_TYPE, "application/json")
-            .body(body)
-            .map_err(|_| CallError::Transport("unreadable answer".into()))
+        json_answer(status, body)
     }
 }
 
@@ -124,6 +120,15 @@ impl<'c> oauth2::AsyncHttpClient<'c> for ProviderCall<'_> {
     fn call(&'c self, request: oauth2::HttpRequest) -> Self::Future {
         Box::pin(self.send(request))
     }
+}
+
+/// An answer `quirks` made standard, as the crate reads it: `status` and a JSON body.
+pub fn json_answer(status: u16, body: Vec<u8>) -> Result<oauth2::HttpResponse, CallError> {
+    oauth2::http::Response::builder()
+        .status(status)
+        .header(oauth2::http::header::CONTENT_TYPE, "application/json")
+        .body(body)
+        .map_err(|_| CallError::Transport("unreadable answer".into()))
 }
 
 /// The crate's request as ours: with the call's deadline, and the client credentials in

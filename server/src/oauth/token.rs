@@ -164,11 +164,7 @@ fn token_set(dialect: Dialect, answer: &TokenAnswer) -> TokenSet {
 pub async fn parse(dialect: Dialect, status: u16, is_form: bool, body: &[u8]) -> Result<TokenSet, TokenError> {
     let canned = |_request: oauth2::HttpRequest| async move {
         let (status, body) = super::quirks::token_answer(dialect, status, is_form, body)?;
-        oauth2::http::Response::builder()
-            .status(status)
-            .header(oauth2::http::header::CONTENT_TYPE, "application/json")
-            .body(body)
-            .map_err(|_| CallError::Transport("unreadable answer".into()))
+        super::http::json_answer(status, body)
     };
     let url = Url::parse("https://provider.invalid/token").ok();
     let Some(url) = url else { return Err(TokenError::Malformed { reason: "no URL" }) };
