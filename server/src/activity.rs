@@ -19,6 +19,11 @@ pub enum Actor {
 }
 
 impl Actor {
+    /// Who, without the kind: an API key's name, a user's id, a part of Latch.
+    pub fn name(&self) -> &str {
+        self.parts().1
+    }
+
     fn parts(&self) -> (&'static str, &str) {
         match self {
             Actor::ApiKey(name) => ("api_key", name),

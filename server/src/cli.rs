@@ -121,9 +121,12 @@ pub enum ConnectionsCommand {
         /// Only this provider's.
         #[arg(long)]
         provider: Option<String>,
-        /// Only in this status: active or needs_reauthorization.
+        /// Only in this status: active, needs_reauthorization or deleted (tombstones).
         #[arg(long)]
         status: Option<String>,
+        /// Also list the tombstones of deleted connections.
+        #[arg(long)]
+        include_deleted: bool,
         /// Only those granted this scope.
         #[arg(long)]
         scope: Option<String>,
@@ -138,7 +141,7 @@ pub enum ConnectionsCommand {
         #[arg(long, default_value = "table")]
         format: String,
     },
-    /// One connection, as its inventory entry in JSON.
+    /// One connection (or the tombstone of a deleted one), as its inventory entry in JSON.
     Show {
         /// The connection's id.
         id: String,
@@ -430,7 +433,17 @@ async fn connections_command(config: &Config, cmd: ConnectionsCommand) -> Result
         }
     };
     let result = match cmd {
-        ConnectionsCommand::List { user, organization, provider, status, scope, access, unused_days, format } => {
+        ConnectionsCommand::List {
+            user,
+            organization,
+            provider,
+            status,
+            include_deleted,
+            scope,
+            access,
+            unused_days,
+            format,
+        } => {
             let access = access
                 .map(|a| {
                     a.parse::<latch_shared::ScopeAccess>().map_err(|_| format!("--access: {a:?} is not read or write"))
@@ -439,7 +452,7 @@ async fn connections_command(config: &Config, cmd: ConnectionsCommand) -> Result
             let status = status
                 .map(|s| {
                     s.parse::<ConnectionStatus>()
-                        .map_err(|_| format!("--status: {s:?} is not active or needs_reauthorization"))
+                        .map_err(|_| format!("--status: {s:?} is not active, needs_reauthorization or deleted"))
                 })
                 .transpose()?;
             if !matches!(format.as_str(), "table" | "json" | "csv") {
@@ -450,6 +463,7 @@ async fn connections_command(config: &Config, cmd: ConnectionsCommand) -> Result
                 organization_id: organization,
                 provider,
                 status,
+                include_deleted: Some(include_deleted),
                 scope,
                 access,
                 unused_days,
@@ -483,7 +497,7 @@ async fn connections_command(config: &Config, cmd: ConnectionsCommand) -> Result
             Ok(())
         }
         ConnectionsCommand::Remove { .. } => Ok(()), // answered above, before opening the store
-        ConnectionsCommand::Show { id } => match store.connection(&id).await.map_err(|e| e.to_string())? {
+        ConnectionsCommand::Show { id } => match store.connection_or_tombstone(&id).await.map_err(|e| e.to_string())? {
             Some(row) => {
                 out(&serde_json::to_string_pretty(&inventory::entry(&providers, &row)).map_err(|e| e.to_string())?);
                 Ok(())

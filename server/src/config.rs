@@ -34,6 +34,9 @@ mod defaults {
     pub fn background_refresh() -> bool {
         true
     }
+    pub fn tombstone_retention_days() -> i64 {
+        365
+    }
     pub fn demo_listen() -> String {
         "127.0.0.1:8081".into()
     }
@@ -80,6 +83,8 @@ pub struct FileConfig {
     pub refresh_caller_wait_ms: u64,
     #[serde(default = "defaults::max_pending_flows_per_user")]
     pub max_pending_flows_per_user: i64,
+    #[serde(default = "defaults::tombstone_retention_days")]
+    pub tombstone_retention_days: i64,
     #[serde(default)]
     pub provider_health: HealthSettings,
     #[serde(default)]
@@ -113,6 +118,7 @@ impl Default for FileConfig {
             validation_interval_seconds: defaults::validation_interval_seconds(),
             refresh_caller_wait_ms: defaults::refresh_caller_wait_ms(),
             max_pending_flows_per_user: defaults::max_pending_flows_per_user(),
+            tombstone_retention_days: defaults::tombstone_retention_days(),
             provider_health: HealthSettings::default(),
             rate_limits: RateLimitSettings::default(),
             http: HttpSettings::default(),
@@ -342,6 +348,8 @@ pub struct Config {
     /// Connect attempts one user may have under way at once; one more answers
     /// `429 too_many_pending_flows`.
     pub max_pending_flows_per_user: i64,
+    /// Tombstones of deleted connections are kept this many days, then purged.
+    pub tombstone_retention_days: u32,
     /// Circuit breaker and incident guard thresholds.
     pub provider_health: HealthSettings,
     /// Token buckets per API key, widget user, client address and provider.
@@ -457,6 +465,8 @@ impl Config {
         let http = file.http.check()?;
         let max_pending = file.max_pending_flows_per_user;
         within("max_pending_flows_per_user", max_pending, 1, 1000)?;
+        let retention = file.tombstone_retention_days;
+        within("tombstone_retention_days", retention, 0, 36_500)?;
         let sandbox_ttl = file.sandbox_access_token_ttl_seconds;
         within("sandbox_access_token_ttl_seconds", sandbox_ttl, 5, 86_400)?;
         let providers = file
@@ -484,6 +494,7 @@ impl Config {
             validation_interval_seconds: validation,
             refresh_caller_wait_ms: caller_wait,
             max_pending_flows_per_user: max_pending,
+            tombstone_retention_days: u32::try_from(retention).unwrap_or(365),
             provider_health,
             rate_limits,
             http,

@@ -1,5 +1,5 @@
-//! The background work of a serving process: the usage flusher, the webhook deliverer and the
-//! proactive refresher. `serve` starts them and shuts them down; building an [`AppState`] starts
+//! The background work of a serving process: the usage flusher, the webhook deliverer, the
+//! tombstone purge and the proactive refresher. `serve` starts them and shuts them down; building an [`AppState`] starts
 //! nothing, so one-shot commands (`latch keys rotate`, `latch secret add`) deliver no webhook and
 //! refresh no token while they run.
 
@@ -26,6 +26,8 @@ impl Workers {
         let mut tasks = JoinSet::new();
         tasks.spawn(state.usage.clone().run_flusher(state.store.clone(), stop.clone()));
         tasks.spawn(crate::events::webhooks::run(state.webhooks.clone(), stop.clone()));
+        let (store, clock, days) = (state.store.clone(), state.clock.clone(), state.config.tombstone_retention_days);
+        tasks.spawn(crate::connections::run_tombstone_upkeep(store, clock, days, stop.clone()));
         if state.config.background_refresh {
             tasks.spawn(crate::oauth::refresher::run(state.refresher.clone(), stop.clone()));
         }

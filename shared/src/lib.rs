@@ -13,4 +13,4 @@ pub mod status;
 pub mod text;
 
 pub use error::{ErrorBody, ErrorCode, ErrorDetail};
-pub use status::{ConnectionStatus, CredentialSource, ScopeAccess, ScopeDetail};
+pub use status::{ConnectionStatus, CredentialSource, Revocation, ScopeAccess, ScopeDetail};

@@ -12,6 +12,25 @@ crate::text_enum! {
         Active = "active",
         /// The provider refused the grant; the user must connect again.
         NeedsReauthorization = "needs_reauthorization",
+        /// Deleted: a tombstone with no secret left, kept for the inventory until it is purged.
+        Deleted = "deleted",
+    }
+}
+
+crate::text_enum! {
+    /// What became of a deleted connection's grant at the provider.
+    #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+    #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+    #[serde(rename_all = "snake_case")]
+    pub enum Revocation {
+        /// The provider revoked it.
+        Revoked = "revoked",
+        /// The provider has no revocation endpoint: its token stays valid there until it expires.
+        Unsupported = "unsupported",
+        /// Revocation was asked for and failed.
+        Failed = "failed",
+        /// Deleted without asking the provider to revoke.
+        NotRequested = "not_requested",
     }
 }
 

@@ -1,41 +1,10 @@
 //! Governance of each connection: what it is for, who made it, which key last used it and whose
 //! credential it is, all in its view; the host sets the purpose, and the trail records that.
 
+use crate::harness::cli::Cli;
 use crate::harness::{Seed, TestApp, assert_error, assert_error_says, both};
 use latch_shared::api::host::{GetConnection, ListProviders, UpdateConnection, UpdateConnectionEndpoint};
 use serde_json::{Value, json};
-
-/// A `latch` command line for tests of the CLI: a directory whose `latch.toml` defines each of
-/// `providers` (key, scopes as TOML) against the fake provider at `fake_url`, on `app`'s database.
-struct Cli {
-    dir: tempfile::TempDir,
-    database_url: String,
-}
-
-impl Cli {
-    fn new(app: &TestApp, fake_url: &str, providers: &[(&str, &str)]) -> Self {
-        let dir = tempfile::tempdir().unwrap();
-        let toml: String = providers
-            .iter()
-            .map(|(key, scopes)| {
-                format!(
-                    "[providers.{key}]\nclient_id = \"client-{key}\"\nauthorization_url = \"{fake_url}/authorize\"\n\
-                     token_url = \"{fake_url}/token\"\nscopes = {scopes}\n\
-                     identity = {{ url = \"{fake_url}/userinfo\", account_identifier = \"$.sub\" }}\n"
-                )
-            })
-            .collect();
-        std::fs::write(dir.path().join("latch.toml"), toml).unwrap();
-        Self { dir, database_url: app.db.url.clone() }
-    }
-
-    /// Runs `latch --config latch.toml ARGS`: success, stdout, stderr.
-    fn run(&self, args: &[&str]) -> (bool, String, String) {
-        let mut cmd = crate::harness::latch_command(self.dir.path(), &self.database_url);
-        let out = cmd.args(["--config", "latch.toml"]).args(args).output().unwrap();
-        (out.status.success(), String::from_utf8(out.stdout).unwrap(), String::from_utf8(out.stderr).unwrap())
-    }
-}
 
 const READ_WRITE: &str = r#"["read", "write"]"#;
 

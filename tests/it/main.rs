@@ -31,6 +31,7 @@ mod sandbox;
 mod schemathesis;
 mod secrets_at_rest;
 mod tidy;
+mod tombstones;
 mod webhooks;
 mod widget_browser;
 mod widget_tokens;

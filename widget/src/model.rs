@@ -25,6 +25,8 @@ pub fn status_label(c: &WidgetConnection) -> String {
             Some(label) => format!("Needs reconnect ({label})"),
             None => "Needs reconnect".to_owned(),
         },
+        // The widget lists live connections only.
+        ConnectionStatus::Deleted => "Disconnected".to_owned(),
     }
 }
 
@@ -33,6 +35,7 @@ pub fn actions(c: &WidgetConnection) -> &'static [Action] {
     match c.status {
         ConnectionStatus::Active => &[Action::Disconnect],
         ConnectionStatus::NeedsReauthorization => &[Action::Reconnect, Action::Disconnect],
+        ConnectionStatus::Deleted => &[],
     }
 }
 

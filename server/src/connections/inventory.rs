@@ -7,9 +7,9 @@ use super::{ConnectionError, check_filters, check_limit};
 use crate::clock::{Clock, from_unix};
 use crate::providers::Registry;
 use crate::store::Store;
-use crate::store::connections::{ConnectionFilter, ConnectionRow};
+use crate::store::connections::{ConnectionFilter, ConnectionRow, Tombstones};
 use latch_shared::api::host::{InventoryEntry, InventoryQuery, Page};
-use latch_shared::{ScopeAccess, ScopeDetail};
+use latch_shared::{ConnectionStatus, ScopeAccess, ScopeDetail};
 
 /// Rows examined for one page when a filter is applied after the query (`access`), at most; the
 /// page then ends early, with a cursor to go on from.
@@ -38,6 +38,11 @@ pub async fn list(
         return Err(ConnectionError::Invalid { field: "unused_days", message });
     }
     let unused_since = q.unused_days.map(|days| clock.unix() - i64::from(days) * 86_400);
+    let tombstones = match (q.status, q.include_deleted) {
+        (Some(ConnectionStatus::Deleted), _) => Tombstones::Only,
+        (_, Some(true)) => Tombstones::Include,
+        _ => Tombstones::Exclude,
+    };
     let mut after = q.cursor.clone();
     let mut data = Vec::new();
     let mut scanned = 0;
@@ -50,6 +55,7 @@ pub async fn list(
             scope: q.scope.as_deref(),
             credential_source: q.credential_source,
             unused_since,
+            tombstones,
             after: after.as_deref(),
             limit,
         };
@@ -112,6 +118,9 @@ pub fn entry(providers: &Registry, row: &ConnectionRow) -> InventoryEntry {
         last_used_by: row.last_used_by.clone(),
         last_refreshed_at: row.last_refreshed_at.map(from_unix),
         last_validated_at: row.last_validated_at.map(from_unix),
+        deleted_at: row.deleted_at.map(from_unix),
+        deleted_by: row.deleted_by.clone(),
+        revocation: row.revocation.as_deref().and_then(|r| r.parse().ok()),
     }
 }
 
@@ -135,6 +144,9 @@ pub const CSV_HEADER: &[&str] = &[
     "last_used_by",
     "last_refreshed_at",
     "last_validated_at",
+    "deleted_at",
+    "deleted_by",
+    "revocation",
 ];
 
 /// The entries as CSV (RFC 4180: a header row, one connection a line, quoted where needed;
@@ -173,6 +185,9 @@ pub fn to_csv(entries: &[InventoryEntry]) -> Result<String, csv::Error> {
             e.last_used_by.as_deref().unwrap_or(""),
             &time(e.last_refreshed_at),
             &time(e.last_validated_at),
+            &time(e.deleted_at),
+            e.deleted_by.as_deref().unwrap_or(""),
+            e.revocation.map(|r| r.as_str()).unwrap_or(""),
         ])?;
     }
     let bytes = out.into_inner().map_err(|e| e.into_error())?;

@@ -12,9 +12,10 @@ use crate::oauth::Upstream;
 use crate::oauth::refresh::RefreshError;
 use crate::oauth::revoke::{RevokeOutcome, revoke};
 use crate::store::activity::{ActivityFilter, ActivityRow};
-use crate::store::connections::{ConnectionFilter, ConnectionRow};
+use crate::store::connections::{ConnectionFilter, ConnectionRow, Tombstone};
 use crate::store::{Store, StoreError};
 use crate::vault::{Vault, VaultError};
+use latch_shared::Revocation;
 use latch_shared::api::host::{ActivityEntry, ActivityQuery, Connection, ConnectionQuery, Page};
 
 /// Failures of connection operations, mapped to HTTP once in `api::error`.
@@ -176,26 +177,67 @@ async fn delete_to_end(
     row: &ConnectionRow,
     revoke_at_provider: bool,
 ) -> Result<(), ConnectionError> {
+    let mut revocation = Revocation::NotRequested;
     if revoke_at_provider {
         let now = d.clock.unix();
         let entry = match revoke(&d.upstream, &d.vault, row).await {
-            RevokeOutcome::Revoked => Entry::new(now, actor, Action::Revoked).connection(row),
-            RevokeOutcome::Unsupported => Entry::new(now, actor, Action::RevocationUnsupported)
-                .connection(row)
-                .detail("the provider has no revocation endpoint; its token stays valid there until it expires"),
-            RevokeOutcome::Failed(reason) => Entry::new(now, actor, Action::RevokeFailed)
-                .connection(row)
-                .failed("provider_unavailable")
-                .detail(reason),
+            RevokeOutcome::Revoked => {
+                revocation = Revocation::Revoked;
+                Entry::new(now, actor, Action::Revoked).connection(row)
+            }
+            RevokeOutcome::Unsupported => {
+                revocation = Revocation::Unsupported;
+                Entry::new(now, actor, Action::RevocationUnsupported)
+                    .connection(row)
+                    .detail("the provider has no revocation endpoint; its token stays valid there until it expires")
+            }
+            RevokeOutcome::Failed(reason) => {
+                revocation = Revocation::Failed;
+                Entry::new(now, actor, Action::RevokeFailed)
+                    .connection(row)
+                    .failed("provider_unavailable")
+                    .detail(reason)
+            }
         };
         record(&d.store, entry).await;
     }
-    let event = crate::events::about(crate::events::DELETED, row, d.clock.unix());
-    if !d.store.delete_connection(&row.id, Some(&event)).await? {
+    let now = d.clock.unix();
+    let event = crate::events::about(crate::events::DELETED, row, now);
+    let tombstone = Tombstone { at: now, by: actor.name(), revocation };
+    if !d.store.delete_connection(&row.id, &tombstone, Some(&event)).await? {
         return Err(ConnectionError::NotFound(row.id.clone()));
     }
-    record(&d.store, Entry::new(d.clock.unix(), actor, Action::Deleted).connection(row)).await;
+    record(&d.store, Entry::new(now, actor, Action::Deleted).connection(row)).await;
     Ok(())
+}
+
+/// Purges tombstones older than `retention_days`; the background upkeep calls it.
+pub async fn purge_tombstones(store: &Store, clock: &Clock, retention_days: u32) -> Result<u64, StoreError> {
+    store.purge_tombstones(clock.unix() - i64::from(retention_days) * 86_400).await
+}
+
+/// How often the upkeep purges tombstones (and once when it starts).
+const PURGE_EVERY: std::time::Duration = std::time::Duration::from_secs(3600);
+
+/// The tombstone upkeep of a serving process, until `stop`: retention is in days, so hourly is
+/// prompt; every replica may run it (a purge is idempotent).
+pub async fn run_tombstone_upkeep(
+    store: Store,
+    clock: Clock,
+    retention_days: u32,
+    stop: tokio_util::sync::CancellationToken,
+) {
+    loop {
+        match purge_tombstones(&store, &clock, retention_days).await {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(purged = n, retention_days, "purged tombstones of deleted connections"),
+            Err(e) => tracing::warn!(error = %e, "could not purge tombstones"),
+        }
+        tokio::select! {
+            () = stop.cancelled() => return,
+            () = Clock::sleep(PURGE_EVERY) => {}
+        }
+    }
 }
 
 /// `GET /v1/activity`, newest first.

@@ -2,10 +2,10 @@
 //! bookkeeping (`version`, lease) that makes concurrent refreshes safe.
 
 use super::events::{NewEvent, insert_event};
-use super::{Store, StoreResult, run};
+use super::{Store, StoreError, StoreResult, run};
 use crate::scopes::Scopes;
 use crate::vault::{Sealed, Vault};
-use latch_shared::{ConnectionStatus, CredentialSource};
+use latch_shared::{ConnectionStatus, CredentialSource, Revocation};
 
 /// Runs one write statement and, when it changed a row, its event, in one transaction (the
 /// outbox rule: an event exists if and only if its change was committed). Yields the number of
@@ -61,6 +61,13 @@ pub struct ConnectionRow {
     pub last_used_by: Option<String>,
     #[sqlx(try_from = "String")]
     pub credential_source: CredentialSource,
+    /// Tombstones only: when and by whom it was deleted, and what became of its grant.
+    #[sqlx(default)]
+    pub deleted_at: Option<i64>,
+    #[sqlx(default)]
+    pub deleted_by: Option<String>,
+    #[sqlx(default)]
+    pub revocation: Option<String>,
 }
 
 /// Who a new connection belongs to and which external account it is.
@@ -104,6 +111,9 @@ impl ConnectionRow {
             created_by: None,
             last_used_by: None,
             credential_source: CredentialSource::EndUser,
+            deleted_at: None,
+            deleted_by: None,
+            revocation: None,
         }
     }
 
@@ -120,6 +130,30 @@ const COLUMNS: &str = "id, provider, user_id, organization_id, account_id, accou
     created_at, updated_at, last_refreshed_at, last_used_at, last_validated_at, version, \
     lease_until, refresh_attempt, purpose, created_by, last_used_by, credential_source";
 
+/// A tombstone read as a row: the live columns, with no secret, no lease and status `deleted`.
+const TOMBSTONE_COLUMNS: &str = "id, provider, user_id, organization_id, account_id, account_label, \
+    'deleted' AS status, scopes, missing_scopes, NULL AS access_token, NULL AS refresh_token, token_type, \
+    access_token_expires_at, created_at, updated_at, last_refreshed_at, last_used_at, last_validated_at, \
+    CAST(0 AS BIGINT) AS version, NULL AS lease_until, NULL AS refresh_attempt, purpose, created_by, last_used_by, \
+    credential_source, deleted_at, deleted_by, revocation";
+
+/// The columns a tombstone keeps, as copied from the live row.
+const KEPT_COLUMNS: &str = "id, provider, user_id, organization_id, account_id, account_label, scopes, \
+    missing_scopes, token_type, access_token_expires_at, created_at, updated_at, last_refreshed_at, \
+    last_used_at, last_validated_at, purpose, created_by, last_used_by, credential_source";
+
+/// Whether a listing shows tombstones.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Tombstones {
+    /// Live connections only.
+    #[default]
+    Exclude,
+    /// Live connections and tombstones, in one id order.
+    Include,
+    /// Tombstones only.
+    Only,
+}
+
 /// Filters of a connection listing; `None` means "any".
 #[derive(Debug, Clone, Default)]
 pub struct ConnectionFilter<'a> {
@@ -133,6 +167,7 @@ pub struct ConnectionFilter<'a> {
     pub credential_source: Option<CredentialSource>,
     /// Only connections never used, or last used before this time.
     pub unused_since: Option<i64>,
+    pub tombstones: Tombstones,
     /// Only ids after this one.
     pub after: Option<&'a str>,
     pub limit: i64,
@@ -141,6 +176,15 @@ pub struct ConnectionFilter<'a> {
 /// `value` as a LIKE pattern that matches it literally (`\` escapes).
 fn like_literal(value: &str) -> String {
     value.replace('\\', "\\\\").replace('%', "\\%").replace('_', "\\_")
+}
+
+/// What a tombstone records of a deletion.
+#[derive(Debug, Clone, Copy)]
+pub struct Tombstone<'a> {
+    pub at: i64,
+    /// The actor's name: an API key, a widget user, a part of Latch.
+    pub by: &'a str,
+    pub revocation: Revocation,
 }
 
 /// How the access-token path picks a connection.
@@ -213,6 +257,16 @@ impl Store {
         Ok(run!(self, pool => sqlx::query_as(&sql).bind(id).fetch_optional(pool).await)?)
     }
 
+    /// One connection by id, or the tombstone it left (for the inventory and the CLI; never for
+    /// serving tokens).
+    pub async fn connection_or_tombstone(&self, id: &str) -> StoreResult<Option<ConnectionRow>> {
+        if let Some(row) = self.connection(id).await? {
+            return Ok(Some(row));
+        }
+        let sql = format!("SELECT {TOMBSTONE_COLUMNS} FROM connection_tombstones WHERE id = $1");
+        Ok(run!(self, pool => sqlx::query_as(&sql).bind(id).fetch_optional(pool).await)?)
+    }
+
     /// The connection that answers an access-token request: the owner's, for this provider,
     /// narrowed by account or id; an active one wins over one needing reauthorization, then the
     /// most recently updated.
@@ -228,11 +282,19 @@ impl Store {
             .fetch_optional(pool).await)?)
     }
 
-    /// A page of connections in id (creation) order; fetches `limit + 1` so the caller knows
-    /// whether there is a next page.
+    /// A page of connections (and tombstones, when asked) in id (creation) order; fetches
+    /// `limit + 1` so the caller knows whether there is a next page.
     pub async fn list_connections(&self, f: &ConnectionFilter<'_>) -> StoreResult<Vec<ConnectionRow>> {
+        let live =
+            format!("SELECT {COLUMNS}, NULL AS deleted_at, NULL AS deleted_by, NULL AS revocation FROM connections");
+        let dead = format!("SELECT {TOMBSTONE_COLUMNS} FROM connection_tombstones");
+        let source = match f.tombstones {
+            Tombstones::Exclude => live,
+            Tombstones::Include => format!("{live} UNION ALL {dead}"),
+            Tombstones::Only => dead,
+        };
         let sql = format!(
-            "SELECT {COLUMNS} FROM connections \
+            "SELECT * FROM ({source}) c \
              WHERE ($1 IS NULL OR user_id = $1) AND ($2 IS NULL OR organization_id = $2) \
                AND ($3 IS NULL OR provider = $3) AND ($4 IS NULL OR status = $4) AND ($5 IS NULL OR id > $5) \
                AND ($7 IS NULL OR (' ' || scopes || ' ') LIKE $7 ESCAPE '\\') \
@@ -262,11 +324,49 @@ impl Store {
         Ok(run!(self, pool => sqlx::query_as(&sql).bind(user_id).bind(organization_id).fetch_all(pool).await)?)
     }
 
-    /// Deletes a connection (with its event); returns whether it existed.
-    pub async fn delete_connection(&self, id: &str, event: Option<&NewEvent>) -> StoreResult<bool> {
-        let done = write_with_event!(self, event, sqlx::query("DELETE FROM connections WHERE id = $1").bind(id));
+    /// Deletes a connection, leaving its tombstone: the row without its secrets is copied to
+    /// `connection_tombstones` and the live row (every sealed column with it) deleted, with its
+    /// event, in one transaction. Returns whether it existed.
+    pub async fn delete_connection(
+        &self,
+        id: &str,
+        tombstone: &Tombstone<'_>,
+        event: Option<&NewEvent>,
+    ) -> StoreResult<bool> {
+        let copy = format!(
+            "INSERT INTO connection_tombstones ({KEPT_COLUMNS}, deleted_at, deleted_by, revocation) \
+             SELECT {KEPT_COLUMNS}, $2, $3, $4 FROM connections WHERE id = $1"
+        );
+        let done = run!(self, pool => {
+            let mut tx = pool.begin().await?;
+            sqlx::query(&copy).bind(id).bind(tombstone.at).bind(tombstone.by).bind(tombstone.revocation.as_str())
+                .execute(&mut *tx).await?;
+            let changed = sqlx::query("DELETE FROM connections WHERE id = $1").bind(id).execute(&mut *tx).await?.rows_affected();
+            if let (true, Some(event)) = (changed > 0, event) {
+                insert_event!(&mut *tx, event).await?;
+            }
+            tx.commit().await?;
+            changed
+        });
         self.connections_changed();
+        if let super::Backend::Sqlite(pool) = &self.backend {
+            // secure_delete zeroed the row's old cells; the WAL still holds the frames that
+            // wrote them until a checkpoint copies the zeroed pages back and truncates it.
+            let (busy, _, _): (i64, i64, i64) =
+                sqlx::query_as("PRAGMA wal_checkpoint(TRUNCATE)").fetch_one(pool).await.map_err(StoreError::from)?;
+            if busy != 0 {
+                tracing::warn!(
+                    "the WAL could not be truncated after a delete (readers active); the next checkpoint will"
+                );
+            }
+        }
         Ok(done > 0)
+    }
+
+    /// Purges the tombstones of connections deleted before `before`; returns how many.
+    pub async fn purge_tombstones(&self, before: i64) -> StoreResult<u64> {
+        Ok(run!(self, pool => sqlx::query("DELETE FROM connection_tombstones WHERE deleted_at < $1")
+            .bind(before).execute(pool).await.map(|r| r.rows_affected()))?)
     }
 
     /// Takes the refresh lease if nobody holds a live one and the row is still at `version`.

@@ -107,6 +107,9 @@ impl Store {
                 .journal_mode(SqliteJournalMode::Wal)
                 .synchronous(SqliteSynchronous::Full)
                 .busy_timeout(Duration::from_secs(5))
+                // Freed space is zeroed: a deleted connection's or replaced token's ciphertext
+                // does not linger in the file's free pages.
+                .pragma("secure_delete", "on")
                 .foreign_keys(true);
             let pool = SqlitePoolOptions::new()
                 .max_connections(8)

@@ -177,8 +177,10 @@ pub struct InventoryQuery {
     /// Only this provider's connections.
     #[cfg_attr(feature = "openapi", param(max_length = 256, pattern = "^[^\\u0000-\\u001F\\u007F-\\u009F]*$"))]
     pub provider: Option<String>,
-    /// Only connections in this status.
+    /// Only connections in this status (`deleted`: only tombstones).
     pub status: Option<ConnectionStatus>,
+    /// Also list tombstones of deleted connections.
+    pub include_deleted: Option<bool>,
     /// Only connections granted this scope.
     #[cfg_attr(feature = "openapi", param(max_length = 256, pattern = "^[^\\u0000-\\u001F\\u007F-\\u009F]*$"))]
     pub scope: Option<String>,
@@ -255,6 +257,13 @@ pub struct InventoryEntry {
     /// Last time the grant was proven valid at the provider.
     #[serde(with = "time::serde::rfc3339::option")]
     pub last_validated_at: Option<OffsetDateTime>,
+    /// When it was deleted (tombstones only).
+    #[serde(with = "time::serde::rfc3339::option")]
+    pub deleted_at: Option<OffsetDateTime>,
+    /// Who deleted it: an API key name, a widget user, or a part of Latch (tombstones only).
+    pub deleted_by: Option<String>,
+    /// What became of its grant at the provider (tombstones only).
+    pub revocation: Option<crate::Revocation>,
 }
 
 /// Query of `GET /v1/connections`.

@@ -83,21 +83,7 @@ impl TestDb {
                 String::from_utf8_lossy(&all).into_owned()
             }
             Backend::Postgres => {
-                let mut conn = sqlx::PgConnection::connect(&self.url).await.unwrap();
-                let tables: Vec<String> =
-                    sqlx::query_scalar("SELECT tablename::text FROM pg_tables WHERE schemaname = 'public'")
-                        .fetch_all(&mut conn)
-                        .await
-                        .unwrap();
-                let mut out = String::new();
-                for t in tables {
-                    let rows: Vec<String> =
-                        sqlx::query_scalar(&format!("SELECT t::text FROM {t} t")).fetch_all(&mut conn).await.unwrap();
-                    for r in rows {
-                        out.push_str(&r);
-                        out.push('\n');
-                    }
-                }
+                let out = self.postgres_rows().await;
                 // bytea renders as hex: decode it so a plaintext inside would still show up.
                 let decoded: String = out
                     .split("\\\\x")
@@ -109,10 +95,48 @@ impl TestDb {
                         [String::from_utf8_lossy(&bytes).into_owned(), chunk.to_owned()]
                     })
                     .collect();
-                conn.close().await.unwrap();
                 decoded
             }
         }
+    }
+
+    /// Whether the database keeps these bytes anywhere: in the SQLite files (free pages too), or
+    /// in any row of any PostgreSQL table.
+    pub async fn contains_bytes(&self, needle: &[u8]) -> bool {
+        match self.backend {
+            Backend::Sqlite => {
+                let path = self.sqlite_path.as_ref().unwrap();
+                ["", "-wal", "-shm"].iter().any(|suffix| {
+                    std::fs::read(format!("{}{suffix}", path.display()))
+                        .is_ok_and(|bytes| bytes.windows(needle.len()).any(|w| w == needle))
+                })
+            }
+            Backend::Postgres => {
+                let hex: String = needle.iter().map(|b| format!("{b:02x}")).collect();
+                self.postgres_rows().await.contains(&hex)
+            }
+        }
+    }
+
+    /// Every row of every table, as text (bytea hex-encoded), one a line.
+    async fn postgres_rows(&self) -> String {
+        let mut conn = sqlx::PgConnection::connect(&self.url).await.unwrap();
+        let tables: Vec<String> =
+            sqlx::query_scalar("SELECT tablename::text FROM pg_tables WHERE schemaname = 'public'")
+                .fetch_all(&mut conn)
+                .await
+                .unwrap();
+        let mut out = String::new();
+        for t in tables {
+            let rows: Vec<String> =
+                sqlx::query_scalar(&format!("SELECT t::text FROM {t} t")).fetch_all(&mut conn).await.unwrap();
+            for r in rows {
+                out.push_str(&r);
+                out.push('\n');
+            }
+        }
+        conn.close().await.unwrap();
+        out
     }
 
     /// Runs a raw statement (tests that tamper with rows).

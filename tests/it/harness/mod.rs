@@ -2,6 +2,7 @@
 
 pub mod browser;
 pub mod chrome;
+pub mod cli;
 pub mod db;
 pub mod fake_provider;
 pub mod logs;
