@@ -19,6 +19,11 @@ pub enum Actor {
 }
 
 impl Actor {
+    /// An operator at the command line: the CLI acts as the API key `cli`.
+    pub fn cli() -> Self {
+        Actor::ApiKey("cli".to_owned())
+    }
+
     /// Who, without the kind: an API key's name, a user's id, a part of Latch.
     pub fn name(&self) -> &str {
         self.parts().1

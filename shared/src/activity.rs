@@ -28,6 +28,8 @@ crate::text_enum! {
         ValidationFailed = "validation_failed",
         /// The host changed what the connection is for (`purpose`).
         PurposeChanged = "purpose_changed",
+        /// An operator chose this developer connection as its provider's default.
+        Selected = "selected",
         /// The connection was deleted.
         Deleted = "deleted",
         /// Its grant was revoked at the provider.

@@ -66,6 +66,9 @@ pub enum ErrorCode {
     TooManyPendingFlows,
     /// A reconnect landed on a different account than the connection's.
     AccountMismatch,
+    /// Several connections match and none is chosen: `candidates` lists them; name one
+    /// (`account_id`, `connection_id`) or select a default (`latch connections select`).
+    AmbiguousConnection,
     /// No such webhook endpoint.
     WebhookEndpointNotFound,
     /// No such event (e.g. the `after` cursor of `GET /v1/events`).
@@ -133,6 +136,7 @@ impl ErrorCode {
         Self::ConnectLinkRefused,
         Self::TooManyPendingFlows,
         Self::AccountMismatch,
+        Self::AmbiguousConnection,
         Self::WebhookEndpointNotFound,
         Self::EventNotFound,
         Self::ProviderUnavailable,
@@ -179,6 +183,7 @@ impl ErrorCode {
             Self::ConnectLinkRefused => "connect_link_refused",
             Self::TooManyPendingFlows => "too_many_pending_flows",
             Self::AccountMismatch => "account_mismatch",
+            Self::AmbiguousConnection => "ambiguous_connection",
             Self::WebhookEndpointNotFound => "webhook_endpoint_not_found",
             Self::EventNotFound => "event_not_found",
             Self::ProviderUnavailable => "provider_unavailable",
@@ -225,12 +230,15 @@ pub struct ErrorDetail {
     /// The request field at fault, for `invalid_request`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub field: Option<String>,
+    /// The ids of the connections that match, for `ambiguous_connection`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub candidates: Option<Vec<String>>,
 }
 
 impl ErrorBody {
     /// An envelope without a field.
     pub fn new(code: ErrorCode, message: impl Into<String>) -> Self {
-        Self { error: ErrorDetail { code, message: message.into(), field: None } }
+        Self { error: ErrorDetail { code, message: message.into(), field: None, candidates: None } }
     }
 }
 

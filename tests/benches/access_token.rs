@@ -114,7 +114,7 @@ async fn bare_handler() -> Target {
     async fn handler(axum::Json(req): axum::Json<AccessTokenRequest>) -> axum::Json<AccessTokenResponse> {
         axum::Json(AccessTokenResponse::Active(ActiveToken {
             active: true,
-            access_token: format!("token-for-{}", req.user_id),
+            access_token: format!("token-for-{}", req.user_id.unwrap_or_default()),
             token_type: "bearer".into(),
             expires_at: None,
             scopes: vec!["read".into(), "write".into()],

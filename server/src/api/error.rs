@@ -36,7 +36,7 @@ pub fn status_of(code: ErrorCode, field: Option<&str>) -> StatusCode {
         | C::WebhookEndpointNotFound
         | C::EventNotFound
         | C::TokenNotFound => StatusCode::NOT_FOUND,
-        C::FlowAlreadyStarted => StatusCode::CONFLICT,
+        C::FlowAlreadyStarted | C::AmbiguousConnection => StatusCode::CONFLICT,
         C::ServerBusy
         | C::DatabaseUnavailable
         | C::ProviderUnavailable
@@ -56,6 +56,8 @@ pub struct ApiError {
     pub field: Option<String>,
     /// Seconds for `Retry-After`.
     pub retry_after: Option<u32>,
+    /// The matching connections' ids, for `ambiguous_connection`.
+    pub candidates: Option<Vec<String>>,
     /// Logged for 5xx; never sent.
     internal: Option<String>,
 }
@@ -63,7 +65,7 @@ pub struct ApiError {
 impl ApiError {
     /// An error with a code and a message.
     pub fn new(code: ErrorCode, message: impl Into<String>) -> Self {
-        Self { code, message: message.into(), field: None, retry_after: None, internal: None }
+        Self { code, message: message.into(), field: None, retry_after: None, candidates: None, internal: None }
     }
 
     /// `422` with `code` about one field of the request; the message names the field.
@@ -113,7 +115,9 @@ impl IntoResponse for ApiError {
             tracing::error!(code = %self.code, detail = %detail, "request failed");
         }
         let status = self.status();
-        let body = ErrorBody { error: ErrorDetail { code: self.code, message: self.message, field: self.field } };
+        let detail =
+            ErrorDetail { code: self.code, message: self.message, field: self.field, candidates: self.candidates };
+        let body = ErrorBody { error: detail };
         let mut response = (status, axum::Json(body)).into_response();
         if let Some(seconds) = self.retry_after {
             response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(seconds));
@@ -207,6 +211,14 @@ impl From<ConnectionError> for ApiError {
             ConnectionError::TokenNotFound => {
                 ApiError::new(ErrorCode::TokenNotFound, "No stored token matches this request.")
             }
+            ConnectionError::Ambiguous(ids) => ApiError {
+                candidates: Some(ids),
+                ..ApiError::new(
+                    ErrorCode::AmbiguousConnection,
+                    "Several of the app's own connections to this provider match: name one with account_id or \
+                     connection_id, or choose the default with `latch connections select --provider KEY ID`.",
+                )
+            },
             ConnectionError::Invalid { field, message } => ApiError::invalid(field, message),
             ConnectionError::Refresh(e) => e.into(),
             ConnectionError::Interrupted => ApiError::internal("detached work ended abnormally"),

@@ -99,6 +99,7 @@ pub fn router(state: AppState) -> Router {
         .route("/connect", get(assets::connect_page))
         .merge(
             Router::new()
+                .route("/oauth/start/{flow_id}", get(oauth::developer_start))
                 .route("/oauth/authorize/{flow_id}", get(oauth::authorize_link).post(oauth::authorize))
                 .route("/oauth/callback", get(oauth::callback))
                 .route("/oauth/result/{flow_id}", get(oauth::result))

@@ -61,6 +61,42 @@ pub async fn authorize(State(state): State<AppState>, Path(flow_id): Path<String
     }
 }
 
+const START_STYLE: &str = "body{font:16px/1.5 system-ui,sans-serif;max-width:32rem;margin:4rem auto;padding:0 1rem;color:#1f2328}\
+h1{font-size:1.4rem}button{font:inherit;padding:.5rem 1rem;border-radius:6px;border:1px solid #1f883d;background:#1f883d;color:#fff;cursor:pointer}";
+
+/// `GET /oauth/start/{flow_id}`: where an operator opens the link `latch connect --as-developer`
+/// printed. Its button is a form POST from Latch's own origin, the flow's, so the flow starts
+/// by the same rule as the widget's (see `oauth::start`); an end user's flow is never offered.
+pub async fn developer_start(State(state): State<AppState>, Path(flow_id): Path<String>) -> Response {
+    let flow = match start::developer_flow(&state.flows, &flow_id).await {
+        Ok(flow) => flow,
+        Err(e) => return error_page(&e),
+    };
+    let provider = state.providers.get(&flow.provider);
+    let name = provider.map(|p| p.name.clone()).unwrap_or_else(|| flow.provider.clone());
+    let nonce = crate::random::token();
+    let body = maud::html! {
+        main {
+            h1 { "Connect " (name) " as the app's own account" }
+            p { "This makes a developer connection: an account of the app itself (a bot, a service mailbox), used by its background jobs, not an end user's. Sign in with the account the app should use." }
+            @if let Some(label) = &flow.user_label { p { "It will be named " strong { (label) } "." } }
+            form method="post" action=(format!("/oauth/authorize/{}", flow.id)) {
+                button type="submit" { "Continue to " (name) }
+            }
+        }
+    };
+    let html = super::pages::document(&format!("Connect {name}"), &nonce, START_STYLE, body).into_string();
+    // The POST redirects to the provider, and browsers check `form-action` along redirects.
+    let target = provider.map(|p| p.authorization_url.origin().ascii_serialization()).unwrap_or_default();
+    let csp = format!(
+        "default-src 'none'; style-src 'nonce-{nonce}'; base-uri 'none'; form-action 'self' {target}; frame-ancestors 'none'"
+    );
+    let mut response = super::pages::lock_down((StatusCode::OK, axum::response::Html(html)).into_response(), &csp);
+    // Not `no-referrer`: with it the browser posts `Origin: null`, which starts no flow.
+    response.headers_mut().insert(header::REFERRER_POLICY, HeaderValue::from_static("same-origin"));
+    response
+}
+
 /// The per-address rate limit of the `/oauth` pages (unauthenticated, reachable by anyone).
 pub async fn limit_by_address(
     State(state): State<AppState>,

@@ -12,8 +12,8 @@ use crate::oauth::refresh::{self, RefreshCtx, Refreshed};
 use crate::store::connections::{ConnectionRow, TokenLookup};
 use crate::usage::UsageRecorder;
 use crate::vault::Sealed;
-use latch_shared::ConnectionStatus;
 use latch_shared::api::host::{AccessTokenRequest, AccessTokenResponse, ActiveToken, InactiveReason, InactiveToken};
+use latch_shared::{ConnectionStatus, CredentialSource};
 use std::sync::Arc;
 
 /// What the fresh-token path works with, handed over by the composition root.
@@ -35,39 +35,29 @@ pub async fn access_token(
     caller: &HostIdentity,
     req: &AccessTokenRequest,
 ) -> Result<AccessTokenResponse, ConnectionError> {
-    check_id("user_id", &req.user_id)?;
     check_id("provider", &req.provider)?;
-    if let Some(org) = &req.organization_id {
-        check_id("organization_id", org)?;
-    }
-    if let Some(account) = &req.account_id {
-        check_id("account_id", account)?;
-    }
-    if let Some(id) = &req.connection_id {
-        check_id("connection_id", id)?;
+    for (field, value) in [
+        ("user_id", &req.user_id),
+        ("organization_id", &req.organization_id),
+        ("account_id", &req.account_id),
+        ("connection_id", &req.connection_id),
+    ] {
+        if let Some(value) = value {
+            check_id(field, value)?;
+        }
     }
     if path.refresh.upstream.providers.get(&req.provider).is_none() {
         return Err(ConnectionError::ProviderNotFound(req.provider.clone()));
     }
-    let lookup = TokenLookup {
-        user_id: &req.user_id,
-        organization_id: req.organization_id.as_deref().unwrap_or(""),
-        provider: &req.provider,
-        account_id: req.account_id.as_deref(),
-        connection_id: req.connection_id.as_deref(),
-    };
-    let cache_key = cache::key(&lookup);
-    // Read the generation before the query: a write that lands meanwhile makes the entry stale.
-    let generation = path.refresh.store.connections_generation();
-    let cached = path.cache.get(&cache_key, generation);
-    let row = match cached {
-        Some(row) => Some(row),
-        None => {
-            let row = path.refresh.store.connection_for_token(&lookup).await?.map(Arc::new);
-            if let Some(row) = &row {
-                path.cache.put(cache_key, row.clone(), generation);
-            }
-            row
+    let row = match (req.credential_source.unwrap_or(CredentialSource::EndUser), &req.user_id) {
+        (CredentialSource::EndUser, Some(user_id)) => end_user_connection(path, req, user_id).await?,
+        (CredentialSource::EndUser, None) => {
+            return Err(invalid("user_id", "is required (or set credential_source to developer for the app's own)"));
+        }
+        (CredentialSource::Developer, None) if req.organization_id.is_none() => developer_connection(path, req).await?,
+        (CredentialSource::Developer, _) => {
+            let field = if req.user_id.is_some() { "user_id" } else { "organization_id" };
+            return Err(invalid(field, "must not be given: a developer connection belongs to the app, not to a user"));
         }
     };
     let Some(row) = row else {
@@ -96,6 +86,63 @@ pub async fn access_token(
     active(path, caller, row)
 }
 
+fn invalid(field: &'static str, message: &str) -> ConnectionError {
+    ConnectionError::Invalid { field, message: message.to_owned() }
+}
+
+/// The end user's connection: from the row cache, or one indexed read.
+async fn end_user_connection(
+    path: &TokenPath,
+    req: &AccessTokenRequest,
+    user_id: &str,
+) -> Result<Option<Arc<ConnectionRow>>, ConnectionError> {
+    let lookup = TokenLookup {
+        user_id,
+        organization_id: req.organization_id.as_deref().unwrap_or(""),
+        provider: &req.provider,
+        account_id: req.account_id.as_deref(),
+        connection_id: req.connection_id.as_deref(),
+    };
+    let cache_key = cache::key(&lookup);
+    // Read the generation before the query: a write that lands meanwhile makes the entry stale.
+    let generation = path.refresh.store.connections_generation();
+    let cached = path.cache.get(&cache_key, generation);
+    let row = match cached {
+        Some(row) => Some(row),
+        None => {
+            let row = path.refresh.store.connection_for_token(&lookup).await?.map(Arc::new);
+            if let Some(row) = &row {
+                path.cache.put(cache_key, row.clone(), generation);
+            }
+            row
+        }
+    };
+    Ok(row)
+}
+
+/// Developer candidates examined at most (and listed in `ambiguous_connection`).
+const MAX_CANDIDATES: i64 = 50;
+
+/// The app's own connection to the provider: the only one that matches, or the selected
+/// default; several without a selection are refused with their ids, never picked silently.
+/// (Not cached: the selection is made by another process, `latch connections select`.)
+async fn developer_connection(
+    path: &TokenPath,
+    req: &AccessTokenRequest,
+) -> Result<Option<Arc<ConnectionRow>>, ConnectionError> {
+    let store = &path.refresh.store;
+    let mut candidates = store
+        .developer_candidates(&req.provider, req.account_id.as_deref(), req.connection_id.as_deref(), MAX_CANDIDATES)
+        .await?;
+    if candidates.len() <= 1 {
+        return Ok(candidates.pop().map(|(row, _)| Arc::new(row)));
+    }
+    if let Some(i) = candidates.iter().position(|(_, selected)| *selected) {
+        return Ok(Some(Arc::new(candidates.swap_remove(i).0)));
+    }
+    Err(ConnectionError::Ambiguous(candidates.into_iter().map(|(row, _)| row.id).collect()))
+}
+
 fn active(
     path: &TokenPath,
     caller: &HostIdentity,
@@ -121,6 +168,10 @@ fn active(
 /// the hosted widget page with a one-hour widget token for this user and provider in the URL
 /// fragment (never sent to a server, so never logged).
 fn needs_reauthorization(path: &TokenPath, row: &ConnectionRow) -> AccessTokenResponse {
+    if row.credential_source == CredentialSource::Developer {
+        // No user to send a link to: the operator runs `latch connect --as-developer` again.
+        return inactive(InactiveReason::NeedsReauthorization, Some(row.id.clone()));
+    }
     let origin = path.public_url.origin().ascii_serialization();
     let org = (!row.organization_id.is_empty()).then_some(row.organization_id.as_str());
     let minted = path.signer.mint(

@@ -106,6 +106,7 @@ pub fn entry(providers: &Registry, row: &ConnectionRow) -> InventoryEntry {
         organization_id: (!row.organization_id.is_empty()).then(|| row.organization_id.clone()),
         account_id: row.account_id.clone(),
         account_label: row.account_label.clone(),
+        label: row.label.clone(),
         credential_source: row.credential_source,
         status: row.status,
         purpose: row.purpose.clone(),
@@ -147,6 +148,7 @@ pub const CSV_HEADER: &[&str] = &[
     "deleted_at",
     "deleted_by",
     "revocation",
+    "label",
 ];
 
 /// The entries as CSV (RFC 4180: a header row, one connection a line, quoted where needed;
@@ -188,6 +190,7 @@ pub fn to_csv(entries: &[InventoryEntry]) -> Result<String, csv::Error> {
             &time(e.deleted_at),
             e.deleted_by.as_deref().unwrap_or(""),
             e.revocation.map(|r| r.as_str()).unwrap_or(""),
+            e.label.as_deref().unwrap_or(""),
         ])?;
     }
     let bytes = out.into_inner().map_err(|e| e.into_error())?;

@@ -27,6 +27,9 @@ pub enum ConnectionError {
     ProviderNotFound(String),
     #[error("no token matches")]
     TokenNotFound,
+    /// Several connections match and none is chosen; their ids.
+    #[error("several connections match")]
+    Ambiguous(Vec<String>),
     #[error("{field}: {message}")]
     Invalid { field: &'static str, message: String },
     #[error(transparent)]
@@ -75,6 +78,7 @@ pub fn view(row: &ConnectionRow) -> Connection {
         organization_id: (!row.organization_id.is_empty()).then(|| row.organization_id.clone()),
         account_id: row.account_id.clone(),
         account_label: row.account_label.clone(),
+        label: row.label.clone(),
         status: row.status,
         scopes: row.scopes.to_vec(),
         missing_scopes: row.missing_scopes.to_vec(),

@@ -19,7 +19,7 @@ use crate::store::connections::{ConnectionRow, Owner};
 use crate::store::flows::FlowRow;
 use crate::store::new_id;
 use crate::vault::{Sealed, Secret};
-use latch_shared::ErrorCode;
+use latch_shared::{CredentialSource, ErrorCode};
 use serde::Deserialize;
 use subtle::ConstantTimeEq as _;
 
@@ -333,11 +333,7 @@ async fn store_connection(
                     account.label.as_deref().unwrap_or("-"),
                     grant.granted.stored()
                 );
-                record(
-                    &flows.store,
-                    Entry::new(now, &Actor::User(flow.user_id.clone()), action).connection(&row).detail(detail),
-                )
-                .await;
+                record(&flows.store, Entry::new(now, &maker(flow), action).connection(&row).detail(detail)).await;
                 return Ok(id);
             }
             // Another flow created the same connection in between: replace its grant instead.
@@ -378,7 +374,18 @@ fn sealed_row(
         last_refreshed_at: Some(now),
         last_validated_at: Some(now),
         purpose: Some(flow.purpose.clone().unwrap_or_else(|| provider.description.clone())),
-        created_by: Some(flow.user_id.clone()),
+        created_by: Some(maker(flow).name().to_owned()),
+        credential_source: flow.credential_source,
+        label: (flow.credential_source == CredentialSource::Developer).then(|| flow.user_label.clone()).flatten(),
         ..row
+    }
+}
+
+/// Who makes the connection a flow ends in: its end user, or for the app's own account the
+/// operator at the command line (`latch connect --as-developer`, acting as the API key `cli`).
+fn maker(flow: &FlowRow) -> Actor {
+    match flow.credential_source {
+        CredentialSource::EndUser => Actor::User(flow.user_id.clone()),
+        CredentialSource::Developer => Actor::cli(),
     }
 }

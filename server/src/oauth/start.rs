@@ -17,8 +17,8 @@ use crate::auth::widget_jwt::WidgetClaims;
 use crate::store::flows::{FlowRow, FlowStage};
 use crate::store::new_id;
 use crate::vault::Sealed;
-use latch_shared::ErrorCode;
 use latch_shared::api::widget::{ConnectRequest, ConnectStarted};
+use latch_shared::{CredentialSource, ErrorCode};
 use oauth2::{CsrfToken, PkceCodeChallenge, Scope};
 use url::Url;
 
@@ -94,6 +94,7 @@ pub async fn create(
         completed_at: None,
         user_label: claims.label.clone(),
         purpose: claims.purpose.clone(),
+        credential_source: CredentialSource::EndUser,
     };
     flows.store.insert_flow(&flow).await?;
     let authorize_url = flows
@@ -101,6 +102,62 @@ pub async fn create(
         .join(&format!("oauth/authorize/{}", flow.id))
         .map_err(|_| FlowError::new(ErrorCode::InternalError, "Could not build the authorize URL."))?;
     Ok(ConnectStarted { flow_id: flow.id, authorize_url: authorize_url.into() })
+}
+
+/// A flow that connects one of the app's own accounts (`latch connect --as-developer`): it has
+/// no end user, its `label` names the connection, and it is started from Latch's own page
+/// ([`developer_start_url`]), so its origin is Latch's.
+pub async fn create_developer(flows: &Flows, provider: &str, label: Option<&str>) -> Result<FlowRow, FlowError> {
+    let provider = flows.upstream.providers.get(provider).ok_or_else(|| {
+        FlowError::new(ErrorCode::ProviderNotFound, format!("No provider {provider:?} is configured."))
+    })?;
+    let now = flows.clock.unix();
+    let flow = FlowRow {
+        id: new_id("flow"),
+        provider: provider.key.clone(),
+        user_id: String::new(),
+        organization_id: String::new(),
+        allowed_origin: Some(flows.public_url.origin().ascii_serialization()),
+        return_to: None,
+        reconnect_connection_id: None,
+        status: FlowStage::Created,
+        state_hash: None,
+        browser_hash: None,
+        pkce_verifier: None,
+        connection_id: None,
+        error_code: None,
+        error_message: None,
+        created_at: now,
+        expires_at: now + FLOW_TTL_SECONDS,
+        started_at: None,
+        completed_at: None,
+        user_label: label.map(str::to_owned),
+        purpose: None,
+        credential_source: CredentialSource::Developer,
+    };
+    flows.store.insert_flow(&flow).await?;
+    Ok(flow)
+}
+
+/// Where an operator opens a developer flow: Latch's page whose button starts it.
+pub fn developer_start_url(public_url: &Url, flow_id: &str) -> Option<Url> {
+    public_url.join(&format!("oauth/start/{flow_id}")).ok()
+}
+
+/// The developer flow behind `GET /oauth/start/{flow_id}`, while it can still be started; an end
+/// user's flow is never offered there (theirs start only from the host app).
+pub async fn developer_flow(flows: &Flows, flow_id: &str) -> Result<FlowRow, FlowError> {
+    let flow = flows.store.flow(flow_id).await?.filter(|f| {
+        f.credential_source == CredentialSource::Developer
+            && f.status == FlowStage::Created
+            && f.expires_at > flows.clock.unix()
+    });
+    flow.ok_or_else(|| {
+        FlowError::new(
+            ErrorCode::FlowNotFound,
+            "This connect link is not valid (or was used). Run `latch connect` again.",
+        )
+    })
 }
 
 /// `return_to` must be an http(s) URL whose origin is exactly the token's allowed origin

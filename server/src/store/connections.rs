@@ -34,6 +34,8 @@ pub struct ConnectionRow {
     pub organization_id: String,
     pub account_id: String,
     pub account_label: Option<String>,
+    /// The operator's name for a developer connection.
+    pub label: Option<String>,
     #[sqlx(try_from = "String")]
     pub status: ConnectionStatus,
     #[sqlx(try_from = "String")]
@@ -70,6 +72,14 @@ pub struct ConnectionRow {
     pub revocation: Option<String>,
 }
 
+/// A developer connection and whether it is its provider's default.
+#[derive(sqlx::FromRow)]
+struct Candidate {
+    #[sqlx(flatten)]
+    row: ConnectionRow,
+    selected: bool,
+}
+
 /// Who a new connection belongs to and which external account it is.
 #[derive(Debug, Clone, Copy)]
 pub struct Owner<'a> {
@@ -92,6 +102,7 @@ impl ConnectionRow {
             organization_id: owner.organization_id.to_owned(),
             account_id: owner.account_id.to_owned(),
             account_label: None,
+            label: None,
             status: ConnectionStatus::Active,
             scopes: Scopes::default(),
             missing_scopes: Scopes::default(),
@@ -125,20 +136,20 @@ impl ConnectionRow {
     }
 }
 
-const COLUMNS: &str = "id, provider, user_id, organization_id, account_id, account_label, status, \
+const COLUMNS: &str = "id, provider, user_id, organization_id, account_id, account_label, label, status, \
     scopes, missing_scopes, access_token, refresh_token, token_type, access_token_expires_at, \
     created_at, updated_at, last_refreshed_at, last_used_at, last_validated_at, version, \
     lease_until, refresh_attempt, purpose, created_by, last_used_by, credential_source";
 
 /// A tombstone read as a row: the live columns, with no secret, no lease and status `deleted`.
-const TOMBSTONE_COLUMNS: &str = "id, provider, user_id, organization_id, account_id, account_label, \
+const TOMBSTONE_COLUMNS: &str = "id, provider, user_id, organization_id, account_id, account_label, label, \
     'deleted' AS status, scopes, missing_scopes, NULL AS access_token, NULL AS refresh_token, token_type, \
     access_token_expires_at, created_at, updated_at, last_refreshed_at, last_used_at, last_validated_at, \
     CAST(0 AS BIGINT) AS version, NULL AS lease_until, NULL AS refresh_attempt, purpose, created_by, last_used_by, \
     credential_source, deleted_at, deleted_by, revocation";
 
 /// The columns a tombstone keeps, as copied from the live row.
-const KEPT_COLUMNS: &str = "id, provider, user_id, organization_id, account_id, account_label, scopes, \
+const KEPT_COLUMNS: &str = "id, provider, user_id, organization_id, account_id, account_label, label, scopes, \
     missing_scopes, token_type, access_token_expires_at, created_at, updated_at, last_refreshed_at, \
     last_used_at, last_validated_at, purpose, created_by, last_used_by, credential_source";
 
@@ -219,9 +230,9 @@ impl Store {
                 "INSERT INTO connections (id, provider, user_id, organization_id, account_id, account_label, \
                  status, scopes, missing_scopes, access_token, refresh_token, token_type, access_token_expires_at, \
                  created_at, updated_at, last_refreshed_at, last_used_at, last_validated_at, version, \
-                 purpose, created_by, last_used_by, credential_source) \
+                 purpose, created_by, last_used_by, credential_source, label) \
                  VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, \
-                 $20, $21, $22, $23)"
+                 $20, $21, $22, $23, $24)"
             )
             .bind(&row.id)
             .bind(&row.provider)
@@ -246,6 +257,7 @@ impl Store {
             .bind(&row.created_by)
             .bind(&row.last_used_by)
             .bind(row.credential_source.as_str())
+            .bind(&row.label)
         );
         self.connections_changed();
         Ok(())
@@ -280,6 +292,43 @@ impl Store {
         Ok(run!(self, pool => sqlx::query_as(&sql)
             .bind(q.user_id).bind(q.organization_id).bind(q.provider).bind(q.account_id).bind(q.connection_id)
             .fetch_optional(pool).await)?)
+    }
+
+    /// The app's own connections to `provider` that a developer access-token request matches
+    /// (narrowed by account or id), each with whether it is the provider's selected default; at
+    /// most `limit`, in id order.
+    pub async fn developer_candidates(
+        &self,
+        provider: &str,
+        account_id: Option<&str>,
+        connection_id: Option<&str>,
+        limit: i64,
+    ) -> StoreResult<Vec<(ConnectionRow, bool)>> {
+        let sql = format!(
+            "SELECT {COLUMNS}, EXISTS (SELECT 1 FROM developer_defaults d WHERE d.provider = c.provider AND d.connection_id = c.id) AS selected \
+             FROM connections c WHERE user_id = '' AND organization_id = '' AND provider = $1 AND credential_source = 'developer' \
+               AND ($2 IS NULL OR account_id = $2) AND ($3 IS NULL OR id = $3) ORDER BY id LIMIT $4"
+        );
+        let rows: Vec<Candidate> = run!(self, pool => sqlx::query_as(&sql)
+            .bind(provider).bind(account_id).bind(connection_id).bind(limit).fetch_all(pool).await)?;
+        Ok(rows.into_iter().map(|c| (c.row, c.selected)).collect())
+    }
+
+    /// Makes `connection_id` the developer connection that answers for `provider`.
+    pub async fn select_developer_default(
+        &self,
+        provider: &str,
+        connection_id: &str,
+        now: i64,
+        by: &str,
+    ) -> StoreResult<()> {
+        run!(self, pool => sqlx::query(
+            "INSERT INTO developer_defaults (provider, connection_id, selected_at, selected_by) VALUES ($1, $2, $3, $4) \
+             ON CONFLICT (provider) DO UPDATE SET connection_id = excluded.connection_id, \
+               selected_at = excluded.selected_at, selected_by = excluded.selected_by")
+            .bind(provider).bind(connection_id).bind(now).bind(by).execute(pool).await.map(|_| ()))?;
+        self.connections_changed();
+        Ok(())
     }
 
     /// A page of connections (and tombstones, when asked) in id (creation) order; fetches

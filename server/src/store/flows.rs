@@ -3,6 +3,7 @@
 //! when requests race (replayed callbacks, double clicks, several replicas).
 
 use super::{Store, StoreResult, run};
+use latch_shared::CredentialSource;
 
 latch_shared::text_enum! {
     /// Where a flow is: `created` → `started` → `exchanging` → `connected` | `error`.
@@ -47,11 +48,16 @@ pub struct FlowRow {
     pub user_label: Option<String>,
     /// What the connection will be for, from the widget token.
     pub purpose: Option<String>,
+    /// An end user's flow, or an operator's for the app's own account (whose `user_label` is
+    /// the connection's `label`).
+    #[sqlx(try_from = "String")]
+    pub credential_source: CredentialSource,
 }
 
 const COLUMNS: &str = "id, provider, user_id, organization_id, allowed_origin, return_to, \
     reconnect_connection_id, status, state_hash, browser_hash, pkce_verifier, connection_id, \
-    error_code, error_message, created_at, expires_at, started_at, completed_at, user_label, purpose";
+    error_code, error_message, created_at, expires_at, started_at, completed_at, user_label, purpose, \
+    credential_source";
 
 /// Expired flows are swept at most this often per process.
 const SWEEP_EVERY: i64 = 60;
@@ -62,11 +68,11 @@ impl Store {
     pub async fn insert_flow(&self, f: &FlowRow) -> StoreResult<()> {
         run!(self, pool => sqlx::query(
             "INSERT INTO flows (id, provider, user_id, organization_id, allowed_origin, return_to, \
-             reconnect_connection_id, status, created_at, expires_at, user_label, purpose) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)")
+             reconnect_connection_id, status, created_at, expires_at, user_label, purpose, credential_source) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)")
             .bind(&f.id).bind(&f.provider).bind(&f.user_id).bind(&f.organization_id).bind(&f.allowed_origin)
             .bind(&f.return_to).bind(&f.reconnect_connection_id).bind(f.status.as_str()).bind(f.created_at).bind(f.expires_at)
-            .bind(&f.user_label).bind(&f.purpose)
+            .bind(&f.user_label).bind(&f.purpose).bind(f.credential_source.as_str())
             .execute(pool).await.map(|_| ()))?;
         let last = self.last_flow_sweep.load(std::sync::atomic::Ordering::Relaxed);
         let due = f.created_at - last >= SWEEP_EVERY;

@@ -111,6 +111,9 @@ pub struct Connection {
     pub account_id: String,
     /// A readable label for the account (e.g. team name, email).
     pub account_label: Option<String>,
+    /// The operator's name for a developer connection (`latch connect --label`).
+    #[serde(default)]
+    pub label: Option<String>,
     /// Whether tokens can be served.
     pub status: ConnectionStatus,
     /// Scopes granted by the user.
@@ -229,6 +232,8 @@ pub struct InventoryEntry {
     pub account_id: String,
     /// A readable label for the account.
     pub account_label: Option<String>,
+    /// The operator's name for a developer connection.
+    pub label: Option<String>,
     /// An end user's connection, or the app's own.
     pub credential_source: crate::CredentialSource,
     /// Whether tokens can be served.
@@ -317,12 +322,17 @@ pub struct DeleteConnectionQuery {
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct AccessTokenRequest {
-    /// Owner of the connection.
+    /// Owner of the connection; required for an end user's, absent for the app's own.
+    #[serde(default)]
     #[cfg_attr(
         feature = "openapi",
         schema(min_length = 1, max_length = 256, pattern = "^[^\\u0000-\\u001F\\u007F-\\u009F]+$")
     )]
-    pub user_id: String,
+    pub user_id: Option<String>,
+    /// `developer`: the app's own connection to the provider (made with
+    /// `latch connect --as-developer`), not an end user's. Default `end_user`.
+    #[serde(default)]
+    pub credential_source: Option<crate::CredentialSource>,
     /// Owner's organization, if any.
     #[serde(default)]
     #[cfg_attr(

@@ -26,10 +26,16 @@ impl Cli {
         Self { dir, database_url: app.db.url.clone() }
     }
 
+    /// `latch --config latch.toml ARGS`, to run as the test likes.
+    pub fn command(&self, args: &[&str]) -> std::process::Command {
+        let mut cmd = crate::harness::latch_command(self.dir.path(), &self.database_url);
+        cmd.args(["--config", "latch.toml"]).args(args);
+        cmd
+    }
+
     /// Runs `latch --config latch.toml ARGS`: success, stdout, stderr.
     pub fn run(&self, args: &[&str]) -> (bool, String, String) {
-        let mut cmd = crate::harness::latch_command(self.dir.path(), &self.database_url);
-        let out = cmd.args(["--config", "latch.toml"]).args(args).output().unwrap();
+        let out = self.command(args).output().unwrap();
         (out.status.success(), String::from_utf8(out.stdout).unwrap(), String::from_utf8(out.stderr).unwrap())
     }
 }

@@ -13,6 +13,8 @@ use std::io::Read as _;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+mod developer;
+
 /// Latch: connect your users' third-party accounts without writing OAuth plumbing.
 #[derive(Debug, Parser)]
 #[command(name = "latch", version)]
@@ -51,6 +53,23 @@ pub enum Command {
     /// Access tokens, as `POST /v1/access-token` serves them.
     #[command(subcommand)]
     Token(TokenCommand),
+    /// Connect one of the app's own accounts (a developer connection): prints the consent URL
+    /// (and opens a browser on a desktop), waits for the flow to finish, prints the connection.
+    /// The flow's callback lands on the running server at `public_url`.
+    Connect {
+        /// The provider's key.
+        #[arg(long)]
+        provider: String,
+        /// Connect the app's own account, not an end user's (the only kind the CLI connects).
+        #[arg(long)]
+        as_developer: bool,
+        /// The operator's name for the connection ("Deploy bot").
+        #[arg(long)]
+        label: Option<String>,
+        /// Print the URL only; never open a browser.
+        #[arg(long)]
+        no_browser: bool,
+    },
     /// The activity trail, newest first.
     Activity {
         /// Only this connection's entries.
@@ -92,8 +111,12 @@ pub enum TokenCommand {
     /// A fresh access token's metadata (JSON), refreshing it when it is about to expire; the
     /// token itself only with `--show-token`. Recorded in the trail as the API key `cli`.
     Get {
-        #[arg(long)]
-        user: String,
+        /// The end user whose connection it is (or `--developer`).
+        #[arg(long, required_unless_present = "developer")]
+        user: Option<String>,
+        /// The app's own connection to the provider, not an end user's.
+        #[arg(long, conflicts_with_all = ["user", "organization"])]
+        developer: bool,
         #[arg(long)]
         provider: String,
         #[arg(long)]
@@ -163,6 +186,15 @@ pub enum ConnectionsCommand {
         /// Do not ask.
         #[arg(long)]
         yes: bool,
+    },
+    /// Choose the developer connection that answers for a provider when it has several
+    /// (`POST /v1/access-token` with `credential_source: developer`).
+    Select {
+        /// The provider's key.
+        #[arg(long)]
+        provider: String,
+        /// The developer connection's id.
+        id: String,
     },
 }
 
@@ -293,6 +325,14 @@ async fn run(cli: Cli) -> Result<(), String> {
             Ok(())
         }
         Command::Connections(cmd) => connections_command(&config, cmd).await,
+        Command::Connect { provider, as_developer, label, no_browser } => {
+            if !as_developer {
+                return Err("latch connect makes the app's own connections: add --as-developer \
+                    (end users connect through the widget)"
+                    .into());
+            }
+            developer::connect(&config, &provider, label.as_deref(), no_browser).await
+        }
         Command::Activity { connection, user, provider, since, format } => {
             if !matches!(format.as_str(), "table" | "json") {
                 return Err(format!("--format: {format:?} is not table or json"));
@@ -340,11 +380,12 @@ async fn run(cli: Cli) -> Result<(), String> {
             }
             Ok(())
         }
-        Command::Token(TokenCommand::Get { user, provider, organization, force_refresh, show_token }) => {
+        Command::Token(TokenCommand::Get { user, developer, provider, organization, force_refresh, show_token }) => {
             let state = AppState::build(config, Clock::default()).await.map_err(|e| e.to_string())?;
             let caller = crate::auth::api_keys::HostIdentity { key_id: "cli".into(), key_name: "cli".into() };
             let req = latch_shared::api::host::AccessTokenRequest {
                 user_id: user,
+                credential_source: developer.then_some(latch_shared::CredentialSource::Developer),
                 provider,
                 organization_id: organization,
                 account_id: None,
@@ -411,8 +452,12 @@ async fn run(cli: Cli) -> Result<(), String> {
 async fn connections_command(config: &Config, cmd: ConnectionsCommand) -> Result<(), String> {
     use crate::connections::inventory;
     use latch_shared::api::host::{InventoryEntry, InventoryQuery};
-    if let ConnectionsCommand::Remove { id, provider, all, revoke, yes } = cmd {
-        return remove_connections(config, id, provider, all, revoke, yes).await;
+    match cmd {
+        ConnectionsCommand::Remove { id, provider, all, revoke, yes } => {
+            return remove_connections(config, id, provider, all, revoke, yes).await;
+        }
+        ConnectionsCommand::Select { provider, id } => return developer::select(config, &provider, &id).await,
+        _ => {}
     }
     let store = open_store(config).await?;
     let providers = crate::providers::Registry::new(config.providers.clone());
@@ -496,7 +541,8 @@ async fn connections_command(config: &Config, cmd: ConnectionsCommand) -> Result
             }
             Ok(())
         }
-        ConnectionsCommand::Remove { .. } => Ok(()), // answered above, before opening the store
+        // Answered above, before opening the store.
+        ConnectionsCommand::Remove { .. } | ConnectionsCommand::Select { .. } => Ok(()),
         ConnectionsCommand::Show { id } => match store.connection_or_tombstone(&id).await.map_err(|e| e.to_string())? {
             Some(row) => {
                 out(&serde_json::to_string_pretty(&inventory::entry(&providers, &row)).map_err(|e| e.to_string())?);
@@ -565,7 +611,7 @@ async fn remove_connections(
             return Err("nothing deleted".into());
         }
     }
-    let actor = crate::activity::Actor::ApiKey("cli".into());
+    let actor = crate::activity::Actor::cli();
     for row in &rows {
         crate::connections::delete(&state.deleter, &actor, row, revoke).await.map_err(|e| e.to_string())?;
         out(&format!("deleted\t{}\t{}\t{}", row.id, row.provider, row.user_id));
