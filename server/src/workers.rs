@@ -1,7 +1,7 @@
 //! The background work of a serving process: the usage flusher, the webhook deliverer, the
-//! tombstone purge and the proactive refresher. `serve` starts them and shuts them down; building an [`AppState`] starts
-//! nothing, so one-shot commands (`latch keys rotate`, `latch secret add`) deliver no webhook and
-//! refresh no token while they run.
+//! tombstone purge, the signing-key reload and the proactive refresher. `serve` starts them and
+//! shuts them down; building an [`AppState`] starts nothing, so one-shot commands (`latch keys
+//! rotate`, `latch secret add`) deliver no webhook and refresh no token while they run.
 
 use crate::AppState;
 use std::time::Duration;
@@ -28,6 +28,7 @@ impl Workers {
         tasks.spawn(crate::events::webhooks::run(state.webhooks.clone(), stop.clone()));
         let (store, clock, days) = (state.store.clone(), state.clock.clone(), state.config.tombstone_retention_days);
         tasks.spawn(crate::connections::run_tombstone_upkeep(store, clock, days, stop.clone()));
+        tasks.spawn(reload_signing_keys(state.signer.clone(), stop.clone()));
         if state.config.background_refresh {
             tasks.spawn(crate::oauth::refresher::run(state.refresher.clone(), stop.clone()));
         }
@@ -48,6 +49,16 @@ impl Workers {
         .await;
         if drained.is_err() {
             tracing::warn!("background workers did not stop in time; aborted");
+        }
+    }
+}
+
+/// Picks up a signing-key rotation made elsewhere (`latch keys rotate-signing`, another replica).
+async fn reload_signing_keys(signer: std::sync::Arc<crate::auth::widget_jwt::WidgetSigner>, stop: CancellationToken) {
+    loop {
+        tokio::select! {
+            () = stop.cancelled() => return,
+            () = crate::clock::Clock::sleep(crate::auth::widget_jwt::RELOAD_EVERY) => signer.reload().await,
         }
     }
 }

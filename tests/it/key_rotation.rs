@@ -40,7 +40,7 @@ both!(master_key_rotation_reseals_everything, |backend| async move {
     config.master_key = MasterKeySource::Inline(Secret::new(new_b64.clone()));
     config.previous_master_keys = vec![MasterKeySource::Inline(Secret::new(MASTER_KEY))];
     let both_keys = AppState::build(config.clone(), Clock::default()).await.unwrap();
-    let done = latch_server::vault::rotate(&both_keys.store, &both_keys.vault).await.unwrap();
+    let done = latch_server::vault::rotate(&both_keys.store, &both_keys.vault, |_, _| {}).await.unwrap();
     assert!(done.resealed >= 8, "resealed {}", done.resealed);
     assert_eq!(done.retired, [old.id().to_owned()]);
     for &column in Sealed::ROTATED {
@@ -48,7 +48,7 @@ both!(master_key_rotation_reseals_everything, |backend| async move {
             assert_eq!(Vault::key_id_of(&envelope), Some(new.id()), "{column:?} of {row} still under the old key");
         }
     }
-    let again = latch_server::vault::rotate(&both_keys.store, &both_keys.vault).await.unwrap();
+    let again = latch_server::vault::rotate(&both_keys.store, &both_keys.vault, |_, _| {}).await.unwrap();
     assert_eq!((again.resealed, again.retired.len()), (0, 0), "idempotent");
 
     // Only the new key: everything opens, the same secrets as before.

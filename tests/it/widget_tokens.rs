@@ -16,7 +16,7 @@ fn decode_part(token: &str, index: usize) -> Value {
 
 /// The active signing key's PKCS#8 and kid, for forging tokens with the real key.
 async fn signing_key(app: &TestApp) -> (EncodingKey, String) {
-    let row = app.state.store.signing_keys().await.unwrap().remove(0);
+    let row = app.state.store.signing_keys(app.state.clock.unix()).await.unwrap().remove(0);
     let pkcs8 = app.state.vault.open(latch_server::vault::Sealed::SigningKey.slot(&row.id), &row.private_key).unwrap();
     (EncodingKey::from_ed_der(&pkcs8), row.id)
 }
@@ -114,7 +114,7 @@ both!(forged_and_expired_tokens_are_refused, |backend| async move {
     tampered_claims["sub"] = "bob".into();
     let mut flipped = parts[2].as_bytes().to_vec();
     flipped[5] = if flipped[5] == b'A' { b'B' } else { b'A' };
-    let public = app.state.store.signing_keys().await.unwrap().remove(0).public_key;
+    let public = app.state.store.signing_keys(app.state.clock.unix()).await.unwrap().remove(0).public_key;
     let hs256 = jsonwebtoken::encode(
         &{
             let mut h = Header::new(Algorithm::HS256);
@@ -259,4 +259,57 @@ both!(replicas_starting_together_on_an_empty_database_accept_each_others_tokens,
                 .expect("a replica's token is accepted by every other");
         }
     }
+});
+
+both!(rotating_the_signing_key_breaks_no_live_widget_token, |backend| async move {
+    let (app, fake) = TestApp::with_fake(backend).await;
+    let mint = || async {
+        let (status, body) = app.post("/v1/widget-tokens", json!({"user_id": "alice", "ttl_seconds": 3600})).await;
+        assert_eq!(status, 201, "{body}");
+        body["token"].as_str().unwrap().to_owned()
+    };
+    let app = &app;
+    let works = |token: String| async move {
+        let (status, body) = app.widget(reqwest::Method::GET, "/widget/v1/integrations", &token, None).await;
+        (status, body)
+    };
+    let live = mint().await;
+    let old_kid = decode_part(&live, 0)["kid"].as_str().unwrap().to_owned();
+    let cli = crate::harness::cli::Cli::new(app, &fake.url, &[("acme", r#"["read"]"#)]);
+    let (ok, out, err) = cli.run(&["keys", "rotate-signing"]);
+    assert!(ok, "{err}");
+    let new_kid = out.split('\t').nth(1).unwrap().to_owned();
+    assert!(new_kid.starts_with("sk_") && new_kid != old_kid, "{out}");
+    let (_, listed, _) = cli.run(&["keys", "list"]);
+    assert!(listed.contains(&format!("widget-signing\t{new_kid}\tsigning")), "{listed}");
+    assert!(listed.contains(&format!("widget-signing\t{old_kid}\tverifying until")), "{listed}");
+
+    // Until its minute tick the server signs with the old key; after it, with the new one.
+    assert_eq!(works(live.clone()).await.0, 200);
+    app.state.signer.reload().await;
+    let fresh = mint().await;
+    assert_eq!(decode_part(&fresh, 0)["kid"], new_kid.as_str());
+    assert_eq!(works(fresh.clone()).await.0, 200);
+    assert_eq!(works(live.clone()).await.0, 200, "a token of the old key still works after the reload");
+    let (_, jwks) = send(app.http.get(format!("{}/.well-known/jwks.json", app.url))).await;
+    let kids: Vec<&str> = jwks["keys"].as_array().unwrap().iter().map(|k| k["kid"].as_str().unwrap()).collect();
+    assert!(kids.contains(&old_kid.as_str()) && kids.contains(&new_kid.as_str()), "{jwks}");
+
+    // The old key verifies for as long as any token it signed lives, then it is gone.
+    app.state.clock.advance(3590);
+    app.state.signer.reload().await;
+    assert_eq!(works(live.clone()).await.0, 200, "a live token of the old key, near its end");
+    app.state.clock.advance(latch_server::auth::widget_jwt::ROTATION_OVERLAP_SECONDS - 3590 + 1);
+    app.state.signer.reload().await;
+    let (_, jwks) = send(app.http.get(format!("{}/.well-known/jwks.json", app.url))).await;
+    let kids: Vec<&str> = jwks["keys"].as_array().unwrap().iter().map(|k| k["kid"].as_str().unwrap()).collect();
+    assert_eq!(kids, [new_kid.as_str()], "the old key retired after its overlap");
+    assert_error(&works(live).await, 401, "invalid_widget_token");
+    // A second rotation: the key that signed now verifies until its own overlap ends.
+    let (ok, out, err) = cli.run(&["keys", "rotate-signing"]);
+    assert!(ok, "{err}");
+    let newest = out.split('\t').nth(1).unwrap().to_owned();
+    let (_, listed, _) = cli.run(&["keys", "list"]);
+    assert!(listed.contains(&format!("widget-signing\t{newest}\tsigning")), "{listed}");
+    assert!(listed.contains(&format!("widget-signing\t{new_kid}\tverifying until")), "{listed}");
 });

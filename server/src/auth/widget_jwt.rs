@@ -87,6 +87,7 @@ struct KeySet {
 pub struct WidgetSigner {
     store: Store,
     vault: Vault,
+    clock: Clock,
     issuer: String,
     keys: RwLock<KeySet>,
 }
@@ -109,7 +110,7 @@ pub enum SignerError {
 impl WidgetSigner {
     /// Loads the signing keys, creating the first one if the database has none.
     pub async fn load(store: Store, vault: Vault, issuer: String, clock: &Clock) -> Result<Self, SignerError> {
-        let mut rows = store.signing_keys().await?;
+        let mut rows = store.signing_keys(clock.unix()).await?;
         if rows.is_empty() {
             // Replicas starting together on an empty database all get here: the first key has
             // a fixed id, so exactly one insert wins and every replica signs with that key.
@@ -117,10 +118,10 @@ impl WidgetSigner {
                 Ok(()) | Err(SignerError::Store(StoreError::Conflict { .. })) => {}
                 Err(e) => return Err(e),
             }
-            rows = store.signing_keys().await?;
+            rows = store.signing_keys(clock.unix()).await?;
         }
         let keys = build_keyset(&vault, &rows)?;
-        Ok(Self { store, vault, issuer, keys: RwLock::new(keys) })
+        Ok(Self { store, vault, clock: clock.clone(), issuer, keys: RwLock::new(keys) })
     }
 
     /// The `iss` of tokens minted here.
@@ -232,10 +233,16 @@ impl WidgetSigner {
 
     async fn reload_if_stale(&self) {
         let stale = self.keys.read().map(|k| k.loaded_at.elapsed() > Duration::from_secs(1)).unwrap_or(false);
-        if !stale {
-            return;
+        if stale {
+            self.reload().await;
         }
-        let Ok(rows) = self.store.signing_keys().await else {
+    }
+
+    /// Reads the keys again: picks up a rotation (the new key signs from now on) and drops keys
+    /// whose overlap ended. Serving processes do it every [`RELOAD_EVERY`]; on failure the
+    /// loaded keys stay.
+    pub async fn reload(&self) {
+        let Ok(rows) = self.store.signing_keys(self.clock.unix()).await else {
             return;
         };
         if let Ok(fresh) = build_keyset(&self.vault, &rows)
@@ -244,30 +251,58 @@ impl WidgetSigner {
             *keys = fresh;
         }
     }
+
+    /// The id of the key that signs now.
+    pub fn signing_kid(&self) -> Option<String> {
+        self.keys.read().ok().map(|k| k.active_kid.clone())
+    }
+}
+
+/// How often a serving process reloads the signing keys.
+pub const RELOAD_EVERY: Duration = Duration::from_secs(60);
+
+/// How long a rotated-out key keeps verifying: a replica may sign with it until its next reload,
+/// and a token it signed lives at most [`MAX_TTL_SECONDS`], so no live widget token breaks.
+pub const ROTATION_OVERLAP_SECONDS: i64 = MAX_TTL_SECONDS + RELOAD_EVERY.as_secs() as i64 + 2 * LEEWAY_SECONDS;
+
+/// `latch keys rotate-signing`: a new key signs from the next reload on; the old ones verify
+/// for [`ROTATION_OVERLAP_SECONDS`] more. Returns the new key's id and when the old ones retire.
+pub async fn rotate(store: &Store, vault: &Vault, clock: &Clock) -> Result<(String, i64), SignerError> {
+    let now = clock.unix();
+    let kid = new_id("sk");
+    let row = new_key(vault, now, &kid)?;
+    let retire_at = now + ROTATION_OVERLAP_SECONDS;
+    store.rotate_signing_key(&row, retire_at, now).await?;
+    Ok((kid, retire_at))
 }
 
 /// The id of a deployment's first signing key (later keys get fresh ids).
 const FIRST_KID: &str = "sk_first";
 
 async fn insert_new_key(store: &Store, vault: &Vault, now: i64, kid: &str) -> Result<(), SignerError> {
+    store.insert_signing_key(&new_key(vault, now, kid)?).await?;
+    Ok(())
+}
+
+/// A fresh Ed25519 key, its private half sealed to its row.
+fn new_key(vault: &Vault, now: i64, kid: &str) -> Result<SigningKeyRow, SignerError> {
     let kid = kid.to_owned();
     let rng = ring::rand::SystemRandom::new();
     let pkcs8 = Ed25519KeyPair::generate_pkcs8(&rng)
         .map_err(|_| SignerError::Key { kid: kid.clone(), message: "key generation failed".into() })?;
     let pair = Ed25519KeyPair::from_pkcs8(pkcs8.as_ref())
         .map_err(|_| SignerError::Key { kid: kid.clone(), message: "generated key does not parse".into() })?;
-    let row = SigningKeyRow {
+    Ok(SigningKeyRow {
         private_key: vault.seal(Sealed::SigningKey.slot(&kid), pkcs8.as_ref()),
         public_key: pair.public_key().as_ref().to_vec(),
         id: kid,
         created_at: now,
-    };
-    store.insert_signing_key(&row).await?;
-    Ok(())
+        retired_at: None,
+    })
 }
 
 fn build_keyset(vault: &Vault, rows: &[SigningKeyRow]) -> Result<KeySet, SignerError> {
-    // Rows come newest first: the newest key signs, all verify.
+    // Rows come current first, newest first: that key signs, all verify.
     let newest = rows.first().ok_or_else(|| SignerError::Key { kid: "-".into(), message: "no signing key".into() })?;
     let pkcs8 = vault
         .open(Sealed::SigningKey.slot(&newest.id), &newest.private_key)

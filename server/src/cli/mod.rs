@@ -245,8 +245,13 @@ pub enum KeysCommand {
     Rotate,
     /// List the keys the database knows, tab-separated, never key material: master key ids
     /// (`active` for LATCH_MASTER_KEY, `previous` for a configured older one, `missing` when
-    /// none is configured) and widget signing key ids (the newest signs).
+    /// none is configured) and widget signing key ids (`signing`, or `verifying until …` for
+    /// a rotated-out key).
     List,
+    /// Rotate the widget signing key: a new key signs (every server picks it up within a
+    /// minute); the old ones keep verifying for an overlap longer than any widget token lives,
+    /// so no live token breaks. Keys past their overlap are deleted.
+    RotateSigning,
 }
 
 /// Parses arguments, runs, and turns errors into a message and exit code 1 or 2.
@@ -422,12 +427,26 @@ async fn run(cli: Cli) -> Result<(), String> {
                 };
                 out(&format!("master\t{id}\t{role}"));
             }
-            for (i, key) in store.signing_keys().await.map_err(|e| e.to_string())?.iter().enumerate() {
-                let role = if i == 0 { "signing" } else { "verifying" };
+            let now = Clock::default().unix();
+            for (i, key) in store.signing_keys(now).await.map_err(|e| e.to_string())?.iter().enumerate() {
+                let role = match key.retired_at {
+                    Some(at) => format!("verifying until {}", from_unix(at)),
+                    None if i == 0 => "signing".to_owned(),
+                    None => "verifying".to_owned(),
+                };
                 let created = crate::clock::from_unix(key.created_at);
                 out(&format!("widget-signing\t{}\t{role}\tcreated {created}", key.id));
             }
             store.close().await;
+            Ok(())
+        }
+        Command::Keys(KeysCommand::RotateSigning) => {
+            let state = AppState::build(config, Clock::default()).await.map_err(|e| e.to_string())?;
+            let rotated = crate::auth::widget_jwt::rotate(&state.store, &state.vault, &state.clock).await;
+            state.store.close().await;
+            let (kid, retire_at) = rotated.map_err(|e| e.to_string())?;
+            out(&format!("widget-signing\t{kid}\tsigning\tprevious keys verify until {}", from_unix(retire_at)));
+            hint("running servers sign with the new key within a minute; widget tokens already issued stay valid");
             Ok(())
         }
         Command::Keys(KeysCommand::Generate) => {
@@ -437,7 +456,19 @@ async fn run(cli: Cli) -> Result<(), String> {
         Command::Keys(KeysCommand::Rotate) => {
             open_store(&config).await?.close().await;
             let state = AppState::build(config, Clock::default()).await.map_err(|e| e.to_string())?;
-            let done = crate::vault::rotate(&state.store, &state.vault).await.map_err(|e| e.to_string())?;
+            // A progress bar on a terminal (indicatif hides it elsewhere), then the summary.
+            let bar = indicatif::ProgressBar::new_spinner();
+            bar.set_style(
+                indicatif::ProgressStyle::with_template("{spinner} {elapsed} {msg}")
+                    .unwrap_or_else(|_| indicatif::ProgressStyle::default_spinner()),
+            );
+            let done = crate::vault::rotate(&state.store, &state.vault, |so_far, checked| {
+                bar.set_message(format!("checked {checked} secrets, re-sealed {}", so_far.resealed));
+                bar.tick();
+            })
+            .await;
+            bar.finish_and_clear();
+            let done = done.map_err(|e| e.to_string())?;
             out(&format!("re-sealed {} secrets under master key {}", done.resealed, state.vault.active_key_id()));
             for id in &done.retired {
                 hint(&format!("master key {id} is no longer used: remove it from LATCH_PREVIOUS_MASTER_KEYS"));

@@ -15,6 +15,8 @@ pub struct SigningKeyRow {
     pub public_key: Vec<u8>,
     /// Unix seconds.
     pub created_at: i64,
+    /// When a rotated-out key stops verifying (`None`: it is current).
+    pub retired_at: Option<i64>,
 }
 
 impl Store {
@@ -32,11 +34,30 @@ impl Store {
         Ok(())
     }
 
-    /// Signing keys not retired, newest first.
-    pub async fn signing_keys(&self) -> StoreResult<Vec<SigningKeyRow>> {
+    /// Signing keys that still verify at `now`, the current ones first (newest first): the
+    /// first signs.
+    pub async fn signing_keys(&self, now: i64) -> StoreResult<Vec<SigningKeyRow>> {
         Ok(run!(self, pool => sqlx::query_as(
-            "SELECT id, private_key, public_key, created_at FROM signing_keys WHERE retired_at IS NULL ORDER BY created_at DESC, id DESC")
-            .fetch_all(pool).await)?)
+            "SELECT id, private_key, public_key, created_at, retired_at FROM signing_keys \
+             WHERE retired_at IS NULL OR retired_at > $1 \
+             ORDER BY CASE WHEN retired_at IS NULL THEN 0 ELSE 1 END, created_at DESC, id DESC")
+            .bind(now).fetch_all(pool).await)?)
+    }
+
+    /// Rotates the signing key in one transaction: the current keys retire at `retire_at` (they
+    /// verify until then), `row` becomes the one that signs, and keys retired by `now` are
+    /// deleted.
+    pub async fn rotate_signing_key(&self, row: &SigningKeyRow, retire_at: i64, now: i64) -> StoreResult<()> {
+        run!(self, pool => {
+            let mut tx = pool.begin().await?;
+            sqlx::query("UPDATE signing_keys SET retired_at = $1 WHERE retired_at IS NULL").bind(retire_at).execute(&mut *tx).await?;
+            sqlx::query("INSERT INTO signing_keys (id, private_key, public_key, created_at) VALUES ($1, $2, $3, $4)")
+                .bind(&row.id).bind(&row.private_key).bind(&row.public_key).bind(row.created_at)
+                .execute(&mut *tx).await?;
+            sqlx::query("DELETE FROM signing_keys WHERE retired_at <= $1").bind(now).execute(&mut *tx).await?;
+            tx.commit().await
+        })?;
+        Ok(())
     }
 
     /// Stores a new signing key.

@@ -25,8 +25,14 @@ pub enum RotateError {
     Open { table: String, column: String, row: String, source: VaultError },
 }
 
-/// Re-seals everything under the active key.
-pub async fn rotate(store: &Store, vault: &Vault) -> Result<Rotation, RotateError> {
+/// Re-seals everything under the active key; `progress` hears after each page how many
+/// envelopes were looked at and re-sealed so far (the CLI draws its progress bar from it).
+pub async fn rotate(
+    store: &Store,
+    vault: &Vault,
+    mut progress: impl FnMut(&Rotation, u64),
+) -> Result<Rotation, RotateError> {
+    let mut checked = 0u64;
     let mut done = Rotation::default();
     let active = vault.active_key_id().to_owned();
     for &column in Sealed::ROTATED {
@@ -36,6 +42,7 @@ pub async fn rotate(store: &Store, vault: &Vault) -> Result<Rotation, RotateErro
             let page = store.sealed_page(column, &after, 200).await?;
             let Some((last, _)) = page.last() else { break };
             let next = last.clone();
+            checked += page.len() as u64;
             for (row, envelope) in page {
                 if Vault::key_id_of(&envelope) == Some(active.as_str()) {
                     continue;
@@ -52,6 +59,7 @@ pub async fn rotate(store: &Store, vault: &Vault) -> Result<Rotation, RotateErro
                 }
             }
             after = next;
+            progress(&done, checked);
         }
     }
     // Forget the ids nothing references any more (checked, not assumed).
