@@ -14,6 +14,7 @@
 //! - [`events`]: the transactional outbox of connection events, polling and signed webhooks.
 //! - [`activity`], [`usage`]: the audit trail, and usage batched off the hot path.
 //! - [`limits`]: rate limits per API key, widget user, client address and provider.
+//! - [`metrics`]: Prometheus counters and histograms, and gauges read from the store.
 //! - [`random`], [`paging`]: one-time secrets and digests; page sizes and cursors.
 //! - [`config`], [`cli`], [`state`] (the composition root), [`workers`] (background work of
 //!   `serve`), [`clock`], [`detach`], [`listener`], [`telemetry`]: plumbing.
@@ -32,6 +33,7 @@ pub mod detach;
 pub mod events;
 pub mod limits;
 pub mod listener;
+pub mod metrics;
 pub mod oauth;
 pub mod paging;
 pub mod providers;

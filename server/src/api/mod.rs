@@ -52,6 +52,7 @@ pub fn router(state: AppState) -> Router {
         .at(h::RotateWebhookSecret, host::webhooks::rotate)
         .at(h::ListWebhookFailures, host::webhooks::failures)
         .at(h::ResendWebhookFailure, host::webhooks::resend)
+        .route("/metrics", get(host::metrics::get))
         .method_not_allowed_fallback(method_not_allowed)
         // Tokens must not be cached by proxies or clients (RFC 6749 §5.1).
         .layer(SetResponseHeaderLayer::overriding(header::CACHE_CONTROL, HeaderValue::from_static("no-store")))
@@ -112,7 +113,8 @@ pub fn router(state: AppState) -> Router {
         .fallback(not_found);
     #[cfg(feature = "failpoints")]
     let app = app.route("/_test/failpoints/{name}", axum::routing::put(failpoints::set));
-    app.layer(DefaultBodyLimit::max(BODY_LIMIT))
+    app.layer(axum::middleware::from_fn(measured))
+        .layer(DefaultBodyLimit::max(BODY_LIMIT))
         .layer(axum::middleware::from_fn(screened))
         .layer(axum::middleware::from_fn_with_state(state.clone(), bounded))
         .layer(SetResponseHeaderLayer::if_not_present(
@@ -191,4 +193,17 @@ async fn not_found() -> ApiError {
 
 async fn method_not_allowed() -> ApiError {
     ApiError::new(ErrorCode::MethodNotAllowed, "This route does not accept that method.")
+}
+
+/// Counts every request by its route template (never the raw path, whose ids would make a
+/// label per connection) and times it.
+async fn measured(request: axum::extract::Request, next: axum::middleware::Next) -> axum::response::Response {
+    // A clone of the matched path is a reference count, not a copy.
+    let route = request.extensions().get::<axum::extract::MatchedPath>().cloned();
+    let method = request.method().clone();
+    let started = std::time::Instant::now();
+    let response = next.run(request).await;
+    let route = route.as_ref().map_or("unmatched", axum::extract::MatchedPath::as_str);
+    crate::metrics::request(route, method.as_str(), response.status().as_u16(), started.elapsed());
+    response
 }

@@ -17,6 +17,7 @@ use utoipa::{Modify, OpenApi};
         super::host::connections::delete,
         super::host::access_token::create,
         super::host::inventory::list,
+        super::host::metrics::get,
         super::host::activity::list,
         super::host::events::list,
         super::host::webhooks::create,

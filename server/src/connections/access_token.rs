@@ -107,6 +107,7 @@ async fn end_user_connection(
     // Read the generation before the query: a write that lands meanwhile makes the entry stale.
     let generation = path.refresh.store.connections_generation();
     let cached = path.cache.get(&cache_key, generation);
+    crate::metrics::token_lookup(cached.is_some());
     let row = match cached {
         Some(row) => Some(row),
         None => {

@@ -190,6 +190,12 @@ fn open_secret(hooks: &Webhooks, id: &str, column: Sealed, sealed: &[u8]) -> Opt
 
 /// POSTs one event to one endpoint; `Err` carries a short reason.
 async fn deliver(hooks: &Webhooks, endpoint: &EndpointRow, event: &EventRow) -> Result<(), String> {
+    let result = deliver_once(hooks, endpoint, event).await;
+    crate::metrics::delivery(result.is_ok());
+    result
+}
+
+async fn deliver_once(hooks: &Webhooks, endpoint: &EndpointRow, event: &EventRow) -> Result<(), String> {
     // A name is resolved and checked by the delivery client's own resolver, once, when it
     // connects; an IP literal is checked here.
     let target = targets::check_url(&endpoint.url, hooks.allow_private_targets).map_err(|e| e.to_string())?;

@@ -60,6 +60,8 @@ pub enum CallError {
 pub struct ProviderCall<'a> {
     http: &'a reqwest::Client,
     timeout: Duration,
+    /// The provider's key, for the metrics.
+    provider: &'a str,
     dialect: crate::providers::Dialect,
     endpoint: Endpoint,
     /// Where the request goes instead of the URL the crate put in it (see `protocol`).
@@ -68,14 +70,15 @@ pub struct ProviderCall<'a> {
 }
 
 impl<'a> ProviderCall<'a> {
-    /// A call to `endpoint` of a provider speaking `dialect`, within `timeout`.
+    /// A call to `endpoint` of `provider`, within `timeout`.
     pub fn new(
         http: &'a reqwest::Client,
         timeout: Duration,
-        dialect: crate::providers::Dialect,
+        provider: &'a crate::providers::Provider,
         endpoint: Endpoint,
     ) -> Self {
-        Self { http, timeout, dialect, endpoint, send_to: None, status: Default::default() }
+        let (dialect, provider) = (provider.dialect, provider.key.as_str());
+        Self { http, timeout, provider, dialect, endpoint, send_to: None, status: Default::default() }
     }
 
     /// Sends to `url`, the endpoint as configured, whatever URL the crate built.
@@ -94,9 +97,17 @@ impl<'a> ProviderCall<'a> {
         if let Some(url) = &self.send_to {
             *request.url_mut() = url.clone();
         }
-        let response =
-            self.http.execute(request).await.map_err(|e| CallError::Transport(super::token::describe_transport(&e)))?;
+        let started = std::time::Instant::now();
+        let endpoint = match self.endpoint {
+            Endpoint::Token => "token",
+            Endpoint::Revocation => "revocation",
+        };
+        let response = self.http.execute(request).await.map_err(|e| {
+            crate::metrics::provider_call(self.provider, endpoint, 0, started.elapsed());
+            CallError::Transport(super::token::describe_transport(&e))
+        })?;
         let status = response.status().as_u16();
+        crate::metrics::provider_call(self.provider, endpoint, status, started.elapsed());
         self.status.store(status, std::sync::atomic::Ordering::Relaxed);
         let is_form = response
             .headers()

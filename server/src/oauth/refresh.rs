@@ -252,6 +252,13 @@ async fn refresh_within(cx: &RefreshCtx, seen: &ConnectionRow, force: bool, acto
             let (cx, seen, actor) = (cx.clone(), seen.clone(), actor.clone());
             tokio::spawn(async move {
                 let outcome = run(&cx, &seen, force, &actor).await;
+                let label = match &outcome {
+                    Ok(Refreshed::Usable(_)) => "refreshed",
+                    Ok(Refreshed::NeedsReauthorization(_)) => "needs_reauthorization",
+                    Ok(Refreshed::Stale(_)) => "transient",
+                    Err(_) => "error",
+                };
+                crate::metrics::refresh(&seen.provider, label);
                 cx.flights.settle(&seen.id, &tx, outcome);
             });
             rx

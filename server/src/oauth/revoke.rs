@@ -90,7 +90,7 @@ async fn post_revocation(
     let Some(url) = provider.revocation_url.clone() else {
         return RevokeOutcome::Unsupported;
     };
-    let call = ProviderCall::new(&up.http, PROVIDER_TIMEOUT, provider.dialect, Endpoint::Revocation).sending_to(url);
+    let call = ProviderCall::new(&up.http, PROVIDER_TIMEOUT, provider, Endpoint::Revocation).sending_to(url);
     match request.request_async(&call).await {
         Ok(()) => RevokeOutcome::Revoked,
         Err(RequestTokenError::Request(e)) => RevokeOutcome::Failed(e.to_string()),

@@ -85,7 +85,7 @@ pub async fn request(
         Grant::Refresh { .. } => None,
     };
     let client = super::protocol::client(provider, redirect_uri, Some(client_secret));
-    let call = ProviderCall::new(http, timeout, provider.dialect, Endpoint::Token);
+    let call = ProviderCall::new(http, timeout, provider, Endpoint::Token);
     send(&client, &call, provider.dialect, grant).await
 }
 

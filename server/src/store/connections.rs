@@ -367,6 +367,13 @@ impl Store {
             .fetch_all(pool).await)?)
     }
 
+    /// Tombstones per provider key.
+    pub async fn tombstones_per_provider(&self) -> StoreResult<Vec<(String, i64)>> {
+        Ok(run!(self, pool => sqlx::query_as(
+            "SELECT provider, COUNT(*) FROM connection_tombstones GROUP BY provider ORDER BY provider")
+            .fetch_all(pool).await)?)
+    }
+
     /// The user's connections to any of `providers` (for the widget).
     pub async fn connections_of_user(&self, user_id: &str, organization_id: &str) -> StoreResult<Vec<ConnectionRow>> {
         let sql = format!("SELECT {COLUMNS} FROM connections WHERE user_id = $1 AND organization_id = $2 ORDER BY id");

@@ -124,6 +124,12 @@ impl Store {
         Ok(run!(self, pool => sqlx::query_as(&sql).bind(after.xid).bind(after.seq).bind(limit).fetch_all(pool).await)?)
     }
 
+    /// How many settled events come after `after` (an endpoint's backlog).
+    pub async fn events_after_count(&self, after: Position) -> StoreResult<i64> {
+        let sql = format!("SELECT COUNT(*) FROM events WHERE {AFTER} AND {}", self.settled_events());
+        Ok(run!(self, pool => sqlx::query_scalar(&sql).bind(after.xid).bind(after.seq).fetch_one(pool).await)?)
+    }
+
     /// The position of an event id.
     pub async fn event_position(&self, id: &str) -> StoreResult<Option<Position>> {
         let found: Option<(i64, i64)> = run!(self, pool => sqlx::query_as("SELECT xid, seq FROM events WHERE id = $1")

@@ -5,6 +5,7 @@ pub mod activity;
 pub mod connections;
 pub mod events;
 pub mod inventory;
+pub mod metrics;
 pub mod providers;
 pub mod webhooks;
 pub mod widget_tokens;
