@@ -52,6 +52,8 @@ mod defaults {
 #[serde(deny_unknown_fields)]
 pub struct FileConfig {
     pub listen: Option<String>,
+    /// A second listener for the host API and `/metrics`, kept off the public network.
+    pub admin_listen: Option<String>,
     pub public_url: Option<String>,
     pub database_url: Option<String>,
     pub master_key_file: Option<PathBuf>,
@@ -100,6 +102,7 @@ impl Default for FileConfig {
     fn default() -> Self {
         Self {
             listen: None,
+            admin_listen: None,
             public_url: None,
             database_url: None,
             master_key_file: None,
@@ -312,6 +315,9 @@ impl fmt::Debug for DatabaseUrl {
 pub struct Config {
     /// Address of the HTTP listener.
     pub listen: SocketAddr,
+    /// With it, `listen` serves what browsers and providers reach and this listener the host
+    /// API and `/metrics`; without it, `listen` serves everything.
+    pub admin_listen: Option<SocketAddr>,
     /// Where browsers and providers reach this server (`redirect_uri` base, JWT issuer).
     pub public_url: Url,
     pub database_url: DatabaseUrl,
@@ -432,6 +438,17 @@ impl Config {
             .unwrap_or_default();
         previous_master_keys
             .extend(file.previous_master_key_files.unwrap_or_default().into_iter().map(MasterKeySource::File));
+        let admin_listen = env("LATCH_ADMIN_LISTEN")
+            .or(file.admin_listen)
+            .map(|text| {
+                text.parse::<SocketAddr>().map_err(|_| {
+                    ConfigError(format!("admin_listen: {text:?} is not an address such as 127.0.0.1:9090"))
+                })
+            })
+            .transpose()?;
+        if admin_listen == Some(listen) && listen.port() != 0 {
+            return Err(ConfigError("admin_listen: must differ from listen".into()));
+        }
         let demo_text = file.demo_listen;
         let demo_listen: SocketAddr = demo_text
             .parse()
@@ -476,6 +493,7 @@ impl Config {
             .collect::<Result<Vec<_>, _>>()?;
         Ok(Self {
             listen,
+            admin_listen,
             public_url,
             database_url: DatabaseUrl::new(database_url),
             master_key,

@@ -60,9 +60,39 @@ pub async fn serve(
     state: AppState,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
+    serve_split(listener, None, state, shutdown).await
+}
+
+/// [`serve`], with the host API and `/metrics` on `admin` instead when there is one
+/// (`admin_listen`). Either listener failing stops both.
+pub async fn serve_split(
+    listener: tokio::net::TcpListener,
+    admin: Option<tokio::net::TcpListener>,
+    state: AppState,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
     let workers = workers::Workers::start(&state);
-    let app = api::router(state.clone());
-    let served = listener::run(listener, app, state.config.http, shutdown).await;
+    let stop = tokio_util::sync::CancellationToken::new();
+    let trigger = stop.clone();
+    tokio::spawn(async move {
+        shutdown.await;
+        trigger.cancel();
+    });
+    let http = state.config.http;
+    let run = |listener, app, stop: tokio_util::sync::CancellationToken| async move {
+        let served = listener::run(listener, app, http, stop.clone().cancelled_owned()).await;
+        stop.cancel();
+        served
+    };
+    let served = match admin {
+        None => run(listener, api::router(state.clone()), stop).await,
+        Some(admin) => {
+            let public = run(listener, api::routes(state.clone(), api::Routes::Public), stop.clone());
+            let admin = run(admin, api::routes(state.clone(), api::Routes::Admin), stop);
+            let (public, admin) = tokio::join!(public, admin);
+            public.and(admin)
+        }
+    };
     workers.shutdown().await;
     served
 }

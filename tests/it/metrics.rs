@@ -68,3 +68,46 @@ both!(metrics_after_traffic_parse_as_prometheus_text, |backend| async move {
     assert_eq!((connections("active"), connections("deleted")), (Some(2.0), Some(1.0)), "from this database");
     assert_eq!(value(&scrape, "latch_webhook_backlog", &[("endpoint", &endpoint)]), Some(1.0), "{text}");
 });
+
+both!(with_admin_listen_the_host_api_and_metrics_leave_the_public_listener, |backend| async move {
+    crate::harness::logs::install();
+    let db = crate::harness::db::TestDb::create(backend).await;
+    let public = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let admin = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let (public_url, admin_url) =
+        (format!("http://{}", public.local_addr().unwrap()), format!("http://{}", admin.local_addr().unwrap()));
+    let mut config = latch_server::config::Config::for_tests(&db.url, crate::harness::MASTER_KEY);
+    config.public_url = public_url.parse().unwrap();
+    config.admin_listen = Some(admin.local_addr().unwrap());
+    let state = latch_server::AppState::build(config, latch_server::clock::Clock::default()).await.unwrap();
+    let key = latch_server::auth::api_keys::generate();
+    state.store.insert_api_key("key_admin", "ops", &key.hash, state.clock.unix()).await.unwrap();
+    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+    let server = tokio::spawn(latch_server::serve_split(public, Some(admin), state, async {
+        let _ = rx.await;
+    }));
+    let http = reqwest::Client::new();
+
+    // The public listener: what browsers and providers reach, and nothing of the host API.
+    assert_eq!(send(http.get(format!("{public_url}/healthz"))).await.0, 200);
+    assert_eq!(send(http.get(format!("{public_url}/.well-known/jwks.json"))).await.0, 200);
+    assert_error(
+        &send(http.get(format!("{public_url}/v1/providers")).bearer_auth(&key.plaintext)).await,
+        404,
+        "not_found",
+    );
+    assert_error(&send(http.get(format!("{public_url}/metrics")).bearer_auth(&key.plaintext)).await, 404, "not_found");
+    // The admin listener: the host API, still behind its keys, and metrics for the scraper.
+    assert_eq!(send(http.get(format!("{admin_url}/v1/providers")).bearer_auth(&key.plaintext)).await.0, 200);
+    assert_error(&send(http.get(format!("{admin_url}/v1/providers"))).await, 401, "unauthorized");
+    let scraped = http.get(format!("{admin_url}/metrics")).send().await.unwrap();
+    assert_eq!(scraped.status(), 200);
+    let text = scraped.text().await.unwrap();
+    let scrape = Scrape::parse(text.lines().map(|l| Ok(l.to_owned()))).unwrap();
+    assert!(value(&scrape, "latch_http_requests_total", &[("route", "/v1/providers"), ("status", "200")]).is_some());
+    assert_error(&send(http.get(format!("{admin_url}/widget/v1/integrations"))).await, 404, "not_found");
+
+    let _ = tx.send(());
+    let stopped = tokio::time::timeout(std::time::Duration::from_secs(15), server).await;
+    assert!(matches!(stopped, Ok(Ok(Ok(())))), "both listeners stop on shutdown: {stopped:?}");
+});

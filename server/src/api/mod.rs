@@ -32,8 +32,25 @@ use tower_http::trace::TraceLayer;
 /// Largest request body accepted anywhere.
 pub const BODY_LIMIT: usize = 64 * 1024;
 
+/// Which routes a listener serves.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Routes {
+    /// Everything (one listener, the default).
+    All,
+    /// What browsers and providers reach: the widget API, `/oauth`, `/connect`, `/widget`,
+    /// JWKS, health, the OpenAPI document (with `admin_listen` set).
+    Public,
+    /// The host API and `/metrics` (served there without an API key), plus health.
+    Admin,
+}
+
 /// Every route of the server.
 pub fn router(state: AppState) -> Router {
+    routes(state, Routes::All)
+}
+
+/// The routes of one listener.
+pub fn routes(state: AppState, which: Routes) -> Router {
     use latch_shared::api::{host as h, widget as w};
     let host = Router::new()
         .at(h::CreateWidgetTokenEndpoint, host::widget_tokens::create)
@@ -52,7 +69,6 @@ pub fn router(state: AppState) -> Router {
         .at(h::RotateWebhookSecret, host::webhooks::rotate)
         .at(h::ListWebhookFailures, host::webhooks::failures)
         .at(h::ResendWebhookFailure, host::webhooks::resend)
-        .route("/metrics", get(host::metrics::get))
         .method_not_allowed_fallback(method_not_allowed)
         // Tokens must not be cached by proxies or clients (RFC 6749 §5.1).
         .layer(SetResponseHeaderLayer::overriding(header::CACHE_CONTROL, HeaderValue::from_static("no-store")))
@@ -90,9 +106,16 @@ pub fn router(state: AppState) -> Router {
         Router::new()
     };
 
-    let app = Router::new()
-        .route("/healthz", get(health::healthz))
-        .route("/readyz", get(health::readyz))
+    let probes = Router::new().route("/healthz", get(health::healthz)).route("/readyz", get(health::readyz));
+    if which == Routes::Admin {
+        let admin = probes
+            .merge(host.route("/metrics", get(admin_metrics)))
+            .method_not_allowed_fallback(method_not_allowed)
+            .fallback(not_found);
+        return layered(admin, state);
+    }
+    let host = if which == Routes::Public { Router::new() } else { host.route("/metrics", get(host::metrics::get)) };
+    let app = probes
         .route("/.well-known/jwks.json", get(health::jwks))
         .route("/openapi.json", get(openapi::serve))
         .route("/widget/latch.js", get(assets::loader))
@@ -113,6 +136,17 @@ pub fn router(state: AppState) -> Router {
         .fallback(not_found);
     #[cfg(feature = "failpoints")]
     let app = app.route("/_test/failpoints/{name}", axum::routing::put(failpoints::set));
+    layered(app, state)
+}
+
+/// `GET /metrics` on the admin listener: reachable only where the operator put that listener.
+async fn admin_metrics(axum::extract::State(state): axum::extract::State<AppState>) -> axum::response::Response {
+    use axum::response::IntoResponse as _;
+    host::metrics::scrape(&state).await.into_response()
+}
+
+/// The layers around every route of every listener.
+fn layered(app: Router<AppState>, state: AppState) -> Router {
     app.layer(axum::middleware::from_fn(measured))
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
         .layer(axum::middleware::from_fn(screened))

@@ -673,14 +673,23 @@ async fn serve(config: Config) -> Result<(), String> {
     let state = AppState::build(config, Clock::default()).await.map_err(|e| e.to_string())?;
     let listener =
         tokio::net::TcpListener::bind(listen).await.map_err(|e| format!("cannot listen on {listen}: {e}"))?;
-    tracing::info!(%listen, %public_url, backend = state.store.backend_name(), "latch is listening");
+    let admin = match state.config.admin_listen {
+        Some(addr) => Some(
+            tokio::net::TcpListener::bind(addr)
+                .await
+                .map_err(|e| format!("cannot listen on {addr} (admin_listen): {e}"))?,
+        ),
+        None => None,
+    };
+    tracing::info!(%listen, admin_listen = ?state.config.admin_listen, %public_url,
+        backend = state.store.backend_name(), "latch is listening");
     if let Some(demo_listen) = demo {
         start_demo(&state, demo_listen).await?;
     }
     let shutdown = async {
         let _ = tokio::signal::ctrl_c().await;
     };
-    crate::serve(listener, state, shutdown).await.map_err(|e| e.to_string())
+    crate::serve_split(listener, admin, state, shutdown).await.map_err(|e| e.to_string())
 }
 
 /// Serves the demo host app on its own origin with a fresh API key of its own.
