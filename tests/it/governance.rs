@@ -368,3 +368,41 @@ both!(the_cli_removes_connections_and_unorphans_a_provider, |backend| async move
     assert!(ok);
     assert!(app.state.store.connections_of_user("alice", "").await.unwrap().is_empty());
 });
+
+both!(the_cli_follows_the_trail_as_it_grows, |backend| async move {
+    use std::io::BufRead as _;
+    let (app, _fake) = TestApp::with_fake(backend).await;
+    let row = app.seed(Seed::default()).await;
+    let set_purpose = |purpose: &'static str| {
+        let (app, id) = (&app, row.id.clone());
+        async move {
+            let body = UpdateConnection { purpose: purpose.into() };
+            assert_eq!(app.call::<UpdateConnectionEndpoint>(&[&id], Some(&body)).await.0, 200);
+        }
+    };
+    set_purpose("Before").await;
+    let dir = tempfile::tempdir().unwrap();
+    let mut cmd = crate::harness::latch_command(dir.path(), &app.db.url);
+    cmd.args(["activity", "--connection", &row.id, "--follow", "--format", "json"]);
+    let child = cmd.stdout(std::process::Stdio::piped()).spawn().unwrap();
+    let mut child = crate::harness::KilledOnDrop(child);
+    let (tx, rx) = std::sync::mpsc::channel::<String>();
+    let stdout = child.0.stdout.take().unwrap();
+    std::thread::spawn(move || {
+        for line in std::io::BufReader::new(stdout).lines().map_while(Result::ok) {
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    let next = |rx: &std::sync::mpsc::Receiver<String>| {
+        let line = rx.recv_timeout(std::time::Duration::from_secs(10)).expect("a line within 10 s");
+        serde_json::from_str::<Value>(&line).unwrap()
+    };
+    assert_eq!(next(&rx)["detail"], "Before", "what was there, one JSON entry a line");
+    set_purpose("During one").await;
+    set_purpose("During two").await;
+    assert_eq!(next(&rx)["detail"], "During one", "new entries, oldest first");
+    assert_eq!(next(&rx)["detail"], "During two");
+    assert!(rx.recv_timeout(std::time::Duration::from_millis(2500)).is_err(), "each entry once");
+});

@@ -13,6 +13,7 @@ use std::io::Read as _;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+mod activity;
 mod developer;
 
 /// Latch: connect your users' third-party accounts without writing OAuth plumbing.
@@ -84,9 +85,13 @@ pub enum Command {
         /// Only entries this recent: a number and a unit, s, m, h or d (`90m`, `1h`, `7d`).
         #[arg(long)]
         since: Option<String>,
-        /// table (tab-separated) or json (an array of `GET /v1/activity` entries).
+        /// table (tab-separated) or json (an array of `GET /v1/activity` entries; with
+        /// `--follow`, one entry per line, JSON Lines).
         #[arg(long, default_value = "table")]
         format: String,
+        /// Keep printing new entries as they are recorded (oldest first), until Ctrl-C.
+        #[arg(long)]
+        follow: bool,
     },
 }
 
@@ -338,52 +343,34 @@ async fn run(cli: Cli) -> Result<(), String> {
             }
             developer::connect(&config, &provider, label.as_deref(), no_browser).await
         }
-        Command::Activity { connection, user, provider, since, format } => {
+        Command::Activity { connection, user, provider, since, format, follow } => {
             if !matches!(format.as_str(), "table" | "json") {
                 return Err(format!("--format: {format:?} is not table or json"));
             }
             let cutoff = since.as_deref().map(parse_since).transpose()?.map(|s| Clock::default().unix() - s);
             let store = open_store(&config).await?;
-            let mut q = latch_shared::api::host::ActivityQuery {
+            let q = latch_shared::api::host::ActivityQuery {
                 connection_id: connection,
                 user_id: user,
                 provider,
                 limit: Some(crate::paging::MAX_LIMIT),
                 cursor: None,
             };
-            let mut entries = Vec::new();
-            // Newest first: stop at the first entry older than `--since`.
-            'pages: loop {
-                let page = crate::connections::activity(&store, &q).await.map_err(|e| e.to_string())?;
-                for entry in page.data {
-                    if cutoff.is_some_and(|c| entry.at.unix_timestamp() < c) {
-                        break 'pages;
-                    }
-                    entries.push(entry);
+            let result = async {
+                let entries = activity::newest_first(&store, &q, cutoff).await?;
+                if follow {
+                    return activity::follow(&store, &q, entries, format == "json").await;
                 }
-                match page.next_cursor {
-                    Some(cursor) => q.cursor = Some(cursor),
-                    None => break,
+                if format == "json" {
+                    out(&serde_json::to_string_pretty(&entries).map_err(|e| e.to_string())?);
+                } else {
+                    entries.iter().for_each(|e| out(&activity::line(e)));
                 }
+                Ok(())
             }
+            .await;
             store.close().await;
-            if format == "json" {
-                out(&serde_json::to_string_pretty(&entries).map_err(|e| e.to_string())?);
-            } else {
-                for e in &entries {
-                    out(&format!(
-                        "{}\t{}:{}\t{}\t{}\t{}\t{}",
-                        e.at,
-                        e.actor.kind,
-                        e.actor.name,
-                        e.action,
-                        e.outcome,
-                        e.connection_id.as_deref().or(e.provider.as_deref()).unwrap_or("-"),
-                        e.detail.as_deref().unwrap_or("")
-                    ));
-                }
-            }
-            Ok(())
+            result
         }
         Command::Token(TokenCommand::Get { user, developer, provider, organization, force_refresh, show_token }) => {
             let state = AppState::build(config, Clock::default()).await.map_err(|e| e.to_string())?;
