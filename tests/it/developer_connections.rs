@@ -108,6 +108,11 @@ both!(an_operator_connects_the_apps_own_account_and_jobs_get_its_token, |backend
     let r = app.post("/v1/access-token", json!({"provider": "acme"})).await;
     assert_error(&r, 422, "invalid_request");
     assert_eq!(r.1["error"]["field"], "user_id", "an end user's request needs its user: {}", r.1);
+    let (ok, out, err) = cli.run(&["token", "get", "--developer", "--provider", "acme"]);
+    assert!(ok, "{err}");
+    assert!(out.contains(&id) && out.contains("(hidden: add --show-token)"), "{out}");
+    let (ok, _, err) = cli.run(&["token", "get", "--developer", "--user", "alice", "--provider", "acme"]);
+    assert!(!ok && err.contains("--user"), "a developer token names no user: {err}");
     let (_, listed) = app.get("/v1/inventory?credential_source=developer").await;
     assert_eq!(listed["data"].as_array().unwrap().len(), 1, "{listed}");
     assert_eq!(listed["data"][0]["label"], "Deploy bot");

@@ -406,3 +406,40 @@ both!(the_cli_follows_the_trail_as_it_grows, |backend| async move {
     assert_eq!(next(&rx)["detail"], "During two");
     assert!(rx.recv_timeout(std::time::Duration::from_millis(2500)).is_err(), "each entry once");
 });
+
+both!(on_a_terminal_connections_remove_asks_first, |backend| async move {
+    use std::io::Write as _;
+    let (app, fake) = TestApp::with_fake(backend).await;
+    let row = app.seed(Seed::default()).await;
+    let cli = Cli::new(&app, &fake.url, &[("acme", READ_WRITE)]);
+    // `script` (util-linux, in every Debian) runs the command on a pseudo-terminal and types
+    // what we write to it.
+    let answer = |typed: &str| {
+        let inner = cli.command(&["connections", "remove", &row.id]);
+        let line: Vec<String> = std::iter::once(inner.get_program().to_string_lossy().into_owned())
+            .chain(inner.get_args().map(|a| a.to_string_lossy().into_owned()))
+            .collect();
+        let mut cmd = std::process::Command::new("/usr/bin/script");
+        cmd.args(["-qec", &line.join(" "), "/dev/null"]).current_dir(inner.get_current_dir().unwrap()).env_clear();
+        for (k, v) in inner.get_envs() {
+            if let Some(v) = v {
+                cmd.env(k, v);
+            }
+        }
+        let mut child = cmd
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        child.stdin.take().unwrap().write_all(typed.as_bytes()).unwrap();
+        let out = child.wait_with_output().unwrap();
+        (out.status.success(), String::from_utf8_lossy(&out.stdout).into_owned())
+    };
+    let (ok, shown) = answer("n\n");
+    assert!(!ok && shown.contains("delete 1 connection(s)? [y/N]"), "{shown}");
+    assert!(app.state.store.connection(&row.id).await.unwrap().is_some(), "no means no");
+    let (ok, shown) = answer("y\n");
+    assert!(ok && shown.contains(&format!("deleted\t{}", row.id)), "{shown}");
+    assert!(app.state.store.connection(&row.id).await.unwrap().is_none());
+});
