@@ -124,9 +124,11 @@ impl Store {
         Ok(run!(self, pool => sqlx::query_as(&sql).bind(after.xid).bind(after.seq).bind(limit).fetch_all(pool).await)?)
     }
 
-    /// How many settled events come after `after` (an endpoint's backlog).
+    /// How many committed events come after `after` (an endpoint's backlog), settled or not: on
+    /// PostgreSQL an event behind a transaction still running is not delivered yet, but it is
+    /// waiting.
     pub async fn events_after_count(&self, after: Position) -> StoreResult<i64> {
-        let sql = format!("SELECT COUNT(*) FROM events WHERE {AFTER} AND {}", self.settled_events());
+        let sql = format!("SELECT COUNT(*) FROM events WHERE {AFTER}");
         Ok(run!(self, pool => sqlx::query_scalar(&sql).bind(after.xid).bind(after.seq).fetch_one(pool).await)?)
     }
 
