@@ -65,6 +65,7 @@ both!(a_deleted_connection_is_a_tombstone_without_secrets, |backend| async move 
     let tomb_row = rows.iter().find(|r| &r[0] == gone.id.as_str()).unwrap();
     assert_eq!((&tomb_row[column("status")], &tomb_row[column("deleted_by")]), ("deleted", "test-host"));
     assert_eq!(&tomb_row[column("revocation")], "not_requested");
+    assert_eq!(&tomb_row[column("token_type")], "bearer");
 
     // The same account connects again at once: a tombstone holds no place.
     app.seed(Seed { access_token: "at-again", ..Seed::default() }).await;

@@ -107,6 +107,7 @@ pub fn entry(providers: &Registry, row: &ConnectionRow) -> InventoryEntry {
         account_id: row.account_id.clone(),
         account_label: row.account_label.clone(),
         label: row.label.clone(),
+        token_type: row.token_type.clone(),
         credential_source: row.credential_source,
         status: row.status,
         purpose: row.purpose.clone(),
@@ -149,6 +150,7 @@ pub const CSV_HEADER: &[&str] = &[
     "deleted_by",
     "revocation",
     "label",
+    "token_type",
 ];
 
 /// The entries as CSV (RFC 4180: a header row, one connection a line, quoted where needed;
@@ -191,6 +193,7 @@ pub fn to_csv(entries: &[InventoryEntry]) -> Result<String, csv::Error> {
             e.deleted_by.as_deref().unwrap_or(""),
             e.revocation.map(|r| r.as_str()).unwrap_or(""),
             e.label.as_deref().unwrap_or(""),
+            &e.token_type,
         ])?;
     }
     let bytes = out.into_inner().map_err(|e| e.into_error())?;

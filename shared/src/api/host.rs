@@ -234,6 +234,8 @@ pub struct InventoryEntry {
     pub account_label: Option<String>,
     /// The operator's name for a developer connection.
     pub label: Option<String>,
+    /// The kind of token it holds (`bearer`; Slack's `bot` or `user`).
+    pub token_type: String,
     /// An end user's connection, or the app's own.
     pub credential_source: crate::CredentialSource,
     /// Whether tokens can be served.
