@@ -398,6 +398,7 @@ impl Store {
             sqlx::query(&copy).bind(id).bind(tombstone.at).bind(tombstone.by).bind(tombstone.revocation.as_str())
                 .execute(&mut *tx).await?;
             let changed = sqlx::query("DELETE FROM connections WHERE id = $1").bind(id).execute(&mut *tx).await?.rows_affected();
+            sqlx::query("DELETE FROM developer_defaults WHERE connection_id = $1").bind(id).execute(&mut *tx).await?;
             if let (true, Some(event)) = (changed > 0, event) {
                 insert_event!(&mut *tx, event).await?;
             }
