@@ -11,6 +11,7 @@
 //! - [`sandbox`]: the built-in demo authorization server (demo mode only).
 //! - [`widget`]: the server's side of the widget: minting tokens, what the widget shows.
 //! - [`assets`]: the built widget's files and loader; [`demo`]: the demo host app of `latch demo`.
+//! - [`provider_events`]: events providers push (Slack's Events API), signature-checked.
 //! - [`events`]: the transactional outbox of connection events, polling and signed webhooks.
 //! - [`activity`], [`usage`]: the audit trail, and usage batched off the hot path.
 //! - [`limits`]: rate limits per API key, widget user, client address and provider.
@@ -36,6 +37,7 @@ pub mod listener;
 pub mod metrics;
 pub mod oauth;
 pub mod paging;
+pub mod provider_events;
 pub mod providers;
 pub mod random;
 pub mod sandbox;

@@ -40,6 +40,8 @@ crate::text_enum! {
         RevokeFailed = "revoke_failed",
         /// The provider rejected the app's client credentials.
         ProviderCredentialsRejected = "provider_credentials_rejected",
+        /// The provider said the grant is gone (the app was uninstalled, its tokens revoked).
+        ProviderRevoked = "provider_revoked",
         /// A provider revoked many grants at once; flipping stopped.
         ProviderIncident = "provider_incident",
         /// A provider's circuit breaker opened after repeated failures.

@@ -37,6 +37,9 @@ pub enum ErrorCode {
     Unauthorized,
     /// The API key is unknown, malformed or revoked.
     InvalidApiKey,
+    /// A request a provider pushed (an event) is not signed with the provider's signing secret,
+    /// or its timestamp is more than five minutes away: refused, and logged.
+    InvalidSignature,
     /// The widget token is malformed, forged or not meant for this API.
     InvalidWidgetToken,
     /// The widget token has expired: the widget asks the host page for a new one.
@@ -123,6 +126,7 @@ impl ErrorCode {
         Self::ServerBusy,
         Self::Unauthorized,
         Self::InvalidApiKey,
+        Self::InvalidSignature,
         Self::InvalidWidgetToken,
         Self::WidgetTokenExpired,
         Self::OriginNotAllowed,
@@ -170,6 +174,7 @@ impl ErrorCode {
             Self::ServerBusy => "server_busy",
             Self::Unauthorized => "unauthorized",
             Self::InvalidApiKey => "invalid_api_key",
+            Self::InvalidSignature => "invalid_signature",
             Self::InvalidWidgetToken => "invalid_widget_token",
             Self::WidgetTokenExpired => "widget_token_expired",
             Self::OriginNotAllowed => "origin_not_allowed",

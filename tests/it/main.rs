@@ -32,6 +32,7 @@ mod replicas;
 mod sandbox;
 mod schemathesis;
 mod secrets_at_rest;
+mod slack_events;
 mod tidy;
 mod tombstones;
 mod webhooks;

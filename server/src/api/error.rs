@@ -26,7 +26,9 @@ pub fn status_of(code: ErrorCode, field: Option<&str>) -> StatusCode {
         C::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
         C::RequestTimeout => StatusCode::REQUEST_TIMEOUT,
         C::RateLimited | C::TooManyPendingFlows => StatusCode::TOO_MANY_REQUESTS,
-        C::Unauthorized | C::InvalidApiKey | C::InvalidWidgetToken | C::WidgetTokenExpired => StatusCode::UNAUTHORIZED,
+        C::Unauthorized | C::InvalidApiKey | C::InvalidSignature | C::InvalidWidgetToken | C::WidgetTokenExpired => {
+            StatusCode::UNAUTHORIZED
+        }
         C::OriginNotAllowed | C::ProviderNotAllowed | C::ConnectLinkRefused => StatusCode::FORBIDDEN,
         C::NotFound
         | C::ConnectionNotFound

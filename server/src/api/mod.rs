@@ -11,6 +11,7 @@ pub mod host;
 pub mod oauth;
 pub mod openapi;
 pub mod pages;
+pub mod provider_events;
 pub mod sandbox;
 pub mod widget;
 
@@ -126,6 +127,7 @@ pub fn routes(state: AppState, which: Routes) -> Router {
                 .route("/oauth/start/{flow_id}", get(oauth::developer_start))
                 .route("/oauth/authorize/{flow_id}", get(oauth::authorize_link).post(oauth::authorize))
                 .route("/oauth/callback", get(oauth::callback))
+                .route("/providers/{provider}/events", post(provider_events::receive))
                 .route("/oauth/result/{flow_id}", get(oauth::result))
                 .route_layer(axum::middleware::from_fn_with_state(state.clone(), oauth::limit_by_address)),
         )

@@ -224,11 +224,15 @@ pub enum ApiKeysCommand {
 /// `latch secret …`
 #[derive(Debug, Subcommand)]
 pub enum SecretCommand {
-    /// Store a provider's client secret, read from stdin.
+    /// Store a provider's client secret (or, with `--signing-secret`, the secret that signs the
+    /// events it pushes, such as Slack's), read from stdin.
     Add {
         /// The provider key, e.g. slack.
         #[arg(long)]
         provider: String,
+        /// Store the signing secret of its events instead of its client secret.
+        #[arg(long)]
+        signing_secret: bool,
     },
 }
 
@@ -303,7 +307,9 @@ async fn run(cli: Cli) -> Result<(), String> {
             Ok(())
         }
         Command::ApiKeys(cmd) => api_keys_command(&config, cmd).await,
-        Command::Secret(SecretCommand::Add { provider }) => secret_add(&config, &provider).await,
+        Command::Secret(SecretCommand::Add { provider, signing_secret }) => {
+            secret_add(&config, &provider, signing_secret).await
+        }
         Command::Providers(ProvidersCommand::List) => {
             let store = open_store(&config).await?;
             let stored = store.providers_with_secret().await.map_err(|e| e.to_string())?;
@@ -743,7 +749,7 @@ async fn api_keys_command(config: &Config, cmd: ApiKeysCommand) -> Result<(), St
     Ok(())
 }
 
-async fn secret_add(config: &Config, provider: &str) -> Result<(), String> {
+async fn secret_add(config: &Config, provider: &str, signing: bool) -> Result<(), String> {
     if !config.providers.iter().any(|p| p.key == provider) {
         return Err(format!(
             "provider_not_found: no provider {provider:?} in the configuration; add [providers.{provider}] to latch.toml first"
@@ -751,7 +757,8 @@ async fn secret_add(config: &Config, provider: &str) -> Result<(), String> {
     }
     let master = load_master_key(&config.master_key).map_err(|e| e.to_string())?;
     let vault = Vault::new(master, []);
-    hint(&format!("reading the client secret of {provider} from stdin…"));
+    let what = if signing { "signing secret" } else { "client secret" };
+    hint(&format!("reading the {what} of {provider} from stdin…"));
     let mut secret = String::new();
     std::io::stdin().read_to_string(&mut secret).map_err(|e| format!("cannot read stdin: {e}"))?;
     let secret = secret.trim_end_matches(['\r', '\n']);
@@ -760,10 +767,17 @@ async fn secret_add(config: &Config, provider: &str) -> Result<(), String> {
     }
     // Building the state checks the master key against the database before writing.
     let state = AppState::build(config.clone(), Clock::default()).await.map_err(|e| e.to_string())?;
-    let sealed = vault.seal_str(Sealed::ClientSecret.slot(provider), secret);
-    state.store.put_client_secret(provider, &sealed, Clock::default().unix()).await.map_err(|e| e.to_string())?;
+    let now = Clock::default().unix();
+    let stored = if signing {
+        let sealed = vault.seal_str(Sealed::SigningSecret.slot(provider), secret);
+        state.store.put_signing_secret(provider, &sealed, now).await
+    } else {
+        let sealed = vault.seal_str(Sealed::ClientSecret.slot(provider), secret);
+        state.store.put_client_secret(provider, &sealed, now).await
+    };
     state.store.close().await;
-    hint(&format!("stored the client secret of {provider} (encrypted)"));
+    stored.map_err(|e| e.to_string())?;
+    hint(&format!("stored the {what} of {provider} (encrypted)"));
     Ok(())
 }
 

@@ -367,6 +367,19 @@ impl Store {
             .fetch_all(pool).await)?)
     }
 
+    /// Every connection of `provider` to one of these external accounts (a Slack workspace or
+    /// enterprise), whoever owns it.
+    pub async fn connections_of_accounts(&self, provider: &str, accounts: &[&str]) -> StoreResult<Vec<ConnectionRow>> {
+        let mut rows = Vec::new();
+        for account in accounts {
+            let sql = format!("SELECT {COLUMNS} FROM connections WHERE provider = $1 AND account_id = $2 ORDER BY id");
+            let found: Vec<ConnectionRow> =
+                run!(self, pool => sqlx::query_as(&sql).bind(provider).bind(account).fetch_all(pool).await)?;
+            rows.extend(found);
+        }
+        Ok(rows)
+    }
+
     /// Tombstones per provider key.
     pub async fn tombstones_per_provider(&self) -> StoreResult<Vec<(String, i64)>> {
         Ok(run!(self, pool => sqlx::query_as(

@@ -78,6 +78,23 @@ impl Store {
         Ok(())
     }
 
+    /// Stores (or replaces) a provider's sealed signing secret (for events it pushes).
+    pub async fn put_signing_secret(&self, provider: &str, sealed: &[u8], now: i64) -> StoreResult<()> {
+        run!(self, pool => sqlx::query(
+            "INSERT INTO provider_signing_secrets (provider, signing_secret, updated_at) VALUES ($1, $2, $3) \
+             ON CONFLICT (provider) DO UPDATE SET signing_secret = excluded.signing_secret, updated_at = excluded.updated_at")
+            .bind(provider).bind(sealed).bind(now).execute(pool).await.map(|_| ()))?;
+        Ok(())
+    }
+
+    /// A provider's sealed signing secret.
+    pub async fn signing_secret(&self, provider: &str) -> StoreResult<Option<Vec<u8>>> {
+        Ok(
+            run!(self, pool => sqlx::query_scalar("SELECT signing_secret FROM provider_signing_secrets WHERE provider = $1")
+            .bind(provider).fetch_optional(pool).await)?,
+        )
+    }
+
     /// A provider's sealed client secret.
     pub async fn client_secret(&self, provider: &str) -> StoreResult<Option<Vec<u8>>> {
         Ok(run!(self, pool => sqlx::query_scalar("SELECT client_secret FROM provider_secrets WHERE provider = $1")

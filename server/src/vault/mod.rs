@@ -53,6 +53,8 @@ pub enum Sealed {
     RefreshToken,
     /// `provider_secrets.client_secret` (keyed by provider).
     ClientSecret,
+    /// `provider_signing_secrets.signing_secret` (keyed by provider): verifies pushed events.
+    SigningSecret,
     /// `signing_keys.private_key`.
     SigningKey,
     /// `flows.pkce_verifier`.
@@ -71,6 +73,7 @@ impl Sealed {
         Sealed::AccessToken,
         Sealed::RefreshToken,
         Sealed::ClientSecret,
+        Sealed::SigningSecret,
         Sealed::SigningKey,
         Sealed::PkceVerifier,
         Sealed::WebhookSecret,
@@ -83,6 +86,7 @@ impl Sealed {
             Sealed::AccessToken => ("connections", "id", "access_token"),
             Sealed::RefreshToken => ("connections", "id", "refresh_token"),
             Sealed::ClientSecret => ("provider_secrets", "provider", "client_secret"),
+            Sealed::SigningSecret => ("provider_signing_secrets", "provider", "signing_secret"),
             Sealed::SigningKey => ("signing_keys", "id", "private_key"),
             Sealed::PkceVerifier => ("flows", "id", "pkce_verifier"),
             Sealed::WebhookSecret => ("webhook_endpoints", "id", "secret"),
