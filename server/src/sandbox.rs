@@ -74,6 +74,7 @@ pub fn provider(public_url: &Url) -> Provider {
             headers: Default::default(),
         }),
         revocation_url: Some(url(public_url, "/sandbox/revoke")),
+        validation_url: None,
         issuer: Some(issuer(public_url)),
         token_auth_method: TokenAuthMethod::Basic,
         pkce: true,

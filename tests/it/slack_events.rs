@@ -4,7 +4,7 @@
 //! connections. The requests are signed here exactly as Slack signs them.
 
 use crate::harness::cli::Cli;
-use crate::harness::{Seed, TestApp, assert_error, both, canary, logs};
+use crate::harness::{Seed, TestApp, assert_error, both, canary, logs, wait_until};
 use hmac::{Hmac, Mac as _};
 use serde_json::{Value, json};
 use sha2::Sha256;
@@ -63,8 +63,8 @@ both!(slack_events_are_taken_only_when_signed_by_slack, |backend| async move {
     let body = challenge.to_string();
     let refused = [
         ("forged", push(&app, &challenge, now, &sign("not-the-secret", now, &body)).await),
-        ("stale", push(&app, &challenge, now - 301, &sign(SIGNING_SECRET, now - 301, &body)).await),
-        ("from the future", push(&app, &challenge, now + 301, &sign(SIGNING_SECRET, now + 301, &body)).await),
+        ("stale", push(&app, &challenge, now - 310, &sign(SIGNING_SECRET, now - 310, &body)).await),
+        ("from the future", push(&app, &challenge, now + 310, &sign(SIGNING_SECRET, now + 310, &body)).await),
         (
             "another body",
             push(
@@ -115,9 +115,13 @@ both!(an_uninstall_deletes_the_workspaces_connections_at_once, |backend| async m
         assert!(trail.iter().any(|e| e["action"] == "deleted" && e["actor"]["kind"] == "system"), "{trail:?}");
     }
     assert!(app.state.store.connection(&other_team.id).await.unwrap().is_some(), "another workspace is untouched");
-    let (_, events) = app.get("/v1/events?limit=50").await;
-    let deleted = events["data"].as_array().unwrap().iter().filter(|e| e["type"] == "connection.deleted").count();
-    assert_eq!(deleted, 2, "{events}");
+    // On PostgreSQL events are listed in commit order, behind any transaction still running on
+    // the server (other tests'): wait for them, bounded.
+    let deleted = || async {
+        let (_, events) = app.get("/v1/events?limit=50").await;
+        events["data"].as_array().unwrap().iter().filter(|e| e["type"] == "connection.deleted").count() == 2
+    };
+    assert!(wait_until(std::time::Duration::from_secs(10), deleted).await, "two connection.deleted events");
 
     // Bot tokens revoked in T2: its bot connection needs a new install.
     app.db.execute(&format!("UPDATE connections SET token_type = 'bot' WHERE id = '{}'", other_team.id)).await;
@@ -127,4 +131,40 @@ both!(an_uninstall_deletes_the_workspaces_connections_at_once, |backend| async m
     assert_eq!(row.status, latch_shared::ConnectionStatus::NeedsReauthorization);
     let (_, answer) = app.post("/v1/access-token", json!({"user_id": "carol", "provider": "slack"})).await;
     assert_eq!(answer["error"], "needs_reauthorization", "{answer}");
+});
+
+both!(revalidation_asks_auth_test_and_reads_ok_not_the_status, |backend| async move {
+    let fake =
+        crate::harness::fake_provider::FakeProvider::start_with(crate::harness::fake_provider::Quirks::Slack).await;
+    let extra = format!("dialect = \"slack\"\nvalidation_url = \"{}/auth.test\"", fake.url);
+    let app = TestApp::start_with(backend, |c| c.providers = vec![TestApp::provider("slack", &fake.url, &extra)]).await;
+    // Slack's default bot tokens do not expire and come without a refresh token.
+    let seed = |user, token| Seed {
+        provider: "slack",
+        user_id: user,
+        account_id: "T1",
+        access_token: token,
+        refresh_token: None,
+        expires_in: None,
+        ..Seed::default()
+    };
+    let live = app.seed(seed("alice", "xoxb-live")).await;
+    let gone = app.seed(seed("bob", "xoxb-uninstalled")).await;
+    fake.know_token("xoxb-live", Some(("T1", "Acme")));
+    app.state.clock.advance(app.state.config.validation_interval_seconds + 1);
+
+    let started = app.state.clock.unix();
+    let checked = latch_server::oauth::refresher::validation_round(&app.state.refresher).await;
+    assert_eq!(checked, 2);
+    let live = app.state.store.connection(&live.id).await.unwrap().unwrap();
+    assert_eq!(live.status, latch_shared::ConnectionStatus::Active);
+    assert!(live.last_validated_at >= Some(started), "auth.test said ok: {:?}", live.last_validated_at);
+    let gone = app.state.store.connection(&gone.id).await.unwrap().unwrap();
+    assert_eq!(
+        gone.status,
+        latch_shared::ConnectionStatus::NeedsReauthorization,
+        "HTTP 200 with ok:false is a dead token"
+    );
+    let trail = app.activity(&format!("connection_id={}", gone.id)).await;
+    assert!(trail.iter().any(|e| e["action"] == "validation_failed"), "{trail:?}");
 });

@@ -209,3 +209,35 @@ mod tests {
         assert_eq!((status, body["error"].as_str()), (400, Some("unsupported_token_type")));
     }
 }
+
+/// Slack's `auth.test` answer: `Some(true)` when the token works, `Some(false)` when Slack says
+/// it is dead (`invalid_auth`, `token_revoked`, `account_inactive`; always with HTTP 200), `None`
+/// when the answer says neither (a rate limit, an outage, a body that is not Slack's).
+pub fn slack_auth_test(status: u16, body: &[u8]) -> Option<bool> {
+    if status != 200 {
+        return None;
+    }
+    let answer: serde_json::Value = serde_json::from_slice(body).ok()?;
+    match (answer.get("ok").and_then(serde_json::Value::as_bool), answer.get("error").and_then(|e| e.as_str())) {
+        (Some(true), _) => Some(true),
+        (Some(false), Some("invalid_auth" | "token_revoked" | "account_inactive" | "token_expired")) => Some(false),
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod auth_test_tests {
+    use super::slack_auth_test;
+
+    #[test]
+    fn auth_test_is_read_by_ok_and_error_not_by_status() {
+        assert_eq!(slack_auth_test(200, br#"{"ok":true,"team_id":"T1"}"#), Some(true));
+        for dead in ["invalid_auth", "token_revoked", "account_inactive", "token_expired"] {
+            let body = format!(r#"{{"ok":false,"error":"{dead}"}}"#);
+            assert_eq!(slack_auth_test(200, body.as_bytes()), Some(false), "{dead}");
+        }
+        assert_eq!(slack_auth_test(200, br#"{"ok":false,"error":"ratelimited"}"#), None);
+        assert_eq!(slack_auth_test(429, br#"{"ok":false,"error":"invalid_auth"}"#), None);
+        assert_eq!(slack_auth_test(200, b"<html>"), None);
+    }
+}

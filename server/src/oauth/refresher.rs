@@ -2,7 +2,8 @@
 //! - the proactive refresher renews each token once per lifetime, when what is left of it falls
 //!   within `refresh_window_seconds` and below a quarter of its lifetime (so a 5-minute token is
 //!   renewed once, near its end, not on every round), a few at a time, with a per-provider cap;
-//! - re-validation asks the identity endpoint of providers that have one whether long-lived
+//! - re-validation asks the identity endpoint of providers that have one (Slack: `auth.test`,
+//!   read by its `ok` and `error`, since Slack answers HTTP 200 either way) whether long-lived
 //!   tokens still work and records `last_validated_at`. Every connection it looks at is marked
 //!   checked, usable answer or not, so it moves past those it cannot check. A 401 is confirmed
 //!   (by a refresh, or a second look) before a connection is flipped to `needs_reauthorization`.
@@ -38,7 +39,7 @@ const CONCURRENCY: usize = 4;
 const PER_PROVIDER_PER_ROUND: usize = 20;
 /// Pause between rounds (plus jitter).
 const ROUND: Duration = Duration::from_secs(15);
-/// Pause before asking an identity endpoint again after a 401.
+/// Pause before asking again after a "no longer accepted".
 const CONFIRM_PAUSE: Duration = Duration::from_millis(500);
 
 /// One round of proactive refreshes; returns how many connections were refreshed.
@@ -79,7 +80,7 @@ pub async fn refresh_round(r: &Refresher) -> usize {
     done
 }
 
-/// One round of re-validation at identity endpoints; returns how many were checked.
+/// One round of re-validation; returns how many were checked.
 pub async fn validation_round(r: &Refresher) -> usize {
     let now = r.refresh.clock.unix();
     let rows = match r.refresh.store.connections_to_validate(now - r.validation_interval_seconds, 50).await {
@@ -94,7 +95,7 @@ pub async fn validation_round(r: &Refresher) -> usize {
             return checked;
         }
         let Some(provider) = r.refresh.upstream.providers.get(&row.provider) else { continue };
-        let Some(identity) = &provider.identity else { continue };
+        let Some(check) = Check::of(provider) else { continue };
         if refresh::is_expired(&row, now) {
             continue; // the refresher's job
         }
@@ -103,38 +104,73 @@ pub async fn validation_round(r: &Refresher) -> usize {
             continue;
         };
         checked += 1;
-        match identity_status(r, identity, &token).await {
-            Some(200..=299) => {
+        match honoured(r, check, &token).await {
+            Some(true) => {
                 let _ = r.refresh.store.mark_validated(&row.id, now).await;
             }
-            Some(401) => confirm_revoked(r, &row, identity, &token, now).await,
-            _ => {} // outage or rate limit: try again next interval
+            Some(false) => confirm_revoked(r, &row, check, &token, now).await,
+            None => {} // outage or rate limit: try again next interval
         }
     }
     checked
 }
 
-/// The HTTP status the identity endpoint answers for `token`; `None` when it could not be asked.
-async fn identity_status(r: &Refresher, identity: &Identity, token: &Secret) -> Option<u16> {
-    super::identity::request(&r.refresh.upstream.http, identity, token).send().await.ok().map(|r| r.status().as_u16())
+/// How a provider tells whether a token still works.
+#[derive(Debug, Clone, Copy)]
+enum Check<'a> {
+    /// Slack's `auth.test`, read by `ok`/`error` (Slack answers HTTP 200 either way).
+    SlackAuthTest(&'a url::Url),
+    /// The identity endpoint, read by HTTP status (401: no longer accepted).
+    Identity(&'a Identity),
 }
 
-/// One 401 is not proof (a provider hiccup, a token rotated meanwhile): a connection with a
-/// refresh token is refreshed, which settles it either way through the refresh protocol; one
-/// without is asked once more, and flipped only if that answer is a 401 too.
-async fn confirm_revoked(r: &Refresher, row: &ConnectionRow, identity: &Identity, token: &Secret, now: i64) {
+impl<'a> Check<'a> {
+    fn of(provider: &'a crate::providers::Provider) -> Option<Self> {
+        match (&provider.validation_url, &provider.identity) {
+            (Some(url), _) if provider.dialect == crate::providers::Dialect::Slack => Some(Check::SlackAuthTest(url)),
+            (_, Some(identity)) => Some(Check::Identity(identity)),
+            _ => None,
+        }
+    }
+}
+
+/// Whether the provider still honours `token`: `None` when it could not tell.
+async fn honoured(r: &Refresher, check: Check<'_>, token: &Secret) -> Option<bool> {
+    let http = &r.refresh.upstream.http;
+    match check {
+        Check::Identity(identity) => {
+            let status = super::identity::request(http, identity, token).send().await.ok()?.status().as_u16();
+            match status {
+                200..=299 => Some(true),
+                401 => Some(false),
+                _ => None,
+            }
+        }
+        Check::SlackAuthTest(url) => {
+            let response = http.post(url.clone()).bearer_auth(token.expose()).send().await.ok()?;
+            let status = response.status().as_u16();
+            let body = super::http::read_capped(response).await.ok()?;
+            super::quirks::slack_auth_test(status, &body)
+        }
+    }
+}
+
+/// One "no longer accepted" is not proof (a provider hiccup, a token rotated meanwhile): a
+/// connection with a refresh token is refreshed, which settles it either way through the refresh
+/// protocol; one without is asked once more, and flipped only if that answer says so too.
+async fn confirm_revoked(r: &Refresher, row: &ConnectionRow, check: Check<'_>, token: &Secret, now: i64) {
     if row.refresh_token.is_some() {
         let _ = refresh::refresh(&r.refresh, row, true, &Actor::System("validator")).await;
         return;
     }
     Clock::sleep(CONFIRM_PAUSE).await;
-    match identity_status(r, identity, token).await {
-        Some(401) => {}
-        Some(200..=299) => {
+    match honoured(r, check, token).await {
+        Some(false) => {}
+        Some(true) => {
             let _ = r.refresh.store.mark_validated(&row.id, now).await;
             return;
         }
-        _ => return,
+        None => return,
     }
     let event = crate::events::needs_reauthorization(row, now);
     if let Ok(true) = r
@@ -146,7 +182,7 @@ async fn confirm_revoked(r: &Refresher, row: &ConnectionRow, identity: &Identity
         let entry = Entry::new(now, &Actor::System("validator"), Action::ValidationFailed)
             .connection(row)
             .failed("needs_reauthorization")
-            .detail("the provider no longer accepts the token (revoked)");
+            .detail("the provider no longer accepts the token (revoked or uninstalled)");
         crate::activity::record(&r.refresh.store, entry).await;
     }
 }

@@ -71,6 +71,9 @@ pub struct Provider {
     pub authorization_url_extras: BTreeMap<String, String>,
     pub identity: Option<Identity>,
     pub revocation_url: Option<Url>,
+    /// Slack's `auth.test`: where re-validation asks whether a token still works (the answer
+    /// is read by its `ok` and `error`, not its HTTP status).
+    pub validation_url: Option<Url>,
     /// Expected `iss` on the callback (RFC 9207).
     pub issuer: Option<String>,
     pub token_auth_method: TokenAuthMethod,
@@ -100,6 +103,7 @@ pub struct ProviderConfig {
     pub authorization_url_extras: Option<BTreeMap<String, String>>,
     pub identity: Option<Identity>,
     pub revocation_url: Option<String>,
+    pub validation_url: Option<String>,
     pub issuer: Option<String>,
     pub token_auth_method: Option<TokenAuthMethod>,
     pub pkce: Option<bool>,
@@ -123,6 +127,7 @@ impl ProviderConfig {
             authorization_url_extras: self.authorization_url_extras.or(base.authorization_url_extras),
             identity: self.identity.or(base.identity),
             revocation_url: self.revocation_url.or(base.revocation_url),
+            validation_url: self.validation_url.or(base.validation_url),
             issuer: self.issuer.or(base.issuer),
             token_auth_method: self.token_auth_method.or(base.token_auth_method),
             pkce: self.pkce.or(base.pkce),
@@ -271,6 +276,7 @@ impl Provider {
             authorization_url_extras: config.authorization_url_extras.unwrap_or_default(),
             identity,
             revocation_url: opt_url("revocation_url", config.revocation_url)?,
+            validation_url: opt_url("validation_url", config.validation_url)?,
             issuer: config.issuer,
             token_auth_method: config.token_auth_method.unwrap_or(TokenAuthMethod::Basic),
             pkce: config.pkce.unwrap_or(true),

@@ -124,6 +124,7 @@ impl FakeProvider {
             .route("/token", post(token))
             .route("/userinfo", get(userinfo))
             .route("/revoke", post(revoke))
+            .route("/auth.test", post(auth_test))
             .with_state(state.clone());
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let url = format!("http://127.0.0.1:{}", listener.local_addr().unwrap().port());
@@ -135,6 +136,15 @@ impl FakeProvider {
 
     pub fn with<R>(&self, f: impl FnOnce(&mut FakeState) -> R) -> R {
         f(&mut self.state.lock().unwrap())
+    }
+
+    /// Makes `token` one the provider knows (its identity and `auth.test` answer for it), as
+    /// if it had issued it; `None` forgets it (revoked, uninstalled).
+    pub fn know_token(&self, token: &str, account: Option<(&str, &str)>) {
+        self.with(|s| match account {
+            Some((id, label)) => s.token_accounts.insert(token.to_owned(), (id.to_owned(), label.to_owned())),
+            None => s.token_accounts.remove(token),
+        });
     }
 
     pub fn token_calls(&self) -> usize {
@@ -322,6 +332,23 @@ async fn userinfo(State(state): Shared, headers: HeaderMap) -> Response {
             axum::Json(serde_json::json!({"id": id.parse::<i64>().unwrap_or(42), "login": label})).into_response()
         }
         _ => axum::Json(serde_json::json!({"sub": id, "email": label, "email_verified": true})).into_response(),
+    }
+}
+
+/// Slack's `auth.test`: HTTP 200 whatever happens, `ok` and `error` say.
+async fn auth_test(State(state): Shared, headers: HeaderMap) -> Response {
+    let s = state.lock().unwrap();
+    let token = headers
+        .get("authorization")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .unwrap_or("");
+    match s.token_accounts.get(token) {
+        Some((team, name)) => {
+            axum::Json(serde_json::json!({"ok": true, "team_id": team, "team": name})).into_response()
+        }
+        None if token.is_empty() => axum::Json(serde_json::json!({"ok": false, "error": "not_authed"})).into_response(),
+        None => axum::Json(serde_json::json!({"ok": false, "error": "invalid_auth"})).into_response(),
     }
 }
 
