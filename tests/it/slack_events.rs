@@ -168,3 +168,51 @@ both!(revalidation_asks_auth_test_and_reads_ok_not_the_status, |backend| async m
     let trail = app.activity(&format!("connection_id={}", gone.id)).await;
     assert!(trail.iter().any(|e| e["action"] == "validation_failed"), "{trail:?}");
 });
+
+both!(disconnecting_a_rotating_install_revokes_both_tokens, |backend| async move {
+    let fake =
+        crate::harness::fake_provider::FakeProvider::start_with(crate::harness::fake_provider::Quirks::Slack).await;
+    let extra = format!("dialect = \"slack\"\nrevocation_url = \"{}/revoke\"", fake.url);
+    let app = TestApp::start_with(backend, |c| c.providers = vec![TestApp::provider("slack", &fake.url, &extra)]).await;
+    let rotating = Seed {
+        provider: "slack",
+        account_id: "T1",
+        access_token: "xoxe.xoxb-1-live",
+        refresh_token: Some("xoxe-1-refresh"),
+        expires_in: Some(43_200),
+        ..Seed::default()
+    };
+    let row = app.seed(rotating).await;
+    let delete = |id: String| {
+        let app = &app;
+        async move {
+            crate::harness::send(app.host(reqwest::Method::DELETE, &format!("/v1/connections/{id}?revoke=true")))
+                .await
+                .0
+        }
+    };
+    assert_eq!(delete(row.id.clone()).await, 204);
+    let sent: Vec<String> = fake.with(|s| s.revoke_calls.iter().map(|c| c["token"].clone()).collect());
+    assert_eq!(sent, ["xoxe.xoxb-1-live", "xoxe-1-refresh"], "auth.revoke revokes only the token it is given");
+    let tomb = app.state.store.connection_or_tombstone(&row.id).await.unwrap().unwrap();
+    assert_eq!(tomb.revocation.as_deref(), Some("revoked"));
+
+    // A token Slack already considers dead is not a failure: nothing is left to revoke.
+    fake.with(|s| s.slack_revoke_error = Some("token_revoked".into()));
+    let row = app.seed(Seed { user_id: "bob", ..rotating }).await;
+    assert_eq!(delete(row.id.clone()).await, 204);
+    let trail = app.activity(&format!("connection_id={}", row.id)).await;
+    let revoked = trail.iter().find(|e| e["action"] == "revoked").expect("a revoked entry");
+    assert!(revoked["detail"].as_str().unwrap().contains("already revoked"), "{revoked}");
+    // Any other error is a failure, said as one.
+    fake.with(|s| s.slack_revoke_error = Some("ratelimited".into()));
+    let row = app.seed(Seed { user_id: "carol", ..rotating }).await;
+    assert_eq!(delete(row.id.clone()).await, 204);
+    let trail = app.activity(&format!("connection_id={}", row.id)).await;
+    assert!(
+        trail.iter().any(|e| e["action"] == "revoke_failed" && e["detail"].as_str().unwrap().contains("ratelimited")),
+        "{trail:?}"
+    );
+    let tomb = app.state.store.connection_or_tombstone(&row.id).await.unwrap().unwrap();
+    assert_eq!(tomb.revocation.as_deref(), Some("failed"));
+});

@@ -189,6 +189,12 @@ async fn delete_to_end(
                 revocation = Revocation::Revoked;
                 Entry::new(now, actor, Action::Revoked).connection(row)
             }
+            RevokeOutcome::AlreadyRevoked => {
+                revocation = Revocation::Revoked;
+                Entry::new(now, actor, Action::Revoked)
+                    .connection(row)
+                    .detail("the provider says the token was already revoked")
+            }
             RevokeOutcome::Unsupported => {
                 revocation = Revocation::Unsupported;
                 Entry::new(now, actor, Action::RevocationUnsupported)

@@ -16,6 +16,9 @@ use oauth2::{AccessToken, RefreshToken, RequestTokenError, StandardRevocableToke
 pub enum RevokeOutcome {
     /// The provider confirmed.
     Revoked,
+    /// The provider says the token was already dead (Slack's `invalid_auth`, `token_revoked`):
+    /// nothing is left to revoke.
+    AlreadyRevoked,
     /// The provider has no revocation endpoint; the token stays valid there until it expires.
     Unsupported,
     /// The provider refused or could not be reached; the reason is safe to store.
@@ -35,22 +38,24 @@ pub async fn revoke(up: &Upstream, vault: &Vault, row: &ConnectionRow) -> Revoke
     let access = open(Sealed::AccessToken, row.access_token.as_deref());
     let refresh = open(Sealed::RefreshToken, row.refresh_token.as_deref());
     if provider.dialect == Dialect::Slack {
-        let Some(access) = access else {
+        // With token rotation `auth.revoke` revokes only the token it is given: the refresh
+        // token is sent too. The access token goes first (it is the grant without rotation).
+        let tokens: Vec<Secret> = [access, refresh].into_iter().flatten().collect();
+        if tokens.is_empty() {
             return RevokeOutcome::Failed("no token to revoke".into());
-        };
-        let response = up.http.post(url).form(&[("token", access.expose())]).send().await;
-        return match response {
-            Ok(r) => match read_capped(r).await.ok().and_then(|b| serde_json::from_slice::<serde_json::Value>(&b).ok())
-            {
-                Some(v) if v.get("ok").and_then(|ok| ok.as_bool()) == Some(true) => RevokeOutcome::Revoked,
-                Some(v) => RevokeOutcome::Failed(format!(
-                    "provider answered {}",
-                    v.get("error").and_then(|e| e.as_str()).map(sanitize_code).unwrap_or_else(|| "an error".into())
-                )),
-                None => RevokeOutcome::Failed("unreadable answer".into()),
-            },
-            Err(e) => RevokeOutcome::Failed(describe_transport(&e)),
-        };
+        }
+        let mut outcome = RevokeOutcome::Revoked;
+        for token in &tokens {
+            match slack_revoke(up, &url, token).await {
+                RevokeOutcome::Revoked => {}
+                RevokeOutcome::AlreadyRevoked if outcome == RevokeOutcome::Revoked => {
+                    outcome = RevokeOutcome::AlreadyRevoked
+                }
+                RevokeOutcome::AlreadyRevoked => {}
+                failed => return failed,
+            }
+        }
+        return outcome;
     }
     let secret = match up.secrets.get(provider).await {
         Ok(Some(s)) => s,
@@ -67,6 +72,24 @@ pub async fn revoke(up: &Upstream, vault: &Vault, row: &ConnectionRow) -> Revoke
         }
     }
     last
+}
+
+/// One `auth.revoke` call, read by `ok`/`error` (Slack answers HTTP 200 either way).
+async fn slack_revoke(up: &Upstream, url: &url::Url, token: &Secret) -> RevokeOutcome {
+    let response = match up.http.post(url.clone()).form(&[("token", token.expose())]).send().await {
+        Ok(r) => r,
+        Err(e) => return RevokeOutcome::Failed(describe_transport(&e)),
+    };
+    let answer = read_capped(response).await.ok().and_then(|b| serde_json::from_slice::<serde_json::Value>(&b).ok());
+    let Some(answer) = answer else { return RevokeOutcome::Failed("unreadable answer".into()) };
+    if answer.get("ok").and_then(serde_json::Value::as_bool) == Some(true) {
+        return RevokeOutcome::Revoked;
+    }
+    match answer.get("error").and_then(|e| e.as_str()) {
+        Some("invalid_auth" | "token_revoked" | "account_inactive" | "token_expired") => RevokeOutcome::AlreadyRevoked,
+        Some(code) => RevokeOutcome::Failed(format!("provider answered {}", sanitize_code(code))),
+        None => RevokeOutcome::Failed("provider answered an error".into()),
+    }
 }
 
 /// One RFC 7009 request through the `oauth2` crate (client authentication as for the token

@@ -83,6 +83,8 @@ pub struct FakeState {
     pub revoke_calls: Vec<HashMap<String, String>>,
     pub authorize_calls: Vec<HashMap<String, String>>,
     pub revoke_status: u16,
+    /// Slack quirks: `auth.revoke` answers `{"ok":false,"error":…}` with this.
+    pub slack_revoke_error: Option<String>,
     /// Holds token requests before they are processed (nothing spent yet).
     pub delay_ms: u64,
     /// Holds token and revocation answers after they were processed (a refresh token rotated,
@@ -115,6 +117,7 @@ impl FakeProvider {
             code_prefix: "code".into(),
             expires_in: Some(3600),
             revoke_status: 200,
+            slack_revoke_error: None,
             account: ("acct-1".into(), "alice@example.com".into()),
             granted_scope: Some("read write".into()),
             ..FakeState::default()
@@ -357,7 +360,10 @@ async fn revoke(State(state): Shared, Form(form): Form<HashMap<String, String>>)
         let mut s = state.lock().unwrap();
         s.revoke_calls.push(form);
         let answer = if s.quirks == Quirks::Slack {
-            axum::Json(serde_json::json!({"ok": true, "revoked": true})).into_response()
+            match &s.slack_revoke_error {
+                Some(error) => axum::Json(serde_json::json!({"ok": false, "error": error})).into_response(),
+                None => axum::Json(serde_json::json!({"ok": true, "revoked": true})).into_response(),
+            }
         } else {
             StatusCode::from_u16(s.revoke_status).unwrap().into_response()
         };
