@@ -232,7 +232,7 @@ fn exchange_failure(flows: &Flows, provider: &Provider, e: TokenError) -> FlowEr
     match e {
         TokenError::ClientRejected { code } => {
             tracing::error!(provider = %provider.key, provider_error = %code,
-                "the provider rejected this app's client credentials during a code exchange; check the client id and secret");
+                "the provider rejected this app's credentials or settings during a code exchange; check the client id, secret and redirect URL");
             let flows = flows.clone();
             let key = provider.key.clone();
             tokio::spawn(async move {
@@ -240,13 +240,15 @@ fn exchange_failure(flows: &Flows, provider: &Provider, e: TokenError) -> FlowEr
                     Entry::new(flows.clock.unix(), &Actor::System("connect"), Action::ProviderCredentialsRejected)
                         .provider(&key)
                         .failed("provider_misconfigured")
-                        .detail(format!("token endpoint answered {code}: the app's client id or secret is wrong"));
+                        .detail(format!(
+                            "token endpoint answered {code}: the app's client id, secret or settings are wrong"
+                        ));
                 record(&flows.store, entry).await;
             });
             FlowError::new(
                 ErrorCode::AccessTokenExchangeFailed,
                 format!(
-                    "{} rejected this app's credentials. This is not your fault: the administrator has been told.",
+                    "{} refused this app's setup. This is not your fault: the app is misconfigured, and the administrator has been told.",
                     provider.name
                 ),
             )

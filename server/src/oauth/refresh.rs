@@ -552,11 +552,13 @@ async fn run_refresh(cx: &RefreshCtx, row: ConnectionRow, lease: Lease<'_>, acto
         Err(TokenError::ClientRejected { code }) => {
             release().await?;
             tracing::error!(provider = %provider.key, provider_error = %code,
-                "the provider rejected this app's client credentials; check the client id and secret");
+                "the provider rejected this app's credentials or settings; check the client id, secret and redirect URL");
             let entry = Entry::new(now, &Actor::System("refresher"), Action::RefreshFailed)
                 .provider(&provider.key)
                 .failed("provider_misconfigured")
-                .detail(format!("provider answered {code}: the app's client credentials were rejected"));
+                .detail(format!(
+                    "provider answered {code}: the app's credentials or settings at the provider are wrong"
+                ));
             record(&cx.store, entry).await;
             Err(RefreshError::Misconfigured(code))
         }

@@ -185,6 +185,7 @@ pub async fn parse(dialect: Dialect, status: u16, is_form: bool, body: &[u8]) ->
 }
 
 fn classify(dialect: Dialect, code: String, description: Option<String>) -> TokenError {
+    let slack = dialect == Dialect::Slack;
     match code.as_str() {
         "invalid_grant"
         | "invalid_refresh_token"
@@ -194,15 +195,33 @@ fn classify(dialect: Dialect, code: String, description: Option<String>) -> Toke
         | "account_inactive"
         | "app_uninstalled"
         | "invalid_scope" => TokenError::GrantRejected { code, description },
+        // Slack's "the token is dead" for a call made with it.
+        "invalid_auth" if slack => TokenError::GrantRejected { code, description },
         "invalid_client"
         | "unauthorized_client"
         | "bad_client_secret"
         | "invalid_client_id"
         | "incorrect_client_credentials" => TokenError::ClientRejected { code },
+        // Slack's answers to a misconfigured app (redirect URL, PKCE, grant type, scopes): the
+        // operator's problem, never the user's, so they go the same way as bad credentials.
+        "bad_redirect_uri"
+        | "oauth_authorization_url_mismatch"
+        | "pkce_not_allowed"
+        | "invalid_code_verifier"
+        | "invalid_grant_type"
+        | "no_scopes"
+            if slack =>
+        {
+            TokenError::ClientRejected { code }
+        }
         "temporarily_unavailable" | "server_error" | "ratelimited" | "rate_limited" | "slow_down" => {
             TokenError::Transient { reason: code }
         }
-        _ if dialect == Dialect::Slack && code == "internal_error" => TokenError::Transient { reason: code },
+        // Slack's own outage answers (HTTP 200 with ok:false). After `fatal_error` on a refresh
+        // the outcome is unknown; the refresh protocol keeps the stored tokens and tries again.
+        "internal_error" | "fatal_error" | "service_unavailable" | "request_timeout" if slack => {
+            TokenError::Transient { reason: code }
+        }
         _ => TokenError::Other { code, description },
     }
 }
@@ -309,6 +328,43 @@ mod tests {
 
     fn futures_lite_block_on<F: std::future::Future>(f: F) -> F::Output {
         tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(f)
+    }
+
+    #[tokio::test]
+    async fn each_slack_error_string_has_its_class() {
+        let class = |code: &str| {
+            let body = format!(r#"{{"ok":false,"error":"{code}"}}"#);
+            async move {
+                match parse(Dialect::Slack, 200, false, body.as_bytes()).await.unwrap_err() {
+                    TokenError::GrantRejected { .. } => "dead grant",
+                    TokenError::ClientRejected { .. } => "operator",
+                    TokenError::Transient { .. } => "transient",
+                    _ => "other",
+                }
+            }
+        };
+        for code in [
+            "bad_client_secret",
+            "invalid_client_id",
+            "bad_redirect_uri",
+            "oauth_authorization_url_mismatch",
+            "pkce_not_allowed",
+            "invalid_code_verifier",
+            "invalid_grant_type",
+            "no_scopes",
+        ] {
+            assert_eq!(class(code).await, "operator", "{code}");
+        }
+        for code in ["internal_error", "fatal_error", "service_unavailable", "request_timeout", "ratelimited"] {
+            assert_eq!(class(code).await, "transient", "{code}");
+        }
+        for code in ["invalid_refresh_token", "token_revoked", "account_inactive", "invalid_auth"] {
+            assert_eq!(class(code).await, "dead grant", "{code}");
+        }
+        assert_eq!(class("invalid_code").await, "other", "a reused code: the user starts again");
+        // Outside Slack these words mean nothing special.
+        let e = parse(Dialect::Standard, 400, false, br#"{"error":"invalid_auth"}"#).await.unwrap_err();
+        assert!(matches!(e, TokenError::Other { .. }));
     }
 
     #[tokio::test]
