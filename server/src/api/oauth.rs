@@ -61,8 +61,9 @@ pub async fn authorize(State(state): State<AppState>, Path(flow_id): Path<String
     }
 }
 
-const START_STYLE: &str = "body{font:16px/1.5 system-ui,sans-serif;max-width:32rem;margin:4rem auto;padding:0 1rem;color:#1f2328}\
-h1{font-size:1.4rem}button{font:inherit;padding:.5rem 1rem;border-radius:6px;border:1px solid #1f883d;background:#1f883d;color:#fff;cursor:pointer}";
+/// The pages' look, and the start page's button.
+const BUTTON_STYLE: &str = "button{font:inherit;padding:.5rem 1rem;border-radius:6px;border:1px solid #1f883d;\
+background:#1f883d;color:#fff;cursor:pointer}";
 
 /// `GET /oauth/start/{flow_id}`: where an operator opens the link `latch connect --as-developer`
 /// printed. Its button is a form POST from Latch's own origin, the flow's, so the flow starts
@@ -85,7 +86,8 @@ pub async fn developer_start(State(state): State<AppState>, Path(flow_id): Path<
             }
         }
     };
-    let html = super::pages::document(&format!("Connect {name}"), &nonce, START_STYLE, body).into_string();
+    let style = format!("{}{BUTTON_STYLE}", super::pages::STYLE);
+    let html = super::pages::document(&format!("Connect {name}"), &nonce, &style, body).into_string();
     // The POST redirects to the provider, and browsers check `form-action` along redirects.
     let target = provider.map(|p| p.authorization_url.origin().ascii_serialization()).unwrap_or_default();
     let csp = format!(

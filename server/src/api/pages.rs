@@ -26,7 +26,8 @@ fn script_json<T: serde::Serialize>(value: &T) -> PreEscaped<String> {
     PreEscaped(serde_json::to_string(value).unwrap_or_else(|_| "null".into()).replace('<', "\\u003c"))
 }
 
-const STYLE: &str = "body{font:16px/1.5 system-ui,sans-serif;max-width:32rem;margin:4rem auto;padding:0 1rem;color:#1f2328}\
+/// The look of every page Latch renders itself.
+pub const STYLE: &str = "body{font:16px/1.5 system-ui,sans-serif;max-width:32rem;margin:4rem auto;padding:0 1rem;color:#1f2328}\
 h1{font-size:1.4rem}a{color:#0969da}";
 
 /// Posts the message to the opener with the exact target `origin` (a JSON string literal), then

@@ -210,18 +210,43 @@ mod tests {
     }
 }
 
+/// What a Slack Web API answer (`{"ok": …, "error": …}`, HTTP 200 either way) says about the
+/// token the call was made with.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SlackVerdict {
+    /// `ok: true`.
+    Ok,
+    /// The token is dead: `invalid_auth`, `token_revoked`, `account_inactive`, `token_expired`.
+    TokenDead,
+    /// Any other failure, with its code sanitized (`None`: the answer named none).
+    Failed(Option<String>),
+    /// Not JSON.
+    Unreadable,
+}
+
+/// Reads a Slack Web API answer (`auth.test`, `auth.revoke`).
+pub fn slack_verdict(body: &[u8]) -> SlackVerdict {
+    let Ok(answer) = serde_json::from_slice::<Value>(body) else { return SlackVerdict::Unreadable };
+    if answer.get("ok").and_then(Value::as_bool) == Some(true) {
+        return SlackVerdict::Ok;
+    }
+    match answer.get("error").and_then(Value::as_str) {
+        Some("invalid_auth" | "token_revoked" | "account_inactive" | "token_expired") => SlackVerdict::TokenDead,
+        code => SlackVerdict::Failed(code.map(sanitize_code)),
+    }
+}
+
 /// Slack's `auth.test` answer: `Some(true)` when the token works, `Some(false)` when Slack says
-/// it is dead (`invalid_auth`, `token_revoked`, `account_inactive`; always with HTTP 200), `None`
-/// when the answer says neither (a rate limit, an outage, a body that is not Slack's).
+/// it is dead, `None` when the answer says neither (a rate limit, an outage, a body that is not
+/// Slack's).
 pub fn slack_auth_test(status: u16, body: &[u8]) -> Option<bool> {
     if status != 200 {
         return None;
     }
-    let answer: serde_json::Value = serde_json::from_slice(body).ok()?;
-    match (answer.get("ok").and_then(serde_json::Value::as_bool), answer.get("error").and_then(|e| e.as_str())) {
-        (Some(true), _) => Some(true),
-        (Some(false), Some("invalid_auth" | "token_revoked" | "account_inactive" | "token_expired")) => Some(false),
-        _ => None,
+    match slack_verdict(body) {
+        SlackVerdict::Ok => Some(true),
+        SlackVerdict::TokenDead => Some(false),
+        SlackVerdict::Failed(_) | SlackVerdict::Unreadable => None,
     }
 }
 

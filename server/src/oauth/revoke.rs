@@ -5,7 +5,8 @@
 use super::Upstream;
 use super::http::read_capped;
 use super::http::{Endpoint, PROVIDER_TIMEOUT, ProviderCall};
-use super::token::{describe_transport, sanitize_code};
+use super::quirks::SlackVerdict;
+use super::token::describe_transport;
 use crate::providers::Dialect;
 use crate::store::connections::ConnectionRow;
 use crate::vault::{Sealed, Secret, Vault};
@@ -80,15 +81,13 @@ async fn slack_revoke(up: &Upstream, url: &url::Url, token: &Secret) -> RevokeOu
         Ok(r) => r,
         Err(e) => return RevokeOutcome::Failed(describe_transport(&e)),
     };
-    let answer = read_capped(response).await.ok().and_then(|b| serde_json::from_slice::<serde_json::Value>(&b).ok());
-    let Some(answer) = answer else { return RevokeOutcome::Failed("unreadable answer".into()) };
-    if answer.get("ok").and_then(serde_json::Value::as_bool) == Some(true) {
-        return RevokeOutcome::Revoked;
-    }
-    match answer.get("error").and_then(|e| e.as_str()) {
-        Some("invalid_auth" | "token_revoked" | "account_inactive" | "token_expired") => RevokeOutcome::AlreadyRevoked,
-        Some(code) => RevokeOutcome::Failed(format!("provider answered {}", sanitize_code(code))),
-        None => RevokeOutcome::Failed("provider answered an error".into()),
+    let Ok(body) = read_capped(response).await else { return RevokeOutcome::Failed("unreadable answer".into()) };
+    match super::quirks::slack_verdict(&body) {
+        SlackVerdict::Ok => RevokeOutcome::Revoked,
+        SlackVerdict::TokenDead => RevokeOutcome::AlreadyRevoked,
+        SlackVerdict::Failed(Some(code)) => RevokeOutcome::Failed(format!("provider answered {code}")),
+        SlackVerdict::Failed(None) => RevokeOutcome::Failed("provider answered an error".into()),
+        SlackVerdict::Unreadable => RevokeOutcome::Failed("unreadable answer".into()),
     }
 }
 

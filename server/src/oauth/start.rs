@@ -74,27 +74,19 @@ pub async fn create(
         ));
     }
     let flow = FlowRow {
-        id: new_id("flow"),
-        provider: provider.key.clone(),
-        user_id: claims.sub.clone(),
-        organization_id: org,
-        allowed_origin: origin,
         return_to,
         reconnect_connection_id: req.connection_id.clone(),
-        status: FlowStage::Created,
-        state_hash: None,
-        browser_hash: None,
-        pkce_verifier: None,
-        connection_id: None,
-        error_code: None,
-        error_message: None,
-        created_at: now,
-        expires_at: now + FLOW_TTL_SECONDS,
-        started_at: None,
-        completed_at: None,
         user_label: claims.label.clone(),
         purpose: claims.purpose.clone(),
-        credential_source: CredentialSource::EndUser,
+        ..FlowRow::created(
+            new_id("flow"),
+            &provider.key,
+            (&claims.sub, &org),
+            origin,
+            CredentialSource::EndUser,
+            now,
+            FLOW_TTL_SECONDS,
+        )
     };
     flows.store.insert_flow(&flow).await?;
     let authorize_url = flows
@@ -112,28 +104,18 @@ pub async fn create_developer(flows: &Flows, provider: &str, label: Option<&str>
         FlowError::new(ErrorCode::ProviderNotFound, format!("No provider {provider:?} is configured."))
     })?;
     let now = flows.clock.unix();
+    let origin = Some(flows.public_url.origin().ascii_serialization());
     let flow = FlowRow {
-        id: new_id("flow"),
-        provider: provider.key.clone(),
-        user_id: String::new(),
-        organization_id: String::new(),
-        allowed_origin: Some(flows.public_url.origin().ascii_serialization()),
-        return_to: None,
-        reconnect_connection_id: None,
-        status: FlowStage::Created,
-        state_hash: None,
-        browser_hash: None,
-        pkce_verifier: None,
-        connection_id: None,
-        error_code: None,
-        error_message: None,
-        created_at: now,
-        expires_at: now + FLOW_TTL_SECONDS,
-        started_at: None,
-        completed_at: None,
         user_label: label.map(str::to_owned),
-        purpose: None,
-        credential_source: CredentialSource::Developer,
+        ..FlowRow::created(
+            new_id("flow"),
+            &provider.key,
+            ("", ""),
+            origin,
+            CredentialSource::Developer,
+            now,
+            FLOW_TTL_SECONDS,
+        )
     };
     flows.store.insert_flow(&flow).await?;
     Ok(flow)

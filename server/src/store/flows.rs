@@ -54,6 +54,45 @@ pub struct FlowRow {
     pub credential_source: CredentialSource,
 }
 
+impl FlowRow {
+    /// A new flow (status `created`, nothing started yet) for `user_id` at `provider`, from
+    /// `allowed_origin`, living `ttl_seconds` from `now`; the one place a flow's starting values
+    /// are written (the widget's flows and the operator's developer flows build on it).
+    pub fn created(
+        id: String,
+        provider: &str,
+        (user_id, organization_id): (&str, &str),
+        allowed_origin: Option<String>,
+        credential_source: CredentialSource,
+        now: i64,
+        ttl_seconds: i64,
+    ) -> Self {
+        Self {
+            id,
+            provider: provider.to_owned(),
+            user_id: user_id.to_owned(),
+            organization_id: organization_id.to_owned(),
+            allowed_origin,
+            return_to: None,
+            reconnect_connection_id: None,
+            status: FlowStage::Created,
+            state_hash: None,
+            browser_hash: None,
+            pkce_verifier: None,
+            connection_id: None,
+            error_code: None,
+            error_message: None,
+            created_at: now,
+            expires_at: now + ttl_seconds,
+            started_at: None,
+            completed_at: None,
+            user_label: None,
+            purpose: None,
+            credential_source,
+        }
+    }
+}
+
 const COLUMNS: &str = "id, provider, user_id, organization_id, allowed_origin, return_to, \
     reconnect_connection_id, status, state_hash, browser_hash, pkce_verifier, connection_id, \
     error_code, error_message, created_at, expires_at, started_at, completed_at, user_label, purpose, \
