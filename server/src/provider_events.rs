@@ -3,13 +3,15 @@
 //! HMAC-SHA256 of `v0:{X-Slack-Request-Timestamp}:{raw body}` with the app's signing secret,
 //! compared in constant time, within five minutes of now), so a forged or replayed one changes
 //! nothing. `url_verification` answers its challenge; `app_uninstalled` deletes (tombstones)
-//! every connection of that workspace or enterprise at once; `tokens_revoked` listing bot tokens
-//! marks the workspace's bot connections `needs_reauthorization`. Anything else is acknowledged.
+//! every connection of that workspace or enterprise at once; `tokens_revoked` marks the
+//! connections holding a listed bot user's or installing user's token `needs_reauthorization`.
+//! Anything else is acknowledged.
 
 use crate::activity::{Action, Actor, Entry, record};
 use crate::connections::{ConnectionError, Deleter};
 use crate::providers::Dialect;
 use crate::store::StoreError;
+use crate::store::connections::ConnectionRow;
 use crate::vault::Sealed;
 use hmac::{Hmac, Mac as _};
 use latch_shared::ConnectionStatus;
@@ -82,8 +84,12 @@ struct Event {
     tokens: Option<Tokens>,
 }
 
+/// `tokens_revoked`'s lists: the users whose user tokens (`oauth`) and the bot users whose bot
+/// tokens (`bot`) were revoked.
 #[derive(Deserialize, Default)]
 struct Tokens {
+    #[serde(default)]
+    oauth: Vec<String>,
     #[serde(default)]
     bot: Vec<String>,
 }
@@ -113,8 +119,10 @@ pub async fn receive(d: &Deleter, key: &str, signed: Signed<'_>) -> Result<Answe
                 [envelope.team_id.as_deref(), envelope.enterprise_id.as_deref()].into_iter().flatten().collect();
             match event.kind.as_str() {
                 "app_uninstalled" => uninstalled(d, &provider.key, &accounts).await?,
-                "tokens_revoked" if event.tokens.as_ref().is_some_and(|t| !t.bot.is_empty()) => {
-                    bots_revoked(d, &provider.key, &accounts).await?;
+                "tokens_revoked" => {
+                    if let Some(tokens) = &event.tokens {
+                        tokens_revoked(d, &provider.key, &accounts, tokens).await?;
+                    }
                 }
                 _ => {}
             }
@@ -168,11 +176,31 @@ async fn uninstalled(d: &Deleter, provider: &str, accounts: &[&str]) -> Result<(
     Ok(())
 }
 
-/// The workspace's bot tokens were revoked: its bot connections need a new install.
-async fn bots_revoked(d: &Deleter, provider: &str, accounts: &[&str]) -> Result<(), EventError> {
+/// Which token of `row` a `tokens_revoked` event names, if any: its bot (by bot user id), or
+/// its installing user's (by user id). A connection made before Latch kept the bot user's id is
+/// matched by its bot token when any bot token of the workspace was revoked.
+fn revoked_token(row: &ConnectionRow, tokens: &Tokens) -> Option<&'static str> {
+    let install = &row.installation.0;
+    let named = |list: &[String], id: &Option<String>| id.as_ref().is_some_and(|id| list.contains(id));
+    let holds_user_token = row.user_access_token.is_some() || row.token_type == "user";
+    if named(&tokens.bot, &install.bot_user_id) {
+        Some("bot")
+    } else if holds_user_token && named(&tokens.oauth, &install.authed_user_id) {
+        Some("user")
+    } else if install.bot_user_id.is_none() && row.token_type == "bot" && !tokens.bot.is_empty() {
+        Some("bot")
+    } else {
+        None
+    }
+}
+
+/// Tokens were revoked (a user removed the app's access, an admin revoked the bot): the
+/// connections holding them need a new install.
+async fn tokens_revoked(d: &Deleter, provider: &str, accounts: &[&str], tokens: &Tokens) -> Result<(), EventError> {
     let now = d.clock.unix();
     for row in d.store.connections_of_accounts(provider, accounts).await? {
-        if row.token_type != "bot" || row.status != ConnectionStatus::Active {
+        let Some(which) = revoked_token(&row, tokens) else { continue };
+        if row.status != ConnectionStatus::Active {
             continue;
         }
         let event = crate::events::needs_reauthorization(&row, now);
@@ -191,7 +219,7 @@ async fn bots_revoked(d: &Deleter, provider: &str, accounts: &[&str]) -> Result<
             let entry = Entry::new(now, &Actor::System(ACTOR), Action::ProviderRevoked)
                 .connection(&row)
                 .failed("needs_reauthorization")
-                .detail("the provider reported tokens_revoked for this workspace's bot token");
+                .detail(format!("the provider reported tokens_revoked for this connection's {which} token"));
             record(&d.store, entry).await;
         }
     }

@@ -65,6 +65,8 @@ pub fn provider(public_url: &Url) -> Provider {
                 access: Some(ScopeAccess::Read),
             },
         ],
+        user_scopes: Vec::new(),
+        min_refresh_interval_seconds: 0,
         scope_separator: " ".into(),
         authorization_url_extras: Default::default(),
         identity: Some(Identity {

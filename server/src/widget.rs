@@ -142,6 +142,7 @@ pub async fn integrations(w: &WidgetCtx, claims: &WidgetClaims) -> Result<Integr
                     scopes: r.scopes.to_vec(),
                     purpose: r.purpose.clone(),
                     connected_at: from_unix(r.created_at),
+                    resources: r.resources.0.clone(),
                 })
                 .collect(),
         })

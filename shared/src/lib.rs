@@ -9,8 +9,10 @@ pub mod activity;
 pub mod api;
 pub mod endpoint;
 pub mod error;
+pub mod grant;
 pub mod status;
 pub mod text;
 
 pub use error::{ErrorBody, ErrorCode, ErrorDetail};
+pub use grant::{AccountRef, Installation, Resource, TokenKind, UserTokenInfo};
 pub use status::{ConnectionStatus, CredentialSource, Revocation, ScopeAccess, ScopeDetail};

@@ -121,6 +121,7 @@ async fn bare_handler() -> Target {
             missing_scopes: vec![],
             connection_id: "conn_0192aaaaaaaaaaaaaaaaaaaaaaaaaaaa".into(),
             account_id: "acct-1".into(),
+            incoming_webhook_url: None,
         }))
     }
     let app = axum::Router::new().route("/v1/access-token", axum::routing::post(handler));

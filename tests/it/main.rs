@@ -33,6 +33,7 @@ mod sandbox;
 mod schemathesis;
 mod secrets_at_rest;
 mod slack_events;
+mod slack_installs;
 mod tidy;
 mod tombstones;
 mod webhooks;

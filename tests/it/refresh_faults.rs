@@ -5,7 +5,7 @@
 
 use crate::harness::fake_provider::Scripted;
 use crate::harness::{Seed, TestApp, assert_error, both, wait_until};
-use latch_server::store::connections::{ConnectionRow, RefreshedTokens};
+use latch_server::store::connections::{Chain, ConnectionRow, RefreshedTokens};
 use serde_json::{Value, json};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -84,7 +84,12 @@ both!(writes_under_a_lease_are_fenced, |backend| async move {
         expires_at: Some(now + 3600),
         scopes: None,
     };
-    assert!(!store.store_refreshed_tokens(&row.id, row.version, "first", &tokens("at-late"), now).await.unwrap());
+    assert!(
+        !store
+            .store_refreshed_tokens(&row.id, Chain::Primary, row.version, "first", &tokens("at-late"), now)
+            .await
+            .unwrap()
+    );
     store.release_refresh_lease(&row.id, "first").await.unwrap();
     let flipped = store
         .set_connection_status(
@@ -103,7 +108,12 @@ both!(writes_under_a_lease_are_fenced, |backend| async move {
         (Some("second"), "active", row.version),
         "the late holder changed nothing"
     );
-    assert!(store.store_refreshed_tokens(&row.id, row.version, "second", &tokens("at-second"), now).await.unwrap());
+    assert!(
+        store
+            .store_refreshed_tokens(&row.id, Chain::Primary, row.version, "second", &tokens("at-second"), now)
+            .await
+            .unwrap()
+    );
 });
 
 both!(a_reconnect_during_a_refresh_wins_without_a_false_failure, |backend| async move {

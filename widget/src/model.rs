@@ -30,6 +30,13 @@ pub fn status_label(c: &WidgetConnection) -> String {
     }
 }
 
+/// Where the grant is limited to, in words ("Posts to #deploys"), when the provider granted
+/// specific resources (Slack's incoming-webhook channel).
+pub fn resources_label(c: &WidgetConnection) -> Option<String> {
+    let channels: Vec<String> = c.resources.iter().filter(|r| r.kind == "channel").map(|r| r.display()).collect();
+    (!channels.is_empty()).then(|| format!("Posts to {}", channels.join(", ")))
+}
+
 /// The actions of a connection, primary first.
 pub fn actions(c: &WidgetConnection) -> &'static [Action] {
     match c.status {
@@ -140,7 +147,17 @@ mod tests {
             scopes: vec![],
             purpose: None,
             connected_at: OffsetDateTime::UNIX_EPOCH,
+            resources: vec![],
         }
+    }
+
+    #[test]
+    fn granted_channels_read_as_where_it_posts() {
+        let mut c = conn(ConnectionStatus::Active, Some("Acme"));
+        assert_eq!(resources_label(&c), None);
+        c.resources =
+            vec![latch_shared::Resource { kind: "channel".into(), id: "C1".into(), name: Some("#deploys".into()) }];
+        assert_eq!(resources_label(&c).as_deref(), Some("Posts to #deploys"));
     }
 
     #[test]

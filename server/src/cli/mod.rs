@@ -389,6 +389,7 @@ async fn run(cli: Cli) -> Result<(), String> {
                 account_id: None,
                 connection_id: None,
                 force_refresh: Some(force_refresh),
+                token: None,
             };
             let answer = crate::connections::access_token::access_token(&state.tokens, &caller, &req).await;
             state.usage.flush(&state.store).await;

@@ -9,11 +9,11 @@ use crate::auth::api_keys::HostIdentity;
 use crate::auth::widget_jwt::WidgetSigner;
 use crate::clock::from_unix;
 use crate::oauth::refresh::{self, RefreshCtx, Refreshed};
-use crate::store::connections::{ConnectionRow, TokenLookup};
+use crate::store::connections::{Chain, ConnectionRow, TokenLookup};
 use crate::usage::UsageRecorder;
 use crate::vault::Sealed;
 use latch_shared::api::host::{AccessTokenRequest, AccessTokenResponse, ActiveToken, InactiveReason, InactiveToken};
-use latch_shared::{ConnectionStatus, CredentialSource};
+use latch_shared::{ConnectionStatus, CredentialSource, TokenKind};
 use std::sync::Arc;
 
 /// What the fresh-token path works with, handed over by the composition root.
@@ -70,11 +70,12 @@ pub async fn access_token(
     if row.status != ConnectionStatus::Active {
         return Ok(needs_reauthorization(path, &row));
     }
+    let chain = chain(&row, req.token)?;
     let now = path.refresh.clock.unix();
     let force = req.force_refresh.unwrap_or(false);
-    let row = if force || refresh::needs_refresh(&row, now, path.refresh.skew_seconds) {
+    let row = if force || refresh::needs_refresh(&row, chain, now, path.refresh.skew_seconds) {
         let actor = Actor::ApiKey(caller.key_name.to_string());
-        match refresh::refresh(&path.refresh, &row, force, &actor).await? {
+        match refresh::refresh(&path.refresh, &row, chain, force, &actor).await? {
             Refreshed::Usable(row) | Refreshed::Stale(row) => Arc::new(row),
             Refreshed::NeedsReauthorization(row) => {
                 return Ok(needs_reauthorization(path, &row));
@@ -83,7 +84,20 @@ pub async fn access_token(
     } else {
         row
     };
-    active(path, caller, row)
+    active(path, caller, row, chain)
+}
+
+/// Which token chain answers `asked`: by default the connection's own token (the bot's, or a
+/// user-only install's user token); `user` the installing user's (held beside a bot token, or
+/// the only one of a user-only install, or a bearer token, which acts as its user); `bot` only
+/// a bot token. Asking for a token the install did not grant is `token_not_found`.
+fn chain(row: &ConnectionRow, asked: Option<TokenKind>) -> Result<Chain, ConnectionError> {
+    match (asked, row.token_type.as_str()) {
+        (None, _) | (Some(TokenKind::Bot), "bot") => Ok(Chain::Primary),
+        (Some(TokenKind::User), _) if row.user_access_token.is_some() => Ok(Chain::User),
+        (Some(TokenKind::User), "user" | "bearer") => Ok(Chain::Primary),
+        (Some(_), _) => Err(ConnectionError::TokenNotFound),
+    }
 }
 
 fn invalid(field: &'static str, message: &str) -> ConnectionError {
@@ -148,20 +162,34 @@ fn active(
     path: &TokenPath,
     caller: &HostIdentity,
     row: Arc<ConnectionRow>,
+    chain: Chain,
 ) -> Result<AccessTokenResponse, ConnectionError> {
-    let sealed = row.access_token.as_deref().ok_or(ConnectionError::TokenNotFound)?;
-    let token = path.refresh.vault.open(Sealed::AccessToken.slot(&row.id), sealed)?;
-    let token = String::from_utf8(token).map_err(|_| crate::vault::VaultError::Integrity)?;
+    let vault = &path.refresh.vault;
+    let open = |slot: Sealed, sealed: &[u8]| -> Result<String, ConnectionError> {
+        let plain = vault.open(slot.slot(&row.id), sealed)?;
+        Ok(String::from_utf8(plain).map_err(|_| crate::vault::VaultError::Integrity)?)
+    };
+    let sealed = row.access(chain).ok_or(ConnectionError::TokenNotFound)?;
+    let token = open(chain.sealed().0, sealed)?;
+    let incoming_webhook_url = match &row.incoming_webhook_url {
+        Some(sealed) => Some(open(Sealed::IncomingWebhookUrl, sealed)?),
+        None => None,
+    };
     path.usage.token_retrieved(&row, &caller.key_name, path.refresh.clock.unix());
+    let (token_type, scopes) = match chain {
+        Chain::Primary => (row.token_type.clone(), row.scopes.to_vec()),
+        Chain::User => ("user".to_owned(), row.user_scopes.to_vec()),
+    };
     Ok(AccessTokenResponse::Active(ActiveToken {
         active: true,
         access_token: token,
-        token_type: row.token_type.clone(),
-        expires_at: row.access_token_expires_at.map(from_unix),
-        scopes: row.scopes.to_vec(),
+        token_type,
+        expires_at: row.expires_at(chain).map(from_unix),
+        scopes,
         missing_scopes: row.missing_scopes.to_vec(),
         connection_id: row.id.clone(),
         account_id: row.account_id.clone(),
+        incoming_webhook_url,
     }))
 }
 

@@ -123,6 +123,8 @@ pub fn entry(providers: &Registry, row: &ConnectionRow) -> InventoryEntry {
         deleted_at: row.deleted_at.map(from_unix),
         deleted_by: row.deleted_by.clone(),
         revocation: row.revocation.as_deref().and_then(|r| r.parse().ok()),
+        resources: row.resources.0.clone(),
+        user_scopes: row.user_scopes.to_vec(),
     }
 }
 
@@ -151,6 +153,8 @@ pub const CSV_HEADER: &[&str] = &[
     "revocation",
     "label",
     "token_type",
+    "resources",
+    "user_scopes",
 ];
 
 /// The entries as CSV (RFC 4180: a header row, one connection a line, quoted where needed;
@@ -194,6 +198,8 @@ pub fn to_csv(entries: &[InventoryEntry]) -> Result<String, csv::Error> {
             e.revocation.map(|r| r.as_str()).unwrap_or(""),
             e.label.as_deref().unwrap_or(""),
             &e.token_type,
+            &e.resources.iter().map(latch_shared::Resource::display).collect::<Vec<_>>().join(" "),
+            &e.user_scopes.join(" "),
         ])?;
     }
     let bytes = out.into_inner().map_err(|e| e.into_error())?;

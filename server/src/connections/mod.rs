@@ -92,6 +92,12 @@ pub fn view(row: &ConnectionRow) -> Connection {
         created_by: row.created_by.clone(),
         last_used_by: row.last_used_by.clone(),
         credential_source: row.credential_source,
+        resources: row.resources.0.clone(),
+        installation: (!row.installation.0.is_empty()).then(|| row.installation.0.clone()),
+        user_token: row.user_access_token.as_ref().map(|_| latch_shared::UserTokenInfo {
+            scopes: row.user_scopes.to_vec(),
+            expires_at: row.user_token_expires_at.map(from_unix),
+        }),
     }
 }
 

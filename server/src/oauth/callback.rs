@@ -15,7 +15,7 @@ use crate::providers::{Dialect, Provider};
 use crate::random::digest;
 use crate::scopes::Scopes;
 use crate::store::StoreError;
-use crate::store::connections::{ConnectionRow, Owner};
+use crate::store::connections::{ConnectionRow, Json, Owner};
 use crate::store::flows::FlowRow;
 use crate::store::new_id;
 use crate::vault::{Sealed, Secret};
@@ -203,7 +203,17 @@ async fn complete(flows: &Flows, flow: &FlowRow, q: &CallbackQuery) -> Result<St
     };
     // RFC 6749 §3.3: an answer without `scope` granted what was asked.
     let granted: Scopes = tokens.scopes.clone().unwrap_or_else(|| provider.scopes.clone()).into_iter().collect();
-    let missing = granted.missing(&provider.scopes);
+    let mut missing = granted.missing(&provider.scopes);
+    if !provider.user_scopes.is_empty() {
+        // The user's token: lifted to the top for a user-only install, else beside the bot's.
+        let user_granted: Scopes = match (&tokens.user, tokens.token_type.as_str()) {
+            (Some(user), _) => user.scopes.iter().cloned().collect(),
+            (None, "user") => granted.clone(),
+            (None, _) => Scopes::default(),
+        };
+        missing =
+            missing.as_slice().iter().cloned().chain(user_granted.missing(&provider.user_scopes).to_vec()).collect();
+    }
     if !missing.is_empty() {
         return Err(FlowError::new(
             ErrorCode::ScopeMismatchError,
@@ -214,7 +224,9 @@ async fn complete(flows: &Flows, flow: &FlowRow, q: &CallbackQuery) -> Result<St
             ),
         ));
     }
-    if tokens.expires_in.is_some() && tokens.refresh_token.is_none() {
+    let user_expires_without_refresh =
+        tokens.user.as_ref().is_some_and(|u| u.expires_in.is_some() && u.refresh_token.is_none());
+    if (tokens.expires_in.is_some() && tokens.refresh_token.is_none()) || user_expires_without_refresh {
         return Err(FlowError::new(
             ErrorCode::NoRefreshToken,
             format!(
@@ -260,7 +272,7 @@ fn exchange_failure(flows: &Flows, provider: &Provider, e: TokenError) -> FlowEr
         TokenError::NoAccessToken => {
             FlowError::new(ErrorCode::TokenNotFound, format!("{} answered without an access token.", provider.name))
         }
-        TokenError::Transient { reason } => FlowError::new(
+        TokenError::Transient { reason, .. } => FlowError::new(
             ErrorCode::AccessTokenExchangeFailed,
             format!("{} could not be reached ({reason}); try again in a moment.", provider.name),
         ),
@@ -362,12 +374,25 @@ fn sealed_row(
         account_id: &account.id,
     };
     let refresh_token = tokens.refresh_token.as_ref().map(Secret::expose);
-    let row = ConnectionRow::new(id.to_owned(), owner, now).with_tokens(
-        &flows.vault,
-        tokens.access_token.expose(),
-        refresh_token,
-    );
+    let vault = &flows.vault;
+    let row =
+        ConnectionRow::new(id.to_owned(), owner, now).with_tokens(vault, tokens.access_token.expose(), refresh_token);
+    let user = tokens.user.as_ref();
+    let install = tokens.install.clone().unwrap_or_default();
     ConnectionRow {
+        user_access_token: user.map(|u| vault.seal_str(Sealed::UserAccessToken.slot(id), u.access_token.expose())),
+        user_refresh_token: user
+            .and_then(|u| u.refresh_token.as_ref())
+            .map(|rt| vault.seal_str(Sealed::UserRefreshToken.slot(id), rt.expose())),
+        user_token_expires_at: user.and_then(|u| u.expires_in).map(|s| sent_at + s),
+        user_token_refreshed_at: user.map(|_| now),
+        user_scopes: user.map(|u| u.scopes.iter().cloned().collect()).unwrap_or_default(),
+        incoming_webhook_url: install
+            .incoming_webhook_url
+            .as_ref()
+            .map(|url| vault.seal_str(Sealed::IncomingWebhookUrl.slot(id), url.expose())),
+        resources: Json(install.resources),
+        installation: Json(install.installation),
         account_label: account.label.clone(),
         scopes: granted.clone(),
         // Slack's tokens say `bot` or `user`; everyone else's are bearer tokens.

@@ -109,6 +109,10 @@ impl<'a> ProviderCall<'a> {
         let status = response.status().as_u16();
         crate::metrics::provider_call(self.provider, endpoint, status, started.elapsed());
         self.status.store(status, std::sync::atomic::Ordering::Relaxed);
+        let retry_after = response.headers().get(reqwest::header::RETRY_AFTER).and_then(|v| v.to_str().ok());
+        if let Some(retry_after) = super::quirks::retry_after(status, retry_after) {
+            return Err(super::quirks::Refusal::RateLimited { retry_after }.into());
+        }
         let is_form = response
             .headers()
             .get(reqwest::header::CONTENT_TYPE)

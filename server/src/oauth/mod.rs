@@ -13,6 +13,7 @@ pub mod refresher;
 pub mod revoke;
 pub mod start;
 pub mod token;
+pub mod validate;
 
 use crate::clock::Clock;
 use crate::providers::{ClientSecrets, Registry};

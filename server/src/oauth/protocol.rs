@@ -20,6 +20,25 @@ pub struct ProviderFields {
     /// Slack: the workspace the app was installed in (`{id, name}`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub team: Option<serde_json::Value>,
+    /// Slack: the Enterprise Grid organization (`{id, name}`), if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub enterprise: Option<serde_json::Value>,
+    /// Slack: an org-wide install (`team` is then `null`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub is_enterprise_install: Option<bool>,
+    /// Slack: the app's bot user.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bot_user_id: Option<String>,
+    /// Slack: the app.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub app_id: Option<String>,
+    /// Slack: the installing user, with their token when `user_scope` was granted besides a
+    /// bot token (`quirks` checked its fields).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub authed_user: Option<serde_json::Value>,
+    /// Slack: `incoming-webhook` granted (`{channel, channel_id, configuration_url, url}`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub incoming_webhook: Option<serde_json::Value>,
 }
 
 impl ExtraTokenFields for ProviderFields {}

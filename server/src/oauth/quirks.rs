@@ -22,12 +22,24 @@ pub enum Refusal {
     /// Rate limited or down (HTTP 429 or 5xx): try again later.
     #[error("provider unavailable: {0}")]
     Unavailable(String),
+    /// HTTP 429 with `Retry-After` in seconds: try again after that.
+    #[error("rate limited for {retry_after} s")]
+    RateLimited { retry_after: u32 },
     /// A success answer we cannot use.
     #[error("malformed token response: {0}")]
     Malformed(&'static str),
     /// A success answer without an access token.
     #[error("the token response holds no access token")]
     NoAccessToken,
+}
+
+/// A `Retry-After` header of a 429 answer in seconds (RFC 9110 §10.2.3; Slack sends seconds),
+/// capped at an hour; `None` when absent or not a number of seconds.
+pub fn retry_after(status: u16, header: Option<&str>) -> Option<u32> {
+    if status != 429 {
+        return None;
+    }
+    header?.trim().parse::<u32>().ok().map(|s| s.min(3600))
 }
 
 /// The longest token lifetime believed: ten years.
@@ -56,6 +68,7 @@ pub fn token_answer(dialect: Dialect, status: u16, is_form: bool, body: &[u8]) -
     }
     if dialect == Dialect::Slack {
         lift_user_token(&mut answer);
+        check_user_token(&mut answer)?;
     }
     check_fields(&mut answer, is_form)?;
     Ok((200, Value::Object(answer).to_string().into_bytes()))
@@ -93,19 +106,56 @@ fn error_answer(status: u16, code: String, description: Option<String>) -> (u16,
     (status, Value::Object(body).to_string().into_bytes())
 }
 
-/// Slack: an install with only user scopes has no top-level token; its token and scopes are the
-/// installing user's, inside `authed_user`.
+/// Slack: an install with only user scopes (or a refresh of a user token) has no top-level
+/// token; its token, scopes, type and, with token rotation, refresh token and expiry are the
+/// installing user's, inside `authed_user`. They are moved up (and out of `authed_user`, which
+/// keeps the user's id), so a rotating user token is stored with its expiry and refresh token.
 fn lift_user_token(answer: &mut Map<String, Value>) {
     if answer.get("access_token").is_some_and(|t| !t.is_null()) {
         return;
     }
-    let Some(user) = answer.get("authed_user").and_then(Value::as_object).cloned() else { return };
-    let Some(token) = user.get("access_token") else { return };
-    answer.insert("access_token".into(), token.clone());
+    let Some(Value::Object(user)) = answer.get_mut("authed_user") else { return };
+    if user.get("access_token").is_none_or(Value::is_null) {
+        return;
+    }
+    let lifted: Vec<(&str, Option<Value>)> = ["access_token", "scope", "token_type", "refresh_token", "expires_in"]
+        .into_iter()
+        .map(|field| (field, user.remove(field)))
+        .collect();
+    for (field, value) in lifted {
+        match value {
+            Some(value) => answer.insert(field.to_owned(), value),
+            None => answer.remove(field),
+        };
+    }
+    if !answer.contains_key("token_type") {
+        answer.insert("token_type".into(), Value::String("user".into()));
+    }
+}
+
+/// Slack: the installing user's token held besides a bot token (inside `authed_user`) is
+/// checked like the top-level one, so what `token::token_set` reads is a token we can use.
+fn check_user_token(answer: &mut Map<String, Value>) -> Result<(), Refusal> {
+    let Some(Value::Object(user)) = answer.get_mut("authed_user") else { return Ok(()) };
+    match user.get("access_token") {
+        None | Some(Value::Null) => return Ok(()),
+        Some(Value::String(s)) if !s.is_empty() => {}
+        _ => return Err(Refusal::Malformed("authed_user.access_token is not a non-empty string")),
+    }
+    match user.get("refresh_token") {
+        None | Some(Value::Null) => {}
+        Some(Value::String(s)) if !s.is_empty() => {}
+        _ => return Err(Refusal::Malformed("authed_user.refresh_token is not a string")),
+    }
+    match user.get("expires_in") {
+        None | Some(Value::Null) => {}
+        Some(Value::Number(n)) if n.as_i64().is_some_and(|v| (1..=MAX_EXPIRES_IN).contains(&v)) => {}
+        _ => return Err(Refusal::Malformed("authed_user.expires_in out of range")),
+    }
     match user.get("scope") {
-        Some(scope) => answer.insert("scope".into(), scope.clone()),
-        None => answer.remove("scope"),
-    };
+        None | Some(Value::Null | Value::String(_)) => Ok(()),
+        _ => Err(Refusal::Malformed("authed_user.scope is not a string")),
+    }
 }
 
 /// Checks every field the crate will read, so that what it reads is a token we can use.

@@ -34,9 +34,9 @@ use crate::limits::Limits;
 use crate::scopes::Scopes;
 use crate::store::Store;
 use crate::store::StoreError;
-use crate::store::connections::{ConnectionRow, RefreshedTokens};
+use crate::store::connections::{Chain, ConnectionRow, RefreshedTokens};
 use crate::vault::Vault;
-use crate::vault::{Sealed, VaultError};
+use crate::vault::VaultError;
 use latch_shared::ConnectionStatus;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -54,6 +54,9 @@ const POLL: Duration = Duration::from_millis(100);
 const MAX_ATTEMPTS: u32 = 3;
 /// After a transient failure, later callers share its outcome for this long (plus as much jitter).
 const TRANSIENT_BACKOFF_MS: u64 = 1000;
+/// The longest `Retry-After` of a rate-limited provider that a refresh waits out itself (when it
+/// also fits its lease); a longer one is handed to the caller.
+const MAX_RETRY_AFTER: Duration = Duration::from_secs(5);
 
 /// A random duration in `0..=max_ms` milliseconds ("full jitter").
 fn jitter(max_ms: u64) -> u64 {
@@ -217,41 +220,71 @@ impl Flights {
 /// Whether a token expiring at `expires_at` should be refreshed at `now`: within `skew` of
 /// expiry, but never more than half its lifetime early, so short-lived tokens are not refreshed
 /// on every call. Tokens without an expiry never need it.
-pub fn needs_refresh(row: &ConnectionRow, now: i64, skew: i64) -> bool {
-    let Some(expires_at) = row.access_token_expires_at else {
+pub fn needs_refresh(row: &ConnectionRow, chain: Chain, now: i64, skew: i64) -> bool {
+    let Some(expires_at) = row.expires_at(chain) else {
         return false;
     };
-    let issued = row.last_refreshed_at.unwrap_or(row.updated_at);
+    let issued = row.issued_at(chain);
     let lifetime = (expires_at - issued).max(0);
     let skew = skew.min(lifetime / 2);
     now >= expires_at.saturating_sub(skew)
 }
 
-/// Whether the stored access token is past its expiry.
-pub fn is_expired(row: &ConnectionRow, now: i64) -> bool {
-    row.access_token_expires_at.is_some_and(|at| now >= at)
+/// Whether the stored access token of `chain` is past its expiry.
+pub fn is_expired(row: &ConnectionRow, chain: Chain, now: i64) -> bool {
+    row.expires_at(chain).is_some_and(|at| now >= at)
+}
+
+/// Whether a forced refresh of `chain` should be held back: its token was issued less than the
+/// provider's `min_refresh_interval_seconds` ago and is still valid. Slack keeps at most two
+/// live access tokens per chain, so a storm of forced refreshes would revoke the token other
+/// callers still use.
+pub fn within_floor(row: &ConnectionRow, chain: Chain, now: i64, floor: i64) -> bool {
+    floor > 0 && !is_expired(row, chain, now) && now - row.issued_at(chain) < floor
 }
 
 /// Refreshes `seen` if it (still) needs it, or unconditionally with `force` unless somebody else
 /// refreshed it since `seen` was read. The refresh runs in its own task; this waits for it at
 /// most `refresh_caller_wait_ms`.
-pub async fn refresh(cx: &RefreshCtx, seen: &ConnectionRow, force: bool, actor: &Actor) -> Outcome {
-    refresh_within(cx, seen, force, actor, cx.caller_wait).await
+pub async fn refresh(cx: &RefreshCtx, seen: &ConnectionRow, chain: Chain, force: bool, actor: &Actor) -> Outcome {
+    refresh_within(cx, seen, chain, force, actor, cx.caller_wait).await
 }
 
 /// [`refresh`] for background work, which has no caller in a hurry: waits for the outcome.
-pub async fn refresh_to_end(cx: &RefreshCtx, seen: &ConnectionRow, force: bool, actor: &Actor) -> Outcome {
-    refresh_within(cx, seen, force, actor, LEASE + LEASE).await
+pub async fn refresh_to_end(
+    cx: &RefreshCtx,
+    seen: &ConnectionRow,
+    chain: Chain,
+    force: bool,
+    actor: &Actor,
+) -> Outcome {
+    refresh_within(cx, seen, chain, force, actor, LEASE + LEASE).await
 }
 
-async fn refresh_within(cx: &RefreshCtx, seen: &ConnectionRow, force: bool, actor: &Actor, wait: Duration) -> Outcome {
-    let mut outcome = match cx.flights.join(&seen.id, Instant::now()) {
-        Joined::Shared(outcome, left) => return still_valid(*outcome, cx.clock.unix(), left),
+/// The single-flight key of a chain: the connection id, and for the user chain a suffix.
+fn flight_key(id: &str, chain: Chain) -> std::borrow::Cow<'_, str> {
+    match chain {
+        Chain::Primary => std::borrow::Cow::Borrowed(id),
+        Chain::User => std::borrow::Cow::Owned(format!("{id}/user")),
+    }
+}
+
+async fn refresh_within(
+    cx: &RefreshCtx,
+    seen: &ConnectionRow,
+    chain: Chain,
+    force: bool,
+    actor: &Actor,
+    wait: Duration,
+) -> Outcome {
+    let key = flight_key(&seen.id, chain);
+    let mut outcome = match cx.flights.join(&key, Instant::now()) {
+        Joined::Shared(outcome, left) => return still_valid(*outcome, chain, cx.clock.unix(), left),
         Joined::Wait(rx) => rx,
         Joined::Start(tx, rx) => {
-            let (cx, seen, actor) = (cx.clone(), seen.clone(), actor.clone());
+            let (cx, seen, actor, key) = (cx.clone(), seen.clone(), actor.clone(), key.into_owned());
             tokio::spawn(async move {
-                let outcome = run(&cx, &seen, force, &actor).await;
+                let outcome = run(&cx, &seen, chain, force, &actor).await;
                 let label = match &outcome {
                     Ok(Refreshed::Usable(_)) => "refreshed",
                     Ok(Refreshed::NeedsReauthorization(_)) => "needs_reauthorization",
@@ -259,7 +292,7 @@ async fn refresh_within(cx: &RefreshCtx, seen: &ConnectionRow, force: bool, acto
                     Err(_) => "error",
                 };
                 crate::metrics::refresh(&seen.provider, label);
-                cx.flights.settle(&seen.id, &tx, outcome);
+                cx.flights.settle(&key, &tx, outcome);
             });
             rx
         }
@@ -268,22 +301,22 @@ async fn refresh_within(cx: &RefreshCtx, seen: &ConnectionRow, force: bool, acto
         Ok(Ok(settled)) => settled.clone().unwrap_or_else(|| Err(RefreshError::unavailable("no outcome", 1))),
         Ok(Err(_)) => Err(RefreshError::unavailable("the refresh task ended without an outcome", 1)),
         // Still in flight: it goes on without us; serve what is still valid meanwhile.
-        Err(_) => transient(seen.clone(), cx.clock.unix(), "the refresh is still in flight".into(), 1),
+        Err(_) => transient(seen.clone(), chain, cx.clock.unix(), "the refresh is still in flight".into(), 1),
     }
 }
 
 /// A shared transient outcome, re-checked now: a stale token that has meanwhile expired is no
 /// longer served.
-fn still_valid(outcome: Outcome, now: i64, retry_after: u32) -> Outcome {
+fn still_valid(outcome: Outcome, chain: Chain, now: i64, retry_after: u32) -> Outcome {
     match outcome {
-        Ok(Refreshed::Stale(row)) => transient(row, now, "the provider failed a moment ago".into(), retry_after),
+        Ok(Refreshed::Stale(row)) => transient(row, chain, now, "the provider failed a moment ago".into(), retry_after),
         Err(RefreshError::Unavailable { reason, .. }) => Err(RefreshError::Unavailable { reason, retry_after }),
         other => other,
     }
 }
 
 /// The refresh itself: lease, provider call, commit or classification.
-async fn run(cx: &RefreshCtx, seen: &ConnectionRow, force: bool, actor: &Actor) -> Outcome {
+async fn run(cx: &RefreshCtx, seen: &ConnectionRow, chain: Chain, force: bool, actor: &Actor) -> Outcome {
     let deadline = Instant::now() + LEASE + Duration::from_secs(1);
     let skew = cx.skew_seconds;
     loop {
@@ -292,8 +325,11 @@ async fn run(cx: &RefreshCtx, seen: &ConnectionRow, force: bool, actor: &Actor) 
         if row.status != ConnectionStatus::Active {
             return Ok(Refreshed::NeedsReauthorization(row));
         }
-        let refreshed_elsewhere = row.version != seen.version && !is_expired(&row, now);
-        if refreshed_elsewhere || (!force && !needs_refresh(&row, now, skew)) {
+        let refreshed_elsewhere = row.version != seen.version && !is_expired(&row, chain, now);
+        if refreshed_elsewhere || (!force && !needs_refresh(&row, chain, now, skew)) {
+            return Ok(Refreshed::Usable(row));
+        }
+        if force && held_back(cx, &row, chain, now).await {
             return Ok(Refreshed::Usable(row));
         }
         let attempt = uuid::Uuid::new_v4().simple().to_string();
@@ -312,7 +348,7 @@ async fn run(cx: &RefreshCtx, seen: &ConnectionRow, force: bool, actor: &Actor) 
             // Named crash points (the `failpoints` feature; no-ops otherwise) for the kill -9 tests.
             fail::fail_point!("refresh.after_lease");
             let lease = Lease { attempt: &attempt, end: lease_end, interrupted: row.refresh_attempt.is_some() };
-            return run_refresh(cx, row, lease, actor).await;
+            return run_refresh(cx, row, chain, lease, actor).await;
         }
         // Another replica holds the lease: wait for its result (bounded).
         if Instant::now() >= deadline {
@@ -356,9 +392,29 @@ async fn note_transition(cx: &RefreshCtx, provider: &str, transition: Option<Tra
     record(&cx.store, entry).await;
 }
 
+/// A forced refresh within the provider's floor is held back, unless the provider says the
+/// token is dead (Slack's `auth.test`, asked only then): the token just issued is served.
+async fn held_back(cx: &RefreshCtx, row: &ConnectionRow, chain: Chain, now: i64) -> bool {
+    let Some(provider) = cx.upstream.providers.get(&row.provider) else { return false };
+    if !within_floor(row, chain, now, provider.min_refresh_interval_seconds) {
+        return false;
+    }
+    let dead = match (super::validate::Check::of(provider), row.access(chain)) {
+        (Some(check), Some(sealed)) => match cx.vault.open_secret(chain.sealed().0.slot(&row.id), sealed) {
+            Ok(token) => super::validate::honoured(&cx.upstream.http, check, &token).await == Some(false),
+            Err(_) => false,
+        },
+        _ => false,
+    };
+    if !dead {
+        tracing::debug!(connection = %row.id, "forced refresh held back: the token was issued moments ago");
+    }
+    !dead
+}
+
 /// What a caller gets when the provider cannot be asked or failed transiently.
-fn transient(row: ConnectionRow, now: i64, reason: String, retry_after: u32) -> Outcome {
-    if is_expired(&row, now) {
+fn transient(row: ConnectionRow, chain: Chain, now: i64, reason: String, retry_after: u32) -> Outcome {
+    if is_expired(&row, chain, now) {
         Err(RefreshError::Unavailable { reason, retry_after })
     } else {
         Ok(Refreshed::Stale(row))
@@ -371,6 +427,7 @@ fn transient(row: ConnectionRow, now: i64, reason: String, retry_after: u32) -> 
 async fn flip_to_reauthorization(
     cx: &RefreshCtx,
     row: &ConnectionRow,
+    chain: Chain,
     lease: Lease<'_>,
     now: i64,
     entry: Entry,
@@ -380,7 +437,7 @@ async fn flip_to_reauthorization(
     let flipped =
         cx.store.set_connection_status(&row.id, row.version, Some(lease.attempt), status, now, Some(&event)).await?;
     if !flipped {
-        return answer_from_winner(cx, &row.id).await;
+        return answer_from_winner(cx, &row.id, chain).await;
     }
     record(&cx.store, entry).await;
     let row = cx.store.connection(&row.id).await?.ok_or(RefreshError::Gone)?;
@@ -389,38 +446,39 @@ async fn flip_to_reauthorization(
 
 /// The caller's answer after a fenced write lost to another one (a reconnect, another holder):
 /// whatever the winning row says, with no entry of our own.
-async fn answer_from_winner(cx: &RefreshCtx, id: &str) -> Outcome {
+async fn answer_from_winner(cx: &RefreshCtx, id: &str, chain: Chain) -> Outcome {
     let row = cx.store.connection(id).await?.ok_or(RefreshError::Gone)?;
     let now = cx.clock.unix();
     if row.status != ConnectionStatus::Active {
         Ok(Refreshed::NeedsReauthorization(row))
-    } else if is_expired(&row, now) {
+    } else if is_expired(&row, chain, now) {
         Err(RefreshError::unavailable("the connection changed during the refresh", 1))
     } else {
         Ok(Refreshed::Usable(row))
     }
 }
 
-async fn run_refresh(cx: &RefreshCtx, row: ConnectionRow, lease: Lease<'_>, actor: &Actor) -> Outcome {
+async fn run_refresh(cx: &RefreshCtx, row: ConnectionRow, chain: Chain, lease: Lease<'_>, actor: &Actor) -> Outcome {
+    let (access_slot, refresh_slot) = chain.sealed();
     let store = &cx.store;
     let release = || store.release_refresh_lease(&row.id, lease.attempt);
     let Some(provider) = cx.upstream.providers.get(&row.provider) else {
         release().await?;
         return Err(RefreshError::Misconfigured(format!("provider {} is not configured", row.provider)));
     };
-    let Some(sealed_refresh) = row.refresh_token.as_deref() else {
+    let Some(sealed_refresh) = row.refresh(chain) else {
         let now = cx.clock.unix();
-        if is_expired(&row, now) {
+        if is_expired(&row, chain, now) {
             let entry = Entry::new(now, actor, Action::RefreshFailed)
                 .connection(&row)
                 .failed("no_refresh_token")
                 .detail("the access token expired and the provider issued no refresh token");
-            return flip_to_reauthorization(cx, &row, lease, now, entry).await;
+            return flip_to_reauthorization(cx, &row, chain, lease, now, entry).await;
         }
         release().await?;
         return Ok(Refreshed::Usable(row));
     };
-    let refresh_token = cx.vault.open_secret(Sealed::RefreshToken.slot(&row.id), sealed_refresh)?;
+    let refresh_token = cx.vault.open_secret(refresh_slot.slot(&row.id), sealed_refresh)?;
     let Some(secret) = cx.upstream.secrets.get(provider).await? else {
         release().await?;
         let entry = Entry::new(cx.clock.unix(), &Actor::System("refresher"), Action::RefreshFailed)
@@ -440,13 +498,13 @@ async fn run_refresh(cx: &RefreshCtx, row: ConnectionRow, lease: Lease<'_>, acto
         if let Err(limited) = cx.limits.provider(&provider.key) {
             release().await?;
             let reason = "the provider's outbound rate limit is reached".to_owned();
-            return transient(row, cx.clock.unix(), reason, limited.retry_after);
+            return transient(row, chain, cx.clock.unix(), reason, limited.retry_after);
         }
         let admission = health.admit(&provider.key, cx.clock.unix());
         if let Admission::Refused { retry_after } = admission {
             release().await?;
             let reason = "the provider's circuit is open after repeated failures".to_owned();
-            return transient(row, cx.clock.unix(), reason, retry_after);
+            return transient(row, chain, cx.clock.unix(), reason, retry_after);
         }
         let sent_at = cx.clock.unix();
         let answer = token::request(
@@ -465,8 +523,13 @@ async fn run_refresh(cx: &RefreshCtx, row: ConnectionRow, lease: Lease<'_>, acto
             _ => health.succeeded(&provider.key),
         };
         note_transition(cx, &provider.key, transition).await;
-        let backoff = Duration::from_millis(jitter(100 << attempt_no.min(4)));
-        let fits = lease.call_budget().saturating_sub(backoff) >= MIN_CALL;
+        // A rate limit's `Retry-After` is honoured as the back-off when it is short and fits
+        // the lease; a longer one ends the attempts and reaches the caller.
+        let backoff = match &answer {
+            Err(TokenError::Transient { retry_after: Some(after), .. }) => Duration::from_secs(u64::from(*after)),
+            _ => Duration::from_millis(jitter(100 << attempt_no.min(4))),
+        };
+        let fits = backoff <= MAX_RETRY_AFTER && lease.call_budget().saturating_sub(backoff) >= MIN_CALL;
         match answer {
             Err(TokenError::Transient { .. }) if attempt_no < MAX_ATTEMPTS && fits && admission != Admission::Probe => {
                 Clock::sleep(backoff).await;
@@ -480,11 +543,11 @@ async fn run_refresh(cx: &RefreshCtx, row: ConnectionRow, lease: Lease<'_>, acto
         Ok(set) => {
             health.refreshed(&provider.key, now);
             let tokens = RefreshedTokens {
-                access_token: cx.vault.seal_str(Sealed::AccessToken.slot(&row.id), set.access_token.expose()),
+                access_token: cx.vault.seal_str(access_slot.slot(&row.id), set.access_token.expose()),
                 refresh_token: set
                     .refresh_token
                     .as_ref()
-                    .map(|rt| cx.vault.seal_str(Sealed::RefreshToken.slot(&row.id), rt.expose())),
+                    .map(|rt| cx.vault.seal_str(refresh_slot.slot(&row.id), rt.expose())),
                 token_type: set.token_type.clone(),
                 // Measured from before the request, so clock skew and latency err on the early side.
                 expires_at: set.expires_in.map(|s| sent_at + s),
@@ -494,7 +557,7 @@ async fn run_refresh(cx: &RefreshCtx, row: ConnectionRow, lease: Lease<'_>, acto
             // old refresh token is spent), and only while the lease lasts.
             let written = loop {
                 let left = lease.end.saturating_duration_since(Instant::now());
-                let write = store.store_refreshed_tokens(&row.id, row.version, lease.attempt, &tokens, now);
+                let write = store.store_refreshed_tokens(&row.id, chain, row.version, lease.attempt, &tokens, now);
                 match tokio::time::timeout(left, write).await {
                     Ok(Ok(written)) => break written,
                     Ok(Err(StoreError::Unavailable(e))) if left > Duration::from_millis(400) => {
@@ -510,7 +573,7 @@ async fn run_refresh(cx: &RefreshCtx, row: ConnectionRow, lease: Lease<'_>, acto
                 }
             };
             if !written {
-                return answer_from_winner(cx, &row.id).await;
+                return answer_from_winner(cx, &row.id, chain).await;
             }
             fail::fail_point!("refresh.after_commit");
             record(&cx.store, Entry::new(now, actor, Action::Refreshed).connection(&row)).await;
@@ -533,7 +596,7 @@ async fn run_refresh(cx: &RefreshCtx, row: ConnectionRow, lease: Lease<'_>, acto
                         ));
                     record(&cx.store, entry).await;
                 }
-                return transient(row, now, "provider incident: rejections held back".into(), 30);
+                return transient(row, chain, now, "provider incident: rejections held back".into(), 30);
             }
             // After an interrupted refresh the likeliest cause is ours: the provider rotated the
             // token and the crash lost the new one. Said apart from a user's revocation.
@@ -547,7 +610,7 @@ async fn run_refresh(cx: &RefreshCtx, row: ConnectionRow, lease: Lease<'_>, acto
                     .failed("needs_reauthorization")
                     .detail(format!("provider answered {code}"))
             };
-            flip_to_reauthorization(cx, &row, lease, now, entry).await
+            flip_to_reauthorization(cx, &row, chain, lease, now, entry).await
         }
         Err(TokenError::ClientRejected { code }) => {
             release().await?;
@@ -575,9 +638,14 @@ async fn run_refresh(cx: &RefreshCtx, row: ConnectionRow, lease: Lease<'_>, acto
                 .failed("provider_unavailable")
                 .detail(other.to_string());
             record(&cx.store, entry).await;
-            // Retry once the longest back-off during which this outcome is shared is over.
-            let retry_after = u32::try_from((2 * TRANSIENT_BACKOFF_MS).div_ceil(1000)).unwrap_or(2);
-            transient(row, now, other.to_string(), retry_after)
+            // Retry once the longest back-off during which this outcome is shared is over, or
+            // when the provider's own `Retry-After` says, if later.
+            let shared = u32::try_from((2 * TRANSIENT_BACKOFF_MS).div_ceil(1000)).unwrap_or(2);
+            let retry_after = match &other {
+                TokenError::Transient { retry_after: Some(after), .. } => shared.max(*after),
+                _ => shared,
+            };
+            transient(row, chain, now, other.to_string(), retry_after)
         }
     }
 }
@@ -614,15 +682,15 @@ mod tests {
     fn skew_is_capped_at_half_the_lifetime() {
         // One-hour token: refreshed in its last 60 s.
         let r = row(Some(3600), 0);
-        assert!(!needs_refresh(&r, 3539, 60));
-        assert!(needs_refresh(&r, 3540, 60));
+        assert!(!needs_refresh(&r, Chain::Primary, 3539, 60));
+        assert!(needs_refresh(&r, Chain::Primary, 3540, 60));
         // 60-second token: refreshed in its last 30 s, not on every call.
         let r = row(Some(60), 0);
-        assert!(!needs_refresh(&r, 29, 60));
-        assert!(needs_refresh(&r, 30, 60));
+        assert!(!needs_refresh(&r, Chain::Primary, 29, 60));
+        assert!(needs_refresh(&r, Chain::Primary, 30, 60));
         // Tokens without expiry never need it.
-        assert!(!needs_refresh(&row(None, 0), i64::MAX, 60));
+        assert!(!needs_refresh(&row(None, 0), Chain::Primary, i64::MAX, 60));
         // Absurd values do not overflow.
-        assert!(needs_refresh(&row(Some(i64::MIN), 0), 0, 60));
+        assert!(needs_refresh(&row(Some(i64::MIN), 0), Chain::Primary, 0, 60));
     }
 }

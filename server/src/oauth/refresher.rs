@@ -12,9 +12,10 @@
 //! the row's lease (see `refresh`), and rows under a live lease are not even selected.
 
 use super::refresh::{self, RefreshCtx, Refreshed};
+use super::validate::{Check, honoured};
 use crate::activity::{Action, Actor, Entry};
 use crate::clock::Clock;
-use crate::providers::Identity;
+use crate::store::connections::Chain;
 use crate::store::connections::ConnectionRow;
 use crate::vault::Sealed;
 use crate::vault::Secret;
@@ -66,7 +67,9 @@ pub async fn refresh_round(r: &Refresher) -> usize {
         let mut tasks = tokio::task::JoinSet::new();
         for row in chunk {
             let (cx, row) = (r.refresh.clone(), row.clone());
-            tasks.spawn(async move { refresh::refresh_to_end(&cx, &row, true, &Actor::System("refresher")).await });
+            tasks.spawn(async move {
+                refresh::refresh_to_end(&cx, &row, Chain::Primary, true, &Actor::System("refresher")).await
+            });
         }
         while let Some(result) = tasks.join_next().await {
             match result {
@@ -96,7 +99,7 @@ pub async fn validation_round(r: &Refresher) -> usize {
         }
         let Some(provider) = r.refresh.upstream.providers.get(&row.provider) else { continue };
         let Some(check) = Check::of(provider) else { continue };
-        if refresh::is_expired(&row, now) {
+        if refresh::is_expired(&row, Chain::Primary, now) {
             continue; // the refresher's job
         }
         let Some(sealed) = row.access_token.as_deref() else { continue };
@@ -104,7 +107,7 @@ pub async fn validation_round(r: &Refresher) -> usize {
             continue;
         };
         checked += 1;
-        match honoured(r, check, &token).await {
+        match honoured(&r.refresh.upstream.http, check, &token).await {
             Some(true) => {
                 let _ = r.refresh.store.mark_validated(&row.id, now).await;
             }
@@ -115,56 +118,16 @@ pub async fn validation_round(r: &Refresher) -> usize {
     checked
 }
 
-/// How a provider tells whether a token still works.
-#[derive(Debug, Clone, Copy)]
-enum Check<'a> {
-    /// Slack's `auth.test`, read by `ok`/`error` (Slack answers HTTP 200 either way).
-    SlackAuthTest(&'a url::Url),
-    /// The identity endpoint, read by HTTP status (401: no longer accepted).
-    Identity(&'a Identity),
-}
-
-impl<'a> Check<'a> {
-    fn of(provider: &'a crate::providers::Provider) -> Option<Self> {
-        match (&provider.validation_url, &provider.identity) {
-            (Some(url), _) if provider.dialect == crate::providers::Dialect::Slack => Some(Check::SlackAuthTest(url)),
-            (_, Some(identity)) => Some(Check::Identity(identity)),
-            _ => None,
-        }
-    }
-}
-
-/// Whether the provider still honours `token`: `None` when it could not tell.
-async fn honoured(r: &Refresher, check: Check<'_>, token: &Secret) -> Option<bool> {
-    let http = &r.refresh.upstream.http;
-    match check {
-        Check::Identity(identity) => {
-            let status = super::identity::request(http, identity, token).send().await.ok()?.status().as_u16();
-            match status {
-                200..=299 => Some(true),
-                401 => Some(false),
-                _ => None,
-            }
-        }
-        Check::SlackAuthTest(url) => {
-            let response = http.post(url.clone()).bearer_auth(token.expose()).send().await.ok()?;
-            let status = response.status().as_u16();
-            let body = super::http::read_capped(response).await.ok()?;
-            super::quirks::slack_auth_test(status, &body)
-        }
-    }
-}
-
 /// One "no longer accepted" is not proof (a provider hiccup, a token rotated meanwhile): a
 /// connection with a refresh token is refreshed, which settles it either way through the refresh
 /// protocol; one without is asked once more, and flipped only if that answer says so too.
 async fn confirm_revoked(r: &Refresher, row: &ConnectionRow, check: Check<'_>, token: &Secret, now: i64) {
     if row.refresh_token.is_some() {
-        let _ = refresh::refresh(&r.refresh, row, true, &Actor::System("validator")).await;
+        let _ = refresh::refresh(&r.refresh, row, Chain::Primary, true, &Actor::System("validator")).await;
         return;
     }
     Clock::sleep(CONFIRM_PAUSE).await;
-    match honoured(r, check, token).await {
+    match honoured(&r.refresh.upstream.http, check, token).await {
         Some(false) => {}
         Some(true) => {
             let _ = r.refresh.store.mark_validated(&row.id, now).await;

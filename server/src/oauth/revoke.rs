@@ -40,8 +40,11 @@ pub async fn revoke(up: &Upstream, vault: &Vault, row: &ConnectionRow) -> Revoke
     let refresh = open(Sealed::RefreshToken, row.refresh_token.as_deref());
     if provider.dialect == Dialect::Slack {
         // With token rotation `auth.revoke` revokes only the token it is given: the refresh
-        // token is sent too. The access token goes first (it is the grant without rotation).
-        let tokens: Vec<Secret> = [access, refresh].into_iter().flatten().collect();
+        // tokens are sent too, and the installing user's chain beside the bot's. Each access
+        // token goes first (it is the grant without rotation).
+        let user_access = open(Sealed::UserAccessToken, row.user_access_token.as_deref());
+        let user_refresh = open(Sealed::UserRefreshToken, row.user_refresh_token.as_deref());
+        let tokens: Vec<Secret> = [access, refresh, user_access, user_refresh].into_iter().flatten().collect();
         if tokens.is_empty() {
             return RevokeOutcome::Failed("no token to revoke".into());
         }

@@ -253,6 +253,9 @@ pub async fn authorize(flows: &Flows, flow_id: &str, how: StartRequest<'_>) -> R
         // One value, joined with the provider's separator (Slack and GitHub use commas).
         request = request.add_scope(Scope::new(provider.scopes.join(&provider.scope_separator)));
     }
+    if !provider.user_scopes.is_empty() {
+        request = request.add_extra_param("user_scope", provider.user_scopes.join(&provider.scope_separator));
+    }
     if let Some((challenge, _)) = pkce {
         request = request.set_pkce_challenge(challenge);
     }

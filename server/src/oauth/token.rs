@@ -23,8 +23,36 @@ pub struct TokenSet {
     pub expires_in: Option<i64>,
     /// Granted scopes (`None`: as before / as requested).
     pub scopes: Option<Vec<String>>,
-    /// The account the answer itself names (Slack: the team), as (id, label).
-    pub account: Option<(String, Option<String>)>,
+    /// The account the answer itself names (Slack: the team, or the enterprise of an org-wide
+    /// install), as (id, label).
+    pub account: Option<Account>,
+    /// The installing user's token, granted besides a bot token (Slack `user_scope`).
+    pub user: Option<UserGrant>,
+    /// What else the install granted and who made it where (Slack).
+    pub install: Option<Install>,
+}
+
+/// An account at the provider: (id, label).
+pub type Account = (String, Option<String>);
+
+/// The installing user's token of a Slack install that also granted a bot token.
+#[derive(Debug, Clone)]
+pub struct UserGrant {
+    pub access_token: Secret,
+    /// With token rotation.
+    pub refresh_token: Option<Secret>,
+    pub expires_in: Option<i64>,
+    pub scopes: Vec<String>,
+}
+
+/// What a Slack install answer says beyond its tokens.
+#[derive(Debug, Clone, Default)]
+pub struct Install {
+    pub installation: latch_shared::Installation,
+    /// The incoming webhook's channel.
+    pub resources: Vec<latch_shared::Resource>,
+    /// The incoming webhook's URL: a credential, sealed like a token.
+    pub incoming_webhook_url: Option<Secret>,
 }
 
 /// How a token-endpoint call failed, classified for the caller.
@@ -37,9 +65,10 @@ pub enum TokenError {
     /// The provider rejected the app's own credentials: an operator must fix the client secret.
     #[error("client credentials rejected by provider ({code})")]
     ClientRejected { code: String },
-    /// Outage, timeout, rate limit: try again later.
+    /// Outage, timeout, rate limit: try again later (after `retry_after` seconds when the
+    /// provider said, HTTP 429 `Retry-After`).
     #[error("provider unavailable: {reason}")]
-    Transient { reason: String },
+    Transient { reason: String, retry_after: Option<u32> },
     /// A 200 answer that is not a usable token response (the outcome of a refresh is unknown).
     #[error("malformed token response: {reason}")]
     Malformed { reason: &'static str },
@@ -122,9 +151,15 @@ fn read(
         Err(RequestTokenError::ServerResponse(e)) => {
             Err(classify(dialect, e.error().as_ref().to_owned(), e.error_description().cloned()))
         }
-        Err(RequestTokenError::Request(CallError::Transport(reason))) => Err(TokenError::Transient { reason }),
+        Err(RequestTokenError::Request(CallError::Transport(reason))) => {
+            Err(TokenError::Transient { reason, retry_after: None })
+        }
         Err(RequestTokenError::Request(CallError::Refused(refusal))) => Err(match refusal {
-            Refusal::Unavailable(reason) => TokenError::Transient { reason },
+            Refusal::Unavailable(reason) => TokenError::Transient { reason, retry_after: None },
+            Refusal::RateLimited { retry_after } => TokenError::Transient {
+                reason: format!("rate limited for {retry_after} s"),
+                retry_after: Some(retry_after),
+            },
             Refusal::Malformed(reason) => TokenError::Malformed { reason },
             Refusal::NoAccessToken => TokenError::NoAccessToken,
         }),
@@ -135,13 +170,9 @@ fn read(
 }
 
 fn token_set(dialect: Dialect, answer: &TokenAnswer) -> TokenSet {
-    let account = match (dialect, &answer.extra_fields().team) {
-        (Dialect::Slack, Some(team)) => team
-            .get("id")
-            .and_then(|id| id.as_str())
-            .filter(|id| !id.is_empty())
-            .map(|id| (id.to_owned(), team.get("name").and_then(|n| n.as_str()).map(str::to_owned))),
-        _ => None,
+    let (account, user, install) = match dialect {
+        Dialect::Slack => slack_install(answer.extra_fields()),
+        Dialect::Standard => (None, None, None),
     };
     TokenSet {
         access_token: Secret::new(answer.access_token().secret().clone()),
@@ -156,7 +187,61 @@ fn token_set(dialect: Dialect, answer: &TokenAnswer) -> TokenSet {
             },
         ),
         account,
+        user,
+        install,
     }
+}
+
+/// `{id, name}` of a Slack object, if it has an id.
+fn account_ref(value: Option<&serde_json::Value>) -> Option<latch_shared::AccountRef> {
+    let value = value?;
+    let id = value.get("id").and_then(|id| id.as_str()).filter(|id| !id.is_empty())?;
+    Some(latch_shared::AccountRef {
+        id: id.to_owned(),
+        name: value.get("name").and_then(|n| n.as_str()).map(str::to_owned),
+    })
+}
+
+/// Reads what a Slack `oauth.v2.access` answer says beyond its top-level token: the account
+/// (the workspace, or the enterprise of an org-wide install, whose `team` is `null`), the
+/// installing user's token besides a bot token, the incoming webhook and who installed it where.
+fn slack_install(fields: &super::protocol::ProviderFields) -> (Option<Account>, Option<UserGrant>, Option<Install>) {
+    let team = account_ref(fields.team.as_ref());
+    let enterprise = account_ref(fields.enterprise.as_ref());
+    let is_enterprise_install = fields.is_enterprise_install.unwrap_or(false);
+    let account = match (&team, &enterprise) {
+        (Some(team), _) if !is_enterprise_install => Some(team),
+        (_, Some(enterprise)) if is_enterprise_install => Some(enterprise),
+        (team, _) => team.as_ref(),
+    }
+    .map(|a| (a.id.clone(), a.name.clone()));
+    let authed_user = fields.authed_user.as_ref();
+    let text = |v: Option<&serde_json::Value>, field: &str| {
+        v.and_then(|v| v.get(field)).and_then(|f| f.as_str()).filter(|f| !f.is_empty()).map(str::to_owned)
+    };
+    // `quirks` lifted a user-only install's token to the top and checked this one.
+    let user = text(authed_user, "access_token").map(|token| UserGrant {
+        access_token: Secret::new(token),
+        refresh_token: text(authed_user, "refresh_token").map(Secret::new),
+        expires_in: authed_user.and_then(|u| u.get("expires_in")).and_then(serde_json::Value::as_i64),
+        scopes: text(authed_user, "scope").map(|s| split_scopes(&s)).unwrap_or_default(),
+    });
+    let webhook = fields.incoming_webhook.as_ref();
+    let channel_id = text(webhook, "channel_id").or_else(|| text(webhook, "single_channel_id"));
+    let resources = channel_id
+        .map(|id| latch_shared::Resource { kind: "channel".into(), id, name: text(webhook, "channel") })
+        .into_iter()
+        .collect();
+    let installation = latch_shared::Installation {
+        team,
+        enterprise,
+        is_enterprise_install,
+        bot_user_id: fields.bot_user_id.clone().filter(|b| !b.is_empty()),
+        app_id: fields.app_id.clone().filter(|a| !a.is_empty()),
+        authed_user_id: text(authed_user, "id"),
+    };
+    let install = Install { installation, resources, incoming_webhook_url: text(webhook, "url").map(Secret::new) };
+    (account, user, Some(install))
 }
 
 /// Classifies a token-endpoint answer exactly as [`request`] does, without a network: for
@@ -215,12 +300,12 @@ fn classify(dialect: Dialect, code: String, description: Option<String>) -> Toke
             TokenError::ClientRejected { code }
         }
         "temporarily_unavailable" | "server_error" | "ratelimited" | "rate_limited" | "slow_down" => {
-            TokenError::Transient { reason: code }
+            TokenError::Transient { reason: code, retry_after: None }
         }
         // Slack's own outage answers (HTTP 200 with ok:false). After `fatal_error` on a refresh
         // the outcome is unknown; the refresh protocol keeps the stored tokens and tries again.
         "internal_error" | "fatal_error" | "service_unavailable" | "request_timeout" if slack => {
-            TokenError::Transient { reason: code }
+            TokenError::Transient { reason: code, retry_after: None }
         }
         _ => TokenError::Other { code, description },
     }

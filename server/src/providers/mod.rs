@@ -66,6 +66,9 @@ pub struct Provider {
     pub scopes: Vec<String>,
     /// Each of `scopes`, with what it means and whether it reads or writes.
     pub scope_details: Vec<ScopeDetail>,
+    /// Scopes requested, and required, for the installing user's token besides the bot's
+    /// (Slack's `user_scope`), joined like `scopes`.
+    pub user_scopes: Vec<String>,
     /// How scopes are joined in the authorize URL (`" "` by the RFC, `","` at Slack).
     pub scope_separator: String,
     pub authorization_url_extras: BTreeMap<String, String>,
@@ -81,6 +84,9 @@ pub struct Provider {
     /// Environment variable holding the client secret, if not stored sealed.
     pub client_secret_env: Option<String>,
     pub dialect: Dialect,
+    /// A forced refresh within this many seconds of the token's issue is held back unless the
+    /// provider says the token is dead (Slack keeps only two live access tokens per chain).
+    pub min_refresh_interval_seconds: i64,
 }
 
 /// One `[providers.KEY]` table of latch.toml, or one template: every field optional so that
@@ -99,6 +105,8 @@ pub struct ProviderConfig {
     pub client_secret_env: Option<String>,
     /// Names, or tables `{ name, description, access = "read" | "write" }`.
     pub scopes: Option<Vec<ScopeEntry>>,
+    /// Slack's `user_scope`: scopes of the installing user's token, besides the bot's.
+    pub user_scopes: Option<Vec<String>>,
     pub scope_separator: Option<String>,
     pub authorization_url_extras: Option<BTreeMap<String, String>>,
     pub identity: Option<Identity>,
@@ -108,6 +116,7 @@ pub struct ProviderConfig {
     pub token_auth_method: Option<TokenAuthMethod>,
     pub pkce: Option<bool>,
     pub dialect: Option<Dialect>,
+    pub min_refresh_interval_seconds: Option<i64>,
 }
 
 impl ProviderConfig {
@@ -123,6 +132,7 @@ impl ProviderConfig {
             client_secret: self.client_secret.or(base.client_secret),
             client_secret_env: self.client_secret_env.or(base.client_secret_env),
             scopes: merge_scopes(self.scopes, base.scopes),
+            user_scopes: self.user_scopes.or(base.user_scopes),
             scope_separator: self.scope_separator.or(base.scope_separator),
             authorization_url_extras: self.authorization_url_extras.or(base.authorization_url_extras),
             identity: self.identity.or(base.identity),
@@ -132,6 +142,7 @@ impl ProviderConfig {
             token_auth_method: self.token_auth_method.or(base.token_auth_method),
             pkce: self.pkce.or(base.pkce),
             dialect: self.dialect.or(base.dialect),
+            min_refresh_interval_seconds: self.min_refresh_interval_seconds.or(base.min_refresh_interval_seconds),
         }
     }
 }
@@ -272,6 +283,7 @@ impl Provider {
             client_id: config.client_id.filter(|c| !c.is_empty()).ok_or_else(|| err("client_id", "missing"))?,
             scope_details: config.scopes.iter().flatten().map(ScopeEntry::detail).collect(),
             scopes: config.scopes.unwrap_or_default().into_iter().map(ScopeEntry::name).collect(),
+            user_scopes: config.user_scopes.unwrap_or_default(),
             scope_separator: config.scope_separator.unwrap_or_else(|| " ".into()),
             authorization_url_extras: config.authorization_url_extras.unwrap_or_default(),
             identity,
@@ -282,7 +294,14 @@ impl Provider {
             pkce: config.pkce.unwrap_or(true),
             client_secret_env: config.client_secret_env,
             dialect,
+            min_refresh_interval_seconds: match config.min_refresh_interval_seconds.unwrap_or(0) {
+                seconds @ 0..=3600 => seconds,
+                _ => return Err(err("min_refresh_interval_seconds", "must be between 0 and 3600")),
+            },
         };
+        if !provider.user_scopes.is_empty() && provider.dialect != Dialect::Slack {
+            return Err(err("user_scopes", "only Slack grants a user token besides the bot's (dialect = \"slack\")"));
+        }
         if provider.identity.is_none() && provider.dialect != Dialect::Slack {
             return Err(err(
                 "identity",

@@ -5,7 +5,9 @@ use super::events::{NewEvent, insert_event};
 use super::{Store, StoreError, StoreResult, run};
 use crate::scopes::Scopes;
 use crate::vault::{Sealed, Vault};
-use latch_shared::{ConnectionStatus, CredentialSource, Revocation};
+use latch_shared::{ConnectionStatus, CredentialSource, Installation, Resource, Revocation};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
 
 /// Runs one write statement and, when it changed a row, its event, in one transaction (the
 /// outbox rule: an event exists if and only if its change was committed). Yields the number of
@@ -63,6 +65,22 @@ pub struct ConnectionRow {
     pub last_used_by: Option<String>,
     #[sqlx(try_from = "String")]
     pub credential_source: CredentialSource,
+    /// The installing user's token besides the bot's (Slack `user_scope`), sealed, with its
+    /// own refresh chain.
+    pub user_access_token: Option<Vec<u8>>,
+    pub user_refresh_token: Option<Vec<u8>>,
+    pub user_token_expires_at: Option<i64>,
+    pub user_token_refreshed_at: Option<i64>,
+    #[sqlx(try_from = "String")]
+    pub user_scopes: Scopes,
+    /// Slack's incoming webhook URL (a credential), sealed.
+    pub incoming_webhook_url: Option<Vec<u8>>,
+    /// What the grant is limited to (Slack: the incoming webhook's channel).
+    #[sqlx(try_from = "String")]
+    pub resources: Json<Vec<Resource>>,
+    /// Who installed it where (Slack: team, enterprise, bot user, app, installing user).
+    #[sqlx(try_from = "String")]
+    pub installation: Json<Installation>,
     /// Tombstones only: when and by whom it was deleted, and what became of its grant.
     #[sqlx(default)]
     pub deleted_at: Option<i64>,
@@ -70,6 +88,77 @@ pub struct ConnectionRow {
     pub deleted_by: Option<String>,
     #[sqlx(default)]
     pub revocation: Option<String>,
+}
+
+/// A JSON column: a value stored as its JSON text (`resources`, `installation`).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Json<T>(pub T);
+
+impl<T: DeserializeOwned> TryFrom<String> for Json<T> {
+    type Error = serde_json::Error;
+    fn try_from(stored: String) -> Result<Self, Self::Error> {
+        serde_json::from_str(&stored).map(Json)
+    }
+}
+
+impl<T: Serialize> Json<T> {
+    /// The stored form.
+    pub fn stored(&self) -> String {
+        serde_json::to_string(&self.0).unwrap_or_else(|_| "null".to_owned())
+    }
+}
+
+/// Which of a connection's token chains: the one every connection has (`access_token`,
+/// `refresh_token`: a bot token, a user-only install's user token, a bearer token), or the
+/// installing user's held besides a bot token (Slack `user_scope`). Each refreshes on its own.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Chain {
+    Primary,
+    User,
+}
+
+impl Chain {
+    /// The sealed columns of its access and refresh tokens.
+    pub fn sealed(self) -> (Sealed, Sealed) {
+        match self {
+            Chain::Primary => (Sealed::AccessToken, Sealed::RefreshToken),
+            Chain::User => (Sealed::UserAccessToken, Sealed::UserRefreshToken),
+        }
+    }
+}
+
+impl ConnectionRow {
+    /// The sealed access token of `chain`.
+    pub fn access(&self, chain: Chain) -> Option<&[u8]> {
+        match chain {
+            Chain::Primary => self.access_token.as_deref(),
+            Chain::User => self.user_access_token.as_deref(),
+        }
+    }
+
+    /// The sealed refresh token of `chain`.
+    pub fn refresh(&self, chain: Chain) -> Option<&[u8]> {
+        match chain {
+            Chain::Primary => self.refresh_token.as_deref(),
+            Chain::User => self.user_refresh_token.as_deref(),
+        }
+    }
+
+    /// When the access token of `chain` expires.
+    pub fn expires_at(&self, chain: Chain) -> Option<i64> {
+        match chain {
+            Chain::Primary => self.access_token_expires_at,
+            Chain::User => self.user_token_expires_at,
+        }
+    }
+
+    /// When the access token of `chain` was issued (its last refresh, or the grant).
+    pub fn issued_at(&self, chain: Chain) -> i64 {
+        match chain {
+            Chain::Primary => self.last_refreshed_at.unwrap_or(self.updated_at),
+            Chain::User => self.user_token_refreshed_at.or(self.last_refreshed_at).unwrap_or(self.updated_at),
+        }
+    }
 }
 
 /// A developer connection and whether it is its provider's default.
@@ -122,6 +211,14 @@ impl ConnectionRow {
             created_by: None,
             last_used_by: None,
             credential_source: CredentialSource::EndUser,
+            user_access_token: None,
+            user_refresh_token: None,
+            user_token_expires_at: None,
+            user_token_refreshed_at: None,
+            user_scopes: Scopes::default(),
+            incoming_webhook_url: None,
+            resources: Json::default(),
+            installation: Json::default(),
             deleted_at: None,
             deleted_by: None,
             revocation: None,
@@ -139,19 +236,24 @@ impl ConnectionRow {
 const COLUMNS: &str = "id, provider, user_id, organization_id, account_id, account_label, label, status, \
     scopes, missing_scopes, access_token, refresh_token, token_type, access_token_expires_at, \
     created_at, updated_at, last_refreshed_at, last_used_at, last_validated_at, version, \
-    lease_until, refresh_attempt, purpose, created_by, last_used_by, credential_source";
+    lease_until, refresh_attempt, purpose, created_by, last_used_by, credential_source, user_access_token, \
+    user_refresh_token, user_token_expires_at, user_token_refreshed_at, user_scopes, incoming_webhook_url, \
+    resources, installation";
 
 /// A tombstone read as a row: the live columns, with no secret, no lease and status `deleted`.
 const TOMBSTONE_COLUMNS: &str = "id, provider, user_id, organization_id, account_id, account_label, label, \
     'deleted' AS status, scopes, missing_scopes, NULL AS access_token, NULL AS refresh_token, token_type, \
     access_token_expires_at, created_at, updated_at, last_refreshed_at, last_used_at, last_validated_at, \
     CAST(0 AS BIGINT) AS version, NULL AS lease_until, NULL AS refresh_attempt, purpose, created_by, last_used_by, \
-    credential_source, deleted_at, deleted_by, revocation";
+    credential_source, NULL AS user_access_token, NULL AS user_refresh_token, NULL AS user_token_expires_at, \
+    NULL AS user_token_refreshed_at, user_scopes, NULL AS incoming_webhook_url, resources, installation, \
+    deleted_at, deleted_by, revocation";
 
 /// The columns a tombstone keeps, as copied from the live row.
 const KEPT_COLUMNS: &str = "id, provider, user_id, organization_id, account_id, account_label, label, scopes, \
     missing_scopes, token_type, access_token_expires_at, created_at, updated_at, last_refreshed_at, \
-    last_used_at, last_validated_at, purpose, created_by, last_used_by, credential_source";
+    last_used_at, last_validated_at, purpose, created_by, last_used_by, credential_source, user_scopes, \
+    resources, installation";
 
 /// Whether a listing shows tombstones.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -230,9 +332,11 @@ impl Store {
                 "INSERT INTO connections (id, provider, user_id, organization_id, account_id, account_label, \
                  status, scopes, missing_scopes, access_token, refresh_token, token_type, access_token_expires_at, \
                  created_at, updated_at, last_refreshed_at, last_used_at, last_validated_at, version, \
-                 purpose, created_by, last_used_by, credential_source, label) \
+                 purpose, created_by, last_used_by, credential_source, label, user_access_token, user_refresh_token, \
+                 user_token_expires_at, user_token_refreshed_at, user_scopes, incoming_webhook_url, resources, \
+                 installation) \
                  VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, \
-                 $20, $21, $22, $23, $24)"
+                 $20, $21, $22, $23, $24, $25, $26, $27, $28, $29, $30, $31, $32)"
             )
             .bind(&row.id)
             .bind(&row.provider)
@@ -258,6 +362,14 @@ impl Store {
             .bind(&row.last_used_by)
             .bind(row.credential_source.as_str())
             .bind(&row.label)
+            .bind(&row.user_access_token)
+            .bind(&row.user_refresh_token)
+            .bind(row.user_token_expires_at)
+            .bind(row.user_token_refreshed_at)
+            .bind(row.user_scopes.stored())
+            .bind(&row.incoming_webhook_url)
+            .bind(row.resources.stored())
+            .bind(row.installation.stored())
         );
         self.connections_changed();
         Ok(())
@@ -465,26 +577,43 @@ impl Store {
         Ok(())
     }
 
-    /// Stores refreshed tokens if the row is still at `version` and the lease is still `attempt`'s
-    /// (compare-and-swap, fenced); bumps the version and clears the lease. Returns whether the
+    /// Stores the refreshed tokens of `chain` if the row is still at `version` and the lease is
+    /// still `attempt`'s (compare-and-swap, fenced); bumps the version and clears the lease. Returns whether the
     /// write happened.
     pub async fn store_refreshed_tokens(
         &self,
         id: &str,
+        chain: Chain,
         version: i64,
         attempt: &str,
         tokens: &RefreshedTokens,
         now: i64,
     ) -> StoreResult<bool> {
-        let n = run!(self, pool => sqlx::query(
-            "UPDATE connections SET access_token = $1, refresh_token = COALESCE($2, refresh_token), \
-               token_type = $3, access_token_expires_at = $4, scopes = COALESCE($5, scopes), \
-               last_refreshed_at = $6, last_validated_at = $6, updated_at = $6, version = version + 1, \
-               lease_until = NULL, refresh_attempt = NULL, status = 'active' \
-             WHERE id = $7 AND version = $8 AND refresh_attempt = $9")
-            .bind(&tokens.access_token).bind(&tokens.refresh_token).bind(&tokens.token_type)
-            .bind(tokens.expires_at).bind(tokens.scopes.as_ref().map(Scopes::stored)).bind(now).bind(id).bind(version).bind(attempt)
-            .execute(pool).await.map(|r| r.rows_affected()))?;
+        // $1 access, $2 refresh (NULL keeps), $3 expiry, $4 scopes (NULL keeps), $5 now, $6 id,
+        // $7 version, $8 attempt; the primary chain also stores its token type ($9).
+        let sql = match chain {
+            Chain::Primary => {
+                "UPDATE connections SET access_token = $1, refresh_token = COALESCE($2, refresh_token), \
+                   access_token_expires_at = $3, scopes = COALESCE($4, scopes), token_type = $9, \
+                   last_refreshed_at = $5, last_validated_at = $5, updated_at = $5, version = version + 1, \
+                   lease_until = NULL, refresh_attempt = NULL, status = 'active' \
+                 WHERE id = $6 AND version = $7 AND refresh_attempt = $8"
+            }
+            Chain::User => {
+                "UPDATE connections SET user_access_token = $1, user_refresh_token = COALESCE($2, user_refresh_token), \
+                   user_token_expires_at = $3, user_scopes = COALESCE($4, user_scopes), user_token_refreshed_at = $5, \
+                   last_validated_at = $5, updated_at = $5, version = version + 1, \
+                   lease_until = NULL, refresh_attempt = NULL, status = 'active' \
+                 WHERE id = $6 AND version = $7 AND refresh_attempt = $8"
+            }
+        };
+        let n = run!(self, pool => {
+            let query = sqlx::query(sql)
+                .bind(&tokens.access_token).bind(&tokens.refresh_token).bind(tokens.expires_at)
+                .bind(tokens.scopes.as_ref().map(Scopes::stored)).bind(now).bind(id).bind(version).bind(attempt);
+            let query = if chain == Chain::Primary { query.bind(&tokens.token_type) } else { query };
+            query.execute(pool).await.map(|r| r.rows_affected())
+        })?;
         self.connections_changed();
         Ok(n == 1)
     }
@@ -558,10 +687,15 @@ impl Store {
         write_with_event!(self, event, sqlx::query(
                 "UPDATE connections SET access_token = $1, refresh_token = $2, token_type = $3, access_token_expires_at = $4, \
                    scopes = $5, missing_scopes = $6, account_label = $7, status = 'active', updated_at = $8, \
-                   last_refreshed_at = $8, last_validated_at = $8, version = version + 1, lease_until = NULL, refresh_attempt = NULL \
+                   last_refreshed_at = $8, last_validated_at = $8, version = version + 1, lease_until = NULL, refresh_attempt = NULL, \
+                   user_access_token = $10, user_refresh_token = $11, user_token_expires_at = $12, user_token_refreshed_at = $13, \
+                   user_scopes = $14, incoming_webhook_url = $15, resources = $16, installation = $17 \
                  WHERE id = $9")
                 .bind(&row.access_token).bind(&row.refresh_token).bind(&row.token_type).bind(row.access_token_expires_at)
-                .bind(row.scopes.stored()).bind(row.missing_scopes.stored()).bind(&row.account_label).bind(row.updated_at).bind(&row.id));
+                .bind(row.scopes.stored()).bind(row.missing_scopes.stored()).bind(&row.account_label).bind(row.updated_at).bind(&row.id)
+                .bind(&row.user_access_token).bind(&row.user_refresh_token).bind(row.user_token_expires_at)
+                .bind(row.user_token_refreshed_at).bind(row.user_scopes.stored()).bind(&row.incoming_webhook_url)
+                .bind(row.resources.stored()).bind(row.installation.stored()));
         self.connections_changed();
         Ok(())
     }

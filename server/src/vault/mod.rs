@@ -51,6 +51,12 @@ pub enum Sealed {
     AccessToken,
     /// `connections.refresh_token`.
     RefreshToken,
+    /// `connections.user_access_token`: the installing user's token besides the bot's (Slack).
+    UserAccessToken,
+    /// `connections.user_refresh_token`.
+    UserRefreshToken,
+    /// `connections.incoming_webhook_url`: Slack's webhook URL, a credential.
+    IncomingWebhookUrl,
     /// `provider_secrets.client_secret` (keyed by provider).
     ClientSecret,
     /// `provider_signing_secrets.signing_secret` (keyed by provider): verifies pushed events.
@@ -72,6 +78,9 @@ impl Sealed {
     pub const ROTATED: &'static [Sealed] = &[
         Sealed::AccessToken,
         Sealed::RefreshToken,
+        Sealed::UserAccessToken,
+        Sealed::UserRefreshToken,
+        Sealed::IncomingWebhookUrl,
         Sealed::ClientSecret,
         Sealed::SigningSecret,
         Sealed::SigningKey,
@@ -85,6 +94,9 @@ impl Sealed {
         match self {
             Sealed::AccessToken => ("connections", "id", "access_token"),
             Sealed::RefreshToken => ("connections", "id", "refresh_token"),
+            Sealed::UserAccessToken => ("connections", "id", "user_access_token"),
+            Sealed::UserRefreshToken => ("connections", "id", "user_refresh_token"),
+            Sealed::IncomingWebhookUrl => ("connections", "id", "incoming_webhook_url"),
             Sealed::ClientSecret => ("provider_secrets", "provider", "client_secret"),
             Sealed::SigningSecret => ("provider_signing_secrets", "provider", "signing_secret"),
             Sealed::SigningKey => ("signing_keys", "id", "private_key"),

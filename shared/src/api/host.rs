@@ -77,6 +77,9 @@ pub struct ProviderInfo {
     pub scopes: Vec<String>,
     /// Each of `scopes` with what it means and whether it reads or writes.
     pub scope_details: Vec<crate::ScopeDetail>,
+    /// Scopes requested for the installing user's token (Slack `user_scope`), besides `scopes`.
+    #[serde(default)]
+    pub user_scopes: Vec<String>,
     /// Whether a client secret is available (stored or from the environment).
     pub client_secret_configured: bool,
     /// Whether disconnecting can revoke tokens at the provider.
@@ -150,6 +153,18 @@ pub struct Connection {
     pub last_used_by: Option<String>,
     /// An end user's connection, or the app's own.
     pub credential_source: crate::CredentialSource,
+    /// What the grant is limited to, e.g. the channel a Slack incoming webhook posts to
+    /// (`[{"type": "channel", "id": "C…", "name": "#deploys"}]`); the webhook URL itself is a
+    /// secret, served only by `POST /v1/access-token`.
+    #[serde(default)]
+    pub resources: Vec<crate::Resource>,
+    /// Who installed the app where (Slack: team, enterprise, bot user, app, installing user);
+    /// `null` when the provider does not say.
+    #[serde(default)]
+    pub installation: Option<crate::Installation>,
+    /// The installing user's token held besides the bot token (Slack `user_scope`), if any.
+    #[serde(default)]
+    pub user_token: Option<crate::UserTokenInfo>,
 }
 
 /// Body of `PATCH /v1/connections/{id}`.
@@ -271,6 +286,12 @@ pub struct InventoryEntry {
     pub deleted_by: Option<String>,
     /// What became of its grant at the provider (tombstones only).
     pub revocation: Option<crate::Revocation>,
+    /// What the grant is limited to (Slack: the incoming webhook's channel).
+    #[serde(default)]
+    pub resources: Vec<crate::Resource>,
+    /// Scopes of the installing user's token held besides the bot token (Slack `user_scope`).
+    #[serde(default)]
+    pub user_scopes: Vec<String>,
 }
 
 /// Query of `GET /v1/connections`.
@@ -362,9 +383,14 @@ pub struct AccessTokenRequest {
         schema(min_length = 1, max_length = 256, pattern = "^[^\\u0000-\\u001F\\u007F-\\u009F]+$")
     )]
     pub connection_id: Option<String>,
-    /// Refresh even if the stored token is still fresh.
+    /// Refresh even if the stored token is still fresh. A token refreshed moments ago is not
+    /// refreshed again (providers such as Slack keep only two live tokens per chain).
     #[serde(default)]
     pub force_refresh: Option<bool>,
+    /// Which token: `bot` (the default where there is one) or `user` (the installing user's,
+    /// Slack `user_scope`); `404 token_not_found` when the connection holds no such token.
+    #[serde(default)]
+    pub token: Option<crate::TokenKind>,
 }
 
 /// Answer to [`AccessTokenRequest`]: `{"active":true,…}` or `{"active":false,"error":…}`.
@@ -399,6 +425,10 @@ pub struct ActiveToken {
     pub connection_id: String,
     /// The external account.
     pub account_id: String,
+    /// Slack's incoming webhook for the granted channel (a secret, like the token), when the
+    /// install granted `incoming-webhook`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub incoming_webhook_url: Option<String>,
 }
 
 /// Why no token can be served.

@@ -24,6 +24,9 @@ pub struct WidgetConnection {
     /// When it was first connected.
     #[serde(with = "time::serde::rfc3339")]
     pub connected_at: OffsetDateTime,
+    /// What the grant is limited to, e.g. the channel it posts to (never the webhook URL).
+    #[serde(default)]
+    pub resources: Vec<crate::Resource>,
 }
 
 /// A provider the widget token allows, with the user's connections to it.

@@ -5,6 +5,7 @@ pub mod chrome;
 pub mod cli;
 pub mod db;
 pub mod fake_provider;
+pub mod fake_slack;
 pub mod logs;
 pub mod oidc;
 pub mod skip;

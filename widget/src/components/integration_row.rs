@@ -54,6 +54,7 @@ pub fn IntegrationRow(
                                     <span aria-hidden="true">{if needs { "! " } else { "✓ " }}</span>{status}
                                 </span>
                                 {c.purpose.clone().map(|purpose| view! { <span class="latch-purpose">{purpose}</span> })}
+                                {model::resources_label(&c).map(|posts| view! { <span class="latch-resources">{posts}</span> })}
                                 <Show
                                     when=is_confirming.clone()
                                     fallback={

@@ -24,6 +24,7 @@ pub async fn list(State(state): State<AppState>, _caller: HostCaller) -> Result<
             description: p.description.clone(),
             scopes: p.scopes.clone(),
             scope_details: p.scope_details.clone(),
+            user_scopes: p.user_scopes.clone(),
             client_secret_configured: stored.contains(&p.key)
                 || p.client_secret_env.as_deref().is_some_and(|v| std::env::var_os(v).is_some_and(|s| !s.is_empty())),
             supports_revocation: p.revocation_url.is_some(),
