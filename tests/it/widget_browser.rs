@@ -269,3 +269,27 @@ async fn the_redirect_fallback_connects_when_popups_are_blocked() {
     assert_eq!(app.state.store.connections_of_user(latch_server::demo::DEMO_USER, "").await.unwrap().len(), 1);
     chrome.finish().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_grant_limited_to_a_channel_says_where_it_posts() {
+    if !chrome::available() {
+        return;
+    }
+    let (app, host) = demo().await;
+    // A connection whose install granted one channel (Slack's incoming webhook), as the connect
+    // flow stores it (`slack_installs` covers the flow): the widget names the channel, never the URL.
+    let seed = crate::harness::Seed {
+        provider: latch_server::sandbox::KEY,
+        user_id: latch_server::demo::DEMO_USER,
+        account_id: "T0FAKE1",
+        ..crate::harness::Seed::default()
+    };
+    let row = app.seed(seed).await;
+    let channel = r##"[{"type":"channel","id":"C0DEPLOYS","name":"#deploys"}]"##;
+    app.db.execute(&format!("UPDATE connections SET resources = '{channel}' WHERE id = '{}'", row.id)).await;
+    let chrome = Chrome::start("granted-channel").await;
+    chrome.client.goto(&format!("{host}/")).await.unwrap();
+    chrome.wait_widget_text("Posts to #deploys", 20).await;
+    chrome.screenshot("widget-channel.png").await;
+    chrome.finish().await;
+}
