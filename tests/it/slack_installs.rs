@@ -166,6 +166,25 @@ both!(each_token_chain_refreshes_on_its_own_and_storms_keep_the_live_token, |bac
     assert_eq!(token(&app, "alice", "slack", json!({})).await.1["access_token"], bot2["access_token"]);
 });
 
+both!(the_refresher_renews_each_chain_before_it_expires, |backend| async move {
+    let (app, fake) = slack_app(backend).await;
+    install(&app, "alice", "slack").await;
+    let (_, bot) = token(&app, "alice", "slack", json!({})).await;
+    let (_, user) = token(&app, "alice", "slack", json!({"token": "user"})).await;
+    // Within the refresh window of both 12-hour tokens: the background round renews the bot's
+    // and the user's chain, each with its own refresh token, before any caller waits for it.
+    app.state.clock.advance(43_200 - 60);
+    let renewed = latch_server::oauth::refresher::refresh_round(&app.state.refresher).await;
+    assert_eq!(renewed, 2);
+    let used: Vec<String> =
+        fake.with(|s| s.token_calls.iter().filter_map(|c| c.get("refresh_token").map(|t| t[..8].to_owned())).collect());
+    assert_eq!(used.len(), 2, "{used:?}");
+    assert!(used.contains(&"xoxe-1-b".to_owned()) && used.contains(&"xoxe-1-p".to_owned()), "{used:?}");
+    assert_ne!(token(&app, "alice", "slack", json!({})).await.1["access_token"], bot["access_token"]);
+    assert_ne!(token(&app, "alice", "slack", json!({"token": "user"})).await.1["access_token"], user["access_token"]);
+    assert_eq!(fake.refresh_calls(), 2, "callers found both fresh");
+});
+
 /// `POST /v1/access-token` with its `Retry-After`.
 async fn token_with_retry_after(app: &TestApp, user: &str, provider: &str) -> (u16, Value, Option<u32>) {
     let response = app

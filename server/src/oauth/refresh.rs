@@ -325,7 +325,10 @@ async fn run(cx: &RefreshCtx, seen: &ConnectionRow, chain: Chain, force: bool, a
         if row.status != ConnectionStatus::Active {
             return Ok(Refreshed::NeedsReauthorization(row));
         }
-        let refreshed_elsewhere = row.version != seen.version && !is_expired(&row, chain, now);
+        // This chain's token changed since `seen` (another caller, replica or a reconnect): serve
+        // it. A change of the other chain (both share the row's version and lease) is not one.
+        let refreshed_elsewhere =
+            row.version != seen.version && row.access(chain) != seen.access(chain) && !is_expired(&row, chain, now);
         if refreshed_elsewhere || (!force && !needs_refresh(&row, chain, now, skew)) {
             return Ok(Refreshed::Usable(row));
         }

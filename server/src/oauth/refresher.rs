@@ -1,5 +1,6 @@
 //! Background upkeep, so the hot path rarely waits on a provider:
-//! - the proactive refresher renews each token once per lifetime, when what is left of it falls
+//! - the proactive refresher renews each token (each chain: a Slack user token apart from its
+//!   bot token) once per lifetime, when what is left of it falls
 //!   within `refresh_window_seconds` and below a quarter of its lifetime (so a 5-minute token is
 //!   renewed once, near its end, not on every round), a few at a time, with a per-provider cap;
 //! - re-validation asks the identity endpoint of providers that have one (Slack: `auth.test`,
@@ -46,17 +47,21 @@ const CONFIRM_PAUSE: Duration = Duration::from_millis(500);
 /// One round of proactive refreshes; returns how many connections were refreshed.
 pub async fn refresh_round(r: &Refresher) -> usize {
     let now = r.refresh.clock.unix();
-    let rows = match r.refresh.store.connections_expiring(now, r.window_seconds, 200).await {
-        Ok(rows) => rows,
-        Err(e) => {
-            tracing::warn!(error = %e, "refresher could not list connections");
-            return 0;
+    // Each token chain on its own: a Slack connection's user token expires apart from its bot's.
+    let mut rows = Vec::new();
+    for chain in [Chain::Primary, Chain::User] {
+        match r.refresh.store.connections_expiring(chain, now, r.window_seconds, 200).await {
+            Ok(found) => rows.extend(found.into_iter().map(|row| (chain, row))),
+            Err(e) => {
+                tracing::warn!(error = %e, "refresher could not list connections");
+                return 0;
+            }
         }
-    };
+    }
     let mut per_provider: HashMap<String, usize> = HashMap::new();
     let rows: Vec<_> = rows
         .into_iter()
-        .filter(|r| {
+        .filter(|(_, r)| {
             let n = per_provider.entry(r.provider.clone()).or_default();
             *n += 1;
             *n <= PER_PROVIDER_PER_ROUND
@@ -65,11 +70,11 @@ pub async fn refresh_round(r: &Refresher) -> usize {
     let mut done = 0;
     for chunk in rows.chunks(CONCURRENCY) {
         let mut tasks = tokio::task::JoinSet::new();
-        for row in chunk {
-            let (cx, row) = (r.refresh.clone(), row.clone());
-            tasks.spawn(async move {
-                refresh::refresh_to_end(&cx, &row, Chain::Primary, true, &Actor::System("refresher")).await
-            });
+        for (chain, row) in chunk {
+            let (cx, row, chain) = (r.refresh.clone(), row.clone(), *chain);
+            tasks.spawn(
+                async move { refresh::refresh_to_end(&cx, &row, chain, true, &Actor::System("refresher")).await },
+            );
         }
         while let Some(result) = tasks.join_next().await {
             match result {

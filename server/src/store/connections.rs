@@ -700,15 +700,29 @@ impl Store {
         Ok(())
     }
 
-    /// Active connections due for a proactive refresh at `now`, soonest first: their token
-    /// expires within `window` seconds and has less than a quarter of its lifetime left (so each
-    /// is renewed once per lifetime, however short), and nobody is refreshing them.
-    pub async fn connections_expiring(&self, now: i64, window: i64, limit: i64) -> StoreResult<Vec<ConnectionRow>> {
+    /// Active connections whose `chain` is due for a proactive refresh at `now`, soonest first:
+    /// its token expires within `window` seconds and has less than a quarter of its lifetime
+    /// left (so each is renewed once per lifetime, however short), and nobody is refreshing them.
+    pub async fn connections_expiring(
+        &self,
+        chain: Chain,
+        now: i64,
+        window: i64,
+        limit: i64,
+    ) -> StoreResult<Vec<ConnectionRow>> {
+        let (refresh, expires, issued) = match chain {
+            Chain::Primary => ("refresh_token", "access_token_expires_at", "COALESCE(last_refreshed_at, updated_at)"),
+            Chain::User => (
+                "user_refresh_token",
+                "user_token_expires_at",
+                "COALESCE(user_token_refreshed_at, last_refreshed_at, updated_at)",
+            ),
+        };
         let sql = format!(
-            "SELECT {COLUMNS} FROM connections WHERE status = 'active' AND refresh_token IS NOT NULL \
-               AND access_token_expires_at IS NOT NULL AND access_token_expires_at <= $1 + $2 \
-               AND (access_token_expires_at - $1) * 4 <= access_token_expires_at - COALESCE(last_refreshed_at, updated_at) \
-               AND (lease_until IS NULL OR lease_until < $1) ORDER BY access_token_expires_at LIMIT $3"
+            "SELECT {COLUMNS} FROM connections WHERE status = 'active' AND {refresh} IS NOT NULL \
+               AND {expires} IS NOT NULL AND {expires} <= $1 + $2 \
+               AND ({expires} - $1) * 4 <= {expires} - {issued} \
+               AND (lease_until IS NULL OR lease_until < $1) ORDER BY {expires} LIMIT $3"
         );
         Ok(run!(self, pool => sqlx::query_as(&sql).bind(now).bind(window).bind(limit).fetch_all(pool).await)?)
     }
