@@ -185,6 +185,48 @@ both!(the_refresher_renews_each_chain_before_it_expires, |backend| async move {
     assert_eq!(fake.refresh_calls(), 2, "callers found both fresh");
 });
 
+both!(each_refresh_answer_lands_in_its_class, |backend| async move {
+    let (app, fake) = slack_app(backend).await;
+    fake.with(|s| s.user_scope = None);
+    let id = install(&app, "alice", "slack-bot").await;
+    let (_, first) = token(&app, "alice", "slack-bot", json!({})).await;
+    let query = format!("connection_id={id}");
+    let trail = || app.activity(&query);
+    let status = || async { app.state.store.connection(&id).await.unwrap().unwrap().status };
+    use latch_shared::ConnectionStatus::{Active, NeedsReauthorization};
+
+    // Slack's outage strings are transient: three tries, then the still-valid token is served.
+    app.state.clock.advance(43_200 - 30);
+    fake.with(|s| s.fail.extend(["internal_error", "service_unavailable", "request_timeout"]));
+    let (code, stale) = token(&app, "alice", "slack-bot", json!({})).await;
+    assert_eq!((code, &stale["access_token"]), (200, &first["access_token"]), "{stale}");
+    assert_eq!(fake.refresh_calls(), 3);
+    assert_eq!(status().await, Active);
+    assert!(trail().await.iter().any(|e| e["action"] == "refresh_failed"));
+
+    // `fatal_error`: Slack may have refreshed anyway. Said in the trail as an unknown outcome;
+    // the retry presents the same refresh token, which Slack's grace period still takes.
+    tokio::time::sleep(Duration::from_millis(2100)).await; // the shared back-off of the failure
+    fake.with(|s| s.fail.push_back("fatal_error"));
+    let (_, after) = token(&app, "alice", "slack-bot", json!({})).await;
+    assert_ne!(after["access_token"], first["access_token"], "{after}");
+    assert_eq!(fake.refresh_calls(), 5);
+    let unknown = trail().await.into_iter().find(|e| e["action"] == "refresh_outcome_unknown").expect("an entry");
+    assert!(unknown["detail"].as_str().unwrap().contains("fatal_error"), "{unknown}");
+
+    // The app's own credentials rejected on a refresh: the operator's problem, no flip.
+    app.state.clock.advance(43_200 - 30);
+    fake.with(|s| s.fail.push_back("bad_client_secret"));
+    assert_error(&token(&app, "alice", "slack-bot", json!({})).await, 503, "provider_misconfigured");
+    assert_eq!(status().await, Active);
+
+    // A dead grant: the user must reconnect.
+    fake.with(|s| s.fail.push_back("invalid_refresh_token"));
+    let (_, dead) = token(&app, "alice", "slack-bot", json!({})).await;
+    assert_eq!(dead["error"], "needs_reauthorization", "{dead}");
+    assert_eq!(status().await, NeedsReauthorization);
+});
+
 /// `POST /v1/access-token` with its `Retry-After`.
 async fn token_with_retry_after(app: &TestApp, user: &str, provider: &str) -> (u16, Value, Option<u32>) {
     let response = app

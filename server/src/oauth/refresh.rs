@@ -534,7 +534,15 @@ async fn run_refresh(cx: &RefreshCtx, row: ConnectionRow, chain: Chain, lease: L
         };
         let fits = backoff <= MAX_RETRY_AFTER && lease.call_budget().saturating_sub(backoff) >= MIN_CALL;
         match answer {
-            Err(TokenError::Transient { .. }) if attempt_no < MAX_ATTEMPTS && fits && admission != Admission::Probe => {
+            Err(e @ TokenError::Transient { .. })
+                if attempt_no < MAX_ATTEMPTS && fits && admission != Admission::Probe =>
+            {
+                if e.outcome_unknown() {
+                    let entry = Entry::new(cx.clock.unix(), actor, Action::RefreshOutcomeUnknown)
+                        .connection(&row)
+                        .detail(format!("{e}: the refresh may have happened; retrying with the same refresh token"));
+                    record(&cx.store, entry).await;
+                }
                 Clock::sleep(backoff).await;
             }
             answer => break (sent_at, answer),
@@ -636,11 +644,15 @@ async fn run_refresh(cx: &RefreshCtx, row: ConnectionRow, chain: Chain, lease: L
                     tracing::warn!(error = %e, "could not record connection.refresh_failed");
                 }
             }
-            let entry = Entry::new(now, actor, Action::RefreshFailed)
-                .connection(&row)
-                .failed("provider_unavailable")
-                .detail(other.to_string());
-            record(&cx.store, entry).await;
+            let entry = if other.outcome_unknown() {
+                // Slack's `fatal_error`: the refresh may have happened there. The stored refresh
+                // token is presented again next time (Slack's grace period covers a rotation we
+                // did not hear of); said apart from a plain failure.
+                Entry::new(now, actor, Action::RefreshOutcomeUnknown).connection(&row).failed("provider_unavailable")
+            } else {
+                Entry::new(now, actor, Action::RefreshFailed).connection(&row).failed("provider_unavailable")
+            };
+            record(&cx.store, entry.detail(other.to_string())).await;
             // Retry once the longest back-off during which this outcome is shared is over, or
             // when the provider's own `Retry-After` says, if later.
             let shared = u32::try_from((2 * TRANSIENT_BACKOFF_MS).div_ceil(1000)).unwrap_or(2);

@@ -81,6 +81,12 @@ pub enum TokenError {
 }
 
 impl TokenError {
+    /// Whether the provider may have acted on the request although it failed (Slack's
+    /// `fatal_error`): a refresh token may have been rotated without our hearing of it.
+    pub fn outcome_unknown(&self) -> bool {
+        matches!(self, Self::Transient { reason, .. } if reason == "fatal_error")
+    }
+
     /// The provider's error code, sanitized, when it sent one.
     pub fn provider_code(&self) -> Option<&str> {
         match self {

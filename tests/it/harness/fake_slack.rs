@@ -44,6 +44,9 @@ pub struct SlackState {
     pub webhook_url: String,
     /// The next `oauth.v2.access` answers HTTP 429 with this `Retry-After`.
     pub rate_limit: Option<u32>,
+    /// The next `oauth.v2.access` calls answer `{"ok": false, "error": …}` with these, one each.
+    /// After `fatal_error` the refresh happened anyway (the caller never heard of the new token).
+    pub fail: VecDeque<&'static str>,
     /// Authorization codes are expired by the time they are exchanged.
     pub expire_codes: bool,
     /// How long a spent refresh token may still be used.
@@ -91,6 +94,7 @@ impl FakeSlack {
             webhook_channel: Some(("#deploys".into(), "C0DEPLOYS".into())),
             webhook_url: format!("https://hooks.slack.com/services/T0FAKE1/B0HOOK/{}", uuid::Uuid::new_v4().simple()),
             rate_limit: None,
+            fail: VecDeque::new(),
             expire_codes: false,
             grace: Duration::from_secs(2),
             token_calls: Vec::new(),
@@ -225,6 +229,10 @@ async fn access(State(state): Shared, Form(form): Form<HashMap<String, String>>)
     if form.get("client_secret") != Some(&s.client_secret) {
         return slack_error("bad_client_secret");
     }
+    let failure = s.fail.pop_front();
+    if let Some(error) = failure.filter(|e| *e != "fatal_error") {
+        return slack_error(error);
+    }
     let team = if s.org_wide { Value::Null } else { json!({"id": TEAM.0, "name": TEAM.1}) };
     let enterprise = if s.org_wide { json!({"id": ENTERPRISE.0, "name": ENTERPRISE.1}) } else { Value::Null };
     let mut body = json!({"ok": true, "app_id": APP, "team": team, "enterprise": enterprise,
@@ -278,6 +286,9 @@ async fn access(State(state): Shared, Form(form): Form<HashMap<String, String>>)
             }
         }
         _ => return slack_error("invalid_grant_type"),
+    }
+    if let Some(error) = failure {
+        return slack_error(error);
     }
     Json(body).into_response()
 }
