@@ -1,5 +1,6 @@
 //! The background work of a serving process: the usage flusher, the webhook deliverer, the
-//! tombstone purge, the signing-key reload and the proactive refresher. `serve` starts them and
+//! tombstone purge, the signing-key reload, the listener of other replicas' changes (PostgreSQL)
+//! and the proactive refresher. `serve` starts them and
 //! shuts them down; building an [`AppState`] starts nothing, so one-shot commands (`latch keys
 //! rotate`, `latch secret add`) deliver no webhook and refresh no token while they run.
 
@@ -29,6 +30,7 @@ impl Workers {
         let (store, clock, days) = (state.store.clone(), state.clock.clone(), state.config.tombstone_retention_days);
         tasks.spawn(crate::connections::run_tombstone_upkeep(store, clock, days, stop.clone()));
         tasks.spawn(reload_signing_keys(state.signer.clone(), stop.clone()));
+        tasks.spawn(listen_for_changes(state.clone(), stop.clone()));
         if state.config.background_refresh {
             tasks.spawn(crate::oauth::refresher::run(state.refresher.clone(), stop.clone()));
         }
@@ -60,5 +62,72 @@ async fn reload_signing_keys(signer: std::sync::Arc<crate::auth::widget_jwt::Wid
             () = stop.cancelled() => return,
             () = crate::clock::Clock::sleep(crate::auth::widget_jwt::RELOAD_EVERY) => signer.reload().await,
         }
+    }
+}
+
+/// Hears the other replicas' changes (PostgreSQL `LISTEN`; nothing to hear on SQLite): a changed
+/// connection's owner is dropped from the token cache, a revoked API key empties the key cache.
+/// A listener that loses its connection is replaced, and having missed what happened meanwhile,
+/// drops everything once it listens again (the caches' TTL bounds the gap).
+async fn listen_for_changes(state: AppState, stop: CancellationToken) {
+    let mut backoff = Duration::from_millis(100);
+    loop {
+        let listener = tokio::select! {
+            () = stop.cancelled() => return,
+            listener = state.store.listener() => listener,
+        };
+        let mut listener = match listener {
+            Ok(Some(listener)) => listener,
+            Ok(None) => return,
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot listen for other replicas' changes; retrying");
+                tokio::select! {
+                    () = stop.cancelled() => return,
+                    () = crate::clock::Clock::sleep(backoff) => {}
+                }
+                backoff = (backoff * 2).min(Duration::from_secs(5));
+                continue;
+            }
+        };
+        backoff = Duration::from_millis(100);
+        // Listening now: whatever changed before is unknown.
+        forget_everything(&state);
+        loop {
+            let next = tokio::select! {
+                () = stop.cancelled() => return,
+                next = listener.try_recv() => next,
+            };
+            match next {
+                Ok(Some(notification)) => apply_change(&state, notification.channel(), notification.payload()),
+                Ok(None) => {
+                    tracing::warn!("the change listener lost its connection; listening again");
+                    break;
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "the change listener failed; listening again");
+                    break;
+                }
+            }
+        }
+    }
+}
+
+fn forget_everything(state: &AppState) {
+    state.store.changes().all_changed();
+    state.api_keys.forget_all();
+}
+
+/// One notification of another replica (or our own, which changes nothing more).
+fn apply_change(state: &AppState, channel: &str, payload: &str) {
+    use crate::store::changes::{API_KEYS_CHANNEL, CONNECTIONS_CHANNEL, owner_key};
+    match channel {
+        CONNECTIONS_CHANNEL => match serde_json::from_str::<[String; 4]>(payload) {
+            Ok([_id, user, organization, provider]) => {
+                state.store.changes().owner_changed(owner_key(&user, &organization, &provider));
+            }
+            Err(_) => state.store.changes().all_changed(),
+        },
+        API_KEYS_CHANNEL => state.api_keys.forget_all(),
+        _ => {}
     }
 }

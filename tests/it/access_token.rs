@@ -263,3 +263,36 @@ both!(missing_client_secret, |backend| async move {
     assert_error(&r, 503, "missing_client_secret");
     assert_eq!(fake.token_calls(), 0);
 });
+
+both!(a_write_stales_only_its_owners_cached_rows, |backend| async move {
+    use latch_server::connections::cache;
+    use latch_server::store::connections::TokenLookup;
+    let (app, fake) = TestApp::with_fake(backend).await;
+    let alice = app.seed(Seed::default()).await;
+    fake.with(|s| s.live_refresh_tokens.insert("rt-bob".into()));
+    app.seed(Seed { user_id: "bob", refresh_token: Some("rt-bob"), ..Seed::default() }).await;
+    let lookup = |user| TokenLookup {
+        user_id: user,
+        organization_id: "",
+        provider: "acme",
+        account_id: None,
+        connection_id: None,
+    };
+    let cached = |user| app.state.tokens.cache.get(&cache::key(&lookup(user)), app.state.store.changes()).is_some();
+    for user in ["alice", "bob"] {
+        assert_eq!(app.post("/v1/access-token", ask(user)).await.0, 200);
+        assert!(cached(user), "{user}'s row is cached");
+    }
+    // Bob's token is refreshed (the refresher does this all day long): alice's entry stays warm.
+    let forced =
+        app.post("/v1/access-token", json!({"user_id": "bob", "provider": "acme", "force_refresh": true})).await;
+    assert_eq!(forced.1["access_token"], "at-1", "{forced:?}");
+    assert!(cached("alice"), "a write to bob's connection emptied alice's cache entry");
+    assert!(!cached("bob"), "bob's own entry is stale after his refresh");
+    // Alice's connection deleted: her entry is gone at once, and she is not served.
+    let (status, _) =
+        crate::harness::send(app.host(reqwest::Method::DELETE, &format!("/v1/connections/{}", alice.id))).await;
+    assert_eq!(status, 204);
+    assert!(!cached("alice"));
+    assert_eq!(app.post("/v1/access-token", ask("alice")).await.1["error"], "not_installed");
+});

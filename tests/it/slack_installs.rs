@@ -342,8 +342,11 @@ both!(slack_error_strings_reach_the_right_place, |backend| async move {
     app.set_client_secret("slack", "not-the-secret").await;
     let run = app.connect_flow("alice", "slack").await;
     assert!(run.page.contains("misconfigured"), "{}", run.page);
-    let trail = app.activity("provider=slack").await;
-    assert!(trail.iter().any(|e| e["action"] == "provider_credentials_rejected"), "{trail:?}");
+    // The operator's entry is written off the user's path: wait for it, bounded.
+    let told = || async {
+        app.activity("provider=slack").await.iter().any(|e| e["action"] == "provider_credentials_rejected")
+    };
+    assert!(wait_until(Duration::from_secs(5), told).await, "the operator is told in the trail");
     app.set_client_secret("slack", "slack-client-secret").await;
     // An expired or reused code is Slack's `invalid_code`: the user starts again.
     fake.with(|s| s.expire_codes = true);

@@ -66,6 +66,8 @@ pub struct HostIdentity {
 #[derive(Debug, Default)]
 pub struct ApiKeyVerifier {
     cache: RwLock<HashMap<[u8; 32], (HostIdentity, Instant)>>,
+    /// Bumped by [`ApiKeyVerifier::forget_all`]: a check that began before it caches nothing.
+    forgotten: std::sync::atomic::AtomicU64,
 }
 
 impl ApiKeyVerifier {
@@ -81,6 +83,7 @@ impl ApiKeyVerifier {
         {
             return Ok(identity.clone());
         }
+        let epoch = self.forgotten.load(std::sync::atomic::Ordering::Acquire);
         let row = store.find_api_key_by_hash(&digest).await?.ok_or(AuthError::InvalidApiKey)?;
         // The lookup matched on the hash already; the constant-time comparison keeps the check
         // free of timing differences should the lookup ever become a prefix or range scan.
@@ -88,7 +91,9 @@ impl ApiKeyVerifier {
             return Err(AuthError::InvalidApiKey);
         }
         let identity = HostIdentity { key_id: row.id.into(), key_name: row.name.into() };
-        if let Ok(mut cache) = self.cache.write() {
+        if let Ok(mut cache) = self.cache.write()
+            && self.forgotten.load(std::sync::atomic::Ordering::Acquire) == epoch
+        {
             if cache.len() > 10_000 {
                 cache.clear();
             }
@@ -97,8 +102,9 @@ impl ApiKeyVerifier {
         Ok(identity)
     }
 
-    /// Forgets cached keys (after a revocation in this process).
+    /// Forgets cached keys (after a revocation here or, told by `NOTIFY`, on another replica).
     pub fn forget_all(&self) {
+        self.forgotten.fetch_add(1, std::sync::atomic::Ordering::AcqRel);
         if let Ok(mut cache) = self.cache.write() {
             cache.clear();
         }

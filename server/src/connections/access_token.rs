@@ -118,16 +118,17 @@ async fn end_user_connection(
         connection_id: req.connection_id.as_deref(),
     };
     let cache_key = cache::key(&lookup);
-    // Read the generation before the query: a write that lands meanwhile makes the entry stale.
-    let generation = path.refresh.store.connections_generation();
-    let cached = path.cache.get(&cache_key, generation);
+    // Note the epoch before the query: a write that lands meanwhile makes the entry stale.
+    let changes = path.refresh.store.changes();
+    let read = changes.epoch();
+    let cached = path.cache.get(&cache_key, changes);
     crate::metrics::token_lookup(cached.is_some());
     let row = match cached {
         Some(row) => Some(row),
         None => {
             let row = path.refresh.store.connection_for_token(&lookup).await?.map(Arc::new);
             if let Some(row) = &row {
-                path.cache.put(cache_key, row.clone(), generation);
+                path.cache.put(cache_key, row.clone(), read, changes);
             }
             row
         }

@@ -2,12 +2,15 @@
 //! the hot path usually makes no database round trip at all.
 //!
 //! Safe to lose, and bounded in staleness:
-//! - in this process, every write that changes what a connection serves bumps the store's
-//!   generation counter, which invalidates every entry at once (writes are rare next to reads);
-//! - another replica's write is seen after at most [`TTL`]: a deleted or deauthorized connection
-//!   can still be served by other replicas for that long. Rows are cached sealed; the token is
-//!   decrypted per request, and a row that needs refreshing is never answered from here.
+//! - in this process, a write that changes what a connection serves stales the entries of that
+//!   connection's owner (user, organization, provider) only (`store::changes`), so the cache
+//!   stays warm under refresh churn elsewhere;
+//! - another replica's write arrives through PostgreSQL `NOTIFY` within milliseconds
+//!   (`listen_for_changes`); [`TTL`] bounds what a lost notification leaves stale. Rows are cached
+//!   sealed; the token is decrypted per request, and a row that needs refreshing is never
+//!   answered from here.
 
+use crate::store::changes::Changes;
 use crate::store::connections::{ConnectionRow, TokenLookup};
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
@@ -20,7 +23,8 @@ const MAX_ENTRIES: usize = 100_000;
 struct Entry {
     row: Arc<ConnectionRow>,
     at: Instant,
-    generation: u64,
+    /// The change epoch noted before the row was read.
+    read: u64,
 }
 
 /// Lookup → row.
@@ -35,7 +39,13 @@ impl std::fmt::Debug for TokenCache {
     }
 }
 
-/// The cache key of a lookup; `\0` cannot occur in validated ids.
+/// The owner part of a cache key (`user\0organization\0provider\0`, as `changes::owner_key`).
+fn owner_of(key: &str) -> &str {
+    let end = key.match_indices('\0').nth(2).map_or(key.len(), |(i, _)| i + 1);
+    &key[..end]
+}
+
+/// The cache key of a lookup; `\0` cannot occur in validated ids. It starts with the owner's key.
 pub fn key(q: &TokenLookup<'_>) -> String {
     let parts = [q.user_id, q.organization_id, q.provider, q.account_id.unwrap_or(""), q.connection_id.unwrap_or("")];
     let mut key = String::with_capacity(parts.iter().map(|p| p.len() + 1).sum());
@@ -47,24 +57,46 @@ pub fn key(q: &TokenLookup<'_>) -> String {
 }
 
 impl TokenCache {
-    /// The cached row, if it is from the current generation and younger than [`TTL`].
-    pub fn get(&self, key: &str, generation: u64) -> Option<Arc<ConnectionRow>> {
+    /// The cached row, if its owner has not changed since it was read and it is younger than
+    /// [`TTL`].
+    pub fn get(&self, key: &str, changes: &Changes) -> Option<Arc<ConnectionRow>> {
         let entries = self.entries.read().ok()?;
         let entry = entries.get(key)?;
-        (entry.generation == generation && entry.at.elapsed() < TTL).then(|| entry.row.clone())
+        (entry.at.elapsed() < TTL && changes.is_fresh(owner_of(key), entry.read)).then(|| entry.row.clone())
     }
 
-    /// Remembers a row read at `generation` (read before the query, so a concurrent write wins).
-    pub fn put(&self, key: String, row: Arc<ConnectionRow>, generation: u64) {
+    /// Remembers a row read at epoch `read` (noted before the query, so a concurrent write wins).
+    pub fn put(&self, key: String, row: Arc<ConnectionRow>, read: u64, changes: &Changes) {
+        if !changes.is_fresh(owner_of(&key), read) {
+            return;
+        }
         let Ok(mut entries) = self.entries.write() else {
             return;
         };
         if entries.len() >= MAX_ENTRIES {
-            entries.retain(|_, e| e.generation == generation && e.at.elapsed() < TTL);
+            entries.retain(|k, e| e.at.elapsed() < TTL && changes.is_fresh(owner_of(k), e.read));
             if entries.len() >= MAX_ENTRIES {
                 entries.clear();
             }
         }
-        entries.insert(key, Entry { row, at: Instant::now(), generation });
+        entries.insert(key, Entry { row, at: Instant::now(), read });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::changes::owner_key;
+
+    #[test]
+    fn a_key_starts_with_its_owner() {
+        let lookup = TokenLookup {
+            user_id: "alice",
+            organization_id: "org",
+            provider: "slack",
+            account_id: Some("T1"),
+            connection_id: None,
+        };
+        assert_eq!(owner_of(&key(&lookup)), owner_key("alice", "org", "slack"));
     }
 }

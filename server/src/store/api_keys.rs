@@ -45,10 +45,14 @@ impl Store {
 
     /// Revokes the live key whose id or name is `name_or_id`; returns its id.
     pub async fn revoke_api_key(&self, name_or_id: &str, now: i64) -> StoreResult<Option<String>> {
-        Ok(run!(self, pool => sqlx::query_scalar(
+        let revoked: Option<String> = run!(self, pool => sqlx::query_scalar(
             "UPDATE api_keys SET revoked_at = $1 WHERE (id = $2 OR name = $2) AND revoked_at IS NULL RETURNING id")
             .bind(now).bind(name_or_id)
-            .fetch_optional(pool).await)?)
+            .fetch_optional(pool).await)?;
+        if let Some(id) = &revoked {
+            self.api_key_revoked(id).await;
+        }
+        Ok(revoked)
     }
 
     /// Records use of keys (batched by the usage recorder, off the hot path).

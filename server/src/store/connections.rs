@@ -9,22 +9,25 @@ use latch_shared::{ConnectionStatus, CredentialSource, Installation, Resource, R
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
-/// Runs one write statement and, when it changed a row, its event, in one transaction (the
-/// outbox rule: an event exists if and only if its change was committed). Yields the number of
-/// rows the statement changed.
+/// Runs one write statement on one row (`… RETURNING user_id, organization_id, provider`) and,
+/// when it changed the row, its event, in one transaction (the outbox rule: an event exists if
+/// and only if its change was committed). Yields the changed row's owner.
 macro_rules! write_with_event {
     ($store:expr, $event:expr, $statement:expr) => {
         run!($store, pool => {
             let mut tx = pool.begin().await?;
-            let changed = $statement.execute(&mut *tx).await?.rows_affected();
-            if let (true, Some(event)) = (changed > 0, $event) {
+            let owner: Option<(String, String, String)> = $statement.fetch_optional(&mut *tx).await?;
+            if let (true, Some(event)) = (owner.is_some(), $event) {
                 insert_event!(&mut *tx, event).await?;
             }
             tx.commit().await?;
-            changed
+            owner
         })
     };
 }
+
+/// What a one-row write returns: the owner of the row it changed.
+const RETURNING_OWNER: &str = "RETURNING user_id, organization_id, provider";
 
 /// A connection row as stored; token columns are vault envelopes.
 #[derive(Debug, Clone, sqlx::FromRow)]
@@ -325,53 +328,54 @@ pub struct RefreshedTokens {
 impl Store {
     /// Inserts a connection row as given, with its event in the same transaction.
     pub async fn insert_connection(&self, row: &ConnectionRow, event: Option<&NewEvent>) -> StoreResult<()> {
-        write_with_event!(
-            self,
-            event,
-            sqlx::query(
-                "INSERT INTO connections (id, provider, user_id, organization_id, account_id, account_label, \
+        let insert = format!(
+            "INSERT INTO connections (id, provider, user_id, organization_id, account_id, account_label, \
                  status, scopes, missing_scopes, access_token, refresh_token, token_type, access_token_expires_at, \
                  created_at, updated_at, last_refreshed_at, last_used_at, last_validated_at, version, \
                  purpose, created_by, last_used_by, credential_source, label, user_access_token, user_refresh_token, \
                  user_token_expires_at, user_token_refreshed_at, user_scopes, incoming_webhook_url, resources, \
                  installation) \
                  VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, \
-                 $20, $21, $22, $23, $24, $25, $26, $27, $28, $29, $30, $31, $32)"
-            )
-            .bind(&row.id)
-            .bind(&row.provider)
-            .bind(&row.user_id)
-            .bind(&row.organization_id)
-            .bind(&row.account_id)
-            .bind(&row.account_label)
-            .bind(row.status.as_str())
-            .bind(row.scopes.stored())
-            .bind(row.missing_scopes.stored())
-            .bind(&row.access_token)
-            .bind(&row.refresh_token)
-            .bind(&row.token_type)
-            .bind(row.access_token_expires_at)
-            .bind(row.created_at)
-            .bind(row.updated_at)
-            .bind(row.last_refreshed_at)
-            .bind(row.last_used_at)
-            .bind(row.last_validated_at)
-            .bind(row.version)
-            .bind(&row.purpose)
-            .bind(&row.created_by)
-            .bind(&row.last_used_by)
-            .bind(row.credential_source.as_str())
-            .bind(&row.label)
-            .bind(&row.user_access_token)
-            .bind(&row.user_refresh_token)
-            .bind(row.user_token_expires_at)
-            .bind(row.user_token_refreshed_at)
-            .bind(row.user_scopes.stored())
-            .bind(&row.incoming_webhook_url)
-            .bind(row.resources.stored())
-            .bind(row.installation.stored())
+                 $20, $21, $22, $23, $24, $25, $26, $27, $28, $29, $30, $31, $32) {RETURNING_OWNER}"
         );
-        self.connections_changed();
+        write_with_event!(
+            self,
+            event,
+            sqlx::query_as(&insert)
+                .bind(&row.id)
+                .bind(&row.provider)
+                .bind(&row.user_id)
+                .bind(&row.organization_id)
+                .bind(&row.account_id)
+                .bind(&row.account_label)
+                .bind(row.status.as_str())
+                .bind(row.scopes.stored())
+                .bind(row.missing_scopes.stored())
+                .bind(&row.access_token)
+                .bind(&row.refresh_token)
+                .bind(&row.token_type)
+                .bind(row.access_token_expires_at)
+                .bind(row.created_at)
+                .bind(row.updated_at)
+                .bind(row.last_refreshed_at)
+                .bind(row.last_used_at)
+                .bind(row.last_validated_at)
+                .bind(row.version)
+                .bind(&row.purpose)
+                .bind(&row.created_by)
+                .bind(&row.last_used_by)
+                .bind(row.credential_source.as_str())
+                .bind(&row.label)
+                .bind(&row.user_access_token)
+                .bind(&row.user_refresh_token)
+                .bind(row.user_token_expires_at)
+                .bind(row.user_token_refreshed_at)
+                .bind(row.user_scopes.stored())
+                .bind(&row.incoming_webhook_url)
+                .bind(row.resources.stored())
+                .bind(row.installation.stored())
+        );
+        self.connection_changed(&row.id, &row.user_id, &row.organization_id, &row.provider).await;
         Ok(())
     }
 
@@ -439,7 +443,8 @@ impl Store {
              ON CONFLICT (provider) DO UPDATE SET connection_id = excluded.connection_id, \
                selected_at = excluded.selected_at, selected_by = excluded.selected_by")
             .bind(provider).bind(connection_id).bind(now).bind(by).execute(pool).await.map(|_| ()))?;
-        self.connections_changed();
+        // Developer connections belong to no user ('' and '').
+        self.connection_changed(connection_id, "", "", provider).await;
         Ok(())
     }
 
@@ -522,15 +527,19 @@ impl Store {
             let mut tx = pool.begin().await?;
             sqlx::query(&copy).bind(id).bind(tombstone.at).bind(tombstone.by).bind(tombstone.revocation.as_str())
                 .execute(&mut *tx).await?;
-            let changed = sqlx::query("DELETE FROM connections WHERE id = $1").bind(id).execute(&mut *tx).await?.rows_affected();
+            let owner: Option<(String, String, String)> =
+                sqlx::query_as("DELETE FROM connections WHERE id = $1 RETURNING user_id, organization_id, provider")
+                    .bind(id).fetch_optional(&mut *tx).await?;
             sqlx::query("DELETE FROM developer_defaults WHERE connection_id = $1").bind(id).execute(&mut *tx).await?;
-            if let (true, Some(event)) = (changed > 0, event) {
+            if let (true, Some(event)) = (owner.is_some(), event) {
                 insert_event!(&mut *tx, event).await?;
             }
             tx.commit().await?;
-            changed
+            owner
         });
-        self.connections_changed();
+        if let Some((user_id, organization_id, provider)) = &done {
+            self.connection_changed(id, user_id, organization_id, provider).await;
+        }
         if let super::Backend::Sqlite(pool) = &self.backend {
             // secure_delete zeroed the row's old cells; the WAL still holds the frames that
             // wrote them until a checkpoint copies the zeroed pages back and truncates it.
@@ -542,7 +551,7 @@ impl Store {
                 );
             }
         }
-        Ok(done > 0)
+        Ok(done.is_some())
     }
 
     /// Purges the tombstones of connections deleted before `before`; returns how many.
@@ -597,25 +606,27 @@ impl Store {
                    access_token_expires_at = $3, scopes = COALESCE($4, scopes), token_type = $9, \
                    last_refreshed_at = $5, last_validated_at = $5, updated_at = $5, version = version + 1, \
                    lease_until = NULL, refresh_attempt = NULL, status = 'active' \
-                 WHERE id = $6 AND version = $7 AND refresh_attempt = $8"
+                 WHERE id = $6 AND version = $7 AND refresh_attempt = $8 RETURNING user_id, organization_id, provider"
             }
             Chain::User => {
                 "UPDATE connections SET user_access_token = $1, user_refresh_token = COALESCE($2, user_refresh_token), \
                    user_token_expires_at = $3, user_scopes = COALESCE($4, user_scopes), user_token_refreshed_at = $5, \
                    last_validated_at = $5, updated_at = $5, version = version + 1, \
                    lease_until = NULL, refresh_attempt = NULL, status = 'active' \
-                 WHERE id = $6 AND version = $7 AND refresh_attempt = $8"
+                 WHERE id = $6 AND version = $7 AND refresh_attempt = $8 RETURNING user_id, organization_id, provider"
             }
         };
-        let n = run!(self, pool => {
-            let query = sqlx::query(sql)
+        let owner: Option<(String, String, String)> = run!(self, pool => {
+            let query = sqlx::query_as(sql)
                 .bind(&tokens.access_token).bind(&tokens.refresh_token).bind(tokens.expires_at)
                 .bind(tokens.scopes.as_ref().map(Scopes::stored)).bind(now).bind(id).bind(version).bind(attempt);
             let query = if chain == Chain::Primary { query.bind(&tokens.token_type) } else { query };
-            query.execute(pool).await.map(|r| r.rows_affected())
+            query.fetch_optional(pool).await
         })?;
-        self.connections_changed();
-        Ok(n == 1)
+        if let Some((user_id, organization_id, provider)) = &owner {
+            self.connection_changed(id, user_id, organization_id, provider).await;
+        }
+        Ok(owner.is_some())
     }
 
     /// Sets the status if the row is still at `version` and, when `attempt` is given, the lease
@@ -629,22 +640,20 @@ impl Store {
         now: i64,
         event: Option<&NewEvent>,
     ) -> StoreResult<bool> {
-        let n = write_with_event!(
+        let update = format!(
+            "UPDATE connections SET status = $1, updated_at = $2, version = version + 1, \
+               lease_until = NULL, refresh_attempt = NULL \
+             WHERE id = $3 AND version = $4 AND ($5 IS NULL OR refresh_attempt = $5) {RETURNING_OWNER}"
+        );
+        let owner = write_with_event!(
             self,
             event,
-            sqlx::query(
-                "UPDATE connections SET status = $1, updated_at = $2, version = version + 1, \
-                   lease_until = NULL, refresh_attempt = NULL \
-                 WHERE id = $3 AND version = $4 AND ($5 IS NULL OR refresh_attempt = $5)"
-            )
-            .bind(status.as_str())
-            .bind(now)
-            .bind(id)
-            .bind(version)
-            .bind(attempt)
+            sqlx::query_as(&update).bind(status.as_str()).bind(now).bind(id).bind(version).bind(attempt)
         );
-        self.connections_changed();
-        Ok(n == 1)
+        if let Some((user_id, organization_id, provider)) = &owner {
+            self.connection_changed(id, user_id, organization_id, provider).await;
+        }
+        Ok(owner.is_some())
     }
 
     /// Records that connections were used (batched by the usage recorder, off the hot path).
@@ -684,19 +693,39 @@ impl Store {
     /// Replaces a connection's grant after the user connected the same account again: new tokens
     /// (the old refresh token is not kept), scopes, label; active; version bumped; lease cleared.
     pub async fn replace_grant(&self, row: &ConnectionRow, event: Option<&NewEvent>) -> StoreResult<()> {
-        write_with_event!(self, event, sqlx::query(
-                "UPDATE connections SET access_token = $1, refresh_token = $2, token_type = $3, access_token_expires_at = $4, \
-                   scopes = $5, missing_scopes = $6, account_label = $7, status = 'active', updated_at = $8, \
-                   last_refreshed_at = $8, last_validated_at = $8, version = version + 1, lease_until = NULL, refresh_attempt = NULL, \
-                   user_access_token = $10, user_refresh_token = $11, user_token_expires_at = $12, user_token_refreshed_at = $13, \
-                   user_scopes = $14, incoming_webhook_url = $15, resources = $16, installation = $17 \
-                 WHERE id = $9")
-                .bind(&row.access_token).bind(&row.refresh_token).bind(&row.token_type).bind(row.access_token_expires_at)
-                .bind(row.scopes.stored()).bind(row.missing_scopes.stored()).bind(&row.account_label).bind(row.updated_at).bind(&row.id)
-                .bind(&row.user_access_token).bind(&row.user_refresh_token).bind(row.user_token_expires_at)
-                .bind(row.user_token_refreshed_at).bind(row.user_scopes.stored()).bind(&row.incoming_webhook_url)
-                .bind(row.resources.stored()).bind(row.installation.stored()));
-        self.connections_changed();
+        let update = format!(
+            "UPDATE connections SET access_token = $1, refresh_token = $2, token_type = $3, access_token_expires_at = $4, \
+               scopes = $5, missing_scopes = $6, account_label = $7, status = 'active', updated_at = $8, \
+               last_refreshed_at = $8, last_validated_at = $8, version = version + 1, lease_until = NULL, refresh_attempt = NULL, \
+               user_access_token = $10, user_refresh_token = $11, user_token_expires_at = $12, user_token_refreshed_at = $13, \
+               user_scopes = $14, incoming_webhook_url = $15, resources = $16, installation = $17 \
+             WHERE id = $9 {RETURNING_OWNER}"
+        );
+        let owner = write_with_event!(
+            self,
+            event,
+            sqlx::query_as(&update)
+                .bind(&row.access_token)
+                .bind(&row.refresh_token)
+                .bind(&row.token_type)
+                .bind(row.access_token_expires_at)
+                .bind(row.scopes.stored())
+                .bind(row.missing_scopes.stored())
+                .bind(&row.account_label)
+                .bind(row.updated_at)
+                .bind(&row.id)
+                .bind(&row.user_access_token)
+                .bind(&row.user_refresh_token)
+                .bind(row.user_token_expires_at)
+                .bind(row.user_token_refreshed_at)
+                .bind(row.user_scopes.stored())
+                .bind(&row.incoming_webhook_url)
+                .bind(row.resources.stored())
+                .bind(row.installation.stored())
+        );
+        if owner.is_some() {
+            self.connection_changed(&row.id, &row.user_id, &row.organization_id, &row.provider).await;
+        }
         Ok(())
     }
 

@@ -10,11 +10,11 @@ use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, S
 use sqlx::{PgPool, SqlitePool};
 use std::str::FromStr;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 pub mod activity;
 pub mod api_keys;
+pub mod changes;
 pub mod connections;
 pub mod events;
 pub mod flows;
@@ -36,9 +36,9 @@ pub(crate) use run;
 #[derive(Clone, Debug)]
 pub struct Store {
     backend: Backend,
-    /// Bumped by every write that changes what a connection serves (tokens, status, existence),
-    /// so in-process caches can tell they are stale without being told which row changed.
-    connections_generation: Arc<AtomicU64>,
+    /// Which owners' connections changed (tokens, status, existence), so in-process caches drop
+    /// exactly what a write made stale; on PostgreSQL each change is also `NOTIFY`ed.
+    changes: Arc<changes::Changes>,
     /// When this process last swept expired flows (Unix seconds).
     last_flow_sweep: Arc<std::sync::atomic::AtomicI64>,
 }
@@ -128,7 +128,7 @@ impl Store {
         } else {
             return Err(StoreError::UnsupportedUrl);
         };
-        Ok(Self { backend, connections_generation: Arc::default(), last_flow_sweep: Arc::default() })
+        Ok(Self { backend, changes: Arc::default(), last_flow_sweep: Arc::default() })
     }
 
     /// Applies pending migrations. Safe to run from several replicas at once: sqlx takes an
@@ -141,14 +141,47 @@ impl Store {
         Ok(())
     }
 
-    /// The current generation of connection data in this process (see the field).
-    pub fn connections_generation(&self) -> u64 {
-        self.connections_generation.load(Ordering::Acquire)
+    /// What changed in connection data, as this process knows it.
+    pub fn changes(&self) -> &changes::Changes {
+        &self.changes
     }
 
-    /// Marks every cached connection view stale.
-    pub(crate) fn connections_changed(&self) {
-        self.connections_generation.fetch_add(1, Ordering::AcqRel);
+    /// Records that connection `id` of this owner changed: this process's caches drop the
+    /// owner's rows, and on PostgreSQL the other replicas are told (`NOTIFY`, best effort: a
+    /// lost notification is bounded by the caches' TTL).
+    pub(crate) async fn connection_changed(&self, id: &str, user_id: &str, organization_id: &str, provider: &str) {
+        self.changes.owner_changed(changes::owner_key(user_id, organization_id, provider));
+        if let Backend::Postgres(pool) = &self.backend {
+            let payload = serde_json::json!([id, user_id, organization_id, provider]).to_string();
+            let sent = sqlx::query("SELECT pg_notify($1, $2)")
+                .bind(changes::CONNECTIONS_CHANNEL)
+                .bind(payload)
+                .execute(pool)
+                .await;
+            if let Err(e) = sent {
+                tracing::warn!(error = %e, "could not notify the other replicas of a connection change");
+            }
+        }
+    }
+
+    /// Tells the other replicas (PostgreSQL) that API key `id` was revoked.
+    pub(crate) async fn api_key_revoked(&self, id: &str) {
+        if let Backend::Postgres(pool) = &self.backend {
+            let sent =
+                sqlx::query("SELECT pg_notify($1, $2)").bind(changes::API_KEYS_CHANNEL).bind(id).execute(pool).await;
+            if let Err(e) = sent {
+                tracing::warn!(error = %e, "could not notify the other replicas of an API key revocation");
+            }
+        }
+    }
+
+    /// A listener of other replicas' changes (PostgreSQL only; `None` on SQLite, where one
+    /// process serves).
+    pub async fn listener(&self) -> StoreResult<Option<sqlx::postgres::PgListener>> {
+        let Backend::Postgres(pool) = &self.backend else { return Ok(None) };
+        let mut listener = sqlx::postgres::PgListener::connect_with(pool).await?;
+        listener.listen_all([changes::CONNECTIONS_CHANNEL, changes::API_KEYS_CHANNEL]).await?;
+        Ok(Some(listener))
     }
 
     /// `sqlite` or `postgres`.
