@@ -160,6 +160,7 @@ impl AppState {
                 refresh: refresh.clone(),
                 window_seconds: config.refresh_window_seconds,
                 validation_interval_seconds: config.validation_interval_seconds,
+                per_provider_per_round: Refresher::per_provider_share(config.rate_limits.provider_per_second),
             },
             refresh,
             webhooks: Webhooks {

@@ -137,3 +137,22 @@ both!(a_401_on_a_refreshable_connection_is_settled_by_a_refresh, |backend| async
     assert_eq!((row.status.as_str(), row.version), ("active", 1), "refreshed, not flipped");
     assert_eq!(fake.token_calls(), 1);
 });
+
+both!(one_round_keeps_up_with_the_expiry_rate, |backend| async move {
+    // 100,000 one-hour tokens expire at ~28 a second, 420 per 15-second round; a round used to
+    // renew at most 20 per provider, leaving the rest to expire in front of a caller.
+    let (app, fake) = TestApp::with_fake(backend).await;
+    const DUE: usize = 600;
+    for i in 0..DUE {
+        let (user, rt) = (format!("user-{i}"), format!("rt-due-{i}"));
+        fake.with(|s| s.live_refresh_tokens.insert(rt.clone()));
+        app.seed(Seed { user_id: &user, refresh_token: Some(&rt), ..Seed::default() }).await;
+    }
+    app.state.clock.advance(3600 - 500);
+    let started = std::time::Instant::now();
+    let renewed = refresher::refresh_round(&app.state.refresher).await;
+    eprintln!("refresher: {renewed} tokens renewed in one round in {:?}", started.elapsed());
+    assert_eq!(renewed, DUE, "every due token in one round");
+    assert_eq!(fake.token_calls(), DUE, "one provider call each");
+    assert_eq!(refresher::refresh_round(&app.state.refresher).await, 0, "nothing left");
+});

@@ -76,7 +76,7 @@ pub async fn access_token(
     let row = if force || refresh::needs_refresh(&row, chain, now, path.refresh.skew_seconds) {
         let actor = Actor::ApiKey(caller.key_name.to_string());
         match refresh::refresh(&path.refresh, &row, chain, force, &actor).await? {
-            Refreshed::Usable(row) | Refreshed::Stale(row) => Arc::new(row),
+            Refreshed::Usable(row) | Refreshed::Stale(row) | Refreshed::Elsewhere(row) => Arc::new(row),
             Refreshed::NeedsReauthorization(row) => {
                 return Ok(needs_reauthorization(path, &row));
             }

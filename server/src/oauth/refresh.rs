@@ -96,6 +96,9 @@ pub enum Refreshed {
     Stale(ConnectionRow),
     /// The grant is gone; the user must reconnect.
     NeedsReauthorization(ConnectionRow),
+    /// Another replica holds the lease and this row's token has not expired: a background
+    /// refresh leaves it to that replica instead of waiting.
+    Elsewhere(ConnectionRow),
 }
 
 /// Why no token could be produced. `Clone`, because one refresh answers many callers.
@@ -247,7 +250,7 @@ pub fn within_floor(row: &ConnectionRow, chain: Chain, now: i64, floor: i64) -> 
 /// refreshed it since `seen` was read. The refresh runs in its own task; this waits for it at
 /// most `refresh_caller_wait_ms`.
 pub async fn refresh(cx: &RefreshCtx, seen: &ConnectionRow, chain: Chain, force: bool, actor: &Actor) -> Outcome {
-    refresh_within(cx, seen, chain, force, actor, cx.caller_wait).await
+    refresh_within(cx, seen, chain, force, actor, cx.caller_wait, true).await
 }
 
 /// [`refresh`] for background work, which has no caller in a hurry: waits for the outcome.
@@ -258,7 +261,13 @@ pub async fn refresh_to_end(
     force: bool,
     actor: &Actor,
 ) -> Outcome {
-    refresh_within(cx, seen, chain, force, actor, LEASE + LEASE).await
+    refresh_within(cx, seen, chain, force, actor, LEASE + LEASE, true).await
+}
+
+/// [`refresh_to_end`] for the proactive refresher: a connection another replica is refreshing
+/// is left to it ([`Refreshed::Elsewhere`]) rather than waited for, so replicas share the work.
+pub async fn refresh_in_background(cx: &RefreshCtx, seen: &ConnectionRow, chain: Chain, actor: &Actor) -> Outcome {
+    refresh_within(cx, seen, chain, true, actor, LEASE + LEASE, false).await
 }
 
 /// The single-flight key of a chain: the connection id, and for the user chain a suffix.
@@ -276,6 +285,7 @@ async fn refresh_within(
     force: bool,
     actor: &Actor,
     wait: Duration,
+    patient: bool,
 ) -> Outcome {
     let key = flight_key(&seen.id, chain);
     let mut outcome = match cx.flights.join(&key, Instant::now()) {
@@ -284,11 +294,12 @@ async fn refresh_within(
         Joined::Start(tx, rx) => {
             let (cx, seen, actor, key) = (cx.clone(), seen.clone(), actor.clone(), key.into_owned());
             tokio::spawn(async move {
-                let outcome = run(&cx, &seen, chain, force, &actor).await;
+                let outcome = run(&cx, &seen, chain, force, &actor, patient).await;
                 let label = match &outcome {
                     Ok(Refreshed::Usable(_)) => "refreshed",
                     Ok(Refreshed::NeedsReauthorization(_)) => "needs_reauthorization",
                     Ok(Refreshed::Stale(_)) => "transient",
+                    Ok(Refreshed::Elsewhere(_)) => "elsewhere",
                     Err(_) => "error",
                 };
                 crate::metrics::refresh(&seen.provider, label);
@@ -316,7 +327,14 @@ fn still_valid(outcome: Outcome, chain: Chain, now: i64, retry_after: u32) -> Ou
 }
 
 /// The refresh itself: lease, provider call, commit or classification.
-async fn run(cx: &RefreshCtx, seen: &ConnectionRow, chain: Chain, force: bool, actor: &Actor) -> Outcome {
+async fn run(
+    cx: &RefreshCtx,
+    seen: &ConnectionRow,
+    chain: Chain,
+    force: bool,
+    actor: &Actor,
+    patient: bool,
+) -> Outcome {
     let deadline = Instant::now() + LEASE + Duration::from_secs(1);
     let skew = cx.skew_seconds;
     loop {
@@ -353,7 +371,11 @@ async fn run(cx: &RefreshCtx, seen: &ConnectionRow, chain: Chain, force: bool, a
             let lease = Lease { attempt: &attempt, end: lease_end, interrupted: row.refresh_attempt.is_some() };
             return run_refresh(cx, row, chain, lease, actor).await;
         }
-        // Another replica holds the lease: wait for its result (bounded).
+        // Another replica holds the lease: leave it the work (background), or wait for its
+        // result (bounded).
+        if !patient && !is_expired(&row, chain, now) {
+            return Ok(Refreshed::Elsewhere(row));
+        }
         if Instant::now() >= deadline {
             return Err(RefreshError::unavailable("another replica's refresh did not finish in time", 1));
         }

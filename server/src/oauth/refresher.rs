@@ -2,7 +2,8 @@
 //! - the proactive refresher renews each token (each chain: a Slack user token apart from its
 //!   bot token) once per lifetime, when what is left of it falls
 //!   within `refresh_window_seconds` and below a quarter of its lifetime (so a 5-minute token is
-//!   renewed once, near its end, not on every round), a few at a time, with a per-provider cap;
+//!   renewed once, near its end, not on every round), as many per round as are due, 16 at a
+//!   time, each provider at most half its outbound rate;
 //! - re-validation asks the identity endpoint of providers that have one (Slack: `auth.test`,
 //!   read by its `ok` and `error`, since Slack answers HTTP 200 either way) whether long-lived
 //!   tokens still work and records `last_validated_at`. Every connection it looks at is marked
@@ -33,59 +34,94 @@ pub struct Refresher {
     pub window_seconds: i64,
     /// `validation_interval_seconds`: how often a long-lived token is re-validated.
     pub validation_interval_seconds: i64,
+    /// Background refreshes per provider per round: half of `provider_per_second` × the round.
+    pub per_provider_per_round: usize,
 }
 
-/// Connections refreshed at the same time, at most.
-const CONCURRENCY: usize = 4;
-/// Refreshes per provider per round, at most (the per-provider rate limit).
-const PER_PROVIDER_PER_ROUND: usize = 20;
+impl Refresher {
+    /// The background share of a provider's outbound rate over one round.
+    pub fn per_provider_share(provider_per_second: u32) -> usize {
+        (provider_per_second as usize * ROUND.as_secs() as usize / 2).max(1)
+    }
+}
+
+/// Refreshes in flight at once, at most (each mostly waits on its provider).
+const CONCURRENCY: usize = 16;
+/// Due rows listed per query (per chain); a round lists again while it finds new ones.
+const BATCH: i64 = 500;
+/// Refreshes a round starts at most; the rest are due next round.
+const MAX_PER_ROUND: usize = 5_000;
 /// Pause between rounds (plus jitter).
 const ROUND: Duration = Duration::from_secs(15);
 /// Pause before asking again after a "no longer accepted".
 const CONFIRM_PAUSE: Duration = Duration::from_millis(500);
 
-/// One round of proactive refreshes; returns how many connections were refreshed.
+/// One round of proactive refreshes; returns how many tokens it renewed.
+///
+/// Sized to the expiry rate rather than a fixed count: it lists what is due (soonest first,
+/// one token chain after the other), refreshes up to [`CONCURRENCY`] at a time, and lists again while it finds rows
+/// it has not tried this round, up to [`MAX_PER_ROUND`]. Each provider gets at most half its
+/// outbound rate (`provider_per_second` × the round), so callers' own refreshes keep the rest.
+/// With several replicas, each skips what another has leased (`refresh_in_background`), so
+/// they share the work instead of queueing behind each other.
 pub async fn refresh_round(r: &Refresher) -> usize {
     let now = r.refresh.clock.unix();
-    // Each token chain on its own: a Slack connection's user token expires apart from its bot's.
-    let mut rows = Vec::new();
-    for chain in [Chain::Primary, Chain::User] {
-        match r.refresh.store.connections_expiring(chain, now, r.window_seconds, 200).await {
-            Ok(found) => rows.extend(found.into_iter().map(|row| (chain, row))),
-            Err(e) => {
-                tracing::warn!(error = %e, "refresher could not list connections");
-                return 0;
-            }
-        }
-    }
+    let per_provider_cap = r.per_provider_per_round.max(1);
     let mut per_provider: HashMap<String, usize> = HashMap::new();
-    let rows: Vec<_> = rows
-        .into_iter()
-        .filter(|(_, r)| {
-            let n = per_provider.entry(r.provider.clone()).or_default();
-            *n += 1;
-            *n <= PER_PROVIDER_PER_ROUND
-        })
-        .collect();
+    let mut tried: std::collections::HashSet<(String, Chain)> = std::collections::HashSet::new();
     let mut done = 0;
-    for chunk in rows.chunks(CONCURRENCY) {
-        let mut tasks = tokio::task::JoinSet::new();
-        for (chain, row) in chunk {
-            let (cx, row, chain) = (r.refresh.clone(), row.clone(), *chain);
-            tasks.spawn(
-                async move { refresh::refresh_to_end(&cx, &row, chain, true, &Actor::System("refresher")).await },
-            );
-        }
-        while let Some(result) = tasks.join_next().await {
-            match result {
-                Ok(Ok(Refreshed::Usable(_))) => done += 1,
-                Ok(Ok(Refreshed::NeedsReauthorization(_) | Refreshed::Stale(_))) => {}
-                Ok(Err(e)) => tracing::debug!(error = %e, "proactive refresh did not complete"),
-                Err(e) => tracing::warn!(error = %e, "proactive refresh task failed"),
+    // One chain after the other: both chains of a connection share its row's lease, so running
+    // them at once would make one wait for (or, here, leave its work to) the other.
+    for chain in [Chain::Primary, Chain::User] {
+        while tried.len() < MAX_PER_ROUND {
+            let due = match r.refresh.store.connections_expiring(chain, now, r.window_seconds, BATCH).await {
+                Ok(rows) => rows,
+                Err(e) => {
+                    tracing::warn!(error = %e, "refresher could not list connections");
+                    return done;
+                }
+            };
+            let fresh: Vec<(Chain, ConnectionRow)> = due
+                .into_iter()
+                .filter(|row| {
+                    let taken = per_provider.entry(row.provider.clone()).or_default();
+                    let new = *taken < per_provider_cap && tried.insert((row.id.clone(), chain));
+                    *taken += usize::from(new);
+                    new
+                })
+                .take(MAX_PER_ROUND)
+                .map(|row| (chain, row))
+                .collect();
+            if fresh.is_empty() {
+                break;
             }
+            done += refresh_all(r, fresh).await;
         }
     }
     done
+}
+
+/// Refreshes `rows`, [`CONCURRENCY`] at a time; returns how many were renewed.
+async fn refresh_all(r: &Refresher, rows: Vec<(Chain, ConnectionRow)>) -> usize {
+    let mut done = 0;
+    let mut tasks = tokio::task::JoinSet::new();
+    let mut rows = rows.into_iter();
+    loop {
+        while tasks.len() < CONCURRENCY {
+            let Some((chain, row)) = rows.next() else { break };
+            let cx = r.refresh.clone();
+            tasks.spawn(
+                async move { refresh::refresh_in_background(&cx, &row, chain, &Actor::System("refresher")).await },
+            );
+        }
+        let Some(result) = tasks.join_next().await else { return done };
+        match result {
+            Ok(Ok(Refreshed::Usable(_))) => done += 1,
+            Ok(Ok(Refreshed::NeedsReauthorization(_) | Refreshed::Stale(_) | Refreshed::Elsewhere(_))) => {}
+            Ok(Err(e)) => tracing::debug!(error = %e, "proactive refresh did not complete"),
+            Err(e) => tracing::warn!(error = %e, "proactive refresh task failed"),
+        }
+    }
 }
 
 /// One round of re-validation; returns how many were checked.
