@@ -11,8 +11,10 @@ pub mod api;
 pub mod app;
 pub mod components;
 pub mod host;
+pub mod json;
 pub mod model;
 pub mod popup;
+pub mod wire;
 
 use wasm_bindgen::JsCast as _;
 use wasm_bindgen::prelude::*;

@@ -6,7 +6,6 @@
 
 use crate::api::Session;
 use crate::model::Problem;
-use gloo_timers::future::TimeoutFuture;
 use latch_shared::ErrorCode;
 use latch_shared::api::widget::{CallbackMessage, FlowState, GetFlow};
 use std::cell::RefCell;
@@ -120,7 +119,7 @@ async fn watch(session: &Session, popup: &Window, flow_id: &str, received: &Rc<R
                 Err(_) => {}
             }
         }
-        TimeoutFuture::new(250).await;
+        sleep(250).await;
     }
     Outcome::Failed {
         problem: Problem::Latch(ErrorCode::Oauth2ExchangeError),
@@ -128,11 +127,21 @@ async fn watch(session: &Session, popup: &Window, flow_id: &str, received: &Rc<R
     }
 }
 
+/// Waits `ms` milliseconds (a `setTimeout` promise).
+async fn sleep(ms: i32) {
+    let promise = js_sys::Promise::new(&mut |resolve, _| {
+        let timer = web_sys::window().map(|w| w.set_timeout_with_callback_and_timeout_and_arguments_0(&resolve, ms));
+        if !matches!(timer, Some(Ok(_))) {
+            let _ = resolve.call0(&wasm_bindgen::JsValue::UNDEFINED);
+        }
+    });
+    let _ = wasm_bindgen_futures::JsFuture::from(promise).await;
+}
+
 /// Reads the callback page's message as the shared `CallbackMessage`; anything malformed or
 /// for another flow is ignored.
 fn parse_message(data: &wasm_bindgen::JsValue, flow_id: &str) -> Option<Outcome> {
-    let json = js_sys::JSON::stringify(data).ok()?.as_string()?;
-    let message: CallbackMessage = serde_json::from_str(&json).ok()?;
+    let message: CallbackMessage = crate::json::from_value(data.clone()).ok()?;
     if message.source != "latch" || message.flow_id != flow_id {
         return None;
     }

@@ -6,11 +6,12 @@ use crate::app::Start;
 use crate::model::{self, Action};
 use latch_shared::api::widget::Integration;
 use leptos::prelude::*;
+use std::sync::Arc;
 
 /// A provider row.
 #[component]
 pub fn IntegrationRow(
-    integration: Integration,
+    integration: Arc<Integration>,
     busy: RwSignal<Option<String>>,
     start: Callback<Start>,
     disconnect: Callback<(String, String, String)>,
@@ -25,7 +26,6 @@ pub fn IntegrationRow(
     };
     let scopes: Vec<String> = integration.scopes.iter().map(|s| model::scope_words(s)).collect();
     let title_id = format!("latch-title-{key}");
-    let connections = integration.connections.clone();
     let labelled_by = title_id.clone();
     let button_busy = provider_busy.clone();
     view! {
@@ -38,12 +38,12 @@ pub fn IntegrationRow(
                     <p class="latch-scopes"><span class="latch-sr-only">"Permissions: "</span>{scopes.join(" · ")}</p>
                 })}
                 <ul class="latch-connections">
-                    {connections.into_iter().map(|c| {
-                        let status = model::status_label(&c);
+                    {integration.connections.iter().map(|c| {
+                        let status = model::status_label(c);
                         let label = c.account_label.clone().unwrap_or_else(|| name.clone());
                         let needs = c.status == latch_shared::ConnectionStatus::NeedsReauthorization;
                         let id = c.id.clone();
-                        let actions = model::actions(&c);
+                        let actions = model::actions(c);
                         let row_busy = { let id = id.clone(); move || busy.get().as_deref() == Some(id.as_str()) };
                         let confirm_id = id.clone();
                         let is_confirming = move || confirming.get().as_deref() == Some(confirm_id.as_str());
@@ -54,7 +54,7 @@ pub fn IntegrationRow(
                                     <span aria-hidden="true">{if needs { "! " } else { "✓ " }}</span>{status}
                                 </span>
                                 {c.purpose.clone().map(|purpose| view! { <span class="latch-purpose">{purpose}</span> })}
-                                {model::resources_label(&c).map(|posts| view! { <span class="latch-resources">{posts}</span> })}
+                                {model::resources_label(c).map(|posts| view! { <span class="latch-resources">{posts}</span> })}
                                 <Show
                                     when=is_confirming.clone()
                                     fallback={
