@@ -17,6 +17,7 @@ struct Metrics {
     request_seconds: HistogramVec,
     cache_hits: IntCounter,
     cache_misses: IntCounter,
+    refresh_waits: IntCounter,
     refreshes: IntCounterVec,
     provider_calls: IntCounterVec,
     provider_seconds: HistogramVec,
@@ -57,6 +58,10 @@ static METRICS: LazyLock<Metrics> = LazyLock::new(|| {
         ),
         cache_hits: plain("latch_token_cache_hits_total", "Access-token lookups answered from the row cache."),
         cache_misses: plain("latch_token_cache_misses_total", "Access-token lookups that read the database."),
+        refresh_waits: plain(
+            "latch_access_token_refresh_waits_total",
+            "Access-token calls that had to wait for a refresh (the proactive refresher was late).",
+        ),
         refreshes: counter(
             "latch_refreshes_total",
             "Token refreshes by provider and outcome.",
@@ -87,6 +92,11 @@ pub fn request(route: &str, method: &str, status: u16, took: Duration) {
 /// An access-token lookup, from the cache or not.
 pub fn token_lookup(cached: bool) {
     if cached { METRICS.cache_hits.inc() } else { METRICS.cache_misses.inc() }
+}
+
+/// An access-token call that had to refresh before answering (forced ones are not counted).
+pub fn refresh_wait() {
+    METRICS.refresh_waits.inc();
 }
 
 /// A refresh's outcome: `refreshed`, `needs_reauthorization`, `transient`, `stale` or `error`.

@@ -1,6 +1,6 @@
 //! The background work of a serving process: the usage flusher, the webhook deliverer, the
-//! tombstone purge, the signing-key reload, the listener of other replicas' changes (PostgreSQL)
-//! and the proactive refresher. `serve` starts them and
+//! tombstone purge, the signing-key reload, the listener of other processes' changes (PostgreSQL
+//! `LISTEN`, or on SQLite a poll of the change log) and the proactive refresher. `serve` starts them and
 //! shuts them down; building an [`AppState`] starts nothing, so one-shot commands (`latch keys
 //! rotate`, `latch secret add`) deliver no webhook and refresh no token while they run.
 
@@ -70,6 +70,9 @@ async fn reload_signing_keys(signer: std::sync::Arc<crate::auth::widget_jwt::Wid
 /// A listener that loses its connection is replaced, and having missed what happened meanwhile,
 /// drops everything once it listens again (the caches' TTL bounds the gap).
 async fn listen_for_changes(state: AppState, stop: CancellationToken) {
+    if !state.store.notifies() {
+        return poll_for_changes(state, stop).await;
+    }
     let mut backoff = Duration::from_millis(100);
     loop {
         let listener = tokio::select! {
@@ -108,6 +111,41 @@ async fn listen_for_changes(state: AppState, stop: CancellationToken) {
                     break;
                 }
             }
+        }
+    }
+}
+
+/// How often a SQLite server reads the change log other processes write (the CLI).
+const POLL_CHANGES: Duration = Duration::from_millis(100);
+
+/// SQLite: one process serves, but others (the CLI) may change connections: their entries in
+/// the change log stale the owners' cached rows within [`POLL_CHANGES`].
+async fn poll_for_changes(state: AppState, stop: CancellationToken) {
+    let mut after = None;
+    let mut polls = 0u32;
+    loop {
+        match state.store.changes_by_others(after).await {
+            Ok((owners, last)) => {
+                for owner in owners {
+                    state.store.changes().owner_changed(owner);
+                }
+                after = Some(last);
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "could not read the change log; dropping every cached row");
+                state.store.changes().all_changed();
+            }
+        }
+        polls = polls.wrapping_add(1);
+        if polls.is_multiple_of(6000) {
+            // About every ten minutes.
+            if let Err(e) = state.store.prune_changes().await {
+                tracing::warn!(error = %e, "could not prune the change log");
+            }
+        }
+        tokio::select! {
+            () = stop.cancelled() => return,
+            () = crate::clock::Clock::sleep(POLL_CHANGES) => {}
         }
     }
 }

@@ -1,283 +1,647 @@
-//! Load benchmark of `POST /v1/access-token` for a fresh token, next to a bare axum handler that
-//! parses the same body and answers a same-sized JSON, in the same process and run.
+//! The load benchmark of `POST /v1/access-token`, run by `tests/bench` (which installs `wrk`
+//! and builds the release `latch`), printing the README's tables.
 //!
-//! `cargo bench -p latch-tests --bench access_token` (PostgreSQL too when
-//! `LATCH_TEST_DATABASE_URL` is set). Knobs: `BENCH_SECONDS` (default 5), `BENCH_CONCURRENCY`
-//! (default 64). The server and the load generator each get their own 1-thread… N-thread runtime
-//! so they share the machine's cores the way two processes would.
+//! Every server is a process of its own pinned to core 0 (`taskset`); the load comes from `wrk`,
+//! a separate, well-known load generator pinned to core 1, with the same settings for every
+//! target (3 threads, `BENCH_CONNECTIONS` keep-alive connections, a 1 s warm-up, then
+//! `BENCH_SECONDS`): the bare axum handler (this binary re-run as `--bare-server`), Latch on
+//! SQLite, Latch on PostgreSQL, and 3 Latch replicas on one PostgreSQL (each wrk thread on its
+//! own replica). It reports req/s, p50, p99 and p99.9, each target's ratio to the bare handler
+//! of the same run, and the servers' RSS idle and after the load.
+//!
+//! Then the flat-cost runs: 100 versus 100,000 connections whose one-hour… 100-minute tokens
+//! come due through the run (the proactive refresher renews about 1 % of them a minute against
+//! a counting token endpoint here), users picked at random, with the token cache's hit ratio and
+//! the share of calls that had to wait for a refresh (from `/metrics`). And a refresh storm:
+//! 1,000 connections expired at once, 3 replicas on PostgreSQL, 4 callers per connection.
+//!
+//! PostgreSQL targets need `LATCH_TEST_DATABASE_URL` (an admin URL; a database per target is
+//! created and dropped).
 
-#![allow(clippy::unwrap_used, clippy::disallowed_methods, clippy::print_stdout, clippy::print_stderr)] // a benchmark binary: fail loudly, print results
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::disallowed_methods,
+    clippy::print_stdout,
+    clippy::print_stderr
+)] // a benchmark binary: fail loudly, print results
 
-use latch_server::AppState;
-use latch_server::auth::api_keys;
-use latch_server::clock::Clock;
-use latch_server::config::Config;
-use latch_server::providers::{Provider, ProviderConfig};
-use latch_server::store::connections::{ConnectionRow, Owner};
-use latch_server::store::new_id;
+use latch_server::vault::{MasterKey, Sealed, Vault};
 use latch_shared::api::host::{AccessTokenRequest, AccessTokenResponse, ActiveToken};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 const MASTER_KEY: &str = "KioqKioqKioqKioqKioqKioqKioqKioqKioqKioqKio=";
+/// Token lifetime of the flat-cost runs: with due times spread evenly, 1 % come due a minute.
+const LIFETIME: i64 = 6000;
 
-struct Target {
-    name: String,
-    url: String,
-    api_key: String,
+fn env_or<T: std::str::FromStr>(name: &str, default: T) -> T {
+    std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
 }
 
 fn main() {
-    let seconds: u64 = std::env::var("BENCH_SECONDS").ok().and_then(|s| s.parse().ok()).unwrap_or(5);
-    let concurrency: usize = std::env::var("BENCH_CONCURRENCY").ok().and_then(|s| s.parse().ok()).unwrap_or(64);
-    let server_rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
-    let client_rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
-    let dir = tempfile::tempdir().unwrap();
-
-    let mut targets = vec![server_rt.block_on(bare_handler())];
-    targets.push(server_rt.block_on(latch(&format!("sqlite://{}/bench.db", dir.path().display()), "latch (SQLite)")));
-    let pg_db = std::env::var("LATCH_TEST_DATABASE_URL").ok().filter(|u| !u.is_empty()).map(|admin| {
-        let name = format!("latch_bench_{}", uuid::Uuid::new_v4().simple());
-        server_rt.block_on(async {
-            use sqlx::Connection as _;
-            let mut c = sqlx::PgConnection::connect(&admin).await.unwrap();
-            sqlx::query(&format!("CREATE DATABASE {name}")).execute(&mut c).await.unwrap();
-        });
-        let mut url = url::Url::parse(&admin).unwrap();
-        url.set_path(&format!("/{name}"));
-        (admin, name, url.to_string())
-    });
-    if let Some((_, _, url)) = &pg_db {
-        targets.push(server_rt.block_on(latch(url, "latch (PostgreSQL)")));
-    } else {
-        eprintln!("*** PostgreSQL skipped: set LATCH_TEST_DATABASE_URL ***");
+    let args: Vec<String> = std::env::args().collect();
+    if args.get(1).map(String::as_str) == Some("--bare-server") {
+        return bare_server();
     }
-
+    let seconds: u64 = env_or("BENCH_SECONDS", 10);
+    let connections: usize = env_or("BENCH_CONNECTIONS", 63);
+    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+    let bench = Bench { seconds, connections, latch: latch_binary(), admin: admin_url() };
+    // `BENCH_ONLY=flat` (or `storm`) runs one part; the README's tables come from a full run.
+    let only = std::env::var("BENCH_ONLY").unwrap_or_default();
+    let part = |name: &str| only.is_empty() || only == name;
     println!(
-        "POST /v1/access-token, fresh token, concurrency {concurrency}, {seconds} s each, {} cores",
-        std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0)
+        "wrk {} threads, {connections} connections, {seconds} s per target after a 1 s warm-up; servers on core 0, wrk on core 1",
+        WRK_THREADS
     );
-    println!("{:<22} {:>12} {:>10} {:>10} {:>8} {:>8}", "target", "req/s", "p50 µs", "p99 µs", "errors", "% bare");
-    let mut bare_rps = 0.0;
-    for target in &targets {
-        // Warm up connections and caches, then measure.
-        client_rt.block_on(load(target, concurrency, Duration::from_secs(1)));
-        let (rps, p50, p99, errors) = client_rt.block_on(load(target, concurrency, Duration::from_secs(seconds)));
-        if bare_rps == 0.0 {
-            bare_rps = rps;
+    println!();
+    let dir = tempfile::tempdir().unwrap();
+    let mut pg = Vec::new();
+    if part("targets") {
+        targets(&bench, &rt, dir.path(), &mut pg);
+    }
+    if part("flat") {
+        flat_cost(&bench, &rt, dir.path(), &mut pg);
+    }
+    if part("storm") {
+        refresh_storm(&bench, &rt, dir.path(), &mut pg);
+    }
+    if let Some(admin) = &bench.admin {
+        rt.block_on(drop_databases(admin, &pg));
+    }
+}
+
+/// The fresh-token path of each target next to the bare handler.
+fn targets(bench: &Bench, rt: &tokio::runtime::Runtime, dir: &Path, pg: &mut Vec<String>) {
+    println!("| target | req/s | p50 | p99 | p99.9 | errors | % of bare | RSS idle → after |");
+    println!("|---|---|---|---|---|---|---|---|");
+    let bare = {
+        let server = Server::bare();
+        let result = bench.measure(&server, 100);
+        result.row("bare axum handler", None, &server.rss());
+        result.rps
+    };
+    let sqlite = format!("sqlite://{}/bench.db", dir.display());
+    rt.block_on(seed_fresh(&sqlite, 100));
+    let server = Server::latch(&bench.latch, dir, &sqlite, 1, None);
+    bench.measure(&server, 100).row("Latch, SQLite", Some(bare), &server.rss());
+    drop(server);
+    if let Some(admin) = &bench.admin {
+        let url = rt.block_on(create_database(admin, pg));
+        rt.block_on(seed_fresh(&url, 100));
+        let server = Server::latch(&bench.latch, dir, &url, 1, None);
+        bench.measure(&server, 100).row("Latch, PostgreSQL", Some(bare), &server.rss());
+        drop(server);
+        let replicas = Server::latch(&bench.latch, dir, &url, 3, None);
+        bench.measure(&replicas, 100).row("Latch, 3 replicas, PostgreSQL", Some(bare), &replicas.rss());
+        drop(replicas);
+    } else {
+        eprintln!("*** PostgreSQL targets skipped: set LATCH_TEST_DATABASE_URL ***");
+    }
+}
+
+/// 100 versus 100,000 connections under refresh churn.
+fn flat_cost(bench: &Bench, rt: &tokio::runtime::Runtime, dir: &Path, pg: &mut Vec<String>) {
+    println!();
+    println!(
+        "| backend | connections | req/s | p50 | p99 | % of 100 | cache hits | waited for a refresh | renewed in the run | RSS after |"
+    );
+    println!("|---|---|---|---|---|---|---|---|---|---|");
+    let provider = rt.block_on(TokenEndpoint::start(Duration::ZERO));
+    let mut backends = vec![("SQLite", None)];
+    if let Some(admin) = &bench.admin {
+        backends.push(("PostgreSQL", Some(admin.clone())));
+    }
+    for (backend, admin) in backends {
+        let mut small = 0.0;
+        for n in [100usize, 100_000] {
+            let url = match &admin {
+                Some(admin) => rt.block_on(create_database(admin, pg)),
+                None => format!("sqlite://{}/flat-{n}.db", dir.display()),
+            };
+            rt.block_on(seed_churn(&url, n));
+            let server = Server::latch(&bench.latch, dir, &url, 1, Some(&provider.url));
+            let before = rt.block_on(server.metrics());
+            let renewed_before = provider.calls.load(Ordering::SeqCst);
+            let result = bench.measure(&server, n);
+            let after = rt.block_on(server.metrics());
+            let delta = |name: &str| after.get(name).copied().unwrap_or(0.0) - before.get(name).copied().unwrap_or(0.0);
+            let (hits, misses) = (delta("latch_token_cache_hits_total"), delta("latch_token_cache_misses_total"));
+            let waits = delta("latch_access_token_refresh_waits_total");
+            let lookups = (hits + misses).max(1.0);
+            if n == 100 {
+                small = result.rps;
+            }
+            println!(
+                "| {backend} | {n} | {:.0} | {} | {} | {:.0} % | {:.1} % | {:.3} % | {} | {} MiB |",
+                result.rps,
+                ms(result.p50_us),
+                ms(result.p99_us),
+                100.0 * result.rps / small,
+                100.0 * hits / lookups,
+                100.0 * waits / lookups,
+                provider.calls.load(Ordering::SeqCst) - renewed_before,
+                server.rss().1 / 1024,
+            );
         }
-        println!(
-            "{:<22} {:>12.0} {:>10} {:>10} {:>8} {:>7.0}%",
-            target.name,
-            rps,
-            p50,
-            p99,
-            errors,
-            100.0 * rps / bare_rps
-        );
     }
-    for backend in ["SQLite", "PostgreSQL"] {
-        let url = match backend {
-            "SQLite" => format!("sqlite://{}/storm.db", dir.path().display()),
-            _ => match &pg_db {
-                Some((_, _, url)) => url.clone(),
-                None => continue,
-            },
-        };
-        let (n, callers) = (200, 4);
-        let (endpoint, auth, calls) = server_rt.block_on(storm_setup(&url, n));
+}
+
+/// 1,000 connections expired at once, 3 replicas, 4 callers each.
+fn refresh_storm(bench: &Bench, rt: &tokio::runtime::Runtime, dir: &Path, pg: &mut Vec<String>) {
+    if let Some(admin) = &bench.admin {
+        let slow = rt.block_on(TokenEndpoint::start(Duration::from_millis(50)));
+        let url = rt.block_on(create_database(admin, pg));
+        let n = 1000;
+        rt.block_on(seed_expired(&url, n));
+        let replicas = Server::latch(&bench.latch, dir, &url, 3, Some(&slow.url));
         let started = Instant::now();
-        client_rt.block_on(storm_load(endpoint, auth, n, callers));
-        let elapsed = started.elapsed();
-        let (calls, expiries) = (calls.load(Ordering::SeqCst), n);
+        let failures = rt.block_on(storm(&replicas, n, 4));
+        let took = started.elapsed();
+        println!();
         println!(
-            "refresh storm ({backend}): {expiries} connections expiring at once, 4 callers each: {calls} provider calls ({:.2} per expiry), all refreshed in {} ms",
-            calls as f64 / expiries as f64,
-            elapsed.as_millis()
+            "Refresh storm: {n} connections expired at once, 3 replicas on PostgreSQL, 4 callers each ({} requests, \
+             64 at a time, round-robin): {} provider calls ({:.2} per expiry), {failures} callers not served, \
+             drained in {} ms; the token endpoint itself answers in 50 ms.",
+            n * 4,
+            slow.calls.load(Ordering::SeqCst),
+            slow.calls.load(Ordering::SeqCst) as f64 / n as f64,
+            took.as_millis()
         );
     }
-    if let Some((admin, name, _)) = pg_db {
-        drop(targets);
-        drop(server_rt);
-        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
-        rt.block_on(async {
-            use sqlx::Connection as _;
-            let mut c = sqlx::PgConnection::connect(&admin).await.unwrap();
-            let _ = sqlx::query(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)")).execute(&mut c).await;
-        });
+}
+
+const WRK_THREADS: usize = 3;
+
+struct Bench {
+    seconds: u64,
+    connections: usize,
+    latch: PathBuf,
+    admin: Option<String>,
+}
+
+struct WrkResult {
+    rps: f64,
+    p50_us: u64,
+    p99_us: u64,
+    p999_us: u64,
+    errors: u64,
+}
+
+fn ms(us: u64) -> String {
+    format!("{:.2} ms", us as f64 / 1000.0)
+}
+
+impl WrkResult {
+    fn row(&self, name: &str, bare: Option<f64>, rss: &(u64, u64)) {
+        let ratio = bare.map_or("100 %".to_owned(), |b| format!("{:.0} %", 100.0 * self.rps / b));
+        println!(
+            "| {name} | {:.0} | {} | {} | {} | {} | {ratio} | {} → {} MiB |",
+            self.rps,
+            ms(self.p50_us),
+            ms(self.p99_us),
+            ms(self.p999_us),
+            self.errors,
+            rss.0 / 1024,
+            rss.1 / 1024
+        );
     }
 }
 
-/// The floor: axum parsing the same body and answering a same-shaped JSON, no auth, no storage.
-async fn bare_handler() -> Target {
-    async fn handler(axum::Json(req): axum::Json<AccessTokenRequest>) -> axum::Json<AccessTokenResponse> {
-        axum::Json(AccessTokenResponse::Active(ActiveToken {
-            active: true,
-            access_token: format!("token-for-{}", req.user_id.unwrap_or_default()),
-            token_type: "bearer".into(),
-            expires_at: None,
-            scopes: vec!["read".into(), "write".into()],
-            missing_scopes: vec![],
-            connection_id: "conn_0192aaaaaaaaaaaaaaaaaaaaaaaaaaaa".into(),
-            account_id: "acct-1".into(),
-            incoming_webhook_url: None,
-        }))
+impl Bench {
+    /// Warms up for a second, then loads `server` for the run's seconds; `users` is how many
+    /// different users the requests spread over (at random).
+    fn measure(&self, server: &Server, users: usize) -> WrkResult {
+        // Warm-up: every user once, in order (a steady state, not a cold start, is measured),
+        // or a second for a few users.
+        let warm = wrk_script(&server.ports, &server.key, users, true);
+        self.wrk(&warm, server.ports[0], (users as u64).div_ceil(4000).max(1));
+        let script = wrk_script(&server.ports, &server.key, users, false);
+        let result = self.wrk(&script, server.ports[0], self.seconds);
+        server.rss_after.set(server.rss_now());
+        result
     }
-    let app = axum::Router::new().route("/v1/access-token", axum::routing::post(handler));
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let url = format!("http://{}", listener.local_addr().unwrap());
-    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
-    Target { name: "bare axum handler".into(), url, api_key: "none".into() }
+
+    /// One wrk run; it checks it can reach `port` before its threads spread over the script's.
+    fn wrk(&self, script: &Path, port: u16, seconds: u64) -> WrkResult {
+        let out = Command::new("taskset")
+            .args(["-c", "1", "wrk", "--latency", "-t", &WRK_THREADS.to_string()])
+            .args(["-c", &self.connections.to_string(), "-d", &format!("{seconds}s"), "-s"])
+            .arg(script)
+            .arg(format!("http://127.0.0.1:{port}/"))
+            .output()
+            .expect("wrk (tests/bench installs it)");
+        let text = String::from_utf8_lossy(&out.stdout);
+        let line = text
+            .lines()
+            .find(|l| l.starts_with("RESULT "))
+            .unwrap_or_else(|| panic!("wrk said: {text}{}", String::from_utf8_lossy(&out.stderr)));
+        let v: Vec<f64> = line.split_whitespace().skip(1).map(|x| x.parse().unwrap()).collect();
+        WrkResult {
+            rps: v[0] / (v[1] / 1e6),
+            p50_us: v[2] as u64,
+            p99_us: v[3] as u64,
+            p999_us: v[4] as u64,
+            errors: v[5] as u64,
+        }
+    }
 }
 
-/// A real Latch server with one user's fresh connection.
-async fn latch(database_url: &str, name: &str) -> Target {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let mut config = Config::for_tests(database_url, MASTER_KEY);
-    config.public_url = format!("http://{addr}").parse().unwrap();
-    let provider: ProviderConfig = toml::from_str(
-        "client_id = \"c\"\nauthorization_url = \"http://127.0.0.1:9/a\"\ntoken_url = \"http://127.0.0.1:9/t\"\nidentity = { url = \"http://127.0.0.1:9/me\", account_identifier = \"$.sub\" }",
-    )
-    .unwrap();
-    config.providers = vec![Provider::from_config("acme", provider).unwrap()];
-    let state = AppState::build(config, Clock::default()).await.unwrap();
-    let key = api_keys::generate();
-    state.store.insert_api_key(&new_id("key"), "bench", &key.hash, state.clock.unix()).await.unwrap();
-    let now = state.clock.unix();
-    seed(&state, "acme", "alice", ("xoxb-bench-token", "xoxe-bench-refresh"), now, now + 86_400).await;
-    tokio::spawn(async move { latch_server::serve(listener, state, std::future::pending()).await.unwrap() });
-    Target { name: name.into(), url: format!("http://{addr}"), api_key: key.plaintext }
+/// A wrk script: each thread on one of `ports` (in turn), POSTs for a random one of `users`, or
+/// with `in_order` for each user in turn (the threads interleaved).
+fn wrk_script(ports: &[u16], key: &str, users: usize, in_order: bool) -> PathBuf {
+    let ports = ports.iter().map(u16::to_string).collect::<Vec<_>>().join(", ");
+    let user = if in_order {
+        format!("(offset + {WRK_THREADS} * step) % {users}")
+    } else {
+        format!("math.random({users}) - 1")
+    };
+    let script = format!(
+        r#"local ports = {{ {ports} }}
+local next_port = 1
+local threads = 0
+step = 0
+offset = 0
+wrk.method = "POST"
+wrk.headers["Authorization"] = "Bearer {key}"
+wrk.headers["Content-Type"] = "application/json"
+function setup(thread)
+  thread.addr = wrk.lookup("127.0.0.1", tostring(ports[next_port]))[1]
+  next_port = next_port % #ports + 1
+  thread:set("offset", threads)
+  threads = threads + 1
+end
+function init(args)
+  math.randomseed(os.time() + math.floor(os.clock() * 1000000))
+end
+function request()
+  local body = '{{"user_id":"user-' .. ({user}) .. '","provider":"acme"}}'
+  step = step + 1
+  return wrk.format("POST", "/v1/access-token", nil, body)
+end
+function done(summary, latency, requests)
+  local e = summary.errors
+  io.write(string.format("RESULT %d %d %d %d %d %d\n", summary.requests, summary.duration,
+    latency:percentile(50), latency:percentile(99), latency:percentile(99.9),
+    e.status + e.connect + e.read + e.write + e.timeout))
+end
+"#
+    );
+    let path = std::env::temp_dir().join(format!("latch-bench-{}-{in_order}.lua", std::process::id()));
+    std::fs::write(&path, script).unwrap();
+    path
 }
 
-/// Runs `concurrency` request loops for `duration`; returns req/s, p50 and p99 in µs, errors.
-async fn load(target: &Target, concurrency: usize, duration: Duration) -> (f64, u64, u64, u64) {
-    let client = reqwest::Client::builder().pool_max_idle_per_host(concurrency).build().unwrap();
-    let url = Arc::new(format!("{}/v1/access-token", target.url));
-    let auth = Arc::new(format!("Bearer {}", target.api_key));
-    let body = r#"{"user_id":"alice","provider":"acme"}"#;
-    let stop = Arc::new(AtomicBool::new(false));
-    let started = Instant::now();
-    let workers: Vec<_> = (0..concurrency)
-        .map(|_| {
-            let (client, url, auth, stop) = (client.clone(), url.clone(), auth.clone(), stop.clone());
-            tokio::spawn(async move {
-                let mut latencies = Vec::with_capacity(100_000);
-                let mut errors = 0u64;
-                while !stop.load(Ordering::Relaxed) {
-                    let t = Instant::now();
-                    let ok = match client
-                        .post(url.as_str())
-                        .header("authorization", auth.as_str())
-                        .header("content-type", "application/json")
-                        .body(body)
-                        .send()
-                        .await
-                    {
-                        Ok(r) => r.status().is_success() && r.bytes().await.is_ok(),
-                        Err(_) => false,
-                    };
-                    latencies.push(t.elapsed().as_micros() as u64);
-                    if !ok {
-                        errors += 1;
-                    }
-                }
-                (latencies, errors)
+/// Server processes of one target, pinned to core 0, killed when dropped.
+struct Server {
+    children: Vec<Child>,
+    ports: Vec<u16>,
+    key: String,
+    rss_idle: u64,
+    rss_after: std::cell::Cell<u64>,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        for child in &mut self.children {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+fn wait_ready(port: u16, path: &str) {
+    for _ in 0..200 {
+        if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+            let ok = Command::new("curl")
+                .args(["-sf", "-o", "/dev/null", &format!("http://127.0.0.1:{port}{path}")])
+                .status()
+                .is_ok_and(|s| s.success());
+            if ok || path.is_empty() {
+                return;
+            }
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    panic!("the server on port {port} did not become ready");
+}
+
+impl Server {
+    /// The floor: this binary as a bare axum handler that parses the same body and answers a
+    /// same-shaped JSON, no auth, no storage.
+    fn bare() -> Self {
+        let port = free_port();
+        let child = Command::new("taskset")
+            .args(["-c", "0"])
+            .arg(std::env::current_exe().unwrap())
+            .args(["--bare-server", &port.to_string()])
+            .spawn()
+            .unwrap();
+        wait_ready(port, "");
+        let mut server =
+            Server { children: vec![child], ports: vec![port], key: "none".into(), rss_idle: 0, rss_after: 0.into() };
+        server.rss_idle = server.rss_now();
+        server
+    }
+
+    /// `replicas` `latch serve` processes on `database_url`, with the provider `acme` whose token
+    /// endpoint is `token_url` (the refresher on), or none (the refresher off).
+    fn latch(latch: &Path, dir: &Path, database_url: &str, replicas: usize, token_url: Option<&str>) -> Self {
+        let token = token_url.unwrap_or("http://127.0.0.1:9");
+        let config = dir.join(format!("latch-{}.toml", free_port()));
+        std::fs::write(
+            &config,
+            format!(
+                "background_refresh = {}\nallow_orphaned_providers = true\n\
+                 [rate_limits]\nhost_per_second = 10000000\nhost_burst = 10000000\n\
+                 provider_per_second = 100000\nprovider_burst = 100000\n\
+                 [providers.acme]\nclient_id = \"c\"\nauthorization_url = \"{token}/authorize\"\n\
+                 token_url = \"{token}/token\"\nclient_secret_env = \"BENCH_SECRET\"\n\
+                 identity = {{ url = \"{token}/me\", account_identifier = \"$.sub\" }}\n",
+                token_url.is_some()
+            ),
+        )
+        .unwrap();
+        let command = |args: &[&str]| {
+            let mut c = Command::new("taskset");
+            c.args(["-c", "0"])
+                .arg(latch)
+                .args(args)
+                .env_clear()
+                .env("PATH", std::env::var("PATH").unwrap_or_default())
+                .env("LATCH_CONFIG", &config)
+                .env("LATCH_DATABASE_URL", database_url)
+                .env("LATCH_MASTER_KEY", MASTER_KEY)
+                .env("BENCH_SECRET", "bench-secret")
+                .env("RUST_LOG", "error");
+            c
+        };
+        let out = command(&["api-keys", "create", "--name", &format!("bench-{}", free_port())]).output().unwrap();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        let key = String::from_utf8(out.stdout).unwrap().trim().to_owned();
+        let ports: Vec<u16> = (0..replicas).map(|_| free_port()).collect();
+        let children: Vec<Child> = ports
+            .iter()
+            .map(|p| {
+                let mut serve = command(&["serve"]);
+                serve.env("LATCH_LISTEN", format!("127.0.0.1:{p}")).stdout(Stdio::null()).stderr(Stdio::null());
+                serve.spawn().unwrap()
             })
+            .collect();
+        for p in &ports {
+            wait_ready(*p, "/readyz");
+        }
+        let mut server = Server { children, ports, key, rss_idle: 0, rss_after: 0.into() };
+        server.rss_idle = server.rss_now();
+        server
+    }
+
+    /// The servers' resident memory in KiB, summed over replicas.
+    fn rss_now(&self) -> u64 {
+        self.children
+            .iter()
+            .map(|c| {
+                // `taskset` execs the server, so the child's pid is the server's.
+                let status = std::fs::read_to_string(format!("/proc/{}/status", c.id())).unwrap_or_default();
+                status
+                    .lines()
+                    .find_map(|l| l.strip_prefix("VmRSS:"))
+                    .and_then(|v| v.split_whitespace().next()?.parse::<u64>().ok())
+                    .unwrap_or(0)
+            })
+            .sum()
+    }
+
+    fn rss(&self) -> (u64, u64) {
+        (self.rss_idle, self.rss_after.get())
+    }
+
+    /// The counters of the first replica's `/metrics`.
+    async fn metrics(&self) -> std::collections::HashMap<String, f64> {
+        let text = reqwest::Client::new()
+            .get(format!("http://127.0.0.1:{}/metrics", self.ports[0]))
+            .bearer_auth(&self.key)
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        text.lines()
+            .filter(|l| !l.starts_with('#'))
+            .filter_map(|l| {
+                let (name, value) = l.rsplit_once(' ')?;
+                Some((name.to_owned(), value.parse().ok()?))
+            })
+            .collect()
+    }
+}
+
+/// `--bare-server PORT`: the bare handler, on a 2-thread runtime like the servers.
+fn bare_server() {
+    let port: u16 = std::env::args().nth(2).and_then(|p| p.parse().ok()).unwrap();
+    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+    rt.block_on(async move {
+        async fn handler(axum::Json(req): axum::Json<AccessTokenRequest>) -> axum::Json<AccessTokenResponse> {
+            axum::Json(AccessTokenResponse::Active(ActiveToken {
+                active: true,
+                access_token: format!("token-for-{}", req.user_id.unwrap_or_default()),
+                token_type: "bearer".into(),
+                expires_at: None,
+                scopes: vec!["read".into(), "write".into()],
+                missing_scopes: vec![],
+                connection_id: "conn_0192aaaaaaaaaaaaaaaaaaaaaaaaaaaa".into(),
+                account_id: "acct-1".into(),
+                incoming_webhook_url: None,
+            }))
+        }
+        let app = axum::Router::new().route("/v1/access-token", axum::routing::post(handler));
+        let listener = tokio::net::TcpListener::bind(("127.0.0.1", port)).await.unwrap();
+        axum::serve(listener, app).await.unwrap();
+    });
+}
+
+/// A counting token endpoint (rotating refresh tokens, one-hour… `LIFETIME` tokens) answering
+/// after `delay`.
+struct TokenEndpoint {
+    url: String,
+    calls: Arc<AtomicUsize>,
+}
+
+impl TokenEndpoint {
+    async fn start(delay: Duration) -> Self {
+        let calls = Arc::new(AtomicUsize::new(0));
+        let counter = calls.clone();
+        let app = axum::Router::new().route(
+            "/token",
+            axum::routing::post(move || {
+                let n = counter.fetch_add(1, Ordering::SeqCst);
+                async move {
+                    tokio::time::sleep(delay).await;
+                    axum::Json(
+                        serde_json::json!({"access_token": format!("at-{n}"), "refresh_token": format!("rt-{n}"),
+                        "expires_in": LIFETIME, "token_type": "Bearer"}),
+                    )
+                }
+            }),
+        );
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+        Self { url, calls }
+    }
+}
+
+fn latch_binary() -> PathBuf {
+    let exe = std::env::current_exe().unwrap();
+    let bin = exe.parent().unwrap().parent().unwrap().join("latch");
+    assert!(
+        bin.exists(),
+        "{} is missing: tests/bench builds it (cargo build --release -p latch-server)",
+        bin.display()
+    );
+    bin
+}
+
+fn admin_url() -> Option<String> {
+    std::env::var("LATCH_TEST_DATABASE_URL").ok().filter(|u| !u.is_empty())
+}
+
+async fn create_database(admin: &str, created: &mut Vec<String>) -> String {
+    use sqlx::Connection as _;
+    let name = format!("latch_bench_{}", uuid::Uuid::new_v4().simple());
+    let mut c = sqlx::PgConnection::connect(admin).await.unwrap();
+    sqlx::query(&format!("CREATE DATABASE {name}")).execute(&mut c).await.unwrap();
+    created.push(name.clone());
+    let mut url = url::Url::parse(admin).unwrap();
+    url.set_path(&format!("/{name}"));
+    url.to_string()
+}
+
+async fn drop_databases(admin: &str, names: &[String]) {
+    use sqlx::Connection as _;
+    let mut c = sqlx::PgConnection::connect(admin).await.unwrap();
+    for name in names {
+        let _ = sqlx::query(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)")).execute(&mut c).await;
+    }
+}
+
+/// Migrates `url` and stores `n` connections `user-0…` to `acme` with sealed tokens, issued at
+/// `issued(i)` and expiring at `expires(i)`, in batches of one statement each.
+async fn seed(url: &str, n: usize, issued: impl Fn(usize) -> i64, expires: impl Fn(usize) -> i64) {
+    let store = latch_server::store::Store::connect(url).await.unwrap();
+    store.migrate().await.unwrap();
+    let vault = Vault::new(MasterKey::from_base64(MASTER_KEY).unwrap(), []);
+    drop(store);
+    /// (id, user, sealed access, sealed refresh, issued, expires)
+    type Row = (String, String, Vec<u8>, Vec<u8>, i64, i64);
+    let rows: Vec<Row> = (0..n)
+        .map(|i| {
+            let id = latch_server::store::new_id("conn");
+            let access = vault.seal_str(Sealed::AccessToken.slot(&id), &format!("at-seed-{i}"));
+            let refresh = vault.seal_str(Sealed::RefreshToken.slot(&id), &format!("rt-seed-{i}"));
+            (id, format!("user-{i}"), access, refresh, issued(i), expires(i))
         })
         .collect();
-    tokio::time::sleep(duration).await;
-    stop.store(true, Ordering::Relaxed);
-    let mut all = Vec::new();
-    let mut errors = 0;
-    for w in workers {
-        let (l, e) = w.await.unwrap();
-        all.extend(l);
-        errors += e;
+    let columns = "id, provider, user_id, organization_id, account_id, status, scopes, access_token, refresh_token, \
+                   token_type, access_token_expires_at, created_at, updated_at, last_refreshed_at";
+    for chunk in rows.chunks(500) {
+        let values: Vec<String> = (0..chunk.len())
+            .map(|r| {
+                let b = r * 8;
+                format!(
+                    "(${}, 'acme', ${}, '', 'acct-1', 'active', 'read write', ${}, ${}, 'bearer', ${}, ${}, ${}, ${})",
+                    b + 1,
+                    b + 2,
+                    b + 3,
+                    b + 4,
+                    b + 5,
+                    b + 6,
+                    b + 7,
+                    b + 8
+                )
+            })
+            .collect();
+        let sql = format!("INSERT INTO connections ({columns}) VALUES {}", values.join(", "));
+        macro_rules! insert {
+            ($conn:expr) => {{
+                let mut q = sqlx::query(&sql);
+                for (id, user, access, refresh, issued, expires) in chunk {
+                    q = q
+                        .bind(id)
+                        .bind(user)
+                        .bind(access)
+                        .bind(refresh)
+                        .bind(expires)
+                        .bind(issued)
+                        .bind(issued)
+                        .bind(issued);
+                }
+                q.execute($conn).await.unwrap();
+            }};
+        }
+        if url.starts_with("sqlite:") {
+            use sqlx::Connection as _;
+            let mut c = sqlx::SqliteConnection::connect(url).await.unwrap();
+            insert!(&mut c);
+        } else {
+            use sqlx::Connection as _;
+            let mut c = sqlx::PgConnection::connect(url).await.unwrap();
+            insert!(&mut c);
+        }
     }
-    let elapsed = started.elapsed().as_secs_f64();
-    all.sort_unstable();
-    let pct =
-        |p: f64| all.get(((all.len() as f64 * p) as usize).min(all.len().saturating_sub(1))).copied().unwrap_or(0);
-    (all.len() as f64 / elapsed, pct(0.50), pct(0.99), errors)
 }
 
-/// A Latch with `n` connections expired at once and a counting token endpoint.
-async fn storm_setup(database_url: &str, n: usize) -> (String, String, Arc<std::sync::atomic::AtomicUsize>) {
-    use std::sync::atomic::AtomicUsize;
-    let calls = Arc::new(AtomicUsize::new(0));
-    let counter = calls.clone();
-    let provider_app = axum::Router::new().route(
-        "/token",
-        axum::routing::post(move || {
-            let n = counter.fetch_add(1, Ordering::SeqCst);
-            async move {
-                axum::Json(serde_json::json!({"access_token": format!("at-{n}"), "refresh_token": format!("rt-{n}"), "expires_in": 3600, "token_type": "Bearer"}))
-            }
-        }),
-    );
-    let provider_listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let provider_url = format!("http://{}", provider_listener.local_addr().unwrap());
-    tokio::spawn(async move { axum::serve(provider_listener, provider_app).await.unwrap() });
-
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let mut config = Config::for_tests(database_url, MASTER_KEY);
-    config.public_url = format!("http://{addr}").parse().unwrap();
-    let provider: ProviderConfig = toml::from_str(&format!(
-        "client_id = \"c\"\nauthorization_url = \"{provider_url}/a\"\ntoken_url = \"{provider_url}/token\"\nidentity = {{ url = \"{provider_url}/me\", account_identifier = \"$.sub\" }}"
-    ))
-    .unwrap();
-    config.providers = vec![Provider::from_config("storm", provider).unwrap()];
-    // On PostgreSQL the fresh-token target's `acme` connections share this database.
-    config.allow_orphaned_providers = true;
-    let state = AppState::build(config, Clock::default()).await.unwrap();
-    state
-        .store
-        .put_client_secret(
-            "storm",
-            &state.vault.seal_str(latch_server::vault::Sealed::ClientSecret.slot("storm"), "s"),
-            0,
-        )
-        .await
-        .unwrap();
-    let key = api_keys::generate();
-    state.store.insert_api_key(&new_id("key"), "storm", &key.hash, state.clock.unix()).await.unwrap();
-    let now = state.clock.unix();
-    for i in 0..n {
-        seed(&state, "storm", &format!("user-{i}"), ("old", &format!("rt-old-{i}")), now - 3600, now - 1).await;
-    }
-    tokio::spawn(async move { latch_server::serve(listener, state, std::future::pending()).await.unwrap() });
-    (format!("http://{addr}/v1/access-token"), format!("Bearer {}", key.plaintext), calls)
+fn now() -> i64 {
+    time::OffsetDateTime::now_utc().unix_timestamp()
 }
 
-/// `callers` concurrent requests for each of the `n` connections.
-async fn storm_load(url: String, auth: String, n: usize, callers: usize) {
+/// `n` connections with day-long tokens: always fresh.
+async fn seed_fresh(url: &str, n: usize) {
+    let now = now();
+    seed(url, n, |_| now, |_| now + 86_400).await;
+}
+
+/// `n` connections whose `LIFETIME` tokens come due evenly: one in `LIFETIME / n` seconds,
+/// starting just outside the refresher's 10-minute window, so about 1 % a minute need renewing.
+async fn seed_churn(url: &str, n: usize) {
+    let now = now();
+    let expires = move |i: usize| now + 600 + 5 + (i as i64 * LIFETIME) / n as i64;
+    seed(url, n, move |i| expires(i) - LIFETIME, expires).await;
+}
+
+/// `n` connections whose tokens expired a second ago.
+async fn seed_expired(url: &str, n: usize) {
+    let now = now();
+    seed(url, n, |_| now - 3600, |_| now - 1).await;
+}
+
+/// `callers` requests for each of `n` connections, 64 at a time, round-robin over the replicas;
+/// returns how many were not answered with a token.
+async fn storm(server: &Server, n: usize, callers: usize) -> usize {
+    use futures::StreamExt as _;
     let client = reqwest::Client::new();
     let requests = (0..n * callers).map(|i| {
-        let (client, url, auth) = (client.clone(), url.clone(), auth.clone());
-        tokio::spawn(async move {
-            let body = format!("{{\"user_id\":\"user-{}\",\"provider\":\"storm\"}}", i % n);
-            let r = client
-                .post(url)
-                .header("authorization", auth)
-                .header("content-type", "application/json")
-                .body(body)
-                .send()
-                .await;
-            r.map(|r| r.status().is_success()).unwrap_or(false)
-        })
+        let url = format!("http://127.0.0.1:{}/v1/access-token", server.ports[i % server.ports.len()]);
+        let body = format!("{{\"user_id\":\"user-{}\",\"provider\":\"acme\"}}", i % n);
+        let request = client.post(url).bearer_auth(&server.key).header("content-type", "application/json").body(body);
+        async move {
+            match request.send().await {
+                Ok(r) if r.status().is_success() => {
+                    r.json::<serde_json::Value>().await.is_ok_and(|v| v["active"] == true)
+                }
+                _ => false,
+            }
+        }
     });
-    let failures = futures::future::join_all(requests).await.into_iter().filter(|r| !matches!(r, Ok(true))).count();
-    assert_eq!(failures, 0, "every caller got a token");
-}
-
-/// Stores one active connection with sealed `(access, refresh)` tokens, as the connect flow would.
-async fn seed(state: &AppState, provider: &str, user: &str, tokens: (&str, &str), issued: i64, expires_at: i64) {
-    let owner = Owner { provider, user_id: user, organization_id: "", account_id: "acct-1" };
-    let row = ConnectionRow::new(new_id("conn"), owner, issued).with_tokens(&state.vault, tokens.0, Some(tokens.1));
-    let row =
-        ConnectionRow { scopes: "read write".to_owned().into(), access_token_expires_at: Some(expires_at), ..row };
-    state.store.insert_connection(&row, None).await.unwrap();
+    futures::stream::iter(requests).buffer_unordered(64).filter(|ok| std::future::ready(!ok)).count().await
 }

@@ -443,3 +443,21 @@ both!(on_a_terminal_connections_remove_asks_first, |backend| async move {
     assert!(ok && shown.contains(&format!("deleted\t{}", row.id)), "{shown}");
     assert!(app.state.store.connection(&row.id).await.unwrap().is_none());
 });
+
+both!(a_connection_removed_by_the_cli_stops_being_served_at_once, |backend| async move {
+    let (app, fake) = TestApp::with_fake(backend).await;
+    let row = app.seed(Seed::default()).await;
+    let ask = json!({"user_id": "alice", "provider": "acme"});
+    assert_eq!(app.post("/v1/access-token", ask.clone()).await.1["active"], true);
+    assert_eq!(app.post("/v1/access-token", ask.clone()).await.1["active"], true, "served from the cache");
+    // Another process (the CLI) deletes it: the server hears of it through NOTIFY (PostgreSQL)
+    // or its poll of the change log (SQLite), not after its cache's one-minute TTL.
+    let cli = Cli::new(&app, &fake.url, &[]);
+    let (ok, _, err) = cli.run(&["connections", "remove", &row.id, "--yes"]);
+    assert!(ok, "{err}");
+    let started = std::time::Instant::now();
+    let gone = || async { app.post("/v1/access-token", ask.clone()).await.1["error"] == "not_installed" };
+    assert!(crate::harness::wait_until(std::time::Duration::from_secs(5), gone).await);
+    eprintln!("governance: a CLI removal reached the server in {:?}", started.elapsed());
+    assert!(started.elapsed() < std::time::Duration::from_millis(500), "served for {:?}", started.elapsed());
+});

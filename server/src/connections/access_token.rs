@@ -74,6 +74,9 @@ pub async fn access_token(
     let now = path.refresh.clock.unix();
     let force = req.force_refresh.unwrap_or(false);
     let row = if force || refresh::needs_refresh(&row, chain, now, path.refresh.skew_seconds) {
+        if !force {
+            crate::metrics::refresh_wait();
+        }
         let actor = Actor::ApiKey(caller.key_name.to_string());
         match refresh::refresh(&path.refresh, &row, chain, force, &actor).await? {
             Refreshed::Usable(row) | Refreshed::Stale(row) | Refreshed::Elsewhere(row) => Arc::new(row),

@@ -5,10 +5,12 @@
 //! - in this process, a write that changes what a connection serves stales the entries of that
 //!   connection's owner (user, organization, provider) only (`store::changes`), so the cache
 //!   stays warm under refresh churn elsewhere;
-//! - another replica's write arrives through PostgreSQL `NOTIFY` within milliseconds
-//!   (`listen_for_changes`); [`TTL`] bounds what a lost notification leaves stale. Rows are cached
-//!   sealed; the token is decrypted per request, and a row that needs refreshing is never
-//!   answered from here.
+//! - another process's write arrives within milliseconds: PostgreSQL `NOTIFY` from other
+//!   replicas, or on SQLite the change log the CLI writes, polled every 100 ms
+//!   (`workers::listen_for_changes`); so entries can live long ([`TTL`]), which keeps the hit
+//!   ratio up when many connections are in use, and [`TTL`] only bounds what a lost notification
+//!   leaves stale. Rows are cached sealed; the token is decrypted per request, and a row that
+//!   needs refreshing is never answered from here.
 
 use crate::store::changes::Changes;
 use crate::store::connections::{ConnectionRow, TokenLookup};
@@ -16,9 +18,11 @@ use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
-/// How long another replica's change may go unseen.
-pub const TTL: Duration = Duration::from_secs(2);
-const MAX_ENTRIES: usize = 100_000;
+/// How long an entry lives at most: the backstop for a change notification that was lost.
+pub const TTL: Duration = Duration::from_secs(60);
+/// Entries at most (a few hundred bytes each): past it, expired and stale ones are dropped, then
+/// everything if that was not enough.
+const MAX_ENTRIES: usize = 250_000;
 
 struct Entry {
     row: Arc<ConnectionRow>,

@@ -26,6 +26,22 @@ macro_rules! write_with_event {
     };
 }
 
+/// Binds the columns an install grants beyond its primary token (the user's token, the incoming
+/// webhook, resources, installation), in that order: one list for inserts and reconnects.
+macro_rules! bind_grant {
+    ($query:expr, $row:expr) => {
+        $query
+            .bind(&$row.user_access_token)
+            .bind(&$row.user_refresh_token)
+            .bind($row.user_token_expires_at)
+            .bind($row.user_token_refreshed_at)
+            .bind($row.user_scopes.stored())
+            .bind(&$row.incoming_webhook_url)
+            .bind($row.resources.stored())
+            .bind($row.installation.stored())
+    };
+}
+
 /// What a one-row write returns: the owner of the row it changed.
 const RETURNING_OWNER: &str = "RETURNING user_id, organization_id, provider";
 
@@ -341,39 +357,34 @@ impl Store {
         write_with_event!(
             self,
             event,
-            sqlx::query_as(&insert)
-                .bind(&row.id)
-                .bind(&row.provider)
-                .bind(&row.user_id)
-                .bind(&row.organization_id)
-                .bind(&row.account_id)
-                .bind(&row.account_label)
-                .bind(row.status.as_str())
-                .bind(row.scopes.stored())
-                .bind(row.missing_scopes.stored())
-                .bind(&row.access_token)
-                .bind(&row.refresh_token)
-                .bind(&row.token_type)
-                .bind(row.access_token_expires_at)
-                .bind(row.created_at)
-                .bind(row.updated_at)
-                .bind(row.last_refreshed_at)
-                .bind(row.last_used_at)
-                .bind(row.last_validated_at)
-                .bind(row.version)
-                .bind(&row.purpose)
-                .bind(&row.created_by)
-                .bind(&row.last_used_by)
-                .bind(row.credential_source.as_str())
-                .bind(&row.label)
-                .bind(&row.user_access_token)
-                .bind(&row.user_refresh_token)
-                .bind(row.user_token_expires_at)
-                .bind(row.user_token_refreshed_at)
-                .bind(row.user_scopes.stored())
-                .bind(&row.incoming_webhook_url)
-                .bind(row.resources.stored())
-                .bind(row.installation.stored())
+            bind_grant!(
+                sqlx::query_as(&insert)
+                    .bind(&row.id)
+                    .bind(&row.provider)
+                    .bind(&row.user_id)
+                    .bind(&row.organization_id)
+                    .bind(&row.account_id)
+                    .bind(&row.account_label)
+                    .bind(row.status.as_str())
+                    .bind(row.scopes.stored())
+                    .bind(row.missing_scopes.stored())
+                    .bind(&row.access_token)
+                    .bind(&row.refresh_token)
+                    .bind(&row.token_type)
+                    .bind(row.access_token_expires_at)
+                    .bind(row.created_at)
+                    .bind(row.updated_at)
+                    .bind(row.last_refreshed_at)
+                    .bind(row.last_used_at)
+                    .bind(row.last_validated_at)
+                    .bind(row.version)
+                    .bind(&row.purpose)
+                    .bind(&row.created_by)
+                    .bind(&row.last_used_by)
+                    .bind(row.credential_source.as_str())
+                    .bind(&row.label),
+                row
+            )
         );
         self.connection_changed(&row.id, &row.user_id, &row.organization_id, &row.provider).await;
         Ok(())
@@ -656,14 +667,23 @@ impl Store {
         Ok(owner.is_some())
     }
 
-    /// Records that connections were used (batched by the usage recorder, off the hot path).
+    /// Records that connections were used (batched by the usage recorder, off the hot path), in
+    /// one transaction: with many connections in use, a commit (and on SQLite an fsync) per row
+    /// would take the core away from the requests.
     pub async fn touch_connections(&self, uses: &[(String, i64, String)]) -> StoreResult<()> {
-        for (id, at, key_name) in uses {
-            run!(self, pool => sqlx::query(
-                "UPDATE connections SET last_used_at = $1, last_used_by = $2 \
-                 WHERE id = $3 AND (last_used_at IS NULL OR last_used_at <= $1)")
-                .bind(at).bind(key_name).bind(id).execute(pool).await.map(|_| ()))?;
+        if uses.is_empty() {
+            return Ok(());
         }
+        run!(self, pool => {
+            let mut tx = pool.begin().await?;
+            for (id, at, key_name) in uses {
+                sqlx::query(
+                    "UPDATE connections SET last_used_at = $1, last_used_by = $2 \
+                     WHERE id = $3 AND (last_used_at IS NULL OR last_used_at <= $1)")
+                    .bind(at).bind(key_name).bind(id).execute(&mut *tx).await?;
+            }
+            tx.commit().await?;
+        });
         Ok(())
     }
 
@@ -704,24 +724,19 @@ impl Store {
         let owner = write_with_event!(
             self,
             event,
-            sqlx::query_as(&update)
-                .bind(&row.access_token)
-                .bind(&row.refresh_token)
-                .bind(&row.token_type)
-                .bind(row.access_token_expires_at)
-                .bind(row.scopes.stored())
-                .bind(row.missing_scopes.stored())
-                .bind(&row.account_label)
-                .bind(row.updated_at)
-                .bind(&row.id)
-                .bind(&row.user_access_token)
-                .bind(&row.user_refresh_token)
-                .bind(row.user_token_expires_at)
-                .bind(row.user_token_refreshed_at)
-                .bind(row.user_scopes.stored())
-                .bind(&row.incoming_webhook_url)
-                .bind(row.resources.stored())
-                .bind(row.installation.stored())
+            bind_grant!(
+                sqlx::query_as(&update)
+                    .bind(&row.access_token)
+                    .bind(&row.refresh_token)
+                    .bind(&row.token_type)
+                    .bind(row.access_token_expires_at)
+                    .bind(row.scopes.stored())
+                    .bind(row.missing_scopes.stored())
+                    .bind(&row.account_label)
+                    .bind(row.updated_at)
+                    .bind(&row.id),
+                row
+            )
         );
         if owner.is_some() {
             self.connection_changed(&row.id, &row.user_id, &row.organization_id, &row.provider).await;

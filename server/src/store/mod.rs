@@ -39,6 +39,8 @@ pub struct Store {
     /// Which owners' connections changed (tokens, status, existence), so in-process caches drop
     /// exactly what a write made stale; on PostgreSQL each change is also `NOTIFY`ed.
     changes: Arc<changes::Changes>,
+    /// This process, as the `origin` of the changes it logs (SQLite).
+    origin: Arc<str>,
     /// When this process last swept expired flows (Unix seconds).
     last_flow_sweep: Arc<std::sync::atomic::AtomicI64>,
 }
@@ -128,7 +130,8 @@ impl Store {
         } else {
             return Err(StoreError::UnsupportedUrl);
         };
-        Ok(Self { backend, changes: Arc::default(), last_flow_sweep: Arc::default() })
+        let origin = uuid::Uuid::new_v4().simple().to_string().into();
+        Ok(Self { backend, changes: Arc::default(), origin, last_flow_sweep: Arc::default() })
     }
 
     /// Applies pending migrations. Safe to run from several replicas at once: sqlx takes an
@@ -151,17 +154,70 @@ impl Store {
     /// lost notification is bounded by the caches' TTL).
     pub(crate) async fn connection_changed(&self, id: &str, user_id: &str, organization_id: &str, provider: &str) {
         self.changes.owner_changed(changes::owner_key(user_id, organization_id, provider));
-        if let Backend::Postgres(pool) = &self.backend {
-            let payload = serde_json::json!([id, user_id, organization_id, provider]).to_string();
-            let sent = sqlx::query("SELECT pg_notify($1, $2)")
-                .bind(changes::CONNECTIONS_CHANNEL)
-                .bind(payload)
-                .execute(pool)
-                .await;
-            if let Err(e) = sent {
-                tracing::warn!(error = %e, "could not notify the other replicas of a connection change");
+        let sent = match &self.backend {
+            Backend::Postgres(pool) => {
+                let payload = serde_json::json!([id, user_id, organization_id, provider]).to_string();
+                sqlx::query("SELECT pg_notify($1, $2)")
+                    .bind(changes::CONNECTIONS_CHANNEL)
+                    .bind(payload)
+                    .execute(pool)
+                    .await
+                    .map(|_| ())
             }
+            Backend::Sqlite(pool) => sqlx::query(
+                "INSERT INTO connection_changes (origin, user_id, organization_id, provider) VALUES ($1, $2, $3, $4)",
+            )
+            .bind(&*self.origin)
+            .bind(user_id)
+            .bind(organization_id)
+            .bind(provider)
+            .execute(pool)
+            .await
+            .map(|_| ()),
+        };
+        if let Err(e) = sent {
+            tracing::warn!(error = %e, "could not tell other processes of a connection change");
         }
+    }
+
+    /// SQLite: the owners other processes logged as changed after `after` (a sequence number),
+    /// and the last sequence number read; `after = None` starts at the end of the log.
+    pub async fn changes_by_others(&self, after: Option<i64>) -> StoreResult<(Vec<String>, i64)> {
+        let Backend::Sqlite(pool) = &self.backend else { return Ok((Vec::new(), after.unwrap_or(0))) };
+        let Some(after) = after else {
+            let last: Option<i64> =
+                sqlx::query_scalar("SELECT MAX(seq) FROM connection_changes").fetch_one(pool).await?;
+            return Ok((Vec::new(), last.unwrap_or(0)));
+        };
+        let rows: Vec<(i64, String, String, String, String)> = sqlx::query_as(
+            "SELECT seq, origin, user_id, organization_id, provider FROM connection_changes \
+             WHERE seq > $1 ORDER BY seq LIMIT 1000",
+        )
+        .bind(after)
+        .fetch_all(pool)
+        .await?;
+        let last = rows.last().map_or(after, |r| r.0);
+        let owners = rows
+            .into_iter()
+            .filter(|r| *r.1 != *self.origin)
+            .map(|(_, _, user, organization, provider)| changes::owner_key(&user, &organization, &provider))
+            .collect();
+        Ok((owners, last))
+    }
+
+    /// Prunes the change log (SQLite) of entries older than ten minutes, by the database's clock.
+    pub async fn prune_changes(&self) -> StoreResult<()> {
+        if let Backend::Sqlite(pool) = &self.backend {
+            sqlx::query("DELETE FROM connection_changes WHERE at < CAST(strftime('%s', 'now') AS INTEGER) - 600")
+                .execute(pool)
+                .await?;
+        }
+        Ok(())
+    }
+
+    /// Whether other processes' changes arrive by `NOTIFY` (PostgreSQL) rather than by polling.
+    pub fn notifies(&self) -> bool {
+        matches!(self.backend, Backend::Postgres(_))
     }
 
     /// Tells the other replicas (PostgreSQL) that API key `id` was revoked.
