@@ -41,3 +41,8 @@ impl Clock {
 pub fn from_unix(seconds: i64) -> OffsetDateTime {
     OffsetDateTime::from_unix_timestamp(seconds).unwrap_or(OffsetDateTime::UNIX_EPOCH)
 }
+
+/// Unix seconds as RFC 3339 (`2026-12-01T09:28:19Z`), as people and scripts read times.
+pub fn rfc3339(seconds: i64) -> String {
+    from_unix(seconds).format(&time::format_description::well_known::Rfc3339).unwrap_or_else(|_| seconds.to_string())
+}

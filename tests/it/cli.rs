@@ -143,3 +143,37 @@ fn keys_rotate_moves_secrets_to_the_new_key() {
     assert!(!refused.status.success());
     assert!(String::from_utf8_lossy(&refused.stderr).contains("master key id"));
 }
+
+#[test]
+fn the_configuration_is_found_and_said() {
+    let dir = tempfile::tempdir().unwrap();
+    let stderr = |out: &std::process::Output| String::from_utf8_lossy(&out.stderr).into_owned();
+    // No file anywhere: said, and defaults are used.
+    let none = latch(dir.path(), &["providers", "list"]).output().unwrap();
+    assert!(none.status.success(), "{}", stderr(&none));
+    assert!(stderr(&none).contains("configuration: none"), "{}", stderr(&none));
+    // An error naming a provider the configuration lacks says where Latch looked.
+    let mut add = latch(dir.path(), &["secret", "add", "--provider", "slack"]);
+    let missing = add.stdin(Stdio::null()).output().unwrap();
+    assert!(!missing.status.success());
+    assert!(
+        stderr(&missing).contains("provider_not_found") && stderr(&missing).contains("no ./latch.toml"),
+        "{}",
+        stderr(&missing)
+    );
+    // ./latch.toml is read without --config or LATCH_CONFIG, and said.
+    std::fs::write(dir.path().join("latch.toml"), "[providers.slack]\nclient_id = \"123.456\"\n").unwrap();
+    let found = latch(dir.path(), &["providers", "list"]).output().unwrap();
+    assert!(stderr(&found).contains("configuration: latch.toml"), "{}", stderr(&found));
+    assert!(String::from_utf8_lossy(&found.stdout).starts_with("slack\tSlack"), "the file was read");
+    let missing = latch(dir.path(), &["secret", "add", "--provider", "github"]).stdin(Stdio::null()).output().unwrap();
+    assert!(stderr(&missing).contains("(read latch.toml)"), "{}", stderr(&missing));
+    // Times for people and scripts: RFC 3339.
+    assert!(latch(dir.path(), &["api-keys", "create", "--name", "ci"]).output().unwrap().status.success());
+    let listed = String::from_utf8(latch(dir.path(), &["api-keys", "list"]).output().unwrap().stdout).unwrap();
+    let created = listed.split('\t').find_map(|f| f.strip_prefix("created ")).unwrap();
+    assert!(time::OffsetDateTime::parse(created, &time::format_description::well_known::Rfc3339).is_ok(), "{listed}");
+    // The version names the commit it was built from.
+    let version = String::from_utf8(latch(dir.path(), &["--version"]).output().unwrap().stdout).unwrap();
+    assert!(version.starts_with("latch ") && version.contains("(commit "), "{version}");
+}

@@ -2,7 +2,7 @@
 //! --name ci)` works); hints and logs go to stderr.
 
 use crate::auth::api_keys;
-use crate::clock::{Clock, from_unix};
+use crate::clock::{Clock, rfc3339};
 use crate::config::Config;
 use crate::state::{AppState, load_master_key};
 use crate::store::{Store, new_id};
@@ -18,7 +18,7 @@ mod developer;
 
 /// Latch: connect your users' third-party accounts without writing OAuth plumbing.
 #[derive(Debug, Parser)]
-#[command(name = "latch", version)]
+#[command(name = "latch", version = concat!(env!("CARGO_PKG_VERSION"), " (commit ", env!("LATCH_COMMIT"), ")"))]
 pub struct Cli {
     /// Path of latch.toml (every key optional).
     #[arg(long, global = true, env = "LATCH_CONFIG")]
@@ -271,8 +271,11 @@ pub fn main() -> ExitCode {
         Ok(rt) => rt,
         Err(e) => return fail(&format!("cannot start the async runtime: {e}")),
     };
+    let looked = looked_in(cli.config.as_deref());
     match runtime.block_on(run(cli)) {
         Ok(()) => ExitCode::SUCCESS,
+        // A provider the configuration lacks: say where Latch looked for it.
+        Err(message) if message.contains("provider_not_found") => fail(&format!("{message} ({looked})")),
         Err(message) => fail(&message),
     }
 }
@@ -295,9 +298,33 @@ fn hint(line: &str) {
     eprintln!("{line}");
 }
 
+/// The configuration file a command reads: `--config` or `LATCH_CONFIG`, else `./latch.toml`
+/// when it exists.
+fn config_path(given: Option<&std::path::Path>) -> Option<PathBuf> {
+    given.map(PathBuf::from).or_else(|| {
+        let local = PathBuf::from("latch.toml");
+        local.is_file().then_some(local)
+    })
+}
+
+/// Where a command looked for its configuration, for error messages.
+fn looked_in(given: Option<&std::path::Path>) -> String {
+    match config_path(given) {
+        Some(path) => format!("read {}", path.display()),
+        None => "no configuration file was read (no --config, no LATCH_CONFIG, no ./latch.toml)".to_owned(),
+    }
+}
+
 async fn run(cli: Cli) -> Result<(), String> {
     let demo = matches!(cli.command, Command::Demo);
-    let config = Config::load(cli.config.as_deref(), |k| std::env::var(k).ok(), demo).map_err(|e| e.to_string())?;
+    let path = config_path(cli.config.as_deref());
+    match &path {
+        Some(path) => hint(&format!("configuration: {}", path.display())),
+        None => {
+            hint("configuration: none (no --config, no LATCH_CONFIG, no ./latch.toml): defaults and LATCH_* variables")
+        }
+    }
+    let config = Config::load(path.as_deref(), |k| std::env::var(k).ok(), demo).map_err(|e| e.to_string())?;
     match cli.command {
         Command::Serve | Command::Demo => serve(config).await,
         Command::Migrate => {
@@ -424,11 +451,11 @@ async fn run(cli: Cli) -> Result<(), String> {
             let now = Clock::default().unix();
             for (i, key) in store.signing_keys(now).await.map_err(|e| e.to_string())?.iter().enumerate() {
                 let role = match key.retired_at {
-                    Some(at) => format!("verifying until {}", from_unix(at)),
+                    Some(at) => format!("verifying until {}", rfc3339(at)),
                     None if i == 0 => "signing".to_owned(),
                     None => "verifying".to_owned(),
                 };
-                let created = crate::clock::from_unix(key.created_at);
+                let created = rfc3339(key.created_at);
                 out(&format!("widget-signing\t{}\t{role}\tcreated {created}", key.id));
             }
             store.close().await;
@@ -439,7 +466,7 @@ async fn run(cli: Cli) -> Result<(), String> {
             let rotated = crate::auth::widget_jwt::rotate(&state.store, &state.vault, &state.clock).await;
             state.store.close().await;
             let (kid, retire_at) = rotated.map_err(|e| e.to_string())?;
-            out(&format!("widget-signing\t{kid}\tsigning\tprevious keys verify until {}", from_unix(retire_at)));
+            out(&format!("widget-signing\t{kid}\tsigning\tprevious keys verify until {}", rfc3339(retire_at)));
             hint("running servers sign with the new key within a minute; widget tokens already issued stay valid");
             Ok(())
         }
@@ -727,14 +754,14 @@ async fn api_keys_command(config: &Config, cmd: ApiKeysCommand) -> Result<(), St
         }
         ApiKeysCommand::List => {
             for k in store.list_api_keys().await.map_err(|e| e.to_string())? {
-                let fmt = |t: Option<i64>| t.map(|t| from_unix(t).to_string()).unwrap_or_else(|| "-".into());
+                let fmt = |t: Option<i64>| t.map(rfc3339).unwrap_or_else(|| "-".into());
                 let status = if k.revoked_at.is_some() { "revoked" } else { "active" };
                 out(&format!(
                     "{}\t{}\t{}\tcreated {}\tlast used {}",
                     k.id,
                     k.name,
                     status,
-                    from_unix(k.created_at),
+                    rfc3339(k.created_at),
                     fmt(k.last_used_at)
                 ));
             }
