@@ -399,6 +399,15 @@ impl Config {
             None if demo && listen.ip().is_loopback() => {
                 parse_public_url(&format!("http://localhost:{}", listen.port()))?
             }
+            // Reachable from elsewhere, Latch must be told the address browsers and providers use:
+            // it becomes the OAuth redirect URI and the widget tokens' issuer.
+            None if !listen.ip().is_loopback() => {
+                return Err(ConfigError(format!(
+                    "public_url: Latch listens on {listen}, beyond this machine, so set public_url \
+                     (LATCH_PUBLIC_URL) to the https address browsers and providers reach it at, \
+                     e.g. https://latch.example.com"
+                )));
+            }
             None => {
                 let host = if listen.ip().is_unspecified() { "localhost".to_owned() } else { listen.ip().to_string() };
                 let host = if listen.is_ipv6() && !listen.ip().is_unspecified() { format!("[{host}]") } else { host };
@@ -416,6 +425,14 @@ impl Config {
         {
             return Err(ConfigError(
                 "database_url: expected sqlite:///path/to/file.db or postgres://user@host/db".into(),
+            ));
+        }
+        if !database_url.starts_with("sqlite:")
+            && Url::parse(&database_url).is_ok_and(|u| u.path().trim_start_matches('/').is_empty())
+        {
+            // PostgreSQL would otherwise use the connecting user's default database.
+            return Err(ConfigError(
+                "database_url: name the database, e.g. postgres://latch@db.example.com/latch".into(),
             ));
         }
         let master_key = if let Some(inline) = env("LATCH_MASTER_KEY") {
@@ -665,6 +682,19 @@ mod tests {
         }
         let err = toml::from_str::<FileConfig>("lissen = 1").unwrap_err();
         assert!(err.message().contains("lissen"));
+    }
+
+    #[test]
+    fn addresses_beyond_this_machine_need_their_names() {
+        let resolve = |toml: &str| Config::resolve(toml::from_str(toml).unwrap(), no_env, false).map_err(|e| e.0);
+        let err = resolve("listen = \"0.0.0.0:8080\"").unwrap_err();
+        assert!(err.starts_with("public_url:") && err.contains("LATCH_PUBLIC_URL"), "{err}");
+        assert!(resolve("listen = \"0.0.0.0:8080\"\npublic_url = \"https://latch.example.com\"").is_ok());
+        let err = resolve("database_url = \"postgres://latch@db.example.com\"").unwrap_err();
+        assert!(err.starts_with("database_url: name the database"), "{err}");
+        let err = resolve("database_url = \"postgres://latch@db.example.com/\"").unwrap_err();
+        assert!(err.starts_with("database_url:"), "{err}");
+        assert!(resolve("database_url = \"postgres://latch@db.example.com/latch\"").is_ok());
     }
 
     #[test]
