@@ -9,7 +9,7 @@ use hmac::{Hmac, Mac as _};
 use serde_json::{Value, json};
 use sha2::Sha256;
 
-const SIGNING_SECRET: &str = "8f742231b10e8888abcd99yyyzzz85a5";
+pub(crate) const SIGNING_SECRET: &str = "8f742231b10e8888abcd99yyyzzz85a5";
 
 async fn slack_app(backend: crate::harness::db::Backend) -> TestApp {
     TestApp::start_with(backend, |c| {
@@ -37,7 +37,8 @@ async fn push(app: &TestApp, body: &Value, timestamp: i64, signature: &str) -> (
     crate::harness::send(request).await
 }
 
-async fn signed(app: &TestApp, body: Value) -> (u16, Value) {
+/// Pushes `body` to Latch's Slack events endpoint, signed now with [`SIGNING_SECRET`].
+pub(crate) async fn signed(app: &TestApp, body: Value) -> (u16, Value) {
     let now = app.state.clock.unix();
     push(app, &body, now, &sign(SIGNING_SECRET, now, &body.to_string())).await
 }

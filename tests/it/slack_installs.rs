@@ -271,31 +271,18 @@ both!(a_rate_limited_refresh_honours_retry_after, |backend| async move {
 
 both!(tokens_revoked_flips_the_connections_of_the_named_users_and_bots, |backend| async move {
     let (app, fake) = slack_app(backend).await;
-    let sealed = app.state.vault.seal_str(latch_server::vault::Sealed::SigningSecret.slot("slack"), "signing");
+    let secret = crate::slack_events::SIGNING_SECRET;
+    let sealed = app.state.vault.seal_str(latch_server::vault::Sealed::SigningSecret.slot("slack"), secret);
     app.state.store.put_signing_secret("slack", &sealed, 0).await.unwrap();
     fake.with(|s| s.installer = "U0ALICE".into());
     let alice = install(&app, "alice", "slack").await;
     fake.with(|s| s.installer = "U0BOB".into());
     let bob = install(&app, "bob", "slack").await;
     let push = |tokens: Value| {
+        let body = json!({"type": "event_callback", "team_id": fake_slack::TEAM.0,
+            "event": {"type": "tokens_revoked", "tokens": tokens}});
         let app = &app;
-        async move {
-            let body = json!({"type": "event_callback", "team_id": fake_slack::TEAM.0,
-                "event": {"type": "tokens_revoked", "tokens": tokens}})
-            .to_string();
-            let now = app.state.clock.unix();
-            let mut mac = <hmac::Hmac<sha2::Sha256> as hmac::Mac>::new_from_slice(b"signing").unwrap();
-            hmac::Mac::update(&mut mac, format!("v0:{now}:{body}").as_bytes());
-            let signature: String = hmac::Mac::finalize(mac).into_bytes().iter().map(|b| format!("{b:02x}")).collect();
-            let request = app
-                .http
-                .post(format!("{}/providers/slack/events", app.url))
-                .header("content-type", "application/json")
-                .header("x-slack-request-timestamp", now.to_string())
-                .header("x-slack-signature", format!("v0={signature}"))
-                .body(body);
-            crate::harness::send(request).await.0
-        }
+        async move { crate::slack_events::signed(app, body).await.0 }
     };
     let status = |id: String| {
         let app = &app;

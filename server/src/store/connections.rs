@@ -16,7 +16,7 @@ macro_rules! write_with_event {
     ($store:expr, $event:expr, $statement:expr) => {
         run!($store, pool => {
             let mut tx = pool.begin().await?;
-            let owner: Option<(String, String, String)> = $statement.fetch_optional(&mut *tx).await?;
+            let owner: Option<RowOwner> = $statement.fetch_optional(&mut *tx).await?;
             if let (true, Some(event)) = (owner.is_some(), $event) {
                 insert_event!(&mut *tx, event).await?;
             }
@@ -42,8 +42,17 @@ macro_rules! bind_grant {
     };
 }
 
-/// What a one-row write returns: the owner of the row it changed.
-const RETURNING_OWNER: &str = "RETURNING user_id, organization_id, provider";
+/// What a one-row write returns: the owner of the row it changed ([`RowOwner`]). A macro, so
+/// that statements written as literals can `concat!` it too.
+macro_rules! returning_owner {
+    () => {
+        "RETURNING user_id, organization_id, provider"
+    };
+}
+const RETURNING_OWNER: &str = returning_owner!();
+
+/// The owner of a row a write changed: (user id, organization id, provider).
+type RowOwner = (String, String, String);
 
 /// A connection row as stored; token columns are vault envelopes.
 #[derive(Debug, Clone, sqlx::FromRow)]
@@ -342,6 +351,14 @@ pub struct RefreshedTokens {
 }
 
 impl Store {
+    /// Tells this process's caches and the other processes that connection `id` changed, when
+    /// a write returned its owner (it changed a row).
+    async fn changed_if(&self, id: &str, owner: &Option<RowOwner>) {
+        if let Some((user_id, organization_id, provider)) = owner {
+            self.connection_changed(id, user_id, organization_id, provider).await;
+        }
+    }
+
     /// Inserts a connection row as given, with its event in the same transaction.
     pub async fn insert_connection(&self, row: &ConnectionRow, event: Option<&NewEvent>) -> StoreResult<()> {
         let insert = format!(
@@ -538,8 +555,8 @@ impl Store {
             let mut tx = pool.begin().await?;
             sqlx::query(&copy).bind(id).bind(tombstone.at).bind(tombstone.by).bind(tombstone.revocation.as_str())
                 .execute(&mut *tx).await?;
-            let owner: Option<(String, String, String)> =
-                sqlx::query_as("DELETE FROM connections WHERE id = $1 RETURNING user_id, organization_id, provider")
+            let owner: Option<RowOwner> =
+                sqlx::query_as(concat!("DELETE FROM connections WHERE id = $1 ", returning_owner!()))
                     .bind(id).fetch_optional(&mut *tx).await?;
             sqlx::query("DELETE FROM developer_defaults WHERE connection_id = $1").bind(id).execute(&mut *tx).await?;
             if let (true, Some(event)) = (owner.is_some(), event) {
@@ -548,9 +565,7 @@ impl Store {
             tx.commit().await?;
             owner
         });
-        if let Some((user_id, organization_id, provider)) = &done {
-            self.connection_changed(id, user_id, organization_id, provider).await;
-        }
+        self.changed_if(id, &done).await;
         if let super::Backend::Sqlite(pool) = &self.backend {
             // secure_delete zeroed the row's old cells; the WAL still holds the frames that
             // wrote them until a checkpoint copies the zeroed pages back and truncates it.
@@ -613,30 +628,34 @@ impl Store {
         // $7 version, $8 attempt; the primary chain also stores its token type ($9).
         let sql = match chain {
             Chain::Primary => {
-                "UPDATE connections SET access_token = $1, refresh_token = COALESCE($2, refresh_token), \
+                concat!(
+                    "UPDATE connections SET access_token = $1, refresh_token = COALESCE($2, refresh_token), \
                    access_token_expires_at = $3, scopes = COALESCE($4, scopes), token_type = $9, \
                    last_refreshed_at = $5, last_validated_at = $5, updated_at = $5, version = version + 1, \
                    lease_until = NULL, refresh_attempt = NULL, status = 'active' \
-                 WHERE id = $6 AND version = $7 AND refresh_attempt = $8 RETURNING user_id, organization_id, provider"
+                 WHERE id = $6 AND version = $7 AND refresh_attempt = $8 ",
+                    returning_owner!()
+                )
             }
             Chain::User => {
-                "UPDATE connections SET user_access_token = $1, user_refresh_token = COALESCE($2, user_refresh_token), \
+                concat!(
+                    "UPDATE connections SET user_access_token = $1, user_refresh_token = COALESCE($2, user_refresh_token), \
                    user_token_expires_at = $3, user_scopes = COALESCE($4, user_scopes), user_token_refreshed_at = $5, \
                    last_validated_at = $5, updated_at = $5, version = version + 1, \
                    lease_until = NULL, refresh_attempt = NULL, status = 'active' \
-                 WHERE id = $6 AND version = $7 AND refresh_attempt = $8 RETURNING user_id, organization_id, provider"
+                 WHERE id = $6 AND version = $7 AND refresh_attempt = $8 ",
+                    returning_owner!()
+                )
             }
         };
-        let owner: Option<(String, String, String)> = run!(self, pool => {
+        let owner: Option<RowOwner> = run!(self, pool => {
             let query = sqlx::query_as(sql)
                 .bind(&tokens.access_token).bind(&tokens.refresh_token).bind(tokens.expires_at)
                 .bind(tokens.scopes.as_ref().map(Scopes::stored)).bind(now).bind(id).bind(version).bind(attempt);
             let query = if chain == Chain::Primary { query.bind(&tokens.token_type) } else { query };
             query.fetch_optional(pool).await
         })?;
-        if let Some((user_id, organization_id, provider)) = &owner {
-            self.connection_changed(id, user_id, organization_id, provider).await;
-        }
+        self.changed_if(id, &owner).await;
         Ok(owner.is_some())
     }
 
@@ -661,9 +680,7 @@ impl Store {
             event,
             sqlx::query_as(&update).bind(status.as_str()).bind(now).bind(id).bind(version).bind(attempt)
         );
-        if let Some((user_id, organization_id, provider)) = &owner {
-            self.connection_changed(id, user_id, organization_id, provider).await;
-        }
+        self.changed_if(id, &owner).await;
         Ok(owner.is_some())
     }
 
@@ -738,9 +755,7 @@ impl Store {
                 row
             )
         );
-        if owner.is_some() {
-            self.connection_changed(&row.id, &row.user_id, &row.organization_id, &row.provider).await;
-        }
+        self.changed_if(&row.id, &owner).await;
         Ok(())
     }
 

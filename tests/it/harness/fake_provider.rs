@@ -129,11 +129,7 @@ impl FakeProvider {
             .route("/revoke", post(revoke))
             .route("/auth.test", post(auth_test))
             .with_state(state.clone());
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let url = format!("http://127.0.0.1:{}", listener.local_addr().unwrap().port());
-        tokio::spawn(async move {
-            axum::serve(listener, app).await.unwrap();
-        });
+        let url = super::serve_on_loopback(app).await;
         Self { url, state }
     }
 

@@ -164,6 +164,16 @@ impl TestApp {
     }
 }
 
+/// Serves `app` on a fresh loopback port in the background (the fake providers); its base URL.
+pub async fn serve_on_loopback(app: axum::Router) -> String {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://127.0.0.1:{}", listener.local_addr().unwrap().port());
+    tokio::spawn(async move {
+        axum::serve(listener, app).await.unwrap();
+    });
+    url
+}
+
 /// Stores a connection with sealed tokens into any store (also one a child process serves).
 pub async fn seed_connection(
     store: &latch_server::store::Store,
