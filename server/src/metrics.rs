@@ -6,7 +6,9 @@
 //! for labels that already exist.
 
 use crate::store::{Store, StoreError};
-use prometheus::{Encoder as _, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, Opts, Registry, TextEncoder};
+use prometheus::{
+    Encoder as _, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, Opts, Registry, TextEncoder,
+};
 use std::sync::LazyLock;
 use std::time::Duration;
 
@@ -16,7 +18,8 @@ struct Metrics {
     requests: IntCounterVec,
     request_seconds: HistogramVec,
     cache_hits: IntCounter,
-    cache_misses: IntCounter,
+    cache_misses: IntCounterVec,
+    cache_entries: IntGauge,
     refresh_waits: IntCounter,
     refreshes: IntCounterVec,
     provider_calls: IntCounterVec,
@@ -57,7 +60,17 @@ static METRICS: LazyLock<Metrics> = LazyLock::new(|| {
             &["route"],
         ),
         cache_hits: plain("latch_token_cache_hits_total", "Access-token lookups answered from the row cache."),
-        cache_misses: plain("latch_token_cache_misses_total", "Access-token lookups that read the database."),
+        cache_misses: counter(
+            "latch_token_cache_misses_total",
+            "Access-token lookups that read the database, by why the cache could not answer: absent, \
+             expired (older than its TTL) or changed (its owner's connections changed since it was read).",
+            &["reason"],
+        ),
+        cache_entries: {
+            let g = IntGauge::new("latch_token_cache_entries", "Rows in this process's token cache.").expect("valid");
+            registry.register(Box::new(g.clone())).expect("registered once");
+            g
+        },
         refresh_waits: plain(
             "latch_access_token_refresh_waits_total",
             "Access-token calls that had to wait for a refresh (the proactive refresher was late).",
@@ -89,9 +102,17 @@ pub fn request(route: &str, method: &str, status: u16, took: Duration) {
     m.request_seconds.with_label_values(&[route]).observe(took.as_secs_f64());
 }
 
-/// An access-token lookup, from the cache or not.
-pub fn token_lookup(cached: bool) {
-    if cached { METRICS.cache_hits.inc() } else { METRICS.cache_misses.inc() }
+/// An access-token lookup: from the cache, or why not.
+pub fn token_lookup(miss: Option<&'static str>) {
+    match miss {
+        None => METRICS.cache_hits.inc(),
+        Some(reason) => METRICS.cache_misses.with_label_values(&[reason]).inc(),
+    }
+}
+
+/// How many rows the token cache holds now.
+pub fn token_cache_entries(n: usize) {
+    METRICS.cache_entries.set(i64::try_from(n).unwrap_or(i64::MAX));
 }
 
 /// An access-token call that had to refresh before answering (forced ones are not counted).

@@ -9,11 +9,14 @@
 //! own replica). It reports req/s, p50, p99 and p99.9, each target's ratio to the bare handler
 //! of the same run, and the servers' RSS idle and after the load.
 //!
-//! Then the flat-cost runs: 100 versus 100,000 connections whose one-hour… 100-minute tokens
-//! come due through the run (the proactive refresher renews about 1 % of them a minute against
+//! Then the flat-cost runs, each measured for at least 70 s (longer than a usage window, so
+//! the steady state's usage writes are in it): 100 versus 100,000 connections whose 100-minute
+//! tokens come due through the run (the proactive refresher renews about 1 % of them a minute against
 //! a counting token endpoint here), users picked at random, with the token cache's hit ratio and
 //! the share of calls that had to wait for a refresh (from `/metrics`). And a refresh storm:
 //! 1,000 connections expired at once, 3 replicas on PostgreSQL, 4 callers per connection.
+//!
+//! `BENCH_LOG=warn` (a `RUST_LOG` filter) shows the servers' logs on stderr.
 //!
 //! PostgreSQL targets need `LATCH_TEST_DATABASE_URL` (an admin URL; a database per target is
 //! created and dropped).
@@ -126,12 +129,23 @@ fn flat_cost(bench: &Bench, rt: &tokio::runtime::Runtime, dir: &Path, pg: &mut V
             };
             rt.block_on(seed_churn(&url, n));
             let server = Server::latch(&bench.latch, dir, &url, 1, Some(&provider.url));
+            bench.warm_up(&server, n);
             let before = rt.block_on(server.metrics());
             let renewed_before = provider.calls.load(Ordering::SeqCst);
-            let result = bench.measure(&server, n);
+            // Longer than a usage window, so the run includes writing the warm-up's usage again.
+            let result = bench.load_for(&server, n, bench.seconds.max(latch_server::usage::COALESCE.as_secs() + 10));
             let after = rt.block_on(server.metrics());
             let delta = |name: &str| after.get(name).copied().unwrap_or(0.0) - before.get(name).copied().unwrap_or(0.0);
-            let (hits, misses) = (delta("latch_token_cache_hits_total"), delta("latch_token_cache_misses_total"));
+            let hits = delta("latch_token_cache_hits_total");
+            let miss = |reason: &str| delta(&format!("latch_token_cache_misses_total{{reason=\"{reason}\"}}"));
+            let misses = miss("absent") + miss("expired") + miss("changed");
+            eprintln!(
+                "{backend} {n}: misses absent {} expired {} changed {}; cache entries {}",
+                miss("absent"),
+                miss("expired"),
+                miss("changed"),
+                after.get("latch_token_cache_entries").copied().unwrap_or(0.0)
+            );
             let waits = delta("latch_access_token_refresh_waits_total");
             let lookups = (hits + misses).max(1.0);
             if n == 100 {
@@ -217,12 +231,25 @@ impl Bench {
     /// Warms up for a second, then loads `server` for the run's seconds; `users` is how many
     /// different users the requests spread over (at random).
     fn measure(&self, server: &Server, users: usize) -> WrkResult {
-        // Warm-up: every user once, in order (a steady state, not a cold start, is measured),
-        // or a second for a few users.
+        self.warm_up(server, users);
+        self.load(server, users)
+    }
+
+    /// Every user once, in order (a steady state, not a cold start, is measured), or a second
+    /// for a few users.
+    fn warm_up(&self, server: &Server, users: usize) {
         let warm = wrk_script(&server.ports, &server.key, users, true);
         self.wrk(&warm, server.ports[0], (users as u64).div_ceil(4000).max(1));
+    }
+
+    /// The measured load.
+    fn load(&self, server: &Server, users: usize) -> WrkResult {
+        self.load_for(server, users, self.seconds)
+    }
+
+    fn load_for(&self, server: &Server, users: usize, seconds: u64) -> WrkResult {
         let script = wrk_script(&server.ports, &server.key, users, false);
-        let result = self.wrk(&script, server.ports[0], self.seconds);
+        let result = self.wrk(&script, server.ports[0], seconds);
         server.rss_after.set(server.rss_now());
         result
     }
@@ -382,7 +409,7 @@ impl Server {
                 .env("LATCH_DATABASE_URL", database_url)
                 .env("LATCH_MASTER_KEY", MASTER_KEY)
                 .env("BENCH_SECRET", "bench-secret")
-                .env("RUST_LOG", "error");
+                .env("RUST_LOG", std::env::var("BENCH_LOG").unwrap_or_else(|_| "error".into()));
             c
         };
         let out = command(&["api-keys", "create", "--name", &format!("bench-{}", free_port())]).output().unwrap();
@@ -393,7 +420,10 @@ impl Server {
             .iter()
             .map(|p| {
                 let mut serve = command(&["serve"]);
-                serve.env("LATCH_LISTEN", format!("127.0.0.1:{p}")).stdout(Stdio::null()).stderr(Stdio::null());
+                serve.env("LATCH_LISTEN", format!("127.0.0.1:{p}")).stdout(Stdio::null());
+                if std::env::var_os("BENCH_LOG").is_none() {
+                    serve.stderr(Stdio::null());
+                }
                 serve.spawn().unwrap()
             })
             .collect();

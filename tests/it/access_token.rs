@@ -264,6 +264,39 @@ both!(missing_client_secret, |backend| async move {
     assert_eq!(fake.token_calls(), 0);
 });
 
+both!(a_busy_connections_usage_is_written_once_a_window, |backend| async move {
+    // The first use in a while is written within a second; later uses are gathered and written
+    // at most once per `usage::COALESCE`, so the writes follow how many connections are in use,
+    // not how many requests they get.
+    let (app, _fake) = TestApp::with_fake(backend).await;
+    let row = app.seed(Seed::default()).await;
+    let retrievals = || async {
+        let trail = app.activity(&format!("connection_id={}", row.id)).await;
+        let details: Vec<String> = trail
+            .iter()
+            .filter(|e| e["action"] == "token_retrieved")
+            .map(|e| e["detail"].as_str().unwrap_or_default().to_owned())
+            .collect();
+        let used = app.state.store.connection(&row.id).await.unwrap().unwrap().last_used_at;
+        (details, used)
+    };
+    assert_eq!(app.post("/v1/access-token", ask("alice")).await.0, 200);
+    app.state.usage.flush_due(&app.state.store).await;
+    let (first, used) = retrievals().await;
+    assert_eq!(first, ["retrieved 1 time"], "the first use is written at once");
+    assert!(used.is_some());
+
+    for _ in 0..3 {
+        assert_eq!(app.post("/v1/access-token", ask("alice")).await.0, 200);
+    }
+    app.state.usage.flush_due(&app.state.store).await;
+    assert_eq!(retrievals().await.0, first, "within the window, nothing more is written");
+
+    app.state.usage.flush(&app.state.store).await;
+    let (all, _) = retrievals().await;
+    assert_eq!(all, ["retrieved 3 times", "retrieved 1 time"], "a full flush (shutdown) writes the rest, counted");
+});
+
 both!(a_write_stales_only_its_owners_cached_rows, |backend| async move {
     use latch_server::connections::cache;
     use latch_server::store::connections::TokenLookup;
@@ -278,7 +311,7 @@ both!(a_write_stales_only_its_owners_cached_rows, |backend| async move {
         account_id: None,
         connection_id: None,
     };
-    let cached = |user| app.state.tokens.cache.get(&cache::key(&lookup(user)), app.state.store.changes()).is_some();
+    let cached = |user| app.state.tokens.cache.get(&cache::key(&lookup(user)), app.state.store.changes()).is_ok();
     for user in ["alice", "bob"] {
         assert_eq!(app.post("/v1/access-token", ask(user)).await.0, 200);
         assert!(cached(user), "{user}'s row is cached");

@@ -451,7 +451,7 @@ both!(a_connection_removed_by_the_cli_stops_being_served_at_once, |backend| asyn
     assert_eq!(app.post("/v1/access-token", ask.clone()).await.1["active"], true);
     assert_eq!(app.post("/v1/access-token", ask.clone()).await.1["active"], true, "served from the cache");
     // Another process (the CLI) deletes it: the server hears of it through NOTIFY (PostgreSQL)
-    // or its poll of the change log (SQLite), not after its cache's one-minute TTL.
+    // or its poll of the change log (SQLite), not after its cache's five-minute TTL.
     let cli = Cli::new(&app, &fake.url, &[]);
     let (ok, _, err) = cli.run(&["connections", "remove", &row.id, "--yes"]);
     assert!(ok, "{err}");

@@ -125,10 +125,10 @@ async fn end_user_connection(
     let changes = path.refresh.store.changes();
     let read = changes.epoch();
     let cached = path.cache.get(&cache_key, changes);
-    crate::metrics::token_lookup(cached.is_some());
+    crate::metrics::token_lookup(cached.as_ref().err().copied());
     let row = match cached {
-        Some(row) => Some(row),
-        None => {
+        Ok(row) => Some(row),
+        Err(_) => {
             let row = path.refresh.store.connection_for_token(&lookup).await?.map(Arc::new);
             if let Some(row) = &row {
                 path.cache.put(cache_key, row.clone(), read, changes);
