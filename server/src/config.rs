@@ -143,6 +143,10 @@ pub struct HttpSettings {
     pub max_connections: u32,
     /// A client must send its request headers within this time (slow-loris defence).
     pub header_read_timeout_seconds: u64,
+    /// On SIGTERM or SIGINT: how long the requests in flight, then the workers' last writes
+    /// (usage), then the refreshes and code exchanges under way may each take before the
+    /// process exits anyway.
+    pub shutdown_grace_seconds: u64,
 }
 
 impl Default for HttpSettings {
@@ -152,6 +156,7 @@ impl Default for HttpSettings {
             max_concurrent_requests: 4096,
             max_connections: 8192,
             header_read_timeout_seconds: 10,
+            shutdown_grace_seconds: 10,
         }
     }
 }
@@ -162,6 +167,7 @@ impl HttpSettings {
         within("http.max_concurrent_requests", self.max_concurrent_requests, 1, 1_000_000)?;
         within("http.max_connections", self.max_connections, 1, 1_000_000)?;
         within("http.header_read_timeout_seconds", self.header_read_timeout_seconds, 1, 600)?;
+        within("http.shutdown_grace_seconds", self.shutdown_grace_seconds, 1, 3600)?;
         Ok(self)
     }
 }

@@ -95,6 +95,13 @@ pub async fn serve_split(
             public.and(admin)
         }
     };
-    workers.shutdown().await;
+    // Requests are drained; the workers stop starting work and write what they hold (usage),
+    // then the refreshes, code exchanges and deliveries under way finish.
+    let grace = std::time::Duration::from_secs(http.shutdown_grace_seconds);
+    workers.shutdown(grace).await;
+    if !detach::finish(grace).await {
+        tracing::warn!(grace_seconds = http.shutdown_grace_seconds, "shutdown: work in flight was cut");
+    }
+    tracing::info!("latch stopped");
     served
 }

@@ -16,9 +16,6 @@ use std::sync::Arc;
 use std::time::Duration;
 use tower::ServiceExt as _;
 
-/// How long a shutdown waits for requests in flight.
-const DRAIN: Duration = Duration::from_secs(10);
-
 /// Serves `app` on `listener` until `shutdown` completes.
 pub async fn run(
     listener: tokio::net::TcpListener,
@@ -73,7 +70,9 @@ pub async fn run(
     }
     tokio::select! {
         () = graceful.shutdown() => {}
-        () = Clock::sleep(DRAIN) => tracing::warn!("shutdown: requests still in flight after 10 s were cut"),
+        () = Clock::sleep(Duration::from_secs(settings.shutdown_grace_seconds)) => {
+            tracing::warn!(grace_seconds = settings.shutdown_grace_seconds, "shutdown: requests still in flight were cut");
+        }
     }
     Ok(())
 }

@@ -9,10 +9,6 @@ use std::time::Duration;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
-/// How long shutting down waits for the workers to notice; the usage flusher's last write is
-/// within it.
-const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
-
 /// The running workers; [`Workers::shutdown`] stops them.
 #[derive(Debug)]
 pub struct Workers {
@@ -37,11 +33,12 @@ impl Workers {
         Self { stop, tasks }
     }
 
-    /// Stops the workers and waits (bounded) until they have: pending usage is written. Work a
-    /// worker handed to a task of its own (a refresh, a delivery) runs on to its end.
-    pub async fn shutdown(mut self) {
+    /// Stops the workers and waits (up to `grace`) until they have: pending usage is written.
+    /// Work a worker handed to a task of its own (a refresh, a delivery) runs on to its end, and
+    /// the caller waits for it with `detach::finish`.
+    pub async fn shutdown(mut self, grace: Duration) {
         self.stop.cancel();
-        let drained = tokio::time::timeout(SHUTDOWN_GRACE, async {
+        let drained = tokio::time::timeout(grace, async {
             while let Some(done) = self.tasks.join_next().await {
                 if let Err(e) = done {
                     tracing::warn!(error = %e, "a background worker ended abnormally");

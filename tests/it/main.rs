@@ -32,6 +32,7 @@ mod replicas;
 mod sandbox;
 mod schemathesis;
 mod secrets_at_rest;
+mod shutdown;
 mod slack_events;
 mod slack_installs;
 mod tidy;

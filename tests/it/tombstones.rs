@@ -109,7 +109,7 @@ both!(tombstones_are_purged_after_their_retention, |backend| async move {
         store.connection_or_tombstone(&row.id).await.unwrap().is_none()
     })
     .await;
-    workers.shutdown().await;
+    workers.shutdown(std::time::Duration::from_secs(10)).await;
     assert!(purged, "the upkeep purged the tombstone");
     assert!(inventory(&app, "include_deleted=true").await.is_empty());
 });

@@ -707,10 +707,21 @@ async fn serve(config: Config) -> Result<(), String> {
     if let Some(demo_listen) = demo {
         start_demo(&state, demo_listen).await?;
     }
-    let shutdown = async {
-        let _ = tokio::signal::ctrl_c().await;
-    };
+    let shutdown = stop_signal()?;
     crate::serve_split(listener, admin, state, shutdown).await.map_err(|e| e.to_string())
+}
+
+/// SIGINT (Ctrl-C) or SIGTERM (systemd, `docker stop`, Kubernetes): both shut down gracefully.
+fn stop_signal() -> Result<impl Future<Output = ()> + Send + 'static, String> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut term = signal(SignalKind::terminate()).map_err(|e| format!("cannot handle SIGTERM: {e}"))?;
+    Ok(async move {
+        let which = tokio::select! {
+            _ = tokio::signal::ctrl_c() => "SIGINT",
+            _ = term.recv() => "SIGTERM",
+        };
+        tracing::info!(signal = which, "shutting down: no new connections; finishing the work under way");
+    })
 }
 
 /// Serves the demo host app on its own origin with a fresh API key of its own.

@@ -247,7 +247,7 @@ fn exchange_failure(flows: &Flows, provider: &Provider, e: TokenError) -> FlowEr
                 "the provider rejected this app's credentials or settings during a code exchange; check the client id, secret and redirect URL");
             let flows = flows.clone();
             let key = provider.key.clone();
-            tokio::spawn(async move {
+            crate::detach::spawn(async move {
                 let entry =
                     Entry::new(flows.clock.unix(), &Actor::System("connect"), Action::ProviderCredentialsRejected)
                         .provider(&key)

@@ -293,7 +293,7 @@ async fn refresh_within(
         Joined::Wait(rx) => rx,
         Joined::Start(tx, rx) => {
             let (cx, seen, actor, key) = (cx.clone(), seen.clone(), actor.clone(), key.into_owned());
-            tokio::spawn(async move {
+            crate::detach::spawn(async move {
                 let outcome = run(&cx, &seen, chain, force, &actor, patient).await;
                 let label = match &outcome {
                     Ok(Refreshed::Usable(_)) => "refreshed",
