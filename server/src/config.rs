@@ -52,6 +52,8 @@ mod defaults {
 #[serde(deny_unknown_fields)]
 pub struct FileConfig {
     pub listen: Option<String>,
+    /// `text` (default) or `json` (one JSON object a line); `LATCH_LOG_FORMAT` overrides it.
+    pub log_format: Option<String>,
     /// A second listener for the host API and `/metrics`, kept off the public network.
     pub admin_listen: Option<String>,
     pub public_url: Option<String>,
@@ -101,6 +103,7 @@ impl Default for FileConfig {
     /// An empty file.
     fn default() -> Self {
         Self {
+            log_format: None,
             listen: None,
             admin_listen: None,
             public_url: None,
@@ -334,6 +337,8 @@ pub struct Config {
     pub allowed_origins: Vec<String>,
     /// Demo mode: development key, sandbox provider, demo page.
     pub demo: bool,
+    /// How log lines are written.
+    pub log_format: crate::telemetry::LogFormat,
     /// Where the default SQLite file and the demo key live.
     pub data_dir: PathBuf,
     /// Refresh tokens this many seconds before they expire (capped at half their lifetime).
@@ -476,6 +481,10 @@ impl Config {
         let demo_listen: SocketAddr = demo_text
             .parse()
             .map_err(|_| ConfigError(format!("demo_listen: {demo_text:?} is not an address such as 127.0.0.1:8081")))?;
+        let log_text = env("LATCH_LOG_FORMAT").or(file.log_format).unwrap_or_else(|| "text".to_owned());
+        let log_format = log_text
+            .parse()
+            .map_err(|()| ConfigError(format!("log_format: {log_text:?} is neither \"text\" nor \"json\"")))?;
         let widget_dir = env("LATCH_WIDGET_DIR")
             .map(PathBuf::from)
             .or(file.widget_dir)
@@ -523,6 +532,7 @@ impl Config {
             previous_master_keys,
             allowed_origins,
             demo,
+            log_format,
             data_dir,
             access_token_skew_seconds: skew,
             allow_private_webhook_targets: file.allow_private_webhook_targets.unwrap_or(demo),

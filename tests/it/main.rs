@@ -22,6 +22,7 @@ mod governance;
 mod hostile_input;
 mod key_rotation;
 mod listener_limits;
+mod logs;
 mod metrics;
 mod oidc_flow;
 mod openapi;

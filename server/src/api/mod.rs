@@ -12,6 +12,7 @@ pub mod oauth;
 pub mod openapi;
 pub mod pages;
 pub mod provider_events;
+pub mod request_id;
 pub mod sandbox;
 pub mod widget;
 
@@ -26,6 +27,7 @@ use latch_shared::ErrorCode;
 use latch_shared::endpoint::{Endpoint, Method as EndpointMethod};
 use std::iter::once;
 use tower_http::cors::{AllowOrigin, CorsLayer};
+use tower_http::request_id::{PropagateRequestIdLayer, SetRequestIdLayer};
 use tower_http::sensitive_headers::SetSensitiveRequestHeadersLayer;
 use tower_http::set_header::SetResponseHeaderLayer;
 use tower_http::trace::TraceLayer;
@@ -158,13 +160,22 @@ fn layered(app: Router<AppState>, state: AppState) -> Router {
             HeaderValue::from_static("nosniff"),
         ))
         // Spans carry the path, never the query: a callback's query holds the code and state.
-        .layer(TraceLayer::new_for_http().make_span_with(|req: &axum::http::Request<axum::body::Body>| {
-            tracing::info_span!("request", method = %req.method(), path = %req.uri().path())
-        }))
+        // The request's own line is written by `measured`, with the route template.
+        .layer(
+            TraceLayer::new_for_http()
+                .make_span_with(|req: &axum::http::Request<axum::body::Body>| {
+                    let id = req.headers().get(request_id::X_REQUEST_ID).and_then(|v| v.to_str().ok()).unwrap_or("");
+                    tracing::info_span!("request", method = %req.method(), path = %req.uri().path(), request_id = id)
+                })
+                .on_request(())
+                .on_response(())
+                .on_failure(()),
+        )
+        .layer(PropagateRequestIdLayer::new(request_id::X_REQUEST_ID))
+        .layer(SetRequestIdLayer::new(request_id::X_REQUEST_ID, request_id::RequestIds))
+        .layer(axum::middleware::map_request(request_id::drop_unacceptable))
         // Before the trace layer sees them: credentials are never logged.
-        .layer(SetSensitiveRequestHeadersLayer::new(
-            once(header::AUTHORIZATION).chain(once(header::COOKIE)),
-        ))
+        .layer(SetSensitiveRequestHeadersLayer::new(once(header::AUTHORIZATION).chain(once(header::COOKIE))))
         .with_state(state)
 }
 
@@ -232,14 +243,26 @@ async fn method_not_allowed() -> ApiError {
 }
 
 /// Counts every request by its route template (never the raw path, whose ids would make a
-/// label per connection) and times it.
+/// label per connection), times it, and writes its one info line: method, route template,
+/// status, latency and request id; never the path's ids, the query or a header's value.
 async fn measured(request: axum::extract::Request, next: axum::middleware::Next) -> axum::response::Response {
-    // A clone of the matched path is a reference count, not a copy.
+    // A clone of the matched path or of a header value is a reference count, not a copy.
     let route = request.extensions().get::<axum::extract::MatchedPath>().cloned();
+    let id = request.headers().get(request_id::X_REQUEST_ID).cloned();
     let method = request.method().clone();
     let started = std::time::Instant::now();
     let response = next.run(request).await;
+    let took = started.elapsed();
     let route = route.as_ref().map_or("unmatched", axum::extract::MatchedPath::as_str);
-    crate::metrics::request(route, method.as_str(), response.status().as_u16(), started.elapsed());
+    let status = response.status().as_u16();
+    crate::metrics::request(route, method.as_str(), status, took);
+    tracing::info!(
+        method = method.as_str(),
+        route,
+        status,
+        latency_ms = took.as_secs_f64() * 1000.0,
+        request_id = id.as_ref().and_then(|v| v.to_str().ok()).unwrap_or(""),
+        "request"
+    );
     response
 }

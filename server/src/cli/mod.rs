@@ -266,7 +266,6 @@ pub enum KeysCommand {
 /// Parses arguments, runs, and turns errors into a message and exit code 1 or 2.
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
-    crate::telemetry::init();
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(rt) => rt,
         Err(e) => return fail(&format!("cannot start the async runtime: {e}")),
@@ -318,13 +317,20 @@ fn looked_in(given: Option<&std::path::Path>) -> String {
 async fn run(cli: Cli) -> Result<(), String> {
     let demo = matches!(cli.command, Command::Demo);
     let path = config_path(cli.config.as_deref());
-    match &path {
-        Some(path) => hint(&format!("configuration: {}", path.display())),
-        None => {
-            hint("configuration: none (no --config, no LATCH_CONFIG, no ./latch.toml): defaults and LATCH_* variables")
-        }
+    let read = match &path {
+        Some(path) => path.display().to_string(),
+        None => "none (no --config, no LATCH_CONFIG, no ./latch.toml): defaults and LATCH_* variables".to_owned(),
+    };
+    let config = Config::load(path.as_deref(), |k| std::env::var(k).ok(), demo).map_err(|e| {
+        hint(&format!("configuration: {read}"));
+        e.to_string()
+    })?;
+    crate::telemetry::init(config.log_format);
+    // Said as a log event where stderr is a JSON log, so every line of it parses.
+    match config.log_format {
+        crate::telemetry::LogFormat::Json => tracing::info!(configuration = %read, "configuration read"),
+        crate::telemetry::LogFormat::Text => hint(&format!("configuration: {read}")),
     }
-    let config = Config::load(path.as_deref(), |k| std::env::var(k).ok(), demo).map_err(|e| e.to_string())?;
     match cli.command {
         Command::Serve | Command::Demo => serve(config).await,
         Command::Migrate => {
