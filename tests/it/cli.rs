@@ -177,3 +177,30 @@ fn the_configuration_is_found_and_said() {
     let version = String::from_utf8(latch(dir.path(), &["--version"]).output().unwrap().stdout).unwrap();
     assert!(version.starts_with("latch ") && version.contains("(commit "), "{version}");
 }
+
+#[test]
+fn a_failed_start_leaves_a_fresh_database_untouched() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("data/latch.db");
+    let url = format!("sqlite://{}", db.display());
+    // No master key.
+    let out = latch_command(dir.path(), &url)
+        .arg("serve")
+        .env_remove("LATCH_MASTER_KEY")
+        .env("LATCH_LISTEN", "127.0.0.1:0")
+        .output()
+        .unwrap();
+    let said = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success() && said.contains("no master key"), "{said}");
+    assert!(!db.exists() && !db.parent().unwrap().exists(), "the database was created before the key was checked");
+    // The port is taken.
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let out = latch_command(dir.path(), &url)
+        .arg("serve")
+        .env("LATCH_LISTEN", taken.local_addr().unwrap().to_string())
+        .output()
+        .unwrap();
+    let said = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success() && said.contains("cannot listen on"), "{said}");
+    assert!(!db.exists(), "the database was created before the listener was checked");
+}

@@ -16,6 +16,7 @@ mod connections;
 mod crash;
 mod crash_points;
 mod delivery_faults;
+mod deploy;
 mod developer_connections;
 mod errors;
 mod governance;

@@ -63,7 +63,8 @@ async fn sigterm_under_load_loses_no_usage_and_no_refresh() {
     store.close().await;
 
     let mut serve = command(&["serve"]);
-    serve.env("RUST_LOG", "info").stdout(Stdio::null()).stderr(Stdio::piped());
+    // Not every request's line: nobody reads the pipe until the end, and a full pipe blocks.
+    serve.env("RUST_LOG", "warn,latch_server::cli=info").stdout(Stdio::null()).stderr(Stdio::piped());
     let mut server = KilledOnDrop(serve.spawn().unwrap());
     let http = reqwest::Client::new();
     let ready = || async { http.get(format!("{public}/readyz")).send().await.is_ok_and(|r| r.status() == 200) };

@@ -692,15 +692,16 @@ async fn open_store(config: &Config) -> Result<Store, String> {
 }
 
 async fn serve(config: Config) -> Result<(), String> {
-    // Creates the SQLite directory if needed.
-    open_store(&config).await?.close().await;
+    // What can fail without the database is checked before it is touched (created, migrated):
+    // a start that fails on a missing master key or a port in use leaves a fresh database as
+    // it was. (The key is checked against an existing database's secrets in `AppState::build`.)
+    for source in std::iter::once(&config.master_key).chain(&config.previous_master_keys) {
+        crate::state::load_master_key(source).map_err(|e| e.to_string())?;
+    }
     let listen = config.listen;
-    let public_url = config.public_url.clone();
-    let demo = config.demo.then_some(config.demo_listen);
-    let state = AppState::build(config, Clock::default()).await.map_err(|e| e.to_string())?;
     let listener =
         tokio::net::TcpListener::bind(listen).await.map_err(|e| format!("cannot listen on {listen}: {e}"))?;
-    let admin = match state.config.admin_listen {
+    let admin = match config.admin_listen {
         Some(addr) => Some(
             tokio::net::TcpListener::bind(addr)
                 .await
@@ -708,6 +709,11 @@ async fn serve(config: Config) -> Result<(), String> {
         ),
         None => None,
     };
+    // Creates the SQLite directory if needed, and migrates.
+    open_store(&config).await?.close().await;
+    let public_url = config.public_url.clone();
+    let demo = config.demo.then_some(config.demo_listen);
+    let state = AppState::build(config, Clock::default()).await.map_err(|e| e.to_string())?;
     tracing::info!(%listen, admin_listen = ?state.config.admin_listen, %public_url,
         backend = state.store.backend_name(), "latch is listening");
     if let Some(demo_listen) = demo {
