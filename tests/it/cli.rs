@@ -204,3 +204,35 @@ fn a_failed_start_leaves_a_fresh_database_untouched() {
     assert!(!out.status.success() && said.contains("cannot listen on"), "{said}");
     assert!(!db.exists(), "the database was created before the listener was checked");
 }
+
+#[test]
+fn files_holding_secrets_are_private() {
+    use std::os::unix::fs::PermissionsExt as _;
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("latch.db");
+    let url = format!("sqlite://{}", db.display());
+    assert!(latch_command(dir.path(), &url).arg("migrate").status().unwrap().success());
+    for file in [db.clone(), dir.path().join("latch.db-wal")] {
+        if let Ok(meta) = std::fs::metadata(&file) {
+            assert_eq!(meta.permissions().mode() & 0o777, 0o600, "{} is created private", file.display());
+        }
+    }
+    // A key file and a database others can read are a warning at start.
+    let key = dir.path().join("master.key");
+    std::fs::write(&key, crate::harness::MASTER_KEY).unwrap();
+    for file in [&key, &db] {
+        std::fs::set_permissions(file, std::fs::Permissions::from_mode(0o644)).unwrap();
+    }
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let out = latch_command(dir.path(), &url)
+        .arg("serve")
+        .env_remove("LATCH_MASTER_KEY")
+        .env("LATCH_MASTER_KEY_FILE", &key)
+        .env("LATCH_LISTEN", taken.local_addr().unwrap().to_string())
+        .output()
+        .unwrap();
+    let said = String::from_utf8_lossy(&out.stderr);
+    for what in ["the master key file can be read by other users", "the database can be read by other users"] {
+        assert!(said.contains(what), "{what}: {said}");
+    }
+}

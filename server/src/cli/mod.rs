@@ -678,11 +678,48 @@ async fn remove_connections(
     Ok(())
 }
 
+/// The file of a SQLite `database_url`.
+fn sqlite_file(config: &Config) -> Option<&std::path::Path> {
+    let rest = config.database_url.expose().strip_prefix("sqlite://")?;
+    let path = rest.split('?').next().unwrap_or(rest);
+    (!path.is_empty() && path != ":memory:").then(|| std::path::Path::new(path))
+}
+
+/// Files that hold secrets (the master key, the sealed database) readable by other users of the
+/// machine are a warning at start: `chmod 600` them.
+#[cfg(unix)]
+fn warn_if_readable_by_others(config: &Config) {
+    use std::os::unix::fs::PermissionsExt as _;
+    let key = match &config.master_key {
+        crate::config::MasterKeySource::File(path) | crate::config::MasterKeySource::GenerateInto(path) => Some(path),
+        _ => None,
+    };
+    for (what, path) in [("master key file", key.map(PathBuf::as_path)), ("database", sqlite_file(config))] {
+        let Some(path) = path else { continue };
+        if let Ok(meta) = std::fs::metadata(path)
+            && meta.permissions().mode() & 0o077 != 0
+        {
+            tracing::warn!(path = %path.display(), mode = format!("{:o}", meta.permissions().mode() & 0o777),
+                "the {what} can be read by other users of this machine; run chmod 600 on it");
+        }
+    }
+}
+
 async fn open_store(config: &Config) -> Result<Store, String> {
-    if let Some(path) = config.database_url.expose().strip_prefix("sqlite://")
-        && let Some(dir) = std::path::Path::new(path).parent()
-    {
-        std::fs::create_dir_all(dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+    if let Some(path) = sqlite_file(config) {
+        if let Some(dir) = path.parent() {
+            std::fs::create_dir_all(dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+        }
+        // Created here, private, so SQLite's journal files (which copy its mode) are too.
+        let mut options = std::fs::OpenOptions::new();
+        options.write(true).create_new(true);
+        #[cfg(unix)]
+        std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+        match options.open(path) {
+            Ok(_) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+            Err(e) => return Err(format!("cannot create {}: {e}", path.display())),
+        }
     }
     let store = Store::connect(config.database_url.expose())
         .await
@@ -698,6 +735,8 @@ async fn serve(config: Config) -> Result<(), String> {
     for source in std::iter::once(&config.master_key).chain(&config.previous_master_keys) {
         crate::state::load_master_key(source).map_err(|e| e.to_string())?;
     }
+    #[cfg(unix)]
+    warn_if_readable_by_others(&config);
     let listen = config.listen;
     let listener =
         tokio::net::TcpListener::bind(listen).await.map_err(|e| format!("cannot listen on {listen}: {e}"))?;
