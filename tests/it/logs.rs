@@ -3,7 +3,7 @@
 //! id) and its id in `x-request-id`, no line carries a credential or a query, and `debug`
 //! is not flooded by the idle pollers' SQL.
 
-use crate::harness::{KilledOnDrop, latch_command, wait_until};
+use crate::harness::{KilledOnDrop, latch_command};
 use serde_json::{Value, json};
 use std::process::Stdio;
 use std::time::Duration;
@@ -24,10 +24,8 @@ async fn json_lines_one_per_request_and_no_secret() {
     let mut serve = command(&["serve"]);
     // `debug`: the idle pollers (the change log, every 100 ms) must not fill it with SQL.
     serve.env("RUST_LOG", "debug").stdout(Stdio::null()).stderr(Stdio::piped());
-    let mut server = KilledOnDrop(serve.spawn().unwrap());
+    let mut server = KilledOnDrop::serving(serve, &public).await;
     let http = reqwest::Client::new();
-    let ready = || async { http.get(format!("{public}/readyz")).send().await.is_ok_and(|r| r.status() == 200) };
-    assert!(wait_until(Duration::from_secs(20), ready).await, "latch serve did not start");
 
     let proxied = http.get(format!("{public}/healthz")).header("x-request-id", "proxy-7").send().await.unwrap();
     assert_eq!(proxied.headers()["x-request-id"], "proxy-7", "a proxy's id is kept");
@@ -52,10 +50,7 @@ async fn json_lines_one_per_request_and_no_secret() {
     let missing_id = missing.headers()["x-request-id"].to_str().unwrap().to_owned();
     tokio::time::sleep(Duration::from_millis(1500)).await; // idle: the pollers run ~15 times
 
-    let pid = server.0.id().to_string();
-    assert!(std::process::Command::new("kill").args(["-TERM", &pid]).status().unwrap().success());
-    let child = std::mem::replace(&mut server.0, std::process::Command::new("true").spawn().unwrap());
-    let output = child.wait_with_output().unwrap();
+    let output = server.terminate(Duration::from_secs(20)).expect("latch serve exits on SIGTERM");
     assert!(output.status.success(), "{:?}", output.status);
     let log = String::from_utf8(output.stderr).unwrap();
 

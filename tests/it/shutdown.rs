@@ -4,7 +4,7 @@
 //! usage it holds) and exits 0.
 
 use crate::harness::fake_provider::FakeProvider;
-use crate::harness::{KilledOnDrop, MASTER_KEY, Seed, latch_command, seed_connection, wait_until};
+use crate::harness::{KilledOnDrop, MASTER_KEY, Seed, latch_command, seed_connection};
 use latch_server::store::Store;
 use latch_server::vault::{MasterKey, Vault};
 use serde_json::{Value, json};
@@ -63,12 +63,10 @@ async fn sigterm_under_load_loses_no_usage_and_no_refresh() {
     store.close().await;
 
     let mut serve = command(&["serve"]);
-    // Not every request's line: nobody reads the pipe until the end, and a full pipe blocks.
+    // Not every request's line: nothing reads the pipe while the load runs, and a full pipe blocks.
     serve.env("RUST_LOG", "warn,latch_server::cli=info").stdout(Stdio::null()).stderr(Stdio::piped());
-    let mut server = KilledOnDrop(serve.spawn().unwrap());
+    let mut server = KilledOnDrop::serving(serve, &public).await;
     let http = reqwest::Client::new();
-    let ready = || async { http.get(format!("{public}/readyz")).send().await.is_ok_and(|r| r.status() == 200) };
-    assert!(wait_until(Duration::from_secs(20), ready).await, "latch serve did not start");
 
     let ask = {
         let (http, endpoint, key) = (http.clone(), format!("{public}/v1/access-token"), key.clone());
@@ -113,16 +111,7 @@ async fn sigterm_under_load_loses_no_usage_and_no_refresh() {
     let answered = refreshing.await.unwrap();
     assert!(answered.contains("\"provider_unavailable\""), "{answered}");
     assert_eq!(fake.token_calls(), 1, "the provider has rotated the refresh token; its answer is held");
-    let pid = server.0.id().to_string();
-    assert!(std::process::Command::new("kill").args(["-TERM", &pid]).status().unwrap().success());
-    let exited = wait_until(Duration::from_secs(20), || {
-        let exited = server.0.try_wait().unwrap().is_some();
-        async move { exited }
-    })
-    .await;
-    assert!(exited, "latch serve did not exit within 20 s of SIGTERM");
-    let output = std::mem::replace(&mut server.0, std::process::Command::new("true").spawn().unwrap());
-    let output = output.wait_with_output().unwrap();
+    let output = server.terminate(Duration::from_secs(20)).expect("latch serve exits within 20 s of SIGTERM");
     let log = String::from_utf8_lossy(&output.stderr);
     assert!(output.status.success(), "SIGTERM is a clean exit, got {:?}: {log}", output.status);
 

@@ -369,6 +369,37 @@ impl TestApp {
 /// A child process (a `latch serve`), killed with the test whatever happens.
 pub struct KilledOnDrop(pub std::process::Child);
 
+impl KilledOnDrop {
+    /// Spawns `serve` (a `latch serve` command) and waits until `{public}/readyz` answers 200.
+    pub async fn serving(mut serve: std::process::Command, public: &str) -> Self {
+        let server = Self(serve.spawn().unwrap());
+        let http = reqwest::Client::new();
+        let ready = || async { http.get(format!("{public}/readyz")).send().await.is_ok_and(|r| r.status() == 200) };
+        assert!(wait_until(Duration::from_secs(20), ready).await, "latch serve did not start");
+        server
+    }
+
+    /// Sends SIGTERM and collects the exit status and output, or `None` when the process has
+    /// not exited within `limit` (it is then killed). The output is read meanwhile, so a full
+    /// pipe cannot hold the process up.
+    pub fn terminate(&mut self, limit: Duration) -> Option<std::process::Output> {
+        let pid = self.0.id().to_string();
+        let signal = |name: &str| std::process::Command::new("kill").args([name, &pid]).status().unwrap().success();
+        assert!(signal("-TERM"));
+        let placeholder = std::process::Command::new("true").spawn().unwrap();
+        let child = std::mem::replace(&mut self.0, placeholder);
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let _ = tx.send(child.wait_with_output());
+        });
+        let output = rx.recv_timeout(limit).ok().map(Result::unwrap);
+        if output.is_none() {
+            signal("-KILL");
+        }
+        output
+    }
+}
+
 impl Drop for KilledOnDrop {
     fn drop(&mut self) {
         let _ = self.0.kill();
