@@ -253,7 +253,8 @@ pub fn load_master_key(source: &MasterKeySource) -> Result<MasterKey, StartError
     }
 }
 
-fn write_private(path: &std::path::Path, contents: &str) -> std::io::Result<()> {
+/// Creates `path` (it must not exist) readable by its owner only, holding `contents`.
+pub fn write_private(path: &std::path::Path, contents: &str) -> std::io::Result<()> {
     use std::io::Write as _;
     let mut options = std::fs::OpenOptions::new();
     options.write(true).create_new(true);
