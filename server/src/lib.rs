@@ -96,7 +96,8 @@ pub async fn serve_split(
         }
     };
     // Requests are drained; the workers stop starting work and write what they hold (usage),
-    // then the refreshes, code exchanges and deliveries under way finish.
+    // then the refreshes and code exchanges under way finish. (A webhook delivery in flight is
+    // not waited for: its endpoint's lease expires and the event is sent again.)
     let grace = std::time::Duration::from_secs(http.shutdown_grace_seconds);
     workers.shutdown(grace).await;
     if !detach::finish(grace).await {
