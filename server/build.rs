@@ -1,5 +1,5 @@
 //! Embeds the commit the binary is built from, for `latch --version` (`unknown` outside a git
-//! checkout), and rebuilds when the checkout's HEAD moves.
+//! checkout), and rebuilds when the checkout's HEAD moves or the built widget changes.
 
 use std::process::Command;
 
@@ -20,5 +20,7 @@ fn main() {
             println!("cargo:rerun-if-changed={dir}/packed-refs");
         }
     }
+    // The widget is embedded (see `assets`): a rebuilt widget rebuilds the server.
+    println!("cargo:rerun-if-changed=../target/widget-dist");
     println!("cargo:rerun-if-changed=build.rs");
 }

@@ -99,6 +99,33 @@ pub struct FileConfig {
     pub providers: BTreeMap<String, ProviderConfig>,
 }
 
+impl FileConfig {
+    /// The file's relative paths taken as relative to `dir`, the file's directory: a
+    /// configuration means the same wherever `latch` is started from. (Paths from the
+    /// environment stay relative to the working directory.)
+    pub fn relative_to(mut self, dir: &Path) -> Self {
+        let rebase = |p: &mut PathBuf| {
+            if p.is_relative() {
+                *p = dir.join(&*p);
+            }
+        };
+        rebase(&mut self.data_dir);
+        self.master_key_file.iter_mut().for_each(rebase);
+        self.previous_master_key_files.iter_mut().flatten().for_each(rebase);
+        self.widget_dir.iter_mut().for_each(rebase);
+        if let Some(url) = &self.database_url
+            && let Some(rest) = url.strip_prefix("sqlite://").or_else(|| url.strip_prefix("sqlite:"))
+        {
+            let (file, query) = rest.split_once('?').map_or((rest, None), |(f, q)| (f, Some(q)));
+            if !file.is_empty() && file != ":memory:" && Path::new(file).is_relative() {
+                let query = query.map(|q| format!("?{q}")).unwrap_or_default();
+                self.database_url = Some(format!("sqlite://{}{query}", dir.join(file).display()));
+            }
+        }
+        self
+    }
+}
+
 impl Default for FileConfig {
     /// An empty file.
     fn default() -> Self {
@@ -349,8 +376,9 @@ pub struct Config {
     pub allow_orphaned_providers: bool,
     /// Lifetime of the sandbox provider's access tokens (demo mode).
     pub sandbox_access_token_ttl_seconds: i64,
-    /// Trunk's output directory, served under /widget/.
-    pub widget_dir: PathBuf,
+    /// Trunk's output directory, served under /widget/; without it, the widget built into the
+    /// binary (or `./target/widget-dist`).
+    pub widget_dir: Option<PathBuf>,
     /// Where `latch demo` serves its demo host app (a second origin).
     pub demo_listen: SocketAddr,
     /// Run the proactive refresher and re-validation in the background.
@@ -383,9 +411,11 @@ impl Config {
             Some(path) => {
                 let text = std::fs::read_to_string(path)
                     .map_err(|e| ConfigError(format!("cannot read {}: {e}", path.display())))?;
-                toml::from_str::<FileConfig>(&text).map_err(|e| {
+                let file = toml::from_str::<FileConfig>(&text).map_err(|e| {
                     ConfigError(format!("{}: {}", path.display(), e.message().trim_end())).with_span(e.span(), &text)
-                })?
+                })?;
+                let path = std::path::absolute(path).unwrap_or_else(|_| path.to_owned());
+                file.relative_to(path.parent().unwrap_or(Path::new("/")))
             }
             None => FileConfig::default(),
         };
@@ -485,10 +515,7 @@ impl Config {
         let log_format = log_text
             .parse()
             .map_err(|()| ConfigError(format!("log_format: {log_text:?} is neither \"text\" nor \"json\"")))?;
-        let widget_dir = env("LATCH_WIDGET_DIR")
-            .map(PathBuf::from)
-            .or(file.widget_dir)
-            .unwrap_or_else(|| PathBuf::from("target/widget-dist"));
+        let widget_dir = env("LATCH_WIDGET_DIR").map(PathBuf::from).or(file.widget_dir);
         let mut allowed_origins = file
             .allowed_origins
             .unwrap_or_default()
@@ -655,6 +682,28 @@ mod tests {
         assert_eq!(c.public_url.as_str(), "http://127.0.0.1:8080/");
         assert!(c.database_url.expose().starts_with("sqlite://"));
         assert!(matches!(c.master_key, MasterKeySource::Missing));
+    }
+
+    #[test]
+    fn paths_in_the_file_are_relative_to_it() {
+        let file: FileConfig = toml::from_str(
+            "master_key_file = \"master.key\"\nprevious_master_key_files = [\"/keys/old.key\", \"old2.key\"]\n\
+             widget_dir = \"dist\"\ndatabase_url = \"sqlite://db/latch.db?mode=rwc\"",
+        )
+        .unwrap();
+        let c = Config::resolve(file.relative_to(Path::new("/etc/latch")), no_env, false).unwrap();
+        assert!(matches!(&c.master_key, MasterKeySource::File(p) if p == Path::new("/etc/latch/master.key")));
+        let previous: Vec<_> =
+            c.previous_master_keys.iter().map(|k| matches!(k, MasterKeySource::File(p) if p.is_absolute())).collect();
+        assert_eq!(previous, [true, true]);
+        assert_eq!(c.widget_dir.as_deref(), Some(Path::new("/etc/latch/dist")));
+        assert_eq!(c.database_url.expose(), "sqlite:///etc/latch/db/latch.db?mode=rwc");
+        assert_eq!(c.data_dir, Path::new("/etc/latch/latch-data"));
+        // Absolute paths, PostgreSQL and in-memory databases are left as they are.
+        for url in ["sqlite:///var/lib/latch.db", "sqlite::memory:", "postgres://u@h/db"] {
+            let file = FileConfig { database_url: Some(url.into()), ..FileConfig::default() };
+            assert_eq!(file.relative_to(Path::new("/etc")).database_url.as_deref(), Some(url));
+        }
     }
 
     #[test]

@@ -116,7 +116,7 @@ impl AppState {
         if !config.allow_orphaned_providers {
             check_orphans(&store, &providers).await?;
         }
-        let assets = crate::assets::WidgetAssets::load(&config.widget_dir);
+        let assets = crate::assets::WidgetAssets::load(config.widget_dir.as_deref());
         let http = crate::oauth::http::client(PROVIDER_TIMEOUT).map_err(|e| StartError::HttpClient(e.to_string()))?;
         let webhook_http = crate::events::targets::client(PROVIDER_TIMEOUT, config.allow_private_webhook_targets)
             .map_err(|e| StartError::HttpClient(e.to_string()))?;
@@ -139,6 +139,7 @@ impl AppState {
         };
         let deleter =
             Deleter { store: store.clone(), vault: vault.clone(), clock: clock.clone(), upstream: upstream.clone() };
+        let secrets = upstream.secrets.clone();
         let state = Self(Arc::new(Inner {
             flows: Flows {
                 store: store.clone(),
@@ -175,6 +176,7 @@ impl AppState {
                 store: store.clone(),
                 clock: clock.clone(),
                 providers: providers.clone(),
+                secrets,
                 signer: signer.clone(),
                 deleter: deleter.clone(),
                 public_url: config.public_url.clone(),

@@ -40,14 +40,20 @@ fn filter() -> EnvFilter {
     }
 }
 
-/// Logs to stderr (stdout is for command output).
-pub fn init(format: LogFormat) {
+/// Logs to stderr (stdout is for command output), through a background writer: a stderr that
+/// nobody reads (a full pipe, a stalled log shipper) then costs lines, which are dropped once
+/// its queue is full, and never blocks a request. Keep the guard until exit: dropping it
+/// writes what is queued.
+#[must_use = "dropping the guard stops the log writer"]
+pub fn init(format: LogFormat) -> tracing_appender::non_blocking::WorkerGuard {
+    let (writer, guard) = tracing_appender::non_blocking(std::io::stderr());
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter())
-        .with_writer(std::io::stderr)
+        .with_writer(writer)
         .with_ansi(std::io::stderr().is_terminal());
     let _ = match format {
         LogFormat::Text => builder.try_init(),
         LogFormat::Json => builder.json().flatten_event(true).with_current_span(true).with_span_list(false).try_init(),
     };
+    guard
 }

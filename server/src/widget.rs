@@ -9,7 +9,7 @@ use crate::config::normalize_origin;
 use crate::connections::Deleter;
 use crate::connections::{ConnectionError, check_id};
 use crate::oauth::FlowError;
-use crate::providers::Registry;
+use crate::providers::{ClientSecrets, Registry};
 use crate::store::Store;
 use crate::store::flows::FlowStage;
 use latch_shared::ErrorCode;
@@ -27,6 +27,8 @@ pub struct WidgetCtx {
     pub store: Store,
     pub clock: Clock,
     pub providers: Registry,
+    /// Which providers can be offered (a provider without a client secret is not).
+    pub secrets: ClientSecrets,
     pub signer: Arc<WidgetSigner>,
     pub deleter: Deleter,
     /// Latch's own URL (its origin may always embed the widget).
@@ -119,15 +121,21 @@ fn invalid(field: &'static str, message: String) -> MintError {
 }
 
 /// `GET /widget/v1/integrations`: the providers the token allows, each with the token user's
-/// own connections to it, and nothing of anyone else's.
+/// own connections to it, and nothing of anyone else's. A provider without a client secret is
+/// not offered, unless the user already has connections to it (to see and remove them); it is
+/// then listed with `connectable: false`.
 pub async fn integrations(w: &WidgetCtx, claims: &WidgetClaims) -> Result<IntegrationList, ConnectionError> {
     let org = claims.org.as_deref().unwrap_or("");
     let rows = w.store.connections_of_user(&claims.sub, org).await?;
+    let secrets = w.secrets.sources().await?;
     let data = claims
         .providers
         .iter()
         .filter_map(|key| w.providers.get(key))
-        .map(|p| Integration {
+        .map(|p| (p, secrets.of(p).is_ready()))
+        .filter(|(p, ready)| *ready || rows.iter().any(|r| r.provider == p.key))
+        .map(|(p, connectable)| Integration {
+            connectable,
             key: p.key.clone(),
             name: p.name.clone(),
             description: p.description.clone(),

@@ -189,7 +189,41 @@ both!(missing_client_secret_and_mix_up, |backend| async move {
     })
     .await;
     fake.with(|s| s.issuer = Some("https://issuer.acme.test".into()));
-    expect_failure(&app, "missing_client_secret").await;
+    let token = app.widget_token("alice", None, &["acme"]).await;
+    let integrations = || app.widget(Method::GET, "/widget/v1/integrations", &token, None);
+    let connect = || app.widget(Method::POST, "/widget/v1/connect", &token, Some(json!({"provider": "acme"})));
+    let configured = || async { app.get("/v1/providers").await.1["data"][0]["client_secret_configured"].clone() };
+
+    // Without a client secret the provider is not offered, and no flow starts: the user would
+    // consent at the provider for an exchange that can only fail.
+    assert_eq!(integrations().await.1["data"], json!([]));
+    let (status, body) = connect().await;
+    assert_eq!(status, 503, "{body}");
+    assert_eq!(body["error"]["code"], "missing_client_secret");
+    assert!(body["error"]["message"].as_str().unwrap().contains("administrator"), "{body}");
+    assert_eq!(configured().await, json!(false));
+    assert_eq!(fake.token_calls(), 0);
+
+    // A secret removed between the start and the callback: the callback says so.
+    app.set_client_secret("acme", "s").await;
+    assert_eq!(configured().await, json!(true));
+    assert_eq!(integrations().await.1["data"][0]["connectable"], json!(true));
+    let (_, authorize) = app.connect(&token, json!({"provider": "acme"})).await;
+    assert!(app.state.store.delete_client_secret("acme").await.unwrap());
+    let run = Browser::new().run(&app.url, &authorize).await;
+    assert_eq!(run.message.unwrap()["error"]["code"], "missing_client_secret", "{}", run.page);
+
+    // A user who has connections to it still sees them (to remove them), but cannot connect.
+    app.set_client_secret("acme", "s").await;
+    assert_eq!(app.connect_flow("alice", "acme").await.message.unwrap()["type"], "connected");
+    assert!(app.state.store.delete_client_secret("acme").await.unwrap());
+    let (_, listed) = integrations().await;
+    assert_eq!(listed["data"][0]["connectable"], json!(false), "{listed}");
+    assert_eq!(listed["data"][0]["connections"].as_array().unwrap().len(), 1);
+    assert_eq!(connect().await.0, 503);
+    let (_, bob) =
+        app.widget(Method::GET, "/widget/v1/integrations", &app.widget_token("bob", None, &["acme"]).await, None).await;
+    assert_eq!(bob["data"], json!([]), "not offered to a user without connections");
     app.set_client_secret("acme", "s").await;
     // RFC 9207: another issuer, or none, is refused before any token call.
     let calls = fake.token_calls();

@@ -80,3 +80,28 @@ async fn json_lines_one_per_request_and_no_secret() {
     assert_eq!(sql, 0, "debug is not flooded by the pollers' SQL");
     assert!(lines.iter().any(|l| l["message"] == "configuration read"), "the configuration is said as JSON too");
 }
+
+/// A log nobody reads (a stderr pipe left full, a stalled log shipper) must not stop the server:
+/// lines are written by a background writer that drops them when it cannot keep up, rather
+/// than by the request's own thread, which would block on the full pipe.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_log_nobody_reads_does_not_stop_the_server() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}/latch.db", dir.path().display());
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let public = format!("http://127.0.0.1:{port}");
+    let mut serve = latch_command(dir.path(), &url);
+    // Piped and never read: a pipe holds 64 KiB, about 400 request lines.
+    serve
+        .arg("serve")
+        .env("LATCH_LISTEN", format!("127.0.0.1:{port}"))
+        .env("RUST_LOG", "info")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped());
+    let _server = KilledOnDrop::serving(serve, &public).await;
+    let http = reqwest::Client::builder().timeout(Duration::from_secs(5)).build().unwrap();
+    for i in 0..3000 {
+        let answer = http.get(format!("{public}/healthz")).send().await;
+        assert!(answer.is_ok_and(|a| a.status() == 200), "request {i} was not served: the log blocked the server");
+    }
+}

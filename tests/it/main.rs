@@ -19,6 +19,7 @@ mod delivery_faults;
 mod deploy;
 mod developer_connections;
 mod errors;
+mod first_day;
 mod governance;
 mod hostile_input;
 mod key_rotation;

@@ -29,7 +29,7 @@ async fn demo() -> (TestApp, String) {
         c.demo = true;
         c.public_url = latch_c.parse().unwrap();
         c.allowed_origins = vec![host_c];
-        c.widget_dir = widget_dir();
+        c.widget_dir = Some(widget_dir());
     })
     .await;
     let key = api_keys::generate();

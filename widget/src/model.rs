@@ -37,11 +37,12 @@ pub fn resources_label(c: &WidgetConnection) -> Option<String> {
     (!channels.is_empty()).then(|| format!("Posts to {}", channels.join(", ")))
 }
 
-/// The actions of a connection, primary first.
-pub fn actions(c: &WidgetConnection) -> &'static [Action] {
+/// The actions of a connection, primary first; no reconnect while its provider is not
+/// `connectable` (the app has no client secret for it).
+pub fn actions(c: &WidgetConnection, connectable: bool) -> &'static [Action] {
     match c.status {
-        ConnectionStatus::Active => &[Action::Disconnect],
-        ConnectionStatus::NeedsReauthorization => &[Action::Reconnect, Action::Disconnect],
+        ConnectionStatus::NeedsReauthorization if connectable => &[Action::Reconnect, Action::Disconnect],
+        ConnectionStatus::Active | ConnectionStatus::NeedsReauthorization => &[Action::Disconnect],
         ConnectionStatus::Deleted => &[],
     }
 }
@@ -196,8 +197,10 @@ mod tests {
 
     #[test]
     fn reconnect_only_when_needed() {
-        assert_eq!(actions(&conn(ConnectionStatus::Active, None)), &[Action::Disconnect]);
-        assert_eq!(actions(&conn(ConnectionStatus::NeedsReauthorization, None))[0], Action::Reconnect);
+        assert_eq!(actions(&conn(ConnectionStatus::Active, None), true), &[Action::Disconnect]);
+        assert_eq!(actions(&conn(ConnectionStatus::NeedsReauthorization, None), true)[0], Action::Reconnect);
+        // Without a client secret the provider cannot be reconnected; the row can still be removed.
+        assert_eq!(actions(&conn(ConnectionStatus::NeedsReauthorization, None), false), &[Action::Disconnect]);
     }
 
     #[test]
@@ -208,6 +211,7 @@ mod tests {
             description: String::new(),
             scopes: vec![],
             connections: vec![],
+            connectable: true,
         };
         assert_eq!(connect_label(&i), "Connect Slack");
         i.connections.push(conn(ConnectionStatus::Active, None));

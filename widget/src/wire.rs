@@ -34,6 +34,13 @@ struct IntegrationDef {
     scopes: Vec<String>,
     #[serde(deserialize_with = "connections")]
     connections: Vec<WidgetConnection>,
+    #[serde(default = "yes")]
+    connectable: bool,
+}
+
+/// `connectable`'s default: a server from before the field offered every provider it listed.
+fn yes() -> bool {
+    true
 }
 
 #[derive(Deserialize)]
@@ -217,6 +224,7 @@ mod tests {
                             resources: vec![],
                         },
                     ],
+                    connectable: false,
                 },
                 Integration {
                     key: "sandbox".into(),
@@ -224,6 +232,7 @@ mod tests {
                     description: String::new(),
                     scopes: vec![],
                     connections: vec![],
+                    connectable: true,
                 },
             ],
         };

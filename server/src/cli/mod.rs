@@ -15,6 +15,7 @@ use std::process::ExitCode;
 
 mod activity;
 mod developer;
+mod init;
 
 /// Latch: connect your users' third-party accounts without writing OAuth plumbing.
 #[derive(Debug, Parser)]
@@ -30,6 +31,13 @@ pub struct Cli {
 /// What to do.
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    /// Write a commented latch.toml and a new master key file (both mode 0600) into a
+    /// directory, and say what to do next. Never overwrites.
+    Init {
+        /// Where to write them (created if missing).
+        #[arg(long, default_value = ".")]
+        dir: PathBuf,
+    },
     /// Run the server.
     Serve,
     /// Run the server in demo mode: SQLite, a generated development key, built-in sandbox.
@@ -225,7 +233,8 @@ pub enum ApiKeysCommand {
 #[derive(Debug, Subcommand)]
 pub enum SecretCommand {
     /// Store a provider's client secret (or, with `--signing-secret`, the secret that signs the
-    /// events it pushes, such as Slack's), read from stdin.
+    /// events it pushes, such as Slack's), read from stdin (on a terminal, a
+    /// prompt with hidden input).
     Add {
         /// The provider key, e.g. slack.
         #[arg(long)]
@@ -233,6 +242,13 @@ pub enum SecretCommand {
         /// Store the signing secret of its events instead of its client secret.
         #[arg(long)]
         signing_secret: bool,
+    },
+    /// Delete a provider's stored client secret: end users are no longer offered the provider
+    /// (its connections stay, and are served until a refresh needs the secret).
+    Remove {
+        /// The provider key, e.g. slack.
+        #[arg(long)]
+        provider: String,
     },
 }
 
@@ -315,6 +331,10 @@ fn looked_in(given: Option<&std::path::Path>) -> String {
 }
 
 async fn run(cli: Cli) -> Result<(), String> {
+    if let Command::Init { dir } = &cli.command {
+        hint(&init::init(dir)?);
+        return Ok(());
+    }
     let demo = matches!(cli.command, Command::Demo);
     let path = config_path(cli.config.as_deref());
     let read = match &path {
@@ -325,14 +345,15 @@ async fn run(cli: Cli) -> Result<(), String> {
         hint(&format!("configuration: {read}"));
         e.to_string()
     })?;
-    crate::telemetry::init(config.log_format);
+    let _log_writer = crate::telemetry::init(config.log_format);
     // Said as a log event where stderr is a JSON log, so every line of it parses.
     match config.log_format {
         crate::telemetry::LogFormat::Json => tracing::info!(configuration = %read, "configuration read"),
         crate::telemetry::LogFormat::Text => hint(&format!("configuration: {read}")),
     }
     match cli.command {
-        Command::Serve | Command::Demo => serve(config).await,
+        Command::Init { .. } => Ok(()),
+        Command::Serve | Command::Demo => serve(config, &read).await,
         Command::Migrate => {
             let store = open_store(&config).await?;
             store.close().await;
@@ -343,21 +364,26 @@ async fn run(cli: Cli) -> Result<(), String> {
         Command::Secret(SecretCommand::Add { provider, signing_secret }) => {
             secret_add(&config, &provider, signing_secret).await
         }
+        Command::Secret(SecretCommand::Remove { provider }) => {
+            let store = open_store(&config).await?;
+            let removed = store.delete_client_secret(&provider).await.map_err(|e| e.to_string());
+            store.close().await;
+            if !removed? {
+                return Err(format!("no client secret of {provider:?} is stored"));
+            }
+            hint(&format!("deleted the client secret of {provider}; it is no longer offered to end users"));
+            Ok(())
+        }
         Command::Providers(ProvidersCommand::List) => {
             let store = open_store(&config).await?;
-            let stored = store.providers_with_secret().await.map_err(|e| e.to_string())?;
+            let secrets = store.providers_with_secret().await.map_err(|e| e.to_string())?;
+            let secrets = crate::providers::SecretSources::new(secrets);
             let counts = store.connections_per_status().await.map_err(|e| e.to_string())?;
             let count = |key: &str, status: ConnectionStatus| {
                 counts.iter().find(|(p, s, _)| p == key && s == status.as_str()).map_or(0, |(_, _, n)| *n)
             };
             for p in &config.providers {
-                let secret = if stored.contains(&p.key) {
-                    "secret stored"
-                } else if p.client_secret_env.is_some() {
-                    "secret from env"
-                } else {
-                    "no secret"
-                };
+                let secret = secrets.of(p);
                 let live = count(&p.key, ConnectionStatus::Active);
                 let stale = count(&p.key, ConnectionStatus::NeedsReauthorization);
                 out(&format!(
@@ -370,6 +396,9 @@ async fn run(cli: Cli) -> Result<(), String> {
             }
             if config.providers.is_empty() {
                 hint("no providers configured; add [providers.KEY] tables to latch.toml");
+            }
+            if config.providers.iter().any(|p| !secrets.of(p).is_ready()) {
+                hint("a provider with no secret is not offered to end users: latch secret add --provider KEY");
             }
             Ok(())
         }
@@ -724,7 +753,7 @@ async fn open_store(config: &Config) -> Result<Store, String> {
     Ok(store)
 }
 
-async fn serve(config: Config) -> Result<(), String> {
+async fn serve(config: Config, configuration: &str) -> Result<(), String> {
     // What can fail without the database is checked before it is touched (created, migrated):
     // a start that fails on a missing master key or a port in use leaves a fresh database as
     // it was. (The key is checked against an existing database's secrets in `AppState::build`.)
@@ -746,16 +775,32 @@ async fn serve(config: Config) -> Result<(), String> {
     };
     // Creates the SQLite directory if needed, and migrates.
     open_store(&config).await?.close().await;
-    let public_url = config.public_url.clone();
     let demo = config.demo.then_some(config.demo_listen);
     let state = AppState::build(config, Clock::default()).await.map_err(|e| e.to_string())?;
-    tracing::info!(%listen, admin_listen = ?state.config.admin_listen, %public_url,
-        backend = state.store.backend_name(), "latch is listening");
+    let secrets = state.flows.upstream.secrets.sources().await.map_err(|e| e.to_string())?;
+    log_summary(&state, configuration, &secrets);
     if let Some(demo_listen) = demo {
         start_demo(&state, demo_listen).await?;
     }
     let shutdown = stop_signal()?;
     crate::serve_split(listener, admin, state, shutdown).await.map_err(|e| e.to_string())
+}
+
+/// The start-up summary, one line an operator can check: where the configuration came from, the
+/// database (never its password), the public URL, each provider's readiness and the widget's
+/// source; then a warning for each provider end users are not offered.
+fn log_summary(state: &AppState, configuration: &str, secrets: &crate::providers::SecretSources) {
+    let c = &state.config;
+    let providers: Vec<String> = state.providers.all().map(|p| format!("{} ({})", p.key, secrets.of(p))).collect();
+    let providers = if providers.is_empty() { "none".to_owned() } else { providers.join(", ") };
+    tracing::info!(configuration = %configuration, listen = %c.listen, admin_listen = ?c.admin_listen,
+        public_url = %c.public_url, backend = %state.store.backend_name(), database = %c.database_url,
+        providers = %providers, widget = %state.assets.source, "latch is listening");
+    for p in state.providers.all().filter(|p| !secrets.of(p).is_ready()) {
+        tracing::warn!(provider = %p.key, "{} has no client secret, so end users are not offered it: run \
+            `latch secret add --provider {}`{}", p.name, p.key,
+            p.client_secret_env.as_deref().map(|v| format!(" or set {v}")).unwrap_or_default());
+    }
 }
 
 /// SIGINT (Ctrl-C) or SIGTERM (systemd, `docker stop`, Kubernetes): both shut down gracefully.
@@ -844,9 +889,16 @@ async fn secret_add(config: &Config, provider: &str, signing: bool) -> Result<()
     let master = load_master_key(&config.master_key).map_err(|e| e.to_string())?;
     let vault = Vault::new(master, []);
     let what = if signing { "signing secret" } else { "client secret" };
-    hint(&format!("reading the {what} of {provider} from stdin…"));
-    let mut secret = String::new();
-    std::io::stdin().read_to_string(&mut secret).map_err(|e| format!("cannot read stdin: {e}"))?;
+    // On a terminal, a prompt and hidden input; otherwise (a pipe, a file) all of stdin.
+    let secret = if std::io::IsTerminal::is_terminal(&std::io::stdin()) {
+        rpassword::prompt_password(format!("The {what} of {provider} (input hidden): "))
+            .map_err(|e| format!("cannot read the terminal: {e}"))?
+    } else {
+        hint(&format!("reading the {what} of {provider} from stdin…"));
+        let mut secret = String::new();
+        std::io::stdin().read_to_string(&mut secret).map_err(|e| format!("cannot read stdin: {e}"))?;
+        secret
+    };
     let secret = secret.trim_end_matches(['\r', '\n']);
     if secret.is_empty() {
         return Err("the secret read from stdin is empty".into());

@@ -14,6 +14,7 @@ use super::FlowError;
 use super::Flows;
 use crate::activity::{Action, Actor, Entry};
 use crate::auth::widget_jwt::WidgetClaims;
+use crate::providers::Provider;
 use crate::store::flows::{FlowRow, FlowStage};
 use crate::store::new_id;
 use crate::vault::Sealed;
@@ -50,6 +51,7 @@ pub async fn create(
     let provider = flows.upstream.providers.get(&req.provider).ok_or_else(|| {
         FlowError::new(ErrorCode::ProviderNotFound, format!("No provider {:?} is configured.", req.provider))
     })?;
+    ensure_secret(flows, provider).await?;
     let org = claims.org.clone().unwrap_or_default();
     if let Some(id) = &req.connection_id {
         let owned = flows
@@ -103,6 +105,7 @@ pub async fn create_developer(flows: &Flows, provider: &str, label: Option<&str>
     let provider = flows.upstream.providers.get(provider).ok_or_else(|| {
         FlowError::new(ErrorCode::ProviderNotFound, format!("No provider {provider:?} is configured."))
     })?;
+    ensure_secret(flows, provider).await?;
     let now = flows.clock.unix();
     let origin = Some(flows.public_url.origin().ascii_serialization());
     let flow = FlowRow {
@@ -119,6 +122,22 @@ pub async fn create_developer(flows: &Flows, provider: &str, label: Option<&str>
     };
     flows.store.insert_flow(&flow).await?;
     Ok(flow)
+}
+
+/// A flow is not started for a provider without a client secret: its code exchange could only
+/// fail, after the user had consented at the provider.
+async fn ensure_secret(flows: &Flows, provider: &Provider) -> Result<(), FlowError> {
+    if flows.upstream.secrets.source(provider).await?.is_ready() {
+        return Ok(());
+    }
+    tracing::warn!(provider = %provider.key, "connect refused: no client secret; run `latch secret add --provider KEY`");
+    Err(FlowError::new(
+        ErrorCode::MissingClientSecret,
+        format!(
+            "{} is not fully set up in this app yet (no client secret). The administrator must add it.",
+            provider.name
+        ),
+    ))
 }
 
 /// Where an operator opens a developer flow: Latch's page whose button starts it.

@@ -10,6 +10,7 @@ use crate::vault::{Sealed, Secret, Vault};
 use latch_shared::{ScopeAccess, ScopeDetail};
 use serde::Deserialize;
 use std::collections::BTreeMap;
+use std::fmt;
 use std::sync::Arc;
 use url::Url;
 
@@ -375,6 +376,18 @@ impl ClientSecrets {
         Self { store, vault }
     }
 
+    /// Where every provider's secret comes from, with one query: what the widget offers, what
+    /// `GET /v1/providers`, `latch providers list` and the start-up summary say.
+    pub async fn sources(&self) -> Result<SecretSources, StoreError> {
+        Ok(SecretSources::new(self.store.providers_with_secret().await?))
+    }
+
+    /// Where `provider`'s secret comes from.
+    pub async fn source(&self, provider: &Provider) -> Result<SecretSource, StoreError> {
+        let stored = self.store.client_secret(&provider.key).await?.map(|_| provider.key.clone());
+        Ok(SecretSources::new(stored.into_iter().collect()).of(provider))
+    }
+
     /// The client secret of `provider`, if one is configured.
     pub async fn get(&self, provider: &Provider) -> Result<Option<Secret>, StoreError> {
         if let Some(sealed) = self.store.client_secret(&provider.key).await? {
@@ -392,6 +405,59 @@ impl ClientSecrets {
             .and_then(|var| std::env::var(var).ok())
             .filter(|s| !s.is_empty())
             .map(Secret::new))
+    }
+}
+
+/// Where a provider's client secret comes from. Without one, a code exchange cannot succeed, so
+/// end users are not offered the provider.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SecretSource {
+    /// Sealed in the database (`latch secret add`).
+    Stored,
+    /// Read from this environment variable (`client_secret_env`), set and not empty.
+    Env(String),
+    /// Neither; `client_secret_env` names the variable that is unset or empty, if any.
+    Missing(Option<String>),
+}
+
+impl SecretSource {
+    /// A code exchange can be attempted.
+    pub fn is_ready(&self) -> bool {
+        !matches!(self, Self::Missing(_))
+    }
+}
+
+impl fmt::Display for SecretSource {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Stored => f.write_str("secret stored"),
+            Self::Env(var) => write!(f, "secret from env {var}"),
+            Self::Missing(_) => f.write_str("no secret"),
+        }
+    }
+}
+
+/// The providers with a stored secret, read once, to tell each provider's [`SecretSource`].
+#[derive(Debug, Clone)]
+pub struct SecretSources {
+    stored: Vec<String>,
+}
+
+impl SecretSources {
+    /// From the keys of the providers whose secret is stored.
+    pub fn new(stored: Vec<String>) -> Self {
+        Self { stored }
+    }
+
+    /// Where `provider`'s secret comes from.
+    pub fn of(&self, provider: &Provider) -> SecretSource {
+        if self.stored.contains(&provider.key) {
+            return SecretSource::Stored;
+        }
+        match provider.client_secret_env.as_deref() {
+            Some(var) if std::env::var_os(var).is_some_and(|v| !v.is_empty()) => SecretSource::Env(var.to_owned()),
+            other => SecretSource::Missing(other.map(str::to_owned)),
+        }
     }
 }
 

@@ -78,6 +78,13 @@ impl Store {
         Ok(())
     }
 
+    /// Deletes a provider's client secret; false if none was stored.
+    pub async fn delete_client_secret(&self, provider: &str) -> StoreResult<bool> {
+        let deleted = run!(self, pool => sqlx::query("DELETE FROM provider_secrets WHERE provider = $1")
+            .bind(provider).execute(pool).await.map(|r| r.rows_affected()))?;
+        Ok(deleted > 0)
+    }
+
     /// Stores (or replaces) a provider's sealed signing secret (for events it pushes).
     pub async fn put_signing_secret(&self, provider: &str, sealed: &[u8], now: i64) -> StoreResult<()> {
         run!(self, pool => sqlx::query(

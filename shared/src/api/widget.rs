@@ -43,6 +43,14 @@ pub struct Integration {
     pub scopes: Vec<String>,
     /// The user's connections to it.
     pub connections: Vec<WidgetConnection>,
+    /// Whether the user can connect (or reconnect) it now: false while the app has no client
+    /// secret for it (such a provider is listed only to users who already have connections).
+    #[serde(default = "connectable_by_default")]
+    pub connectable: bool,
+}
+
+fn connectable_by_default() -> bool {
+    true
 }
 
 /// `GET /widget/v1/integrations`.

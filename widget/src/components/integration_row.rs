@@ -20,6 +20,7 @@ pub fn IntegrationRow(
     let key = integration.key.clone();
     let name = integration.name.clone();
     let connect_label = model::connect_label(&integration);
+    let connectable = integration.connectable;
     let provider_busy = {
         let key = key.clone();
         move || busy.get().as_deref() == Some(key.as_str())
@@ -43,7 +44,7 @@ pub fn IntegrationRow(
                         let label = c.account_label.clone().unwrap_or_else(|| name.clone());
                         let needs = c.status == latch_shared::ConnectionStatus::NeedsReauthorization;
                         let id = c.id.clone();
-                        let actions = model::actions(c);
+                        let actions = model::actions(c, connectable);
                         let row_busy = { let id = id.clone(); move || busy.get().as_deref() == Some(id.as_str()) };
                         let confirm_id = id.clone();
                         let is_confirming = move || confirming.get().as_deref() == Some(confirm_id.as_str());
@@ -103,13 +104,19 @@ pub fn IntegrationRow(
                         }
                     }).collect::<Vec<_>>()}
                 </ul>
-                <button type="button" class="latch-button latch-primary latch-connect" disabled=button_busy
-                    on:click={
-                        let (key, name) = (key.clone(), name.clone());
-                        move |_| start.run(Start { provider: key.clone(), provider_name: name.clone(), reconnect: None })
-                    }>
-                    {move || if provider_busy() { "Connecting…".to_owned() } else { connect_label.clone() }}
-                </button>
+                {if connectable {
+                    view! {
+                        <button type="button" class="latch-button latch-primary latch-connect" disabled=button_busy
+                            on:click={
+                                let (key, name) = (key.clone(), name.clone());
+                                move |_| start.run(Start { provider: key.clone(), provider_name: name.clone(), reconnect: None })
+                            }>
+                            {move || if provider_busy() { "Connecting…".to_owned() } else { connect_label.clone() }}
+                        </button>
+                    }.into_any()
+                } else {
+                    view! { <p class="latch-unavailable">"Not available to connect right now."</p> }.into_any()
+                }}
             </div>
         </li>
     }

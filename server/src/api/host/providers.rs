@@ -13,7 +13,7 @@ use latch_shared::api::host::{ProviderInfo, ProviderList};
 #[utoipa::path(get, path = "/v1/providers", tag = "host", security(("api_key" = [])),
     responses((status = 200, body = ProviderList), (status = 401, body = ErrorBody)))]
 pub async fn list(State(state): State<AppState>, _caller: HostCaller) -> Result<Json<ProviderList>, ApiError> {
-    let stored = state.store.providers_with_secret().await?;
+    let secrets = state.flows.upstream.secrets.sources().await?;
     let now = state.clock.unix();
     let data = state
         .providers
@@ -25,8 +25,7 @@ pub async fn list(State(state): State<AppState>, _caller: HostCaller) -> Result<
             scopes: p.scopes.clone(),
             scope_details: p.scope_details.clone(),
             user_scopes: p.user_scopes.clone(),
-            client_secret_configured: stored.contains(&p.key)
-                || p.client_secret_env.as_deref().is_some_and(|v| std::env::var_os(v).is_some_and(|s| !s.is_empty())),
+            client_secret_configured: secrets.of(p).is_ready(),
             supports_revocation: p.revocation_url.is_some(),
             circuit: state.provider_health.circuit(&p.key, now).as_str().to_owned(),
         })
