@@ -146,9 +146,7 @@ impl UsageRecorder {
         }
         let keys: Vec<(String, i64)> = api_keys.into_iter().map(|(k, at)| (k.to_string(), at)).collect();
         let result = async {
-            // The trail first: whoever sees `last_used_at` can also see why.
-            store.insert_activity(&entries).await?;
-            store.touch_connections(&touches).await?;
+            store.write_usage(&entries, &touches).await?;
             for (id, at) in &keys {
                 store.touch_api_keys(std::slice::from_ref(id), *at).await?;
             }

@@ -329,3 +329,44 @@ both!(a_write_stales_only_its_owners_cached_rows, |backend| async move {
     assert!(!cached("alice"));
     assert_eq!(app.post("/v1/access-token", ask("alice")).await.1["error"], "not_installed");
 });
+
+both!(usage_is_written_in_multi_row_statements_and_never_moves_back, |backend| async move {
+    // More uses than one statement carries (200 rows), so full chunks and a remainder run; a
+    // use older than the stored one leaves `last_used_at` alone.
+    use latch_server::store::activity::ActivityRow;
+    let (app, _fake) = TestApp::with_fake(backend).await;
+    let mut ids = Vec::new();
+    for i in 0..450 {
+        let user = format!("u{i}");
+        ids.push(app.seed(Seed { user_id: &user, ..Seed::default() }).await.id);
+    }
+    let row = |i: usize, id: &str| ActivityRow {
+        id: format!("act_batch_{i:04}"),
+        at: 1_000 + i as i64,
+        actor_kind: "api_key".into(),
+        actor_name: "backend".into(),
+        action: latch_shared::activity::Action::TokenRetrieved,
+        connection_id: Some(id.to_owned()),
+        user_id: Some(format!("u{i}")),
+        organization_id: Some(String::new()),
+        provider: Some("acme".into()),
+        outcome: "success".into(),
+        error_code: None,
+        detail: Some("retrieved 1 time".into()),
+    };
+    let rows: Vec<ActivityRow> = ids.iter().enumerate().map(|(i, id)| row(i, id)).collect();
+    let uses: Vec<(String, i64, String)> = ids.iter().map(|id| (id.clone(), 5_000, "backend".into())).collect();
+    app.state.store.write_usage(&rows, &uses).await.unwrap();
+    let older: Vec<(String, i64, String)> = ids.iter().map(|id| (id.clone(), 4_000, "older".into())).collect();
+    app.state.store.write_usage(&[], &older).await.unwrap();
+    for (i, id) in ids.iter().enumerate() {
+        let c = app.state.store.connection(id).await.unwrap().unwrap();
+        assert_eq!((c.last_used_at, c.last_used_by.as_deref()), (Some(5_000), Some("backend")), "connection {i}");
+    }
+    for i in [0, 199, 200, 399, 400, 449] {
+        let trail = app.activity(&format!("connection_id={}", ids[i])).await;
+        let retrieved: Vec<_> = trail.iter().filter(|e| e["action"] == "token_retrieved").collect();
+        assert_eq!(retrieved.len(), 1, "entry {i}");
+        assert_eq!(retrieved[0]["detail"], "retrieved 1 time");
+    }
+});

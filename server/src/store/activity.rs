@@ -21,6 +21,10 @@ pub struct ActivityRow {
     pub detail: Option<String>,
 }
 
+/// Rows a multi-row statement carries: 200 entries are 2 400 parameters, far under SQLite's
+/// 32 766 and PostgreSQL's 65 535.
+const CHUNK: usize = 200;
+
 /// Filters of an activity listing.
 #[derive(Debug, Clone, Default)]
 pub struct ActivityFilter<'a> {
@@ -33,22 +37,46 @@ pub struct ActivityFilter<'a> {
 }
 
 impl Store {
-    /// Appends entries (one statement each, in one transaction).
+    /// Appends entries, in one transaction.
     pub async fn insert_activity(&self, rows: &[ActivityRow]) -> StoreResult<()> {
-        if rows.is_empty() {
+        self.write_usage(rows, &[]).await
+    }
+
+    /// Appends trail entries and records connections' use (`(id, at, API key name)`) in one
+    /// transaction, [`CHUNK`] rows a statement: the usage recorder writes thousands a second at
+    /// 100 000 connections in use, and a statement per row (a round trip to PostgreSQL, or to
+    /// sqlx's SQLite worker thread) cost the requests a core's share. The trail goes first:
+    /// whoever sees `last_used_at` can also see why.
+    pub async fn write_usage(&self, rows: &[ActivityRow], uses: &[(String, i64, String)]) -> StoreResult<()> {
+        if rows.is_empty() && uses.is_empty() {
             return Ok(());
         }
         run!(self, pool => {
             let mut tx = pool.begin().await?;
-            for r in rows {
-                sqlx::query(
+            for chunk in rows.chunks(CHUNK) {
+                let mut q = sqlx::QueryBuilder::new(
                     "INSERT INTO activity (id, at, actor_kind, actor_name, action, connection_id, user_id, \
-                     organization_id, provider, outcome, error_code, detail) \
-                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)")
-                    .bind(&r.id).bind(r.at).bind(&r.actor_kind).bind(&r.actor_name).bind(r.action.as_str())
-                    .bind(&r.connection_id).bind(&r.user_id).bind(&r.organization_id).bind(&r.provider)
-                    .bind(&r.outcome).bind(&r.error_code).bind(&r.detail)
-                    .execute(&mut *tx).await?;
+                     organization_id, provider, outcome, error_code, detail) ");
+                q.push_values(chunk, |mut b, r| {
+                    b.push_bind(r.id.as_str()).push_bind(r.at).push_bind(r.actor_kind.as_str())
+                        .push_bind(r.actor_name.as_str()).push_bind(r.action.as_str())
+                        .push_bind(r.connection_id.as_deref()).push_bind(r.user_id.as_deref())
+                        .push_bind(r.organization_id.as_deref()).push_bind(r.provider.as_deref())
+                        .push_bind(r.outcome.as_str()).push_bind(r.error_code.as_deref()).push_bind(r.detail.as_deref());
+                });
+                // Full chunks share one prepared statement; a remainder's size is one-off.
+                q.build().persistent(chunk.len() == CHUNK).execute(&mut *tx).await?;
+            }
+            for chunk in uses.chunks(CHUNK) {
+                // A VALUES list's columns are column1, column2, … on both databases.
+                let mut q = sqlx::QueryBuilder::new(
+                    "UPDATE connections SET last_used_at = v.column1, last_used_by = v.column2 FROM (");
+                q.push_values(chunk, |mut b, (id, at, key)| {
+                    b.push_bind(*at).push_bind(key.as_str()).push_bind(id.as_str());
+                });
+                q.push(") AS v WHERE connections.id = v.column3 \
+                        AND (connections.last_used_at IS NULL OR connections.last_used_at <= v.column1)");
+                q.build().persistent(chunk.len() == CHUNK).execute(&mut *tx).await?;
             }
             tx.commit().await?;
         });

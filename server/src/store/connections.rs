@@ -684,26 +684,6 @@ impl Store {
         Ok(owner.is_some())
     }
 
-    /// Records that connections were used (batched by the usage recorder, off the hot path), in
-    /// one transaction: with many connections in use, a commit (and on SQLite an fsync) per row
-    /// would take the core away from the requests.
-    pub async fn touch_connections(&self, uses: &[(String, i64, String)]) -> StoreResult<()> {
-        if uses.is_empty() {
-            return Ok(());
-        }
-        run!(self, pool => {
-            let mut tx = pool.begin().await?;
-            for (id, at, key_name) in uses {
-                sqlx::query(
-                    "UPDATE connections SET last_used_at = $1, last_used_by = $2 \
-                     WHERE id = $3 AND (last_used_at IS NULL OR last_used_at <= $1)")
-                    .bind(at).bind(key_name).bind(id).execute(&mut *tx).await?;
-            }
-            tx.commit().await?;
-        });
-        Ok(())
-    }
-
     /// Sets what a connection is for; false when there is no such connection. (Not a change of
     /// tokens or status: `updated_at` and `version` stay.)
     pub async fn set_purpose(&self, id: &str, purpose: &str) -> StoreResult<bool> {
