@@ -73,7 +73,7 @@ pub async fn serve_split(
     state: AppState,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    let workers = workers::Workers::start(&state);
+    let workers = workers::Workers::start(&state).await;
     let stop = tokio_util::sync::CancellationToken::new();
     let trigger = stop.clone();
     tokio::spawn(async move {

@@ -17,8 +17,12 @@ pub struct Workers {
 }
 
 impl Workers {
-    /// Starts every worker the configuration asks for.
-    pub fn start(state: &AppState) -> Self {
+    /// Starts every worker the configuration asks for. On PostgreSQL the change listener is
+    /// listening when this returns (or has failed to within [`LISTEN_WAIT`] and retries in the
+    /// background): `serve` calls it before it accepts a connection, because a listener that
+    /// connects later must declare everything cached before it stale.
+    pub async fn start(state: &AppState) -> Self {
+        let first = connect_listener(state).await;
         let stop = CancellationToken::new();
         let mut tasks = JoinSet::new();
         tasks.spawn(state.usage.clone().run_flusher(state.store.clone(), stop.clone()));
@@ -26,7 +30,7 @@ impl Workers {
         let (store, clock, days) = (state.store.clone(), state.clock.clone(), state.config.tombstone_retention_days);
         tasks.spawn(crate::connections::run_tombstone_upkeep(store, clock, days, stop.clone()));
         tasks.spawn(reload_signing_keys(state.signer.clone(), stop.clone()));
-        tasks.spawn(listen_for_changes(state.clone(), stop.clone()));
+        tasks.spawn(listen_for_changes(state.clone(), first, stop.clone()));
         if state.config.background_refresh {
             tasks.spawn(crate::oauth::refresher::run(state.refresher.clone(), stop.clone()));
         }
@@ -62,36 +66,67 @@ async fn reload_signing_keys(signer: std::sync::Arc<crate::auth::widget_jwt::Wid
     }
 }
 
+/// How long `Workers::start` waits for the change listener before serving without it.
+const LISTEN_WAIT: Duration = Duration::from_secs(5);
+
+/// The change listener, connected and listening (PostgreSQL), or `None` (SQLite, or PostgreSQL
+/// not answering within [`LISTEN_WAIT`]: `listen_for_changes` then keeps trying).
+async fn connect_listener(state: &AppState) -> Option<sqlx::postgres::PgListener> {
+    if !state.store.notifies() {
+        return None;
+    }
+    match tokio::time::timeout(LISTEN_WAIT, state.store.listener()).await {
+        Ok(Ok(listener)) => listener,
+        Ok(Err(e)) => {
+            tracing::warn!(error = %e, "cannot listen for other replicas' changes yet; serving, and retrying");
+            None
+        }
+        Err(_) => {
+            tracing::warn!("the change listener is not connected yet; serving, and retrying");
+            None
+        }
+    }
+}
+
 /// Hears the other replicas' changes (PostgreSQL `LISTEN`; nothing to hear on SQLite): a changed
 /// connection's owner is dropped from the token cache, a revoked API key empties the key cache.
-/// A listener that loses its connection is replaced, and having missed what happened meanwhile,
-/// drops everything once it listens again (the caches' TTL bounds the gap).
-async fn listen_for_changes(state: AppState, stop: CancellationToken) {
+/// `first` was listening before anything was served. A listener connected later, or one that
+/// lost its connection and is replaced, has missed what happened meanwhile, so it drops
+/// everything once it listens (the caches' TTL bounds the gap).
+async fn listen_for_changes(state: AppState, first: Option<sqlx::postgres::PgListener>, stop: CancellationToken) {
     if !state.store.notifies() {
         return poll_for_changes(state, stop).await;
     }
+    let mut first = first;
     let mut backoff = Duration::from_millis(100);
     loop {
-        let listener = tokio::select! {
-            () = stop.cancelled() => return,
-            listener = state.store.listener() => listener,
-        };
-        let mut listener = match listener {
-            Ok(Some(listener)) => listener,
-            Ok(None) => return,
-            Err(e) => {
-                tracing::warn!(error = %e, "cannot listen for other replicas' changes; retrying");
-                tokio::select! {
+        let mut listener = match first.take() {
+            Some(listener) => listener,
+            None => {
+                let listener = tokio::select! {
                     () = stop.cancelled() => return,
-                    () = crate::clock::Clock::sleep(backoff) => {}
+                    listener = state.store.listener() => listener,
+                };
+                match listener {
+                    Ok(Some(listener)) => {
+                        backoff = Duration::from_millis(100);
+                        // Listening now: whatever changed before is unknown.
+                        forget_everything(&state);
+                        listener
+                    }
+                    Ok(None) => return,
+                    Err(e) => {
+                        tracing::warn!(error = %e, "cannot listen for other replicas' changes; retrying");
+                        tokio::select! {
+                            () = stop.cancelled() => return,
+                            () = crate::clock::Clock::sleep(backoff) => {}
+                        }
+                        backoff = (backoff * 2).min(Duration::from_secs(5));
+                        continue;
+                    }
                 }
-                backoff = (backoff * 2).min(Duration::from_secs(5));
-                continue;
             }
         };
-        backoff = Duration::from_millis(100);
-        // Listening now: whatever changed before is unknown.
-        forget_everything(&state);
         loop {
             let next = tokio::select! {
                 () = stop.cancelled() => return,

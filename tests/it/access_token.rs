@@ -370,3 +370,27 @@ both!(usage_is_written_in_multi_row_statements_and_never_moves_back, |backend| a
         assert_eq!(retrieved[0]["detail"], "retrieved 1 time");
     }
 });
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_replica_listens_for_changes_before_it_answers() {
+    // A change listener that connects after the first answers has missed what happened before
+    // it, so it declares every cached row stale: under load this emptied a warm cache (a flaky
+    // cache test, the benchmark's warm-up). So a replica listens before it accepts a request.
+    use latch_server::connections::cache;
+    use latch_server::store::connections::TokenLookup;
+    if !crate::harness::db::postgres_available() {
+        return;
+    }
+    // Every PostgreSQL server this test process starts meanwhile connects its listener late.
+    fail::cfg("changes.listen_delay", "return(600)").unwrap();
+    let (app, _fake) = TestApp::with_fake(crate::harness::db::Backend::Postgres).await;
+    app.seed(Seed::default()).await;
+    let answered = app.post("/v1/access-token", ask("alice")).await.0;
+    fail::remove("changes.listen_delay");
+    assert_eq!(answered, 200);
+    tokio::time::sleep(std::time::Duration::from_millis(1000)).await;
+    let lookup =
+        TokenLookup { user_id: "alice", organization_id: "", provider: "acme", account_id: None, connection_id: None };
+    let cached = app.state.tokens.cache.get(&cache::key(&lookup), app.state.store.changes());
+    assert!(cached.is_ok(), "the row cached by the first answer was declared stale: {:?}", cached.err());
+}

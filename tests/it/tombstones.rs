@@ -104,7 +104,7 @@ both!(tombstones_are_purged_after_their_retention, |backend| async move {
     let clock = Clock::default();
     clock.advance(31 * 86_400);
     let later = AppState::build(app.state.config.clone(), clock).await.unwrap();
-    let workers = Workers::start(&later);
+    let workers = Workers::start(&later).await;
     let purged = wait_until(Duration::from_secs(10), || async {
         store.connection_or_tombstone(&row.id).await.unwrap().is_none()
     })

@@ -235,6 +235,17 @@ impl Store {
     /// process serves).
     pub async fn listener(&self) -> StoreResult<Option<sqlx::postgres::PgListener>> {
         let Backend::Postgres(pool) = &self.backend else { return Ok(None) };
+        #[cfg(feature = "failpoints")]
+        {
+            // A slow listener connection (tests): `return(MILLISECONDS)`.
+            let delay = || -> Option<u64> {
+                fail::fail_point!("changes.listen_delay", |ms| ms.and_then(|ms| ms.parse().ok()));
+                None
+            };
+            if let Some(ms) = delay() {
+                crate::clock::Clock::sleep(std::time::Duration::from_millis(ms)).await;
+            }
+        }
         let mut listener = sqlx::postgres::PgListener::connect_with(pool).await?;
         listener.listen_all([changes::CONNECTIONS_CHANNEL, changes::API_KEYS_CHANNEL]).await?;
         Ok(Some(listener))
