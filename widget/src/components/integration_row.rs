@@ -104,19 +104,16 @@ pub fn IntegrationRow(
                         }
                     }).collect::<Vec<_>>()}
                 </ul>
-                {if connectable {
-                    view! {
-                        <button type="button" class="latch-button latch-primary latch-connect" disabled=button_busy
-                            on:click={
-                                let (key, name) = (key.clone(), name.clone());
-                                move |_| start.run(Start { provider: key.clone(), provider_name: name.clone(), reconnect: None })
-                            }>
-                            {move || if provider_busy() { "Connecting…".to_owned() } else { connect_label.clone() }}
-                        </button>
-                    }.into_any()
-                } else {
-                    view! { <p class="latch-unavailable">"Not available to connect right now."</p> }.into_any()
-                }}
+                {connectable.then(|| view! {
+                    <button type="button" class="latch-button latch-primary latch-connect" disabled=button_busy
+                        on:click={
+                            let (key, name) = (key.clone(), name.clone());
+                            move |_| start.run(Start { provider: key.clone(), provider_name: name.clone(), reconnect: None })
+                        }>
+                        {move || if provider_busy() { "Connecting…".to_owned() } else { connect_label.clone() }}
+                    </button>
+                })}
+                {(!connectable).then(|| view! { <p class="latch-unavailable">"Not available to connect right now."</p> })}
             </div>
         </li>
     }
