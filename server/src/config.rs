@@ -114,16 +114,22 @@ impl FileConfig {
         self.previous_master_key_files.iter_mut().flatten().for_each(rebase);
         self.widget_dir.iter_mut().for_each(rebase);
         if let Some(url) = &self.database_url
-            && let Some(rest) = url.strip_prefix("sqlite://").or_else(|| url.strip_prefix("sqlite:"))
+            && let Some((file, query)) = sqlite_file(url)
+            && file.is_relative()
         {
-            let (file, query) = rest.split_once('?').map_or((rest, None), |(f, q)| (f, Some(q)));
-            if !file.is_empty() && file != ":memory:" && Path::new(file).is_relative() {
-                let query = query.map(|q| format!("?{q}")).unwrap_or_default();
-                self.database_url = Some(format!("sqlite://{}{query}", dir.join(file).display()));
-            }
+            let query = query.map(|q| format!("?{q}")).unwrap_or_default();
+            self.database_url = Some(format!("sqlite://{}{query}", dir.join(file).display()));
         }
         self
     }
+}
+
+/// The file of a SQLite `database_url` (`sqlite://path` or `sqlite:path`) and its query, if
+/// any; `None` for PostgreSQL and for an in-memory database.
+pub fn sqlite_file(url: &str) -> Option<(&Path, Option<&str>)> {
+    let rest = url.strip_prefix("sqlite://").or_else(|| url.strip_prefix("sqlite:"))?;
+    let (file, query) = rest.split_once('?').map_or((rest, None), |(f, q)| (f, Some(q)));
+    (!file.is_empty() && file != ":memory:").then(|| (Path::new(file), query))
 }
 
 impl Default for FileConfig {

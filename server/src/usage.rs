@@ -123,6 +123,13 @@ impl UsageRecorder {
     fn take(&self, all: bool, now: Instant) -> Option<Due> {
         let mut pending = self.pending.lock().ok()?;
         let Pending { connections, api_keys, written, writes, fresh } = &mut *pending;
+        if all {
+            // After a full flush (a shutdown, a command's end) the next use is written at once.
+            fresh.clear();
+            written.clear();
+            writes.clear();
+            return Some(Due { connections: connections.drain().collect(), api_keys: std::mem::take(api_keys) });
+        }
         let mut due_ids = std::mem::take(fresh);
         while let Some((at, _)) = writes.front()
             && now.duration_since(*at) >= COALESCE
@@ -136,9 +143,6 @@ impl UsageRecorder {
                 }
             }
         }
-        if all {
-            due_ids = connections.keys().cloned().collect();
-        }
         let mut due = Vec::with_capacity(due_ids.len());
         for id in due_ids {
             if let Some(usage) = connections.remove(&id) {
@@ -146,11 +150,6 @@ impl UsageRecorder {
                 writes.push_back((now, id.clone()));
                 due.push((id, usage));
             }
-        }
-        if all {
-            // After a full flush (a shutdown, a command's end) the next use is written at once.
-            written.clear();
-            writes.clear();
         }
         Some(Due { connections: due, api_keys: std::mem::take(api_keys) })
     }

@@ -45,7 +45,7 @@ fn mode(path: &Path) -> u32 {
 #[tokio::test]
 async fn the_readme_steps_work_in_an_empty_directory() {
     let dir = tempfile::tempdir().unwrap();
-    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let port = crate::harness::free_port();
     let (setup, calls) = using_it_blocks();
     let (setup, serve) = setup.trim_end().rsplit_once('\n').unwrap();
     assert_eq!(serve, "latch serve", "the set-up ends by serving");

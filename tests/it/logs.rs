@@ -3,20 +3,38 @@
 //! id) and its id in `x-request-id`, no line carries a credential or a query, and `debug`
 //! is not flooded by the idle pollers' SQL.
 
-use crate::harness::{KilledOnDrop, latch_command};
+use crate::harness::{KilledOnDrop, free_port, latch_command};
 use serde_json::{Value, json};
 use std::process::Stdio;
 use std::time::Duration;
 
+/// A directory with its SQLite database and a free port: `latch ARGS` run there, on that port.
+struct Rig {
+    dir: tempfile::TempDir,
+    port: u16,
+    public: String,
+}
+
+impl Rig {
+    fn new() -> Self {
+        let port = free_port();
+        Self { dir: tempfile::tempdir().unwrap(), port, public: format!("http://127.0.0.1:{port}") }
+    }
+
+    fn command(&self, args: &[&str]) -> std::process::Command {
+        let mut c = latch_command(self.dir.path(), &format!("sqlite://{}/latch.db", self.dir.path().display()));
+        c.args(args).env("LATCH_LISTEN", format!("127.0.0.1:{}", self.port));
+        c
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn json_lines_one_per_request_and_no_secret() {
-    let dir = tempfile::tempdir().unwrap();
-    let url = format!("sqlite://{}/latch.db", dir.path().display());
-    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-    let public = format!("http://127.0.0.1:{port}");
+    let rig = Rig::new();
+    let public = &rig.public;
     let command = |args: &[&str]| {
-        let mut c = latch_command(dir.path(), &url);
-        c.args(args).env("LATCH_LISTEN", format!("127.0.0.1:{port}")).env("LATCH_LOG_FORMAT", "json");
+        let mut c = rig.command(args);
+        c.env("LATCH_LOG_FORMAT", "json");
         c
     };
     let out = command(&["api-keys", "create", "--name", "logs"]).output().unwrap();
@@ -24,7 +42,7 @@ async fn json_lines_one_per_request_and_no_secret() {
     let mut serve = command(&["serve"]);
     // `debug`: the idle pollers (the change log, every 100 ms) must not fill it with SQL.
     serve.env("RUST_LOG", "debug").stdout(Stdio::null()).stderr(Stdio::piped());
-    let mut server = KilledOnDrop::serving(serve, &public).await;
+    let mut server = KilledOnDrop::serving(serve, public).await;
     let http = reqwest::Client::new();
 
     let proxied = http.get(format!("{public}/healthz")).header("x-request-id", "proxy-7").send().await.unwrap();
@@ -86,19 +104,12 @@ async fn json_lines_one_per_request_and_no_secret() {
 /// than by the request's own thread, which would block on the full pipe.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_log_nobody_reads_does_not_stop_the_server() {
-    let dir = tempfile::tempdir().unwrap();
-    let url = format!("sqlite://{}/latch.db", dir.path().display());
-    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-    let public = format!("http://127.0.0.1:{port}");
-    let mut serve = latch_command(dir.path(), &url);
+    let rig = Rig::new();
+    let public = &rig.public;
+    let mut serve = rig.command(&["serve"]);
     // Piped and never read: a pipe holds 64 KiB, about 400 request lines.
-    serve
-        .arg("serve")
-        .env("LATCH_LISTEN", format!("127.0.0.1:{port}"))
-        .env("RUST_LOG", "info")
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped());
-    let _server = KilledOnDrop::serving(serve, &public).await;
+    serve.env("RUST_LOG", "info").stdout(Stdio::null()).stderr(Stdio::piped());
+    let _server = KilledOnDrop::serving(serve, public).await;
     let http = reqwest::Client::builder().timeout(Duration::from_secs(5)).build().unwrap();
     for i in 0..3000 {
         let answer = http.get(format!("{public}/healthz")).send().await;

@@ -5,16 +5,12 @@
 use crate::harness::browser::Browser;
 use crate::harness::db::{Backend, TestDb, postgres_available};
 use crate::harness::oidc::Oidc;
-use crate::harness::{HOST_ORIGIN, latch_command, send, wait_until};
+use crate::harness::{HOST_ORIGIN, free_port, latch_command, send, wait_until};
 use serde_json::json;
 use std::process::Stdio;
 use std::time::Duration;
 
 use crate::harness::KilledOnDrop as Replica;
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn three_replicas_one_refresh() {

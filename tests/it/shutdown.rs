@@ -25,7 +25,7 @@ async fn sigterm_under_load_loses_no_usage_and_no_refresh() {
     });
     let dir = tempfile::tempdir().unwrap();
     let url = format!("sqlite://{}/latch.db", dir.path().display());
-    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let port = crate::harness::free_port();
     let public = format!("http://127.0.0.1:{port}");
     std::fs::write(
         dir.path().join("latch.toml"),

@@ -709,9 +709,7 @@ async fn remove_connections(
 
 /// The file of a SQLite `database_url`.
 fn sqlite_file(config: &Config) -> Option<&std::path::Path> {
-    let rest = config.database_url.expose().strip_prefix("sqlite://")?;
-    let path = rest.split('?').next().unwrap_or(rest);
-    (!path.is_empty() && path != ":memory:").then(|| std::path::Path::new(path))
+    crate::config::sqlite_file(config.database_url.expose()).map(|(file, _)| file)
 }
 
 /// Files that hold secrets (the master key, the sealed database) readable by other users of the

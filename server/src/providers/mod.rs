@@ -399,12 +399,7 @@ impl ClientSecrets {
                 }
             };
         }
-        Ok(provider
-            .client_secret_env
-            .as_deref()
-            .and_then(|var| std::env::var(var).ok())
-            .filter(|s| !s.is_empty())
-            .map(Secret::new))
+        Ok(env_secret(provider).map(|(_, value)| Secret::new(value)))
     }
 }
 
@@ -454,11 +449,18 @@ impl SecretSources {
         if self.stored.contains(&provider.key) {
             return SecretSource::Stored;
         }
-        match provider.client_secret_env.as_deref() {
-            Some(var) if std::env::var_os(var).is_some_and(|v| !v.is_empty()) => SecretSource::Env(var.to_owned()),
-            other => SecretSource::Missing(other.map(str::to_owned)),
+        match env_secret(provider) {
+            Some((var, _)) => SecretSource::Env(var.to_owned()),
+            None => SecretSource::Missing(provider.client_secret_env.clone()),
         }
     }
+}
+
+/// The provider's `client_secret_env` variable and its value, when it is set and not empty: the
+/// one rule for a secret from the environment, whether it is used or only reported.
+fn env_secret(provider: &Provider) -> Option<(&str, String)> {
+    let var = provider.client_secret_env.as_deref()?;
+    std::env::var(var).ok().filter(|value| !value.is_empty()).map(|value| (var, value))
 }
 
 #[cfg(test)]

@@ -407,6 +407,11 @@ impl Drop for KilledOnDrop {
     }
 }
 
+/// A loopback port free a moment ago, for a `latch serve` process to listen on.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
 /// The `latch` binary built by `cargo build -p latch-server` (the README's test command does).
 pub fn latch_binary() -> std::path::PathBuf {
     let exe = std::env::current_exe().unwrap();
