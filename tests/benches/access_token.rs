@@ -3,8 +3,8 @@
 //!
 //! Every server is a process of its own pinned to core 0 (`taskset`); the load comes from `wrk`,
 //! a separate, well-known load generator pinned to core 1, with the same settings for every
-//! target (3 threads, `BENCH_CONNECTIONS` keep-alive connections, a 1 s warm-up, then
-//! `BENCH_SECONDS`): the bare axum handler (this binary re-run as `--bare-server`), Latch on
+//! target (3 threads, `BENCH_CONNECTIONS` keep-alive connections, after a warm-up of every user
+//! once, `BENCH_SECONDS`): the bare axum handler (this binary re-run as `--bare-server`), Latch on
 //! SQLite, Latch on PostgreSQL, and 3 Latch replicas on one PostgreSQL (each wrk thread on its
 //! own replica). It reports req/s, p50, p99 and p99.9, each target's ratio to the bare handler
 //! of the same run, and the servers' RSS idle and after the load.
@@ -59,7 +59,7 @@ fn main() {
     let only = std::env::var("BENCH_ONLY").unwrap_or_default();
     let part = |name: &str| only.is_empty() || only == name;
     println!(
-        "wrk {} threads, {connections} connections, {seconds} s per target after a 1 s warm-up; servers on core 0, wrk on core 1",
+        "wrk {} threads, {connections} connections, {seconds} s per target after a warm-up (every user once); servers on core 0, wrk on core 1",
         WRK_THREADS
     );
     println!();
@@ -119,6 +119,10 @@ fn flat_cost(bench: &Bench, rt: &tokio::runtime::Runtime, dir: &Path, pg: &mut V
     let mut backends = vec![("SQLite", None)];
     if let Some(admin) = &bench.admin {
         backends.push(("PostgreSQL", Some(admin.clone())));
+    }
+    // `BENCH_BACKEND=sqlite` (or `postgresql`) runs one backend.
+    if let Ok(only) = std::env::var("BENCH_BACKEND") {
+        backends.retain(|(name, _)| name.eq_ignore_ascii_case(&only));
     }
     for (backend, admin) in backends {
         let mut small = 0.0;
@@ -235,11 +239,32 @@ impl Bench {
         self.load(server, users)
     }
 
-    /// Every user once, in order (a steady state, not a cold start, is measured), or a second
-    /// for a few users.
+    /// Every user once, in order, so a steady state, not a cold start, is measured. From this
+    /// process, 64 requests at a time, until each user is answered: wrk cannot stop at a count
+    /// (its threads can, but it still waits out its duration), and a warm-up of a fixed length
+    /// either left users cold (30 % of 100,000 on a slow machine, their first reads then fell in
+    /// the measured load) or outlived the cache's TTL.
     fn warm_up(&self, server: &Server, users: usize) {
-        let warm = wrk_script(&server.ports, &server.key, users, true);
-        self.wrk(&warm, server.ports[0], (users as u64).div_ceil(4000).max(1));
+        use futures::StreamExt as _;
+        let started = Instant::now();
+        let client = reqwest::Client::new();
+        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+        let failed = rt.block_on(
+            futures::stream::iter(0..users)
+                .map(|i| {
+                    let request = client
+                        .post(format!("http://127.0.0.1:{}/v1/access-token", server.ports[i % server.ports.len()]))
+                        .bearer_auth(&server.key)
+                        .json(&serde_json::json!({ "user_id": format!("user-{i}"), "provider": "acme" }));
+                    async move { request.send().await.is_ok_and(|r| r.status().is_success()) }
+                })
+                .buffer_unordered(64)
+                .filter(|ok| std::future::ready(!ok))
+                .count(),
+        );
+        assert_eq!(failed, 0, "the warm-up's requests must all be answered");
+        let seconds = started.elapsed().as_secs_f64();
+        eprintln!("warm-up of {users} users: {seconds:.1} s, {:.0} req/s", users as f64 / seconds);
     }
 
     /// The measured load.
@@ -248,7 +273,7 @@ impl Bench {
     }
 
     fn load_for(&self, server: &Server, users: usize, seconds: u64) -> WrkResult {
-        let script = wrk_script(&server.ports, &server.key, users, false);
+        let script = wrk_script(&server.ports, &server.key, users);
         let result = self.wrk(&script, server.ports[0], seconds);
         server.rss_after.set(server.rss_now());
         result
@@ -279,36 +304,24 @@ impl Bench {
     }
 }
 
-/// A wrk script: each thread on one of `ports` (in turn), POSTs for a random one of `users`, or
-/// with `in_order` for each user in turn (the threads interleaved).
-fn wrk_script(ports: &[u16], key: &str, users: usize, in_order: bool) -> PathBuf {
+/// A wrk script: each thread on one of `ports` (in turn), POSTs for a random one of `users`.
+fn wrk_script(ports: &[u16], key: &str, users: usize) -> PathBuf {
     let ports = ports.iter().map(u16::to_string).collect::<Vec<_>>().join(", ");
-    let user = if in_order {
-        format!("(offset + {WRK_THREADS} * step) % {users}")
-    } else {
-        format!("math.random({users}) - 1")
-    };
     let script = format!(
         r#"local ports = {{ {ports} }}
 local next_port = 1
-local threads = 0
-step = 0
-offset = 0
 wrk.method = "POST"
 wrk.headers["Authorization"] = "Bearer {key}"
 wrk.headers["Content-Type"] = "application/json"
 function setup(thread)
   thread.addr = wrk.lookup("127.0.0.1", tostring(ports[next_port]))[1]
   next_port = next_port % #ports + 1
-  thread:set("offset", threads)
-  threads = threads + 1
 end
 function init(args)
   math.randomseed(os.time() + math.floor(os.clock() * 1000000))
 end
 function request()
-  local body = '{{"user_id":"user-' .. ({user}) .. '","provider":"acme"}}'
-  step = step + 1
+  local body = '{{"user_id":"user-' .. (math.random({users}) - 1) .. '","provider":"acme"}}'
   return wrk.format("POST", "/v1/access-token", nil, body)
 end
 function done(summary, latency, requests)
@@ -319,7 +332,7 @@ function done(summary, latency, requests)
 end
 "#
     );
-    let path = std::env::temp_dir().join(format!("latch-bench-{}-{in_order}.lua", std::process::id()));
+    let path = std::env::temp_dir().join(format!("latch-bench-{}.lua", std::process::id()));
     std::fs::write(&path, script).unwrap();
     path
 }
@@ -410,6 +423,13 @@ impl Server {
                 .env("LATCH_MASTER_KEY", MASTER_KEY)
                 .env("BENCH_SECRET", "bench-secret")
                 .env("RUST_LOG", std::env::var("BENCH_LOG").unwrap_or_else(|_| "error".into()));
+            // Allocator experiments reach the servers only: `BENCH_GLIBC_TUNABLES`
+            // (`glibc.malloc.hugetlb=1`), `BENCH_LD_PRELOAD` (another malloc).
+            for name in ["GLIBC_TUNABLES", "LD_PRELOAD"] {
+                if let Some(value) = std::env::var_os(format!("BENCH_{name}")) {
+                    c.env(name, value);
+                }
+            }
             c
         };
         let out = command(&["api-keys", "create", "--name", &format!("bench-{}", free_port())]).output().unwrap();
