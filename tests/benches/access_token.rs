@@ -85,23 +85,23 @@ fn targets(bench: &Bench, rt: &tokio::runtime::Runtime, dir: &Path, pg: &mut Vec
     println!("|---|---|---|---|---|---|---|---|");
     let bare = {
         let server = Server::bare();
-        let result = bench.measure(&server, 100);
+        let result = bench.measure(rt, &server, 100);
         result.row("bare axum handler", None, &server.rss());
         result.rps
     };
     let sqlite = format!("sqlite://{}/bench.db", dir.display());
     rt.block_on(seed_fresh(&sqlite, 100));
     let server = Server::latch(&bench.latch, dir, &sqlite, 1, None);
-    bench.measure(&server, 100).row("Latch, SQLite", Some(bare), &server.rss());
+    bench.measure(rt, &server, 100).row("Latch, SQLite", Some(bare), &server.rss());
     drop(server);
     if let Some(admin) = &bench.admin {
         let url = rt.block_on(create_database(admin, pg));
         rt.block_on(seed_fresh(&url, 100));
         let server = Server::latch(&bench.latch, dir, &url, 1, None);
-        bench.measure(&server, 100).row("Latch, PostgreSQL", Some(bare), &server.rss());
+        bench.measure(rt, &server, 100).row("Latch, PostgreSQL", Some(bare), &server.rss());
         drop(server);
         let replicas = Server::latch(&bench.latch, dir, &url, 3, None);
-        bench.measure(&replicas, 100).row("Latch, 3 replicas, PostgreSQL", Some(bare), &replicas.rss());
+        bench.measure(rt, &replicas, 100).row("Latch, 3 replicas, PostgreSQL", Some(bare), &replicas.rss());
         drop(replicas);
     } else {
         eprintln!("*** PostgreSQL targets skipped: set LATCH_TEST_DATABASE_URL ***");
@@ -133,7 +133,7 @@ fn flat_cost(bench: &Bench, rt: &tokio::runtime::Runtime, dir: &Path, pg: &mut V
             };
             rt.block_on(seed_churn(&url, n));
             let server = Server::latch(&bench.latch, dir, &url, 1, Some(&provider.url));
-            bench.warm_up(&server, n);
+            bench.warm_up(rt, &server, n);
             let before = rt.block_on(server.metrics());
             let renewed_before = provider.calls.load(Ordering::SeqCst);
             // Longer than a usage window, so the run includes writing the warm-up's usage again.
@@ -234,35 +234,21 @@ impl WrkResult {
 impl Bench {
     /// Warms up for a second, then loads `server` for the run's seconds; `users` is how many
     /// different users the requests spread over (at random).
-    fn measure(&self, server: &Server, users: usize) -> WrkResult {
-        self.warm_up(server, users);
+    fn measure(&self, rt: &tokio::runtime::Runtime, server: &Server, users: usize) -> WrkResult {
+        self.warm_up(rt, server, users);
         self.load(server, users)
     }
 
-    /// Every user once, in order, so a steady state, not a cold start, is measured. From this
-    /// process, 64 requests at a time, until each user is answered: wrk cannot stop at a count
-    /// (its threads can, but it still waits out its duration), and a warm-up of a fixed length
-    /// either left users cold (30 % of 100,000 on a slow machine, their first reads then fell in
-    /// the measured load) or outlived the cache's TTL.
-    fn warm_up(&self, server: &Server, users: usize) {
-        use futures::StreamExt as _;
+    /// Every user once, in order, so a steady state, not a cold start, is measured: a [`storm`]
+    /// of one caller per user from this process, 64 requests at a time, until each is answered.
+    /// Not wrk: it cannot stop at a count (its threads can, but it still waits out its
+    /// duration), and a warm-up of a fixed length either left users cold (30 % of 100,000 on a
+    /// slow machine, their first reads then fell in the measured load) or outlived the cache's
+    /// TTL.
+    fn warm_up(&self, rt: &tokio::runtime::Runtime, server: &Server, users: usize) {
         let started = Instant::now();
-        let client = reqwest::Client::new();
-        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
-        let failed = rt.block_on(
-            futures::stream::iter(0..users)
-                .map(|i| {
-                    let request = client
-                        .post(format!("http://127.0.0.1:{}/v1/access-token", server.ports[i % server.ports.len()]))
-                        .bearer_auth(&server.key)
-                        .json(&serde_json::json!({ "user_id": format!("user-{i}"), "provider": "acme" }));
-                    async move { request.send().await.is_ok_and(|r| r.status().is_success()) }
-                })
-                .buffer_unordered(64)
-                .filter(|ok| std::future::ready(!ok))
-                .count(),
-        );
-        assert_eq!(failed, 0, "the warm-up's requests must all be answered");
+        let failed = rt.block_on(storm(server, users, 1));
+        assert_eq!(failed, 0, "every warm-up request must be answered with a token");
         let seconds = started.elapsed().as_secs_f64();
         eprintln!("warm-up of {users} users: {seconds:.1} s, {:.0} req/s", users as f64 / seconds);
     }
