@@ -1,16 +1,23 @@
 //! Usage bookkeeping off the hot path: `POST /v1/access-token` for a fresh token only records
-//! "connection X was used by key K" in memory; a background task writes `last_used_at` and one
-//! `token_retrieved` activity entry per (connection, key) and window, with the count.
+//! "connection X was used by key K" in memory; a background task writes it in batches.
 //!
-//! A connection's first use in a while is written within [`FLUSH_INTERVAL`]; after that its
-//! usage is gathered and written at most once per [`COALESCE`]. So the writes follow how many
-//! connections are in use, not how many requests they get: 100,000 connections used every few
-//! seconds cost about 1,700 row writes a second, not one per request (the benchmark's flat-cost
-//! run). A crash loses at most one window of usage, never a token; a shutdown writes it all.
+//! Two cadences, because they answer different questions:
+//! - `last_used_at` / `last_used_by` ("when was it last used, by whom"): a connection's first use
+//!   in a while is written within [`FLUSH_INTERVAL`], then at most once per [`COALESCE`].
+//! - the trail's `token_retrieved` entries ("who has been using it, how much"): one per
+//!   (connection, key) at the first use in a while, then one per [`TRAIL_WINDOW`] with the count
+//!   since the last.
+//!
+//! So the writes follow how many connections are in use, not how many requests they get:
+//! 100,000 connections used every few seconds cost about 1,700 row updates a second and 28 trail
+//! entries (the benchmark's flat-cost run), not one of each per request, and the trail grows by
+//! 2.4 million entries a day at that scale rather than 144 million. A crash loses at most one
+//! window of usage, never a token; a shutdown writes it all.
 
 use crate::activity::{Action, Actor, Entry};
 use crate::clock::Clock;
 use crate::store::Store;
+use crate::store::activity::ActivityRow;
 use crate::store::connections::ConnectionRow;
 use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
@@ -18,8 +25,20 @@ use std::time::{Duration, Instant};
 
 /// How often usage is written.
 pub const FLUSH_INTERVAL: Duration = Duration::from_secs(1);
-/// A connection's usage is written at most this often.
+/// A connection's `last_used_at` is written at most this often.
 pub const COALESCE: Duration = Duration::from_secs(60);
+/// A connection's retrievals are summed into one trail entry per key at most this often.
+pub const TRAIL_WINDOW: Duration = Duration::from_secs(3600);
+
+/// (API key name, retrievals) — usually one entry, so a vector beats a map.
+type Counts = Vec<(Arc<str>, u64)>;
+
+fn add(counts: &mut Counts, key: &Arc<str>, n: u64) {
+    match counts.iter_mut().find(|(k, _)| k == key) {
+        Some((_, count)) => *count += n,
+        None => counts.push((key.clone(), n)),
+    }
+}
 
 #[derive(Debug)]
 struct ConnectionUsage {
@@ -28,12 +47,20 @@ struct ConnectionUsage {
     last_at: i64,
     /// The key of the latest retrieval (`last_used_by`).
     last_key: Arc<str>,
-    /// (API key name, retrievals) — usually one entry, so a vector beats a map.
-    by_key: Vec<(Arc<str>, u64)>,
+    by_key: Counts,
+}
+
+/// The retrievals of one connection since its last trail entry.
+#[derive(Debug)]
+struct TrailUsage {
+    row: Arc<ConnectionRow>,
+    last_at: i64,
+    by_key: Counts,
 }
 
 #[derive(Debug, Default)]
 struct Pending {
+    /// Usage since each connection's last `last_used_at` write (the hot path's map).
     connections: HashMap<String, ConnectionUsage>,
     api_keys: HashMap<Arc<str>, i64>,
     /// When each connection's usage was last written, for the past [`COALESCE`].
@@ -44,11 +71,20 @@ struct Pending {
     writes: VecDeque<(Instant, String)>,
     /// Connections first used since their last window ended: due at the next flush.
     fresh: Vec<String>,
+    /// Retrievals gathered for the trail, per connection with an entry in the past
+    /// [`TRAIL_WINDOW`]; filled by the flusher, never by the hot path.
+    trail: HashMap<String, TrailUsage>,
+    /// When each of those entries was written, oldest first (as `writes`).
+    entries: VecDeque<(Instant, String)>,
 }
 
 /// What one flush writes.
+#[derive(Debug, Default)]
 struct Due {
-    connections: Vec<(String, ConnectionUsage)>,
+    /// `(connection, last_used_at, last_used_by)`.
+    touches: Vec<(String, i64, Arc<str>)>,
+    /// Trail entries to write: a connection's retrievals since its last.
+    entries: Vec<TrailUsage>,
     api_keys: HashMap<Arc<str>, i64>,
 }
 
@@ -72,10 +108,7 @@ impl UsageRecorder {
                         usage.last_key = key_name.clone();
                     }
                 }
-                match usage.by_key.iter_mut().find(|(k, _)| k == key_name) {
-                    Some((_, count)) => *count += 1,
-                    None => usage.by_key.push((key_name.clone(), 1)),
-                }
+                add(&mut usage.by_key, key_name, 1);
             }
             None => {
                 if !pending.written.contains_key(row.id.as_str()) {
@@ -113,66 +146,112 @@ impl UsageRecorder {
     }
 
     /// Writes what is due: the connections whose usage was not written in the past
-    /// [`COALESCE`], and the API keys'.
+    /// [`COALESCE`], the trail entries whose [`TRAIL_WINDOW`] has ended, and the API keys'.
     pub async fn flush_due(&self, store: &Store) {
         self.write(store, false).await;
     }
 
-    /// Takes the usage to write now: all of it, or what is due (the connections first used since
-    /// their last window, and those whose window has ended with usage gathered in it).
+    /// Takes the usage to write now: all of it, or what is due.
     fn take(&self, all: bool, now: Instant) -> Option<Due> {
         let mut pending = self.pending.lock().ok()?;
-        let Pending { connections, api_keys, written, writes, fresh } = &mut *pending;
-        if all {
+        let Pending { connections, api_keys, written, writes, fresh, trail, entries } = &mut *pending;
+        let mut due = Due { api_keys: std::mem::take(api_keys), ..Due::default() };
+        let used: Vec<(String, ConnectionUsage)> = if all {
             // After a full flush (a shutdown, a command's end) the next use is written at once.
             fresh.clear();
             written.clear();
             writes.clear();
-            return Some(Due { connections: connections.drain().collect(), api_keys: std::mem::take(api_keys) });
-        }
-        let mut due_ids = std::mem::take(fresh);
-        while let Some((at, _)) = writes.front()
-            && now.duration_since(*at) >= COALESCE
-        {
-            let Some((at, id)) = writes.pop_front() else { break };
-            // A later write of the same connection keeps its own place in the queue.
-            if written.get(&id) == Some(&at) {
-                written.remove(&id);
-                if connections.contains_key(&id) {
-                    due_ids.push(id);
+            connections.drain().collect()
+        } else {
+            // The connections first used since their last window, and those whose window has
+            // ended with usage gathered in it.
+            let mut due_ids = std::mem::take(fresh);
+            while let Some((at, _)) = writes.front()
+                && now.duration_since(*at) >= COALESCE
+            {
+                let Some((at, id)) = writes.pop_front() else { break };
+                // A later write of the same connection keeps its own place in the queue.
+                if written.get(&id) == Some(&at) {
+                    written.remove(&id);
+                    if connections.contains_key(&id) {
+                        due_ids.push(id);
+                    }
+                }
+            }
+            let mut used = Vec::with_capacity(due_ids.len());
+            for id in due_ids {
+                if let Some(usage) = connections.remove(&id) {
+                    written.insert(id.clone(), now);
+                    writes.push_back((now, id.clone()));
+                    used.push((id, usage));
+                }
+            }
+            used
+        };
+        due.touches.reserve(used.len());
+        for (id, usage) in used {
+            due.touches.push((id.clone(), usage.last_at, usage.last_key));
+            match trail.get_mut(&id) {
+                Some(t) => {
+                    t.row = usage.row;
+                    t.last_at = t.last_at.max(usage.last_at);
+                    for (key, n) in &usage.by_key {
+                        add(&mut t.by_key, key, *n);
+                    }
+                }
+                None => {
+                    // The first use in a while: its entry now, later ones counted for the window.
+                    let row = usage.row.clone();
+                    due.entries.push(TrailUsage { row: usage.row, last_at: usage.last_at, by_key: usage.by_key });
+                    trail.insert(id.clone(), TrailUsage { row, last_at: usage.last_at, by_key: Vec::new() });
+                    entries.push_back((now, id));
                 }
             }
         }
-        let mut due = Vec::with_capacity(due_ids.len());
-        for id in due_ids {
-            if let Some(usage) = connections.remove(&id) {
-                written.insert(id.clone(), now);
-                writes.push_back((now, id.clone()));
-                due.push((id, usage));
+        if all {
+            entries.clear();
+            due.entries.extend(trail.drain().map(|(_, t)| t).filter(|t| !t.by_key.is_empty()));
+            return Some(due);
+        }
+        while let Some((at, _)) = entries.front()
+            && now.duration_since(*at) >= TRAIL_WINDOW
+        {
+            let Some((_, id)) = entries.pop_front() else { break };
+            let Some(t) = trail.get_mut(&id) else { continue };
+            if t.by_key.is_empty() {
+                // Unused for a whole window: forgotten, so its next use is a first use.
+                trail.remove(&id);
+            } else {
+                let by_key = std::mem::take(&mut t.by_key);
+                due.entries.push(TrailUsage { row: t.row.clone(), last_at: t.last_at, by_key });
+                entries.push_back((now, id));
             }
         }
-        Some(Due { connections: due, api_keys: std::mem::take(api_keys) })
+        Some(due)
     }
 
     async fn write(&self, store: &Store, all: bool) {
-        let Some(Due { connections, api_keys }) = self.take(all, Instant::now()) else {
+        let Some(due) = self.take(all, Instant::now()) else {
             return;
         };
-        if connections.is_empty() && api_keys.is_empty() {
+        if due.touches.is_empty() && due.entries.is_empty() && due.api_keys.is_empty() {
             return;
         }
-        let mut touches = Vec::with_capacity(connections.len());
-        let mut entries = Vec::new();
-        for (id, usage) in connections {
-            for (key, count) in &usage.by_key {
-                let entry = Entry::new(usage.last_at, &Actor::ApiKey(key.to_string()), Action::TokenRetrieved)
-                    .connection(&usage.row)
-                    .detail(format!("retrieved {count} time{}", if *count == 1 { "" } else { "s" }));
-                entries.push(entry.into_row());
-            }
-            touches.push((id, usage.last_at, usage.last_key.to_string()));
-        }
-        let keys: Vec<(String, i64)> = api_keys.into_iter().map(|(k, at)| (k.to_string(), at)).collect();
+        let entries: Vec<ActivityRow> = due
+            .entries
+            .iter()
+            .flat_map(|t| {
+                t.by_key.iter().map(|(key, count)| {
+                    Entry::new(t.last_at, &Actor::ApiKey(key.to_string()), Action::TokenRetrieved)
+                        .connection(&t.row)
+                        .detail(format!("retrieved {count} time{}", if *count == 1 { "" } else { "s" }))
+                        .into_row()
+                })
+            })
+            .collect();
+        let touches: Vec<(String, i64, String)> =
+            due.touches.into_iter().map(|(id, at, key)| (id, at, key.to_string())).collect();
+        let keys: Vec<(String, i64)> = due.api_keys.into_iter().map(|(k, at)| (k.to_string(), at)).collect();
         let result = async {
             store.write_usage(&entries, &touches).await?;
             for (id, at) in &keys {
@@ -208,21 +287,24 @@ mod tests {
         Arc::new(ConnectionRow::new(id.into(), owner, 0))
     }
 
-    /// The connections a flush at `now` writes, with their counts.
-    fn due(r: &UsageRecorder, all: bool, now: Instant) -> Vec<(String, u64)> {
-        let mut due: Vec<_> = r
-            .take(all, now)
-            .unwrap()
-            .connections
-            .into_iter()
-            .map(|(id, u)| (id, u.by_key.iter().map(|(_, n)| n).sum()))
-            .collect();
-        due.sort();
-        due
+    /// What a flush at `now` writes: the connections whose `last_used_at` it writes, and its
+    /// trail entries as (connection, retrievals).
+    fn due(r: &UsageRecorder, all: bool, now: Instant) -> (Vec<String>, Vec<(String, u64)>) {
+        let due = r.take(all, now).unwrap();
+        let mut touched: Vec<String> = due.touches.into_iter().map(|(id, _, _)| id).collect();
+        let mut entries: Vec<(String, u64)> =
+            due.entries.iter().map(|t| (t.row.id.clone(), t.by_key.iter().map(|(_, n)| n).sum())).collect();
+        touched.sort();
+        entries.sort();
+        (touched, entries)
+    }
+
+    fn touched(r: &UsageRecorder, all: bool, now: Instant) -> Vec<String> {
+        due(r, all, now).0
     }
 
     #[test]
-    fn each_connection_is_written_once_a_window() {
+    fn last_used_at_is_written_once_a_window() {
         let r = UsageRecorder::default();
         let key: Arc<str> = "backend".into();
         let (one, two) = (row("c1"), row("c2"));
@@ -231,22 +313,62 @@ mod tests {
         let window = COALESCE.as_secs();
 
         r.token_retrieved(&one, &key, 0);
-        assert_eq!(due(&r, false, at(0)), [("c1".into(), 1)], "a first use is written at once");
+        assert_eq!(touched(&r, false, at(0)), ["c1"], "a first use is written at once");
         r.token_retrieved(&one, &key, 1);
         r.token_retrieved(&one, &key, 2);
         r.token_retrieved(&two, &key, 2);
-        assert_eq!(due(&r, false, at(1)), [("c2".into(), 1)], "c1 waits for its window; c2 is new");
-        assert_eq!(due(&r, false, at(window - 1)), []);
-        assert_eq!(due(&r, false, at(window)), [("c1".into(), 2)], "its window ended: written, counted");
+        assert_eq!(touched(&r, false, at(1)), ["c2"], "c1 waits for its window; c2 is new");
+        assert!(touched(&r, false, at(window - 1)).is_empty());
+        assert_eq!(touched(&r, false, at(window)), ["c1"], "its window ended: written");
         // No use in c1's next window: when it ends, c1 is forgotten, and its next use is new.
-        assert_eq!(due(&r, false, at(2 * window + 1)), []);
+        assert!(touched(&r, false, at(2 * window + 1)).is_empty());
         assert!(r.pending.lock().unwrap().written.is_empty() && r.pending.lock().unwrap().writes.is_empty());
         r.token_retrieved(&one, &key, 3);
-        assert_eq!(due(&r, false, at(2 * window + 2)), [("c1".into(), 1)]);
+        assert_eq!(touched(&r, false, at(2 * window + 2)), ["c1"]);
         // A full flush writes everything, and what follows it is written at once.
         r.token_retrieved(&one, &key, 4);
-        assert_eq!(due(&r, true, at(2 * window + 3)), [("c1".into(), 1)]);
+        assert_eq!(touched(&r, true, at(2 * window + 3)), ["c1"]);
         r.token_retrieved(&one, &key, 5);
-        assert_eq!(due(&r, false, at(2 * window + 4)), [("c1".into(), 1)]);
+        assert_eq!(touched(&r, false, at(2 * window + 4)), ["c1"]);
+    }
+
+    #[test]
+    fn the_trail_gets_one_counted_entry_a_connection_and_hour() {
+        let r = UsageRecorder::default();
+        let key: Arc<str> = "backend".into();
+        let one = row("c1");
+        let t0 = Instant::now();
+        let at = |s: i64| t0 + Duration::from_secs(s.unsigned_abs());
+        let secs = |d: Duration| i64::try_from(d.as_secs()).unwrap();
+        let (minute, hour) = (secs(COALESCE), secs(TRAIL_WINDOW));
+        let entry = |n: u64| vec![("c1".to_owned(), n)];
+
+        r.token_retrieved(&one, &key, 0);
+        assert_eq!(due(&r, false, at(0)), (vec!["c1".into()], entry(1)), "the first use: both at once");
+        // Used twice a minute for the hour: `last_used_at` each minute, no trail entry.
+        let mut retrievals = 0;
+        for m in 1..hour / minute {
+            r.token_retrieved(&one, &key, m * minute);
+            r.token_retrieved(&one, &key, m * minute + 1);
+            retrievals += 2;
+            assert_eq!(due(&r, false, at(m * minute)), (vec!["c1".into()], vec![]), "minute {m}");
+        }
+        // The hour ends: one entry, counting every retrieval since the first.
+        r.token_retrieved(&one, &key, hour);
+        retrievals += 1;
+        assert_eq!(due(&r, false, at(hour)), (vec!["c1".into()], entry(retrievals)));
+        // Unused for the next hour: no entry, and the connection is forgotten, so its next use
+        // is a first use again, written at once.
+        assert_eq!(due(&r, false, at(2 * hour + 1)), (vec![], vec![]));
+        assert!(r.pending.lock().unwrap().trail.is_empty() && r.pending.lock().unwrap().entries.is_empty());
+        r.token_retrieved(&one, &key, 2 * hour + 2);
+        assert_eq!(due(&r, false, at(2 * hour + 2)), (vec!["c1".into()], entry(1)));
+        // A full flush (a shutdown) writes what the hour has gathered so far.
+        r.token_retrieved(&one, &key, 2 * hour + 3);
+        r.token_retrieved(&one, &key, 2 * hour + 4);
+        assert_eq!(due(&r, false, at(2 * hour + minute + 2)), (vec!["c1".into()], vec![]));
+        r.token_retrieved(&one, &key, 2 * hour + minute + 3);
+        assert_eq!(due(&r, true, at(2 * hour + minute + 4)), (vec!["c1".into()], entry(3)));
+        assert!(r.pending.lock().unwrap().trail.is_empty());
     }
 }
