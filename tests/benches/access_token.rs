@@ -9,8 +9,9 @@
 //! own replica). It reports req/s, p50, p99 and p99.9, each target's ratio to the bare handler
 //! of the same run, and the servers' RSS idle and after the load.
 //!
-//! Then the flat-cost runs, each measured for at least 70 s (longer than a usage window, so
-//! the steady state's usage writes are in it): 100 versus 100,000 connections whose 100-minute
+//! Then the flat-cost runs, in alternating rounds (`BENCH_ROUNDS` of `BENCH_ROUND_SECONDS`, 3
+//! of 30 s: longer in all than a usage window, so the steady state's usage writes are in it, the
+//! ratio the median of the rounds'): 100 versus 100,000 connections whose 100-minute
 //! tokens come due through the run (the proactive refresher renews about 1 % of them a minute against
 //! a counting token endpoint here), users picked at random, with the token cache's hit ratio and
 //! the share of calls that had to wait for a refresh (from `/metrics`). And a refresh storm:
@@ -108,13 +109,24 @@ fn targets(bench: &Bench, rt: &tokio::runtime::Runtime, dir: &Path, pg: &mut Vec
     }
 }
 
-/// 100 versus 100,000 connections under refresh churn.
+/// 100 versus 100,000 connections under refresh churn, in alternating rounds.
+///
+/// Both servers run, but only the one under load is scheduled: the other is stopped
+/// (`SIGSTOP`), so its background work (usage writes, refreshes) falls in its own rounds, never
+/// in the other's. Rounds alternate (100, 100,000, 100, …) so that a drift of the machine's
+/// speed, which moves single runs here by up to 10 %, hits both sizes alike; the ratio is the
+/// median of the rounds' ratios. A round is shorter than a usage window, so a connection in use
+/// is never forgotten between its rounds and the steady state's usage writes are measured.
 fn flat_cost(bench: &Bench, rt: &tokio::runtime::Runtime, dir: &Path, pg: &mut Vec<String>) {
+    let rounds: usize = env_or("BENCH_ROUNDS", 3).max(1);
+    let round_seconds: u64 = env_or("BENCH_ROUND_SECONDS", 30);
+    println!();
+    println!("Flat cost: {rounds} alternating rounds of {round_seconds} s per size");
     println!();
     println!(
-        "| backend | connections | req/s | p50 | p99 | % of 100 | cache hits | waited for a refresh | renewed in the run | RSS after |"
+        "| backend | connections | req/s | p50 | p99 | % of 100 | rounds | cache hits | waited for a refresh | renewed in the run | RSS after |"
     );
-    println!("|---|---|---|---|---|---|---|---|---|---|");
+    println!("|---|---|---|---|---|---|---|---|---|---|---|");
     let provider = rt.block_on(TokenEndpoint::start(Duration::ZERO));
     let mut backends = vec![("SQLite", None)];
     if let Some(admin) = &bench.admin {
@@ -124,50 +136,101 @@ fn flat_cost(bench: &Bench, rt: &tokio::runtime::Runtime, dir: &Path, pg: &mut V
     if let Ok(only) = std::env::var("BENCH_BACKEND") {
         backends.retain(|(name, _)| name.eq_ignore_ascii_case(&only));
     }
+    let sizes = [100usize, 100_000];
     for (backend, admin) in backends {
-        let mut small = 0.0;
-        for n in [100usize, 100_000] {
+        let mut runs = Vec::new();
+        for n in sizes {
             let url = match &admin {
                 Some(admin) => rt.block_on(create_database(admin, pg)),
                 None => format!("sqlite://{}/flat-{n}.db", dir.display()),
             };
             rt.block_on(seed_churn(&url, n));
             let server = Server::latch(&bench.latch, dir, &url, 1, Some(&provider.url));
+            let renewed = provider.calls.load(Ordering::SeqCst);
             bench.warm_up(rt, &server, n);
             let before = rt.block_on(server.metrics());
-            let renewed_before = provider.calls.load(Ordering::SeqCst);
-            // Longer than a usage window, so the run includes writing the warm-up's usage again.
-            let result = bench.load_for(&server, n, bench.seconds.max(latch_server::usage::COALESCE.as_secs() + 10));
-            let after = rt.block_on(server.metrics());
-            let delta = |name: &str| after.get(name).copied().unwrap_or(0.0) - before.get(name).copied().unwrap_or(0.0);
-            let hits = delta("latch_token_cache_hits_total");
-            let miss = |reason: &str| delta(&format!("latch_token_cache_misses_total{{reason=\"{reason}\"}}"));
-            let misses = miss("absent") + miss("expired") + miss("changed");
+            server.pause();
+            let renewed = provider.calls.load(Ordering::SeqCst) - renewed;
+            runs.push(FlatRun { n, server, before, renewed, results: Vec::new() });
+        }
+        for _ in 0..rounds {
+            for run in &mut runs {
+                run.server.resume();
+                let calls = provider.calls.load(Ordering::SeqCst);
+                run.results.push(bench.load_for(&run.server, run.n, round_seconds));
+                run.renewed += provider.calls.load(Ordering::SeqCst) - calls;
+                if run.results.len() == rounds {
+                    run.before = metrics_delta(&run.before, &rt.block_on(run.server.metrics()));
+                }
+                run.server.pause();
+            }
+        }
+        let ratios: Vec<f64> = (0..rounds).map(|r| runs[1].results[r].rps / runs[0].results[r].rps).collect();
+        for run in &runs {
+            let m = &run.before;
+            let count = |name: &str| m.get(name).copied().unwrap_or(0.0);
+            let miss = |reason: &str| count(&format!("latch_token_cache_misses_total{{reason=\"{reason}\"}}"));
             eprintln!(
-                "{backend} {n}: misses absent {} expired {} changed {}; cache entries {}",
+                "{backend} {}: misses absent {} expired {} changed {}; rounds {}",
+                run.n,
                 miss("absent"),
                 miss("expired"),
                 miss("changed"),
-                after.get("latch_token_cache_entries").copied().unwrap_or(0.0)
+                run.results.iter().map(|r| format!("{:.0}", r.rps)).collect::<Vec<_>>().join(", ")
             );
-            let waits = delta("latch_access_token_refresh_waits_total");
-            let lookups = (hits + misses).max(1.0);
-            if n == 100 {
-                small = result.rps;
-            }
+            let hits = count("latch_token_cache_hits_total");
+            let lookups = (hits + miss("absent") + miss("expired") + miss("changed")).max(1.0);
+            let waits = count("latch_access_token_refresh_waits_total");
+            let median = median_by(&run.results, |r| r.rps);
+            let (ratio, each) = if run.n == sizes[0] {
+                ("100 %".to_owned(), String::new())
+            } else {
+                let each: Vec<String> = ratios.iter().map(|r| format!("{:.0} %", 100.0 * r)).collect();
+                (format!("{:.0} %", 100.0 * median_of(&ratios)), each.join(", "))
+            };
             println!(
-                "| {backend} | {n} | {:.0} | {} | {} | {:.0} % | {:.1} % | {:.3} % | {} | {} MiB |",
-                result.rps,
-                ms(result.p50_us),
-                ms(result.p99_us),
-                100.0 * result.rps / small,
+                "| {backend} | {} | {:.0} | {} | {} | {ratio} | {each} | {:.1} % | {:.3} % | {} | {} MiB |",
+                run.n,
+                median.rps,
+                ms(median.p50_us),
+                ms(median.p99_us),
                 100.0 * hits / lookups,
                 100.0 * waits / lookups,
-                provider.calls.load(Ordering::SeqCst) - renewed_before,
-                server.rss().1 / 1024,
+                run.renewed,
+                run.server.rss().1 / 1024,
             );
         }
     }
+}
+
+/// One size of the flat-cost runs.
+struct FlatRun {
+    n: usize,
+    server: Server,
+    /// The counters after the warm-up; after the last round, what the rounds added.
+    before: Metrics,
+    /// Provider calls in this server's own time (its warm-up and rounds).
+    renewed: usize,
+    results: Vec<WrkResult>,
+}
+
+type Metrics = std::collections::HashMap<String, f64>;
+
+fn metrics_delta(before: &Metrics, after: &Metrics) -> Metrics {
+    after.iter().map(|(k, v)| (k.clone(), v - before.get(k).copied().unwrap_or(0.0))).collect()
+}
+
+fn median_of(values: &[f64]) -> f64 {
+    let mut sorted = values.to_vec();
+    sorted.sort_by(f64::total_cmp);
+    sorted[sorted.len() / 2]
+}
+
+/// The result whose `key` is the median.
+fn median_by<T>(items: &[T], key: impl Fn(&T) -> f64) -> &T {
+    let mut sorted: Vec<&T> = items.iter().collect();
+    sorted.sort_by(|a, b| key(a).total_cmp(&key(b)));
+    sorted[sorted.len() / 2]
 }
 
 /// 1,000 connections expired at once, 3 replicas, 4 callers each.
@@ -441,6 +504,22 @@ impl Server {
         server
     }
 
+    /// Stops the processes (`SIGSTOP`): no request, no background work, until [`Server::resume`].
+    fn pause(&self) {
+        self.signal("-STOP");
+    }
+
+    fn resume(&self) {
+        self.signal("-CONT");
+    }
+
+    fn signal(&self, signal: &str) {
+        for child in &self.children {
+            let ok = Command::new("kill").args([signal, &child.id().to_string()]).status().is_ok_and(|s| s.success());
+            assert!(ok, "kill {signal} {}", child.id());
+        }
+    }
+
     /// The servers' resident memory in KiB, summed over replicas.
     fn rss_now(&self) -> u64 {
         self.children
@@ -462,7 +541,7 @@ impl Server {
     }
 
     /// The counters of the first replica's `/metrics`.
-    async fn metrics(&self) -> std::collections::HashMap<String, f64> {
+    async fn metrics(&self) -> Metrics {
         let text = reqwest::Client::new()
             .get(format!("http://127.0.0.1:{}/metrics", self.ports[0]))
             .bearer_auth(&self.key)
