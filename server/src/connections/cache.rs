@@ -22,6 +22,8 @@ use std::time::{Duration, Instant};
 /// listener that reconnects drops everything anyway). Every expiry is a database read: with
 /// 100,000 connections in use, a one-minute TTL alone cost 8 % of the lookups.
 pub const TTL: Duration = Duration::from_secs(300);
+// The change log forgets a change after `REMEMBER`: no entry may outlive that.
+const _: () = assert!(TTL.as_secs() <= crate::store::changes::REMEMBER.as_secs());
 /// Entries at most (a few hundred bytes each): past it, expired and stale ones are dropped, then
 /// everything if that was not enough.
 const MAX_ENTRIES: usize = 250_000;

@@ -10,9 +10,13 @@
 use std::collections::HashMap;
 use std::sync::RwLock;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
 
-/// Owners remembered at most; past it everything is declared changed once and the map restarts.
+/// Owners remembered at most; past it the changes older than [`REMEMBER`] are forgotten, and if
+/// that is not enough, everything is declared changed once and the map restarts.
 const MAX_OWNERS: usize = 200_000;
+/// How long a change can matter: every cache built on this log keeps an entry at most this long.
+pub const REMEMBER: Duration = Duration::from_secs(600);
 
 /// The `NOTIFY` channel of connection changes; the payload is the JSON array
 /// `[connection id, user id, organization id, provider]`.
@@ -36,8 +40,8 @@ pub struct Changes {
     epoch: AtomicU64,
     /// Everything read before this epoch is stale (a lost notification, a full reset).
     all_before: AtomicU64,
-    /// Each owner's latest change.
-    owners: RwLock<HashMap<String, u64>>,
+    /// Each owner's latest change: its epoch, and when (to forget it past [`REMEMBER`]).
+    owners: RwLock<HashMap<String, (u64, Instant)>>,
 }
 
 impl Changes {
@@ -48,16 +52,26 @@ impl Changes {
 
     /// Records that `owner`'s connections changed.
     pub fn owner_changed(&self, owner: String) {
+        self.owner_changed_at(owner, Instant::now());
+    }
+
+    fn owner_changed_at(&self, owner: String, at: Instant) {
         let now = self.epoch.fetch_add(1, Ordering::AcqRel) + 1;
         let Ok(mut owners) = self.owners.write() else {
             self.all_before.store(now, Ordering::Release);
             return;
         };
         if owners.len() >= MAX_OWNERS {
-            owners.clear();
-            self.all_before.store(now, Ordering::Release);
+            // A change older than [`REMEMBER`] can stale nothing: a row read before it was
+            // refused by the cache or has expired since. Only if the recent ones alone fill the
+            // log is everything declared changed.
+            owners.retain(|_, (_, when)| at.saturating_duration_since(*when) < REMEMBER);
+            if owners.len() >= MAX_OWNERS {
+                owners.clear();
+                self.all_before.store(now, Ordering::Release);
+            }
         }
-        owners.insert(owner, now);
+        owners.insert(owner, (now, at));
     }
 
     /// Declares everything changed (a listener that lost its connection missed notifications).
@@ -72,7 +86,7 @@ impl Changes {
             return false;
         }
         match self.owners.read() {
-            Ok(owners) => owners.get(owner).is_none_or(|&changed| changed <= read),
+            Ok(owners) => owners.get(owner).is_none_or(|&(changed, _)| changed <= read),
             Err(_) => false,
         }
     }
@@ -93,6 +107,29 @@ mod tests {
         assert!(!changes.is_fresh(&bob, read), "a write after the read stales it");
         assert!(changes.is_fresh(&bob, changes.epoch()), "a read after the write is fresh");
         changes.all_changed();
+        assert!(!changes.is_fresh(&alice, read));
+    }
+
+    #[test]
+    fn a_full_change_log_forgets_old_changes_not_every_cached_row() {
+        // 100,000 connections refreshed at 1 % a minute reach the cap in about three hours; then
+        // the log was cleared and every cached row declared stale at once.
+        let changes = Changes::default();
+        let t0 = Instant::now();
+        for i in 0..MAX_OWNERS {
+            changes.owner_changed_at(owner_key(&format!("u{i}"), "", "slack"), t0);
+        }
+        let alice = owner_key("alice", "", "slack");
+        let read = changes.epoch();
+        changes.owner_changed_at(owner_key("bob", "", "slack"), t0 + REMEMBER + Duration::from_secs(1));
+        assert!(changes.is_fresh(&alice, read), "another owner's change, at the cap, must not stale alice's rows");
+        assert!(!changes.is_fresh(&owner_key("bob", "", "slack"), read));
+        assert_eq!(changes.owners.read().unwrap().len(), 1, "the changes older than REMEMBER are forgotten");
+        // Recent changes cannot be forgotten: then, as before, everything is declared changed.
+        let t1 = t0 + REMEMBER + Duration::from_secs(2);
+        for i in 0..MAX_OWNERS {
+            changes.owner_changed_at(owner_key(&format!("v{i}"), "", "slack"), t1);
+        }
         assert!(!changes.is_fresh(&alice, read));
     }
 }
