@@ -151,7 +151,7 @@ fn flat_cost(bench: &Bench, rt: &tokio::runtime::Runtime, dir: &Path, pg: &mut V
             let before = rt.block_on(server.metrics());
             server.pause();
             let renewed = provider.calls.load(Ordering::SeqCst) - renewed;
-            runs.push(FlatRun { n, server, before, renewed, results: Vec::new() });
+            runs.push(FlatRun { n, server, before, after: Metrics::new(), renewed, results: Vec::new() });
         }
         for _ in 0..rounds {
             for run in &mut runs {
@@ -160,15 +160,15 @@ fn flat_cost(bench: &Bench, rt: &tokio::runtime::Runtime, dir: &Path, pg: &mut V
                 run.results.push(bench.load_for(&run.server, run.n, round_seconds));
                 run.renewed += provider.calls.load(Ordering::SeqCst) - calls;
                 if run.results.len() == rounds {
-                    run.before = metrics_delta(&run.before, &rt.block_on(run.server.metrics()));
+                    run.after = rt.block_on(run.server.metrics());
                 }
                 run.server.pause();
             }
         }
         let ratios: Vec<f64> = (0..rounds).map(|r| runs[1].results[r].rps / runs[0].results[r].rps).collect();
         for run in &runs {
-            let m = &run.before;
-            let count = |name: &str| m.get(name).copied().unwrap_or(0.0);
+            let count =
+                |name: &str| run.after.get(name).copied().unwrap_or(0.0) - run.before.get(name).copied().unwrap_or(0.0);
             let miss = |reason: &str| count(&format!("latch_token_cache_misses_total{{reason=\"{reason}\"}}"));
             eprintln!(
                 "{backend} {}: misses absent {} expired {} changed {}; rounds {}",
@@ -186,7 +186,7 @@ fn flat_cost(bench: &Bench, rt: &tokio::runtime::Runtime, dir: &Path, pg: &mut V
                 ("100 %".to_owned(), String::new())
             } else {
                 let each: Vec<String> = ratios.iter().map(|r| format!("{:.0} %", 100.0 * r)).collect();
-                (format!("{:.0} %", 100.0 * median_of(&ratios)), each.join(", "))
+                (format!("{:.0} %", 100.0 * median_by(&ratios, |r| *r)), each.join(", "))
             };
             println!(
                 "| {backend} | {} | {:.0} | {} | {} | {ratio} | {each} | {:.1} % | {:.3} % | {} | {} MiB |",
@@ -207,24 +207,15 @@ fn flat_cost(bench: &Bench, rt: &tokio::runtime::Runtime, dir: &Path, pg: &mut V
 struct FlatRun {
     n: usize,
     server: Server,
-    /// The counters after the warm-up; after the last round, what the rounds added.
+    /// The counters after the warm-up and after the last round.
     before: Metrics,
+    after: Metrics,
     /// Provider calls in this server's own time (its warm-up and rounds).
     renewed: usize,
     results: Vec<WrkResult>,
 }
 
 type Metrics = std::collections::HashMap<String, f64>;
-
-fn metrics_delta(before: &Metrics, after: &Metrics) -> Metrics {
-    after.iter().map(|(k, v)| (k.clone(), v - before.get(k).copied().unwrap_or(0.0))).collect()
-}
-
-fn median_of(values: &[f64]) -> f64 {
-    let mut sorted = values.to_vec();
-    sorted.sort_by(f64::total_cmp);
-    sorted[sorted.len() / 2]
-}
 
 /// The result whose `key` is the median.
 fn median_by<T>(items: &[T], key: impl Fn(&T) -> f64) -> &T {
