@@ -1,5 +1,7 @@
-//! Usage bookkeeping off the hot path: `POST /v1/access-token` for a fresh token only records
-//! "connection X was used by key K" in memory; a background task writes it in batches.
+//! Usage bookkeeping off the hot path: `POST /v1/access-token` for a fresh token only counts
+//! "connection X was used by key K" in the connection's own [`UseCounter`] (beside its cached
+//! row), telling the recorder at the counter's first use in a window; a background task takes
+//! the counts and writes them in batches.
 //!
 //! Two cadences, because they answer different questions:
 //! - `last_used_at` / `last_used_by` ("when was it last used, by whom"): a connection's first use
@@ -40,6 +42,68 @@ fn add(counts: &mut Counts, key: &Arc<str>, n: u64) {
     }
 }
 
+/// What the hot path hands the recorder: a connection's [`UseCounter`] and its row (read only
+/// when the recorder takes the counts). `connections::ready::Ready` is one.
+pub trait Counted: Send + Sync + std::fmt::Debug + 'static {
+    fn counter(&self) -> &UseCounter;
+    fn row(&self) -> &Arc<ConnectionRow>;
+}
+
+/// One connection's retrievals, counted beside the cached row the lookup already brought into
+/// the CPU's caches, rather than in a map of every connection in use (a memory miss per request
+/// at 100,000 of them). The recorder hears of a counter once per window: at its first use.
+#[derive(Debug, Default)]
+pub struct UseCounter(Mutex<Tally>);
+
+#[derive(Debug, Default)]
+struct Tally {
+    /// Whether the recorder holds the counter: it has uses the recorder has not taken yet.
+    held: bool,
+    last_at: i64,
+    /// The key of the latest retrieval, and its count: usually the only one, so inline.
+    key: Option<(Arc<str>, u64)>,
+    others: Counts,
+}
+
+impl UseCounter {
+    /// Counts a retrieval; true if it is the first since the recorder last took the counts.
+    fn count(&self, key_name: &Arc<str>, now: i64) -> bool {
+        let Ok(mut t) = self.0.lock() else {
+            return false;
+        };
+        let latest = now >= t.last_at;
+        if latest {
+            t.last_at = now;
+        }
+        match &mut t.key {
+            Some((key, n)) if key == key_name => *n += 1,
+            None => t.key = Some((key_name.clone(), 1)),
+            Some(_) => {
+                // Another key: the latest retrieval's key stays inline (`last_used_by`).
+                let Tally { key, others, .. } = &mut *t;
+                if latest && let Some((old, n)) = key.take() {
+                    let n_new = others.iter().position(|(k, _)| k == key_name).map_or(0, |i| others.swap_remove(i).1);
+                    others.push((old, n));
+                    *key = Some((key_name.clone(), n_new + 1));
+                } else {
+                    add(others, key_name, 1);
+                }
+            }
+        }
+        !std::mem::replace(&mut t.held, true)
+    }
+
+    /// Takes the counts, and lets the next use tell the recorder again.
+    fn take(&self) -> Option<(i64, Arc<str>, Counts)> {
+        let mut t = self.0.lock().ok()?;
+        t.held = false;
+        let (key, n) = t.key.take()?;
+        let mut by_key = std::mem::take(&mut t.others);
+        by_key.push((key.clone(), n));
+        Some((t.last_at, key, by_key))
+    }
+}
+
 #[derive(Debug)]
 struct ConnectionUsage {
     /// The row as the hot path had it (shared with the token cache, not copied).
@@ -48,6 +112,26 @@ struct ConnectionUsage {
     /// The key of the latest retrieval (`last_used_by`).
     last_key: Arc<str>,
     by_key: Counts,
+}
+
+/// The usage in a connection's counters, taken (`None` if they hold none).
+fn merge(counters: &[Arc<dyn Counted>]) -> Option<ConnectionUsage> {
+    let mut merged: Option<ConnectionUsage> = None;
+    for counted in counters {
+        let Some((last_at, last_key, by_key)) = counted.counter().take() else { continue };
+        match &mut merged {
+            None => merged = Some(ConnectionUsage { row: counted.row().clone(), last_at, last_key, by_key }),
+            Some(usage) => {
+                if last_at >= usage.last_at {
+                    (usage.row, usage.last_at, usage.last_key) = (counted.row().clone(), last_at, last_key);
+                }
+                for (key, n) in &by_key {
+                    add(&mut usage.by_key, key, *n);
+                }
+            }
+        }
+    }
+    merged
 }
 
 /// The retrievals of one connection since its last trail entry.
@@ -60,8 +144,11 @@ struct TrailUsage {
 
 #[derive(Debug, Default)]
 struct Pending {
-    /// Usage since each connection's last `last_used_at` write (the hot path's map).
-    connections: HashMap<String, ConnectionUsage>,
+    /// Counters used for the first time since the recorder last took them.
+    inbox: Vec<Arc<dyn Counted>>,
+    /// The counters holding each connection's usage since its last `last_used_at` write
+    /// (several when its cached row was replaced meanwhile).
+    connections: HashMap<String, Vec<Arc<dyn Counted>>>,
     api_keys: HashMap<Arc<str>, i64>,
     /// When each connection's usage was last written, for the past [`COALESCE`].
     written: HashMap<String, Instant>,
@@ -95,35 +182,13 @@ pub struct UsageRecorder {
 }
 
 impl UsageRecorder {
-    /// Records a token retrieval. No I/O; allocation only for the first use in a window.
-    pub fn token_retrieved(&self, row: &Arc<ConnectionRow>, key_name: &Arc<str>, now: i64) {
-        let Ok(mut pending) = self.pending.lock() else {
-            return;
-        };
-        match pending.connections.get_mut(row.id.as_str()) {
-            Some(usage) => {
-                if now >= usage.last_at {
-                    usage.last_at = now;
-                    if usage.last_key != *key_name {
-                        usage.last_key = key_name.clone();
-                    }
-                }
-                add(&mut usage.by_key, key_name, 1);
-            }
-            None => {
-                if !pending.written.contains_key(row.id.as_str()) {
-                    pending.fresh.push(row.id.clone());
-                }
-                pending.connections.insert(
-                    row.id.clone(),
-                    ConnectionUsage {
-                        row: row.clone(),
-                        last_at: now,
-                        last_key: key_name.clone(),
-                        by_key: vec![(key_name.clone(), 1)],
-                    },
-                );
-            }
+    /// Records a token retrieval. No I/O, no allocation: a count in the connection's own
+    /// counter, and at its first use in a window a push the flusher picks up.
+    pub fn token_retrieved<C: Counted>(&self, used: &Arc<C>, key_name: &Arc<str>, now: i64) {
+        if used.counter().count(key_name, now)
+            && let Ok(mut pending) = self.pending.lock()
+        {
+            pending.inbox.push(used.clone());
         }
     }
 
@@ -154,9 +219,21 @@ impl UsageRecorder {
     /// Takes the usage to write now: all of it, or what is due.
     fn take(&self, all: bool, now: Instant) -> Option<Due> {
         let mut pending = self.pending.lock().ok()?;
-        let Pending { connections, api_keys, written, writes, fresh, trail, entries } = &mut *pending;
+        let Pending { inbox, connections, api_keys, written, writes, fresh, trail, entries } = &mut *pending;
         let mut due = Due { api_keys: std::mem::take(api_keys), ..Due::default() };
-        let used: Vec<(String, ConnectionUsage)> = if all {
+        for counted in inbox.drain(..) {
+            let id = &counted.row().id;
+            match connections.get_mut(id) {
+                Some(counters) => counters.push(counted),
+                None => {
+                    if !written.contains_key(id) {
+                        fresh.push(id.clone());
+                    }
+                    connections.insert(id.clone(), vec![counted]);
+                }
+            }
+        }
+        let counters: Vec<(String, Vec<Arc<dyn Counted>>)> = if all {
             // After a full flush (a shutdown, a command's end) the next use is written at once.
             fresh.clear();
             written.clear();
@@ -178,16 +255,18 @@ impl UsageRecorder {
                     }
                 }
             }
-            let mut used = Vec::with_capacity(due_ids.len());
+            let mut counters = Vec::with_capacity(due_ids.len());
             for id in due_ids {
-                if let Some(usage) = connections.remove(&id) {
+                if let Some(held) = connections.remove(&id) {
                     written.insert(id.clone(), now);
                     writes.push_back((now, id.clone()));
-                    used.push((id, usage));
+                    counters.push((id, held));
                 }
             }
-            used
+            counters
         };
+        let used: Vec<(String, ConnectionUsage)> =
+            counters.into_iter().filter_map(|(id, held)| Some((id, merge(&held)?))).collect();
         due.touches.reserve(used.len());
         for (id, usage) in used {
             due.touches.push((id.clone(), usage.last_at, usage.last_key));
@@ -282,9 +361,21 @@ mod tests {
     use super::*;
     use crate::store::connections::Owner;
 
-    fn row(id: &str) -> Arc<ConnectionRow> {
+    #[derive(Debug)]
+    struct Used(UseCounter, Arc<ConnectionRow>);
+
+    impl Counted for Used {
+        fn counter(&self) -> &UseCounter {
+            &self.0
+        }
+        fn row(&self) -> &Arc<ConnectionRow> {
+            &self.1
+        }
+    }
+
+    fn row(id: &str) -> Arc<Used> {
         let owner = Owner { provider: "p", user_id: "u", organization_id: "", account_id: id };
-        Arc::new(ConnectionRow::new(id.into(), owner, 0))
+        Arc::new(Used(UseCounter::default(), Arc::new(ConnectionRow::new(id.into(), owner, 0))))
     }
 
     /// What a flush at `now` writes: the connections whose `last_used_at` it writes, and its
@@ -370,5 +461,29 @@ mod tests {
         r.token_retrieved(&one, &key, 2 * hour + minute + 3);
         assert_eq!(due(&r, true, at(2 * hour + minute + 4)), (vec!["c1".into()], entry(3)));
         assert!(r.pending.lock().unwrap().trail.is_empty());
+    }
+
+    #[test]
+    fn a_replaced_row_and_a_second_key_lose_no_count() {
+        // The token cache replaces a connection's row (its TTL, a write): the old row's counter
+        // may still hold uses; both are summed, and `last_used_by` is the latest retrieval's key.
+        let r = UsageRecorder::default();
+        let (backend, cron): (Arc<str>, Arc<str>) = ("backend".into(), "cron".into());
+        let (old, new) = (row("c1"), row("c1"));
+        let t0 = Instant::now();
+        r.token_retrieved(&old, &backend, 0);
+        assert_eq!(due(&r, false, t0), (vec!["c1".into()], vec![("c1".into(), 1)]));
+        r.token_retrieved(&old, &cron, 5);
+        r.token_retrieved(&old, &backend, 4);
+        r.token_retrieved(&new, &backend, 6);
+        r.token_retrieved(&new, &cron, 3);
+        let all = r.take(true, t0 + Duration::from_secs(1)).unwrap();
+        let touches: Vec<(String, i64, String)> =
+            all.touches.into_iter().map(|(id, at, key)| (id, at, key.to_string())).collect();
+        assert_eq!(touches, [("c1".to_owned(), 6, "backend".to_owned())]);
+        let [entry] = &all.entries[..] else { panic!("one trail entry: {:?}", all.entries) };
+        let mut counts: Vec<(String, u64)> = entry.by_key.iter().map(|(k, n)| (k.to_string(), *n)).collect();
+        counts.sort();
+        assert_eq!(counts, [("backend".to_owned(), 2), ("cron".to_owned(), 2)]);
     }
 }

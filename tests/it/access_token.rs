@@ -298,7 +298,6 @@ both!(a_busy_connections_usage_is_written_once_a_window, |backend| async move {
 });
 
 both!(a_write_stales_only_its_owners_cached_rows, |backend| async move {
-    use latch_server::connections::cache;
     use latch_server::store::connections::TokenLookup;
     let (app, fake) = TestApp::with_fake(backend).await;
     let alice = app.seed(Seed::default()).await;
@@ -311,7 +310,7 @@ both!(a_write_stales_only_its_owners_cached_rows, |backend| async move {
         account_id: None,
         connection_id: None,
     };
-    let cached = |user| app.state.tokens.cache.get(&cache::key(&lookup(user)), app.state.store.changes()).is_ok();
+    let cached = |user| app.state.tokens.cache.get(&lookup(user), app.state.store.changes()).is_ok();
     for user in ["alice", "bob"] {
         assert_eq!(app.post("/v1/access-token", ask(user)).await.0, 200);
         assert!(cached(user), "{user}'s row is cached");
@@ -376,7 +375,6 @@ async fn a_replica_listens_for_changes_before_it_answers() {
     // A change listener that connects after the first answers has missed what happened before
     // it, so it declares every cached row stale: under load this emptied a warm cache (a flaky
     // cache test, the benchmark's warm-up). So a replica listens before it accepts a request.
-    use latch_server::connections::cache;
     use latch_server::store::connections::TokenLookup;
     if !crate::harness::db::postgres_available() {
         return;
@@ -391,6 +389,6 @@ async fn a_replica_listens_for_changes_before_it_answers() {
     tokio::time::sleep(std::time::Duration::from_millis(1000)).await;
     let lookup =
         TokenLookup { user_id: "alice", organization_id: "", provider: "acme", account_id: None, connection_id: None };
-    let cached = app.state.tokens.cache.get(&cache::key(&lookup), app.state.store.changes());
+    let cached = app.state.tokens.cache.get(&lookup, app.state.store.changes());
     assert!(cached.is_ok(), "the row cached by the first answer was declared stale: {:?}", cached.err());
 }

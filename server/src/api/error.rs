@@ -226,6 +226,7 @@ impl From<ConnectionError> for ApiError {
             ConnectionError::Interrupted => ApiError::internal("detached work ended abnormally"),
             ConnectionError::Store(e) => e.into(),
             ConnectionError::Vault(e) => e.into(),
+            ConnectionError::Render(_) => ApiError::internal("an answer could not be rendered"),
         }
     }
 }

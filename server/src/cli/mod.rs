@@ -456,7 +456,8 @@ async fn run(cli: Cli) -> Result<(), String> {
             let answer = crate::connections::access_token::access_token(&state.tokens, &caller, &req).await;
             state.usage.flush(&state.store).await;
             state.store.close().await;
-            let mut answer = serde_json::to_value(answer.map_err(|e| e.to_string())?).map_err(|e| e.to_string())?;
+            let answer = answer.map_err(|e| e.to_string())?.into_response().map_err(|e| e.to_string())?;
+            let mut answer = serde_json::to_value(answer).map_err(|e| e.to_string())?;
             if !show_token && let Some(token) = answer.get_mut("access_token") {
                 *token = serde_json::Value::String("(hidden: add --show-token)".into());
             }

@@ -12,9 +12,11 @@
 //!   leaves stale. Rows are cached sealed; the token is decrypted per request, and a row that
 //!   needs refreshing is never answered from here.
 
+use super::ready::Ready;
 use crate::store::changes::Changes;
-use crate::store::connections::{ConnectionRow, TokenLookup};
+use crate::store::connections::TokenLookup;
 use std::collections::HashMap;
+use std::hash::{BuildHasher, BuildHasherDefault, Hasher, RandomState};
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
@@ -29,16 +31,41 @@ const _: () = assert!(TTL.as_secs() <= crate::store::changes::REMEMBER.as_secs()
 const MAX_ENTRIES: usize = 250_000;
 
 struct Entry {
-    row: Arc<ConnectionRow>,
+    ready: Arc<Ready>,
     at: Instant,
     /// The change epoch noted before the row was read.
     read: u64,
+    /// Which optional parts the lookup gave (account id, connection id): a lookup without an
+    /// account may be answered by another row than one naming the same row's account.
+    shape: (bool, bool),
 }
 
-/// Lookup → row.
+/// The map's keys are already keyed SipHash digests of the lookup: hashing them again is waste.
+#[derive(Default)]
+struct Digest(u64);
+
+impl Hasher for Digest {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        // Only `write_u64` is used (the key is a `u64`); fold anything else in anyway.
+        for &b in bytes {
+            self.0 = self.0.rotate_left(8) ^ u64::from(b);
+        }
+    }
+    fn write_u64(&mut self, n: u64) {
+        self.0 = n;
+    }
+}
+
+/// Lookup → row, as [`Ready`]. Keyed by the lookup's digest, so a hit allocates nothing and
+/// touches the entry and its row's one buffer only; the row itself confirms the match
+/// ([`Ready::answers`]), so a digest collision is a miss, never another user's row.
 #[derive(Default)]
 pub struct TokenCache {
-    entries: RwLock<HashMap<String, Entry>>,
+    hasher: RandomState,
+    entries: RwLock<HashMap<u64, Entry, BuildHasherDefault<Digest>>>,
 }
 
 impl std::fmt::Debug for TokenCache {
@@ -47,71 +74,50 @@ impl std::fmt::Debug for TokenCache {
     }
 }
 
-/// The owner part of a cache key (`user\0organization\0provider\0`, as `changes::owner_key`).
-fn owner_of(key: &str) -> &str {
-    let end = key.match_indices('\0').nth(2).map_or(key.len(), |(i, _)| i + 1);
-    &key[..end]
-}
-
-/// The cache key of a lookup; `\0` cannot occur in validated ids. It starts with the owner's key.
-pub fn key(q: &TokenLookup<'_>) -> String {
-    let parts = [q.user_id, q.organization_id, q.provider, q.account_id.unwrap_or(""), q.connection_id.unwrap_or("")];
-    let mut key = String::with_capacity(parts.iter().map(|p| p.len() + 1).sum());
-    for p in parts {
-        key.push_str(p);
-        key.push('\0');
-    }
-    key
+fn shape(q: &TokenLookup<'_>) -> (bool, bool) {
+    (q.account_id.is_some(), q.connection_id.is_some())
 }
 
 impl TokenCache {
+    fn digest(&self, q: &TokenLookup<'_>) -> u64 {
+        self.hasher.hash_one((q.user_id, q.organization_id, q.provider, q.account_id, q.connection_id))
+    }
+
     /// The cached row, if its owner has not changed since it was read and it is younger than
     /// [`TTL`]; else why not (a metric's label).
-    pub fn get(&self, key: &str, changes: &Changes) -> Result<Arc<ConnectionRow>, &'static str> {
+    pub fn get(&self, q: &TokenLookup<'_>, changes: &Changes) -> Result<Arc<Ready>, &'static str> {
+        let digest = self.digest(q);
         let entries = self.entries.read().map_err(|_| "absent")?;
-        let entry = entries.get(key).ok_or("absent")?;
+        let entry = entries.get(&digest).ok_or("absent")?;
+        if entry.shape != shape(q) || !entry.ready.answers(q) {
+            return Err("absent");
+        }
         if entry.at.elapsed() >= TTL {
             return Err("expired");
         }
-        if !changes.is_fresh(owner_of(key), entry.read) {
+        if !changes.is_fresh(entry.ready.owner(), entry.read) {
             return Err("changed");
         }
-        Ok(entry.row.clone())
+        Ok(entry.ready.clone())
     }
 
-    /// Remembers a row read at epoch `read` (noted before the query, so a concurrent write wins).
-    pub fn put(&self, key: String, row: Arc<ConnectionRow>, read: u64, changes: &Changes) {
-        if !changes.is_fresh(owner_of(&key), read) {
+    /// Remembers the row that answers `q`, read at epoch `read` (noted before the query, so a
+    /// concurrent write wins).
+    pub fn put(&self, q: &TokenLookup<'_>, ready: Arc<Ready>, read: u64, changes: &Changes) {
+        if !changes.is_fresh(ready.owner(), read) {
             return;
         }
+        let digest = self.digest(q);
         let Ok(mut entries) = self.entries.write() else {
             return;
         };
         if entries.len() >= MAX_ENTRIES {
-            entries.retain(|k, e| e.at.elapsed() < TTL && changes.is_fresh(owner_of(k), e.read));
+            entries.retain(|_, e| e.at.elapsed() < TTL && changes.is_fresh(e.ready.owner(), e.read));
             if entries.len() >= MAX_ENTRIES {
                 entries.clear();
             }
         }
-        entries.insert(key, Entry { row, at: Instant::now(), read });
+        entries.insert(digest, Entry { ready, at: Instant::now(), read, shape: shape(q) });
         crate::metrics::token_cache_entries(entries.len());
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::store::changes::owner_key;
-
-    #[test]
-    fn a_key_starts_with_its_owner() {
-        let lookup = TokenLookup {
-            user_id: "alice",
-            organization_id: "org",
-            provider: "slack",
-            account_id: Some("T1"),
-            connection_id: None,
-        };
-        assert_eq!(owner_of(&key(&lookup)), owner_key("alice", "org", "slack"));
     }
 }

@@ -4,6 +4,7 @@
 pub mod access_token;
 pub mod cache;
 pub mod inventory;
+pub mod ready;
 
 use crate::activity::{Action, Actor, Entry, record};
 use crate::clock::Clock;
@@ -41,6 +42,15 @@ pub enum ConnectionError {
     Store(#[from] StoreError),
     #[error(transparent)]
     Vault(#[from] VaultError),
+    /// An answer could not be rendered as JSON (a date outside RFC 3339's years).
+    #[error("the answer could not be rendered: {0}")]
+    Render(String),
+}
+
+impl From<serde_json::Error> for ConnectionError {
+    fn from(e: serde_json::Error) -> Self {
+        ConnectionError::Render(e.to_string())
+    }
 }
 
 /// Checks an identifier supplied by a host: 1–256 characters, no control characters.

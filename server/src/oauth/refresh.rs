@@ -224,10 +224,14 @@ impl Flights {
 /// expiry, but never more than half its lifetime early, so short-lived tokens are not refreshed
 /// on every call. Tokens without an expiry never need it.
 pub fn needs_refresh(row: &ConnectionRow, chain: Chain, now: i64, skew: i64) -> bool {
-    let Some(expires_at) = row.expires_at(chain) else {
+    refresh_due(row.expires_at(chain), row.issued_at(chain), now, skew)
+}
+
+/// [`needs_refresh`] of a token issued at `issued` that expires at `expires_at`.
+pub fn refresh_due(expires_at: Option<i64>, issued: i64, now: i64, skew: i64) -> bool {
+    let Some(expires_at) = expires_at else {
         return false;
     };
-    let issued = row.issued_at(chain);
     let lifetime = (expires_at - issued).max(0);
     let skew = skew.min(lifetime / 2);
     now >= expires_at.saturating_sub(skew)

@@ -329,7 +329,7 @@ pub struct Tombstone<'a> {
 }
 
 /// How the access-token path picks a connection.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Copy)]
 pub struct TokenLookup<'a> {
     pub user_id: &'a str,
     pub organization_id: &'a str,
