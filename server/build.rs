@@ -1,5 +1,5 @@
 //! Embeds the commit the binary is built from, for `latch --version` (`unknown` outside a git
-//! checkout), and rebuilds when the checkout's HEAD moves or the built widget changes.
+//! checkout), and rebuilds when the checkout's HEAD moves, the built widget or a migration changes.
 
 use std::process::Command;
 
@@ -22,5 +22,8 @@ fn main() {
     }
     // The widget is embedded (see `assets`): a rebuilt widget rebuilds the server.
     println!("cargo:rerun-if-changed=../target/widget-dist");
+    // `sqlx::migrate!` embeds the migrations, but on stable Rust nothing tells cargo that a new
+    // file there changes the crate (sqlx's documentation asks for this line).
+    println!("cargo:rerun-if-changed=migrations");
     println!("cargo:rerun-if-changed=build.rs");
 }
