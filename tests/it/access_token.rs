@@ -370,6 +370,32 @@ both!(usage_is_written_in_multi_row_statements_and_never_moves_back, |backend| a
     }
 });
 
+both!(a_connection_deleted_while_its_usage_is_written_costs_no_other_usage, |backend| async move {
+    // The usage recorder's batch meets a connection whose delete is still in flight in another
+    // transaction. On PostgreSQL the usage row's key check waits for that delete, then finds no
+    // connection; the batch must not fail for it (and lose every other connection's usage), and
+    // no usage may outlive its connection.
+    let (app, _fake) = TestApp::with_fake(backend).await;
+    let gone = app.seed(Seed::default()).await;
+    let kept = app.seed(Seed { user_id: "bob", ..Seed::default() }).await;
+    let held = app.db.hold(&format!("DELETE FROM connections WHERE id = '{}'", gone.id)).await;
+    let uses: Vec<(String, i64, String)> =
+        [&gone.id, &kept.id].into_iter().map(|id| (id.clone(), 5_000, "backend".to_owned())).collect();
+    let store = app.state.store.clone();
+    let write = tokio::spawn(async move { store.write_usage(&[], &uses).await });
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    held.commit().await;
+    let written = tokio::time::timeout(Duration::from_secs(10), write).await.unwrap().unwrap();
+    written.expect("the batch is written without the deleted connection");
+    let c = app.state.store.connection(&kept.id).await.unwrap().unwrap();
+    assert_eq!((c.last_used_at, c.last_used_by.as_deref()), (Some(5_000), Some("backend")));
+    assert!(app.state.store.connection(&gone.id).await.unwrap().is_none());
+    assert_eq!(app.db.scalar("SELECT COUNT(*) FROM connection_usage").await, 1, "only the kept connection's usage");
+    // A connection deleted later takes its usage with it.
+    app.db.execute(&format!("DELETE FROM connections WHERE id = '{}'", kept.id)).await;
+    assert_eq!(app.db.scalar("SELECT COUNT(*) FROM connection_usage").await, 0);
+});
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_replica_listens_for_changes_before_it_answers() {
     // A change listener that connects after the first answers has missed what happened before

@@ -102,12 +102,11 @@ both!(the_inventory_answers_who_owns_what_can_do_what_and_exports_csv, |backend|
     let purpose = UpdateConnection { purpose: "Deploys, \"prod\" only".into() };
     assert_eq!(app.call::<UpdateConnectionEndpoint>(&[&plain.id], Some(&purpose)).await.0, 200);
     let now = app.state.clock.unix();
-    app.db
-        .execute(&format!("UPDATE connections SET last_used_at = {now}, last_used_by = 'ci' WHERE id = '{}'", bob.id))
-        .await;
-    app.db
-        .execute(&format!("UPDATE connections SET last_used_at = {} WHERE id = '{}'", now - 40 * 86_400, stale.id))
-        .await;
+    let used = |id: &str, at: i64, by: &str| {
+        format!("INSERT INTO connection_usage (connection_id, last_used_at, last_used_by) VALUES ('{id}', {at}, {by})")
+    };
+    app.db.execute(&used(&bob.id, now, "'ci'")).await;
+    app.db.execute(&used(&stale.id, now - 40 * 86_400, "NULL")).await;
 
     let ids = |path: &str| {
         let app = &app;

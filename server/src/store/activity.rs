@@ -51,6 +51,20 @@ impl Store {
         if rows.is_empty() && uses.is_empty() {
             return Ok(());
         }
+        let mut attempts = 1;
+        loop {
+            match self.write_usage_once(rows, uses).await {
+                // PostgreSQL: a connection deleted while the batch was written fails its usage
+                // row's key check (which waited for the delete to commit), and with it the whole
+                // batch. Written again, the batch no longer sees that connection. (SQLite has one
+                // writer at a time: there the delete is done before the batch looks.)
+                Err(e) if e.is_dangling_reference() && attempts < 3 => attempts += 1,
+                done => return done,
+            }
+        }
+    }
+
+    async fn write_usage_once(&self, rows: &[ActivityRow], uses: &[(String, i64, String)]) -> StoreResult<()> {
         run!(self, pool => {
             let mut tx = pool.begin().await?;
             for chunk in rows.chunks(CHUNK) {
@@ -68,14 +82,18 @@ impl Store {
                 q.build().persistent(chunk.len() == CHUNK).execute(&mut *tx).await?;
             }
             for chunk in uses.chunks(CHUNK) {
-                // A VALUES list's columns are column1, column2, … on both databases.
+                // A VALUES list's columns are column1, column2, … on both databases. A connection
+                // deleted meanwhile has no usage to keep.
                 let mut q = sqlx::QueryBuilder::new(
-                    "UPDATE connections SET last_used_at = v.column1, last_used_by = v.column2 FROM (");
+                    "INSERT INTO connection_usage (connection_id, last_used_at, last_used_by) \
+                     SELECT v.column3, v.column1, v.column2 FROM (");
                 q.push_values(chunk, |mut b, (id, at, key)| {
                     b.push_bind(*at).push_bind(key.as_str()).push_bind(id.as_str());
                 });
-                q.push(") AS v WHERE connections.id = v.column3 \
-                        AND (connections.last_used_at IS NULL OR connections.last_used_at <= v.column1)");
+                q.push(") AS v WHERE EXISTS (SELECT 1 FROM connections WHERE connections.id = v.column3) \
+                        ON CONFLICT (connection_id) DO UPDATE \
+                        SET last_used_at = excluded.last_used_at, last_used_by = excluded.last_used_by \
+                        WHERE connection_usage.last_used_at <= excluded.last_used_at");
                 q.build().persistent(chunk.len() == CHUNK).execute(&mut *tx).await?;
             }
             tx.commit().await?;

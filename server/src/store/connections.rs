@@ -268,6 +268,11 @@ const COLUMNS: &str = "id, provider, user_id, organization_id, account_id, accou
     user_refresh_token, user_token_expires_at, user_token_refreshed_at, user_scopes, incoming_webhook_url, \
     resources, installation";
 
+/// Where live rows are read from: `connections`, with each row's usage beside it (`last_used_at`
+/// and `last_used_by` live in their own narrow table, which the usage recorder rewrites all day;
+/// migration 0014 says why).
+const CONNECTIONS: &str = "connections LEFT JOIN connection_usage ON connection_id = id";
+
 /// A tombstone read as a row: the live columns, with no secret, no lease and status `deleted`.
 const TOMBSTONE_COLUMNS: &str = "id, provider, user_id, organization_id, account_id, account_label, label, \
     'deleted' AS status, scopes, missing_scopes, NULL AS access_token, NULL AS refresh_token, token_type, \
@@ -359,17 +364,18 @@ impl Store {
         }
     }
 
-    /// Inserts a connection row as given, with its event in the same transaction.
+    /// Inserts a connection row as given, with its event in the same transaction. A new
+    /// connection has not been used: its usage is the usage recorder's to write.
     pub async fn insert_connection(&self, row: &ConnectionRow, event: Option<&NewEvent>) -> StoreResult<()> {
         let insert = format!(
             "INSERT INTO connections (id, provider, user_id, organization_id, account_id, account_label, \
                  status, scopes, missing_scopes, access_token, refresh_token, token_type, access_token_expires_at, \
-                 created_at, updated_at, last_refreshed_at, last_used_at, last_validated_at, version, \
-                 purpose, created_by, last_used_by, credential_source, label, user_access_token, user_refresh_token, \
+                 created_at, updated_at, last_refreshed_at, last_validated_at, version, \
+                 purpose, created_by, credential_source, label, user_access_token, user_refresh_token, \
                  user_token_expires_at, user_token_refreshed_at, user_scopes, incoming_webhook_url, resources, \
                  installation) \
                  VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, \
-                 $20, $21, $22, $23, $24, $25, $26, $27, $28, $29, $30, $31, $32) {RETURNING_OWNER}"
+                 $20, $21, $22, $23, $24, $25, $26, $27, $28, $29, $30) {RETURNING_OWNER}"
         );
         write_with_event!(
             self,
@@ -392,12 +398,10 @@ impl Store {
                     .bind(row.created_at)
                     .bind(row.updated_at)
                     .bind(row.last_refreshed_at)
-                    .bind(row.last_used_at)
                     .bind(row.last_validated_at)
                     .bind(row.version)
                     .bind(&row.purpose)
                     .bind(&row.created_by)
-                    .bind(&row.last_used_by)
                     .bind(row.credential_source.as_str())
                     .bind(&row.label),
                 row
@@ -409,7 +413,7 @@ impl Store {
 
     /// One connection by id.
     pub async fn connection(&self, id: &str) -> StoreResult<Option<ConnectionRow>> {
-        let sql = format!("SELECT {COLUMNS} FROM connections WHERE id = $1");
+        let sql = format!("SELECT {COLUMNS} FROM {CONNECTIONS} WHERE id = $1");
         Ok(run!(self, pool => sqlx::query_as(&sql).bind(id).fetch_optional(pool).await)?)
     }
 
@@ -428,7 +432,7 @@ impl Store {
     /// most recently updated.
     pub async fn connection_for_token(&self, q: &TokenLookup<'_>) -> StoreResult<Option<ConnectionRow>> {
         let sql = format!(
-            "SELECT {COLUMNS} FROM connections \
+            "SELECT {COLUMNS} FROM {CONNECTIONS} \
              WHERE user_id = $1 AND organization_id = $2 AND provider = $3 \
                AND ($4 IS NULL OR account_id = $4) AND ($5 IS NULL OR id = $5) \
              ORDER BY CASE WHEN status = 'active' THEN 0 ELSE 1 END, updated_at DESC, id DESC LIMIT 1"
@@ -450,7 +454,7 @@ impl Store {
     ) -> StoreResult<Vec<(ConnectionRow, bool)>> {
         let sql = format!(
             "SELECT {COLUMNS}, EXISTS (SELECT 1 FROM developer_defaults d WHERE d.provider = c.provider AND d.connection_id = c.id) AS selected \
-             FROM connections c WHERE user_id = '' AND organization_id = '' AND provider = $1 AND credential_source = 'developer' \
+             FROM connections c LEFT JOIN connection_usage ON connection_id = c.id WHERE user_id = '' AND organization_id = '' AND provider = $1 AND credential_source = 'developer' \
                AND ($2 IS NULL OR account_id = $2) AND ($3 IS NULL OR id = $3) ORDER BY id LIMIT $4"
         );
         let rows: Vec<Candidate> = run!(self, pool => sqlx::query_as(&sql)
@@ -480,7 +484,7 @@ impl Store {
     /// `limit + 1` so the caller knows whether there is a next page.
     pub async fn list_connections(&self, f: &ConnectionFilter<'_>) -> StoreResult<Vec<ConnectionRow>> {
         let live =
-            format!("SELECT {COLUMNS}, NULL AS deleted_at, NULL AS deleted_by, NULL AS revocation FROM connections");
+            format!("SELECT {COLUMNS}, NULL AS deleted_at, NULL AS deleted_by, NULL AS revocation FROM {CONNECTIONS}");
         let dead = format!("SELECT {TOMBSTONE_COLUMNS} FROM connection_tombstones");
         let source = match f.tombstones {
             Tombstones::Exclude => live,
@@ -517,7 +521,8 @@ impl Store {
     pub async fn connections_of_accounts(&self, provider: &str, accounts: &[&str]) -> StoreResult<Vec<ConnectionRow>> {
         let mut rows = Vec::new();
         for account in accounts {
-            let sql = format!("SELECT {COLUMNS} FROM connections WHERE provider = $1 AND account_id = $2 ORDER BY id");
+            let sql =
+                format!("SELECT {COLUMNS} FROM {CONNECTIONS} WHERE provider = $1 AND account_id = $2 ORDER BY id");
             let found: Vec<ConnectionRow> =
                 run!(self, pool => sqlx::query_as(&sql).bind(provider).bind(account).fetch_all(pool).await)?;
             rows.extend(found);
@@ -534,7 +539,8 @@ impl Store {
 
     /// The user's connections to any of `providers` (for the widget).
     pub async fn connections_of_user(&self, user_id: &str, organization_id: &str) -> StoreResult<Vec<ConnectionRow>> {
-        let sql = format!("SELECT {COLUMNS} FROM connections WHERE user_id = $1 AND organization_id = $2 ORDER BY id");
+        let sql =
+            format!("SELECT {COLUMNS} FROM {CONNECTIONS} WHERE user_id = $1 AND organization_id = $2 ORDER BY id");
         Ok(run!(self, pool => sqlx::query_as(&sql).bind(user_id).bind(organization_id).fetch_all(pool).await)?)
     }
 
@@ -549,7 +555,7 @@ impl Store {
     ) -> StoreResult<bool> {
         let copy = format!(
             "INSERT INTO connection_tombstones ({KEPT_COLUMNS}, deleted_at, deleted_by, revocation) \
-             SELECT {KEPT_COLUMNS}, $2, $3, $4 FROM connections WHERE id = $1"
+             SELECT {KEPT_COLUMNS}, $2, $3, $4 FROM {CONNECTIONS} WHERE id = $1"
         );
         let done = run!(self, pool => {
             let mut tx = pool.begin().await?;
@@ -701,7 +707,7 @@ impl Store {
         account_id: &str,
     ) -> StoreResult<Option<ConnectionRow>> {
         let sql = format!(
-            "SELECT {COLUMNS} FROM connections WHERE user_id = $1 AND organization_id = $2 AND provider = $3 AND account_id = $4"
+            "SELECT {COLUMNS} FROM {CONNECTIONS} WHERE user_id = $1 AND organization_id = $2 AND provider = $3 AND account_id = $4"
         );
         Ok(run!(self, pool => sqlx::query_as(&sql).bind(user_id).bind(organization_id).bind(provider).bind(account_id)
             .fetch_optional(pool).await)?)
@@ -758,7 +764,7 @@ impl Store {
             ),
         };
         let sql = format!(
-            "SELECT {COLUMNS} FROM connections WHERE status = 'active' AND {refresh} IS NOT NULL \
+            "SELECT {COLUMNS} FROM {CONNECTIONS} WHERE status = 'active' AND {refresh} IS NOT NULL \
                AND {expires} IS NOT NULL AND {expires} <= $1 + $2 \
                AND ({expires} - $1) * 4 <= {expires} - {issued} \
                AND (lease_until IS NULL OR lease_until < $1) ORDER BY {expires} LIMIT $3"
@@ -770,7 +776,7 @@ impl Store {
     /// looked at first.
     pub async fn connections_to_validate(&self, before: i64, limit: i64) -> StoreResult<Vec<ConnectionRow>> {
         let sql = format!(
-            "SELECT {COLUMNS} FROM connections WHERE status = 'active' \
+            "SELECT {COLUMNS} FROM {CONNECTIONS} WHERE status = 'active' \
                AND COALESCE(validation_checked_at, last_validated_at, created_at) < $1 \
              ORDER BY COALESCE(validation_checked_at, last_validated_at, created_at), id LIMIT $2"
         );

@@ -94,6 +94,13 @@ impl From<sqlx::Error> for StoreError {
     }
 }
 
+impl StoreError {
+    /// Whether a foreign key refused the write: the row it names was deleted meanwhile.
+    pub fn is_dangling_reference(&self) -> bool {
+        matches!(self, StoreError::Other(sqlx::Error::Database(db)) if db.is_foreign_key_violation())
+    }
+}
+
 /// Result alias for the store.
 pub type StoreResult<T> = Result<T, StoreError>;
 

@@ -156,6 +156,59 @@ impl TestDb {
     }
 }
 
+/// A transaction left open on its own connection: what another process holds while the server
+/// works (see [`TestDb::hold`]).
+pub enum Held {
+    Sqlite(sqlx::SqliteConnection),
+    Postgres(sqlx::PgConnection),
+}
+
+impl Held {
+    /// Commits the held transaction.
+    pub async fn commit(self) {
+        match self {
+            Held::Sqlite(mut c) => sqlx::query("COMMIT").execute(&mut c).await.map(drop),
+            Held::Postgres(mut c) => sqlx::query("COMMIT").execute(&mut c).await.map(drop),
+        }
+        .unwrap();
+    }
+}
+
+impl TestDb {
+    /// Runs `sql` in a transaction that stays open (a write lock on SQLite, row locks on
+    /// PostgreSQL) until [`Held::commit`].
+    pub async fn hold(&self, sql: &str) -> Held {
+        match self.backend {
+            Backend::Sqlite => {
+                let mut c = sqlx::SqliteConnection::connect(&self.url).await.unwrap();
+                sqlx::query("BEGIN IMMEDIATE").execute(&mut c).await.unwrap();
+                sqlx::query(sql).execute(&mut c).await.unwrap();
+                Held::Sqlite(c)
+            }
+            Backend::Postgres => {
+                let mut c = sqlx::PgConnection::connect(&self.url).await.unwrap();
+                sqlx::query("BEGIN").execute(&mut c).await.unwrap();
+                sqlx::query(sql).execute(&mut c).await.unwrap();
+                Held::Postgres(c)
+            }
+        }
+    }
+
+    /// The one integer a query returns.
+    pub async fn scalar(&self, sql: &str) -> i64 {
+        match self.backend {
+            Backend::Sqlite => {
+                let mut c = sqlx::SqliteConnection::connect(&self.url).await.unwrap();
+                sqlx::query_scalar(sql).fetch_one(&mut c).await.unwrap()
+            }
+            Backend::Postgres => {
+                let mut c = sqlx::PgConnection::connect(&self.url).await.unwrap();
+                sqlx::query_scalar(sql).fetch_one(&mut c).await.unwrap()
+            }
+        }
+    }
+}
+
 impl Drop for TestDb {
     fn drop(&mut self) {
         if let (Some(admin), Some(name)) = (self.pg_admin_url.take(), self.pg_name.take()) {
