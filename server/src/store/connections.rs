@@ -288,6 +288,36 @@ const KEPT_COLUMNS: &str = "id, provider, user_id, organization_id, account_id, 
     last_used_at, last_validated_at, purpose, created_by, last_used_by, credential_source, user_scopes, \
     resources, installation";
 
+/// The refresher's "which tokens of `chain` are due" (`$1` now, `$2` the window, `$3` a limit),
+/// served by the partial indexes `connections_refresh_due` and `connections_user_refresh_due`
+/// (migration 0015), whose expressions these must keep matching.
+fn expiring_sql(chain: Chain) -> String {
+    let (refresh, expires, issued) = match chain {
+        Chain::Primary => ("refresh_token", "access_token_expires_at", "COALESCE(last_refreshed_at, updated_at)"),
+        Chain::User => (
+            "user_refresh_token",
+            "user_token_expires_at",
+            "COALESCE(user_token_refreshed_at, last_refreshed_at, updated_at)",
+        ),
+    };
+    format!(
+        "SELECT {COLUMNS} FROM {CONNECTIONS} WHERE status = 'active' AND {refresh} IS NOT NULL \
+           AND {expires} IS NOT NULL AND {expires} <= $1 + $2 \
+           AND ({expires} - $1) * 4 <= {expires} - {issued} \
+           AND (lease_until IS NULL OR lease_until < $1) ORDER BY {expires} LIMIT $3"
+    )
+}
+
+/// Re-validation's "which connections were not looked at since `$1`" (`$2` a limit), served by
+/// the partial index `connections_validation_due` (migration 0015).
+fn validation_sql() -> String {
+    format!(
+        "SELECT {COLUMNS} FROM {CONNECTIONS} WHERE status = 'active' \
+           AND COALESCE(validation_checked_at, last_validated_at, created_at) < $1 \
+         ORDER BY COALESCE(validation_checked_at, last_validated_at, created_at), id LIMIT $2"
+    )
+}
+
 /// Whether a listing shows tombstones.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub enum Tombstones {
@@ -755,31 +785,14 @@ impl Store {
         window: i64,
         limit: i64,
     ) -> StoreResult<Vec<ConnectionRow>> {
-        let (refresh, expires, issued) = match chain {
-            Chain::Primary => ("refresh_token", "access_token_expires_at", "COALESCE(last_refreshed_at, updated_at)"),
-            Chain::User => (
-                "user_refresh_token",
-                "user_token_expires_at",
-                "COALESCE(user_token_refreshed_at, last_refreshed_at, updated_at)",
-            ),
-        };
-        let sql = format!(
-            "SELECT {COLUMNS} FROM {CONNECTIONS} WHERE status = 'active' AND {refresh} IS NOT NULL \
-               AND {expires} IS NOT NULL AND {expires} <= $1 + $2 \
-               AND ({expires} - $1) * 4 <= {expires} - {issued} \
-               AND (lease_until IS NULL OR lease_until < $1) ORDER BY {expires} LIMIT $3"
-        );
+        let sql = expiring_sql(chain);
         Ok(run!(self, pool => sqlx::query_as(&sql).bind(now).bind(window).bind(limit).fetch_all(pool).await)?)
     }
 
     /// Active connections that re-validation has not looked at since `before`, least recently
     /// looked at first.
     pub async fn connections_to_validate(&self, before: i64, limit: i64) -> StoreResult<Vec<ConnectionRow>> {
-        let sql = format!(
-            "SELECT {COLUMNS} FROM {CONNECTIONS} WHERE status = 'active' \
-               AND COALESCE(validation_checked_at, last_validated_at, created_at) < $1 \
-             ORDER BY COALESCE(validation_checked_at, last_validated_at, created_at), id LIMIT $2"
-        );
+        let sql = validation_sql();
         Ok(run!(self, pool => sqlx::query_as(&sql).bind(before).bind(limit).fetch_all(pool).await)?)
     }
 
@@ -795,5 +808,41 @@ impl Store {
         run!(self, pool => sqlx::query("UPDATE connections SET last_validated_at = $1 WHERE id = $2")
             .bind(now).bind(id).execute(pool).await.map(|_| ()))?;
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// What SQLite's planner will do with `sql` (its `EXPLAIN QUERY PLAN` details, one a line).
+    async fn plan(store: &Store, sql: &str, binds: &[i64]) -> String {
+        let crate::store::Backend::Sqlite(pool) = &store.backend else { unreachable!("a SQLite store") };
+        let explain = format!("EXPLAIN QUERY PLAN {sql}");
+        let mut query = sqlx::query_as::<_, (i64, i64, i64, String)>(&explain);
+        for bind in binds {
+            query = query.bind(bind);
+        }
+        let rows = query.fetch_all(pool).await.unwrap();
+        rows.into_iter().map(|(_, _, _, detail)| detail).collect::<Vec<_>>().join("\n")
+    }
+
+    #[tokio::test]
+    async fn the_upkeep_reads_its_indexes_not_every_connection() {
+        // Each refresher round asks these; with a scan each cost 24 ms at 100,000 connections
+        // and grew with them. A changed expression (here or in migration 0015) silently brings
+        // the scan back: this says so.
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::connect(&format!("sqlite:{}", dir.path().join("plan.db").display())).await.unwrap();
+        store.migrate().await.unwrap();
+        for (sql, binds, index) in [
+            (expiring_sql(Chain::Primary), &[0, 600, 500][..], "connections_refresh_due"),
+            (expiring_sql(Chain::User), &[0, 600, 500][..], "connections_user_refresh_due"),
+            (validation_sql(), &[0, 50][..], "connections_validation_due"),
+        ] {
+            let plan = plan(&store, &sql, binds).await;
+            assert!(plan.contains(&format!("SEARCH connections USING INDEX {index}")), "{index}:\n{plan}");
+            assert!(!plan.contains("TEMP B-TREE"), "no sort: the index gives the order\n{plan}");
+        }
     }
 }
