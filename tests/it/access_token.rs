@@ -396,6 +396,36 @@ both!(a_connection_deleted_while_its_usage_is_written_costs_no_other_usage, |bac
     assert_eq!(app.db.scalar("SELECT COUNT(*) FROM connection_usage").await, 0);
 });
 
+both!(usage_batches_that_share_connections_never_deadlock, |backend| async move {
+    // Replicas write usage batches of the same connections (a user's requests spread over them),
+    // each in its own order. On PostgreSQL a batch that locks connection B, then waits for A,
+    // while another holds A and wants B, is a deadlock: one batch is aborted and its window's
+    // usage lost. A transaction holding the first connection's usage row plays the other batch.
+    let (app, _fake) = TestApp::with_fake(backend).await;
+    let mut ids = [app.seed(Seed::default()).await.id, app.seed(Seed { user_id: "bob", ..Seed::default() }).await.id];
+    ids.sort();
+    let [first, second] = ids;
+    let uses = |at: i64| [&second, &first].map(|id| (id.clone(), at, "backend".to_owned())).to_vec();
+    app.state.store.write_usage(&[], &uses(1_000)).await.unwrap();
+    // With statistics, as in production: without them PostgreSQL happened to sort the batch
+    // (a merge join), which hid the deadlock.
+    app.db.execute("ANALYZE connections").await;
+    let update = |id: &str| format!("UPDATE connection_usage SET last_used_at = 2000 WHERE connection_id = '{id}'");
+    let mut held = app.db.hold(&update(&first)).await;
+    let store = app.state.store.clone();
+    let batch = uses(5_000);
+    let write = tokio::spawn(async move { store.write_usage(&[], &batch).await });
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    held.execute(&update(&second)).await;
+    held.commit().await;
+    let written = tokio::time::timeout(Duration::from_secs(10), write).await.unwrap().unwrap();
+    written.expect("the batch waits for the other one instead of deadlocking with it");
+    for id in [&first, &second] {
+        let c = app.state.store.connection(id).await.unwrap().unwrap();
+        assert_eq!((c.last_used_at, c.last_used_by.as_deref()), (Some(5_000), Some("backend")), "{id}");
+    }
+});
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_replica_listens_for_changes_before_it_answers() {
     // A change listener that connects after the first answers has missed what happened before

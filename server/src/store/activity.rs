@@ -51,9 +51,15 @@ impl Store {
         if rows.is_empty() && uses.is_empty() {
             return Ok(());
         }
+        // In connection order: replicas' batches of the same connections then lock their usage
+        // rows in the same order (in their own orders, each could hold a row the other waits
+        // for: a deadlock, and one batch's window of usage lost), and SQLite walks the narrow
+        // table's pages once, in order, instead of one page per row at random.
+        let mut uses: Vec<&(String, i64, String)> = uses.iter().collect();
+        uses.sort_unstable_by(|a, b| a.0.cmp(&b.0));
         let mut attempts = 1;
         loop {
-            match self.write_usage_once(rows, uses).await {
+            match self.write_usage_once(rows, &uses).await {
                 // PostgreSQL: a connection deleted while the batch was written fails its usage
                 // row's key check (which waited for the delete to commit), and with it the whole
                 // batch. Written again, the batch no longer sees that connection. (SQLite has one
@@ -64,7 +70,7 @@ impl Store {
         }
     }
 
-    async fn write_usage_once(&self, rows: &[ActivityRow], uses: &[(String, i64, String)]) -> StoreResult<()> {
+    async fn write_usage_once(&self, rows: &[ActivityRow], uses: &[&(String, i64, String)]) -> StoreResult<()> {
         run!(self, pool => {
             let mut tx = pool.begin().await?;
             for chunk in rows.chunks(CHUNK) {
@@ -90,7 +96,10 @@ impl Store {
                 q.push_values(chunk, |mut b, (id, at, key)| {
                     b.push_bind(*at).push_bind(key.as_str()).push_bind(id.as_str());
                 });
+                // The order is said, not left to the plan: a merge join sorts the list its own way.
+                // (Ids are `prefix_hex`: the same order under every collation as byte for byte.)
                 q.push(") AS v WHERE EXISTS (SELECT 1 FROM connections WHERE connections.id = v.column3) \
+                        ORDER BY v.column3 \
                         ON CONFLICT (connection_id) DO UPDATE \
                         SET last_used_at = excluded.last_used_at, last_used_by = excluded.last_used_by \
                         WHERE connection_usage.last_used_at <= excluded.last_used_at");

@@ -164,6 +164,15 @@ pub enum Held {
 }
 
 impl Held {
+    /// Runs one more statement in the held transaction.
+    pub async fn execute(&mut self, sql: &str) {
+        match self {
+            Held::Sqlite(c) => sqlx::query(sql).execute(c).await.map(drop),
+            Held::Postgres(c) => sqlx::query(sql).execute(c).await.map(drop),
+        }
+        .unwrap();
+    }
+
     /// Commits the held transaction.
     pub async fn commit(self) {
         match self {
