@@ -38,6 +38,22 @@ impl Actor {
     }
 }
 
+/// A connection, its owner and its provider: what an entry about a connection names.
+#[derive(Debug, Clone, Copy)]
+pub struct About<'a> {
+    pub id: &'a str,
+    pub user_id: &'a str,
+    /// `''` when the host has no organizations.
+    pub organization_id: &'a str,
+    pub provider: &'a str,
+}
+
+impl<'a> About<'a> {
+    pub fn of(c: &'a ConnectionRow) -> Self {
+        About { id: &c.id, user_id: &c.user_id, organization_id: &c.organization_id, provider: &c.provider }
+    }
+}
+
 /// Builds an entry.
 #[derive(Debug, Clone)]
 pub struct Entry(ActivityRow);
@@ -63,11 +79,16 @@ impl Entry {
     }
 
     /// About this connection (and its owner and provider).
-    pub fn connection(mut self, c: &ConnectionRow) -> Self {
-        self.0.connection_id = Some(c.id.clone());
-        self.0.user_id = Some(c.user_id.clone());
-        self.0.organization_id = (!c.organization_id.is_empty()).then(|| c.organization_id.clone());
-        self.0.provider = Some(c.provider.clone());
+    pub fn connection(self, c: &ConnectionRow) -> Self {
+        self.about(About::of(c))
+    }
+
+    /// About a connection named by its parts.
+    pub fn about(mut self, c: About<'_>) -> Self {
+        self.0.connection_id = Some(c.id.to_owned());
+        self.0.user_id = Some(c.user_id.to_owned());
+        self.0.organization_id = (!c.organization_id.is_empty()).then(|| c.organization_id.to_owned());
+        self.0.provider = Some(c.provider.to_owned());
         self
     }
 

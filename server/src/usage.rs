@@ -18,11 +18,10 @@
 //! 2.4 million entries a day at that scale rather than 144 million. A crash loses at most a window
 //! and a beat of usage, never a token; a shutdown writes it all.
 
-use crate::activity::{Action, Actor, Entry};
+use crate::activity::{About, Action, Actor, Entry};
 use crate::clock::Clock;
 use crate::store::Store;
 use crate::store::activity::ActivityRow;
-use crate::store::connections::ConnectionRow;
 use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -49,11 +48,11 @@ fn add(counts: &mut Counts, key: &Arc<str>, n: u64) {
     }
 }
 
-/// What the hot path hands the recorder: a connection's [`UseCounter`] and its row (read only
-/// when the recorder takes the counts). `connections::ready::Ready` is one.
+/// What the hot path hands the recorder: a connection's [`UseCounter`], and what its usage is
+/// about (read only when the recorder takes the counts). `connections::ready::Ready` is one.
 pub trait Counted: Send + Sync + std::fmt::Debug + 'static {
     fn counter(&self) -> &UseCounter;
-    fn row(&self) -> &Arc<ConnectionRow>;
+    fn about(&self) -> About<'_>;
 }
 
 /// One connection's retrievals, counted beside the cached row the lookup already brought into
@@ -113,8 +112,8 @@ impl UseCounter {
 
 #[derive(Debug)]
 struct ConnectionUsage {
-    /// The row as the hot path had it (shared with the token cache, not copied).
-    row: Arc<ConnectionRow>,
+    /// The latest counter, for what its usage is about (shared with the token cache).
+    used: Arc<dyn Counted>,
     last_at: i64,
     /// The key of the latest retrieval (`last_used_by`).
     last_key: Arc<str>,
@@ -127,10 +126,10 @@ fn merge(counters: &[Arc<dyn Counted>]) -> Option<ConnectionUsage> {
     for counted in counters {
         let Some((last_at, last_key, by_key)) = counted.counter().take() else { continue };
         match &mut merged {
-            None => merged = Some(ConnectionUsage { row: counted.row().clone(), last_at, last_key, by_key }),
+            None => merged = Some(ConnectionUsage { used: counted.clone(), last_at, last_key, by_key }),
             Some(usage) => {
                 if last_at >= usage.last_at {
-                    (usage.row, usage.last_at, usage.last_key) = (counted.row().clone(), last_at, last_key);
+                    (usage.used, usage.last_at, usage.last_key) = (counted.clone(), last_at, last_key);
                 }
                 for (key, n) in &by_key {
                     add(&mut usage.by_key, key, *n);
@@ -144,7 +143,7 @@ fn merge(counters: &[Arc<dyn Counted>]) -> Option<ConnectionUsage> {
 /// The retrievals of one connection since its last trail entry.
 #[derive(Debug)]
 struct TrailUsage {
-    row: Arc<ConnectionRow>,
+    used: Arc<dyn Counted>,
     last_at: i64,
     by_key: Counts,
 }
@@ -232,14 +231,15 @@ impl UsageRecorder {
             &mut *pending;
         let mut due = Due { api_keys: std::mem::take(api_keys), ..Due::default() };
         for counted in inbox.drain(..) {
-            let id = &counted.row().id;
+            let id = counted.about().id;
             match connections.get_mut(id) {
                 Some(counters) => counters.push(counted),
                 None => {
-                    if !written.contains_key(id) {
+                    let id = id.to_owned();
+                    if !written.contains_key(&id) {
                         fresh.push(id.clone());
                     }
-                    connections.insert(id.clone(), vec![counted]);
+                    connections.insert(id, vec![counted]);
                 }
             }
         }
@@ -290,7 +290,7 @@ impl UsageRecorder {
             due.touches.push((id.clone(), usage.last_at, usage.last_key));
             match trail.get_mut(&id) {
                 Some(t) => {
-                    t.row = usage.row;
+                    t.used = usage.used;
                     t.last_at = t.last_at.max(usage.last_at);
                     for (key, n) in &usage.by_key {
                         add(&mut t.by_key, key, *n);
@@ -298,9 +298,9 @@ impl UsageRecorder {
                 }
                 None => {
                     // The first use in a while: its entry now, later ones counted for the window.
-                    let row = usage.row.clone();
-                    due.entries.push(TrailUsage { row: usage.row, last_at: usage.last_at, by_key: usage.by_key });
-                    trail.insert(id.clone(), TrailUsage { row, last_at: usage.last_at, by_key: Vec::new() });
+                    let used = usage.used.clone();
+                    due.entries.push(TrailUsage { used: usage.used, last_at: usage.last_at, by_key: usage.by_key });
+                    trail.insert(id.clone(), TrailUsage { used, last_at: usage.last_at, by_key: Vec::new() });
                     entries.push_back((now, id));
                 }
             }
@@ -320,7 +320,7 @@ impl UsageRecorder {
                 trail.remove(&id);
             } else {
                 let by_key = std::mem::take(&mut t.by_key);
-                due.entries.push(TrailUsage { row: t.row.clone(), last_at: t.last_at, by_key });
+                due.entries.push(TrailUsage { used: t.used.clone(), last_at: t.last_at, by_key });
                 entries.push_back((now, id));
             }
         }
@@ -340,7 +340,7 @@ impl UsageRecorder {
             .flat_map(|t| {
                 t.by_key.iter().map(|(key, count)| {
                     Entry::new(t.last_at, &Actor::ApiKey(key.to_string()), Action::TokenRetrieved)
-                        .connection(&t.row)
+                        .about(t.used.about())
                         .detail(format!("retrieved {count} time{}", if *count == 1 { "" } else { "s" }))
                         .into_row()
                 })
@@ -377,23 +377,21 @@ impl UsageRecorder {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::store::connections::Owner;
 
     #[derive(Debug)]
-    struct Used(UseCounter, Arc<ConnectionRow>);
+    struct Used(UseCounter, String);
 
     impl Counted for Used {
         fn counter(&self) -> &UseCounter {
             &self.0
         }
-        fn row(&self) -> &Arc<ConnectionRow> {
-            &self.1
+        fn about(&self) -> About<'_> {
+            About { id: &self.1, user_id: "u", organization_id: "", provider: "p" }
         }
     }
 
     fn row(id: &str) -> Arc<Used> {
-        let owner = Owner { provider: "p", user_id: "u", organization_id: "", account_id: id };
-        Arc::new(Used(UseCounter::default(), Arc::new(ConnectionRow::new(id.into(), owner, 0))))
+        Arc::new(Used(UseCounter::default(), id.to_owned()))
     }
 
     /// What a flush at `now` writes: the connections whose `last_used_at` it writes, and its
@@ -402,7 +400,7 @@ mod tests {
         let due = r.take(all, now).unwrap();
         let mut touched: Vec<String> = due.touches.into_iter().map(|(id, _, _)| id).collect();
         let mut entries: Vec<(String, u64)> =
-            due.entries.iter().map(|t| (t.row.id.clone(), t.by_key.iter().map(|(_, n)| n).sum())).collect();
+            due.entries.iter().map(|t| (t.used.about().id.to_owned(), t.by_key.iter().map(|(_, n)| n).sum())).collect();
         touched.sort();
         entries.sort();
         (touched, entries)

@@ -6,12 +6,12 @@
 
 use super::ready::Ready;
 use super::{ConnectionError, cache, check_id};
-use crate::activity::Actor;
+use crate::activity::{About, Actor};
 use crate::auth::api_keys::HostIdentity;
 use crate::auth::widget_jwt::WidgetSigner;
-use crate::oauth::refresh::{self, RefreshCtx, Refreshed};
+use crate::oauth::refresh::{self, RefreshCtx, RefreshError, Refreshed};
 use crate::store::connections::{ConnectionRow, TokenLookup};
-use crate::usage::UsageRecorder;
+use crate::usage::{Counted, UsageRecorder};
 use latch_shared::CredentialSource;
 use latch_shared::api::host::{AccessTokenRequest, AccessTokenResponse, InactiveReason, InactiveToken};
 use std::sync::Arc;
@@ -87,7 +87,7 @@ pub async fn access_token(
         return Ok(inactive(InactiveReason::NotInstalled, None));
     };
     if !ready.is_active() {
-        return Ok(needs_reauthorization(path, &ready.row));
+        return Ok(needs_reauthorization(path, Reconnect { about: ready.about(), developer: ready.is_developer() }));
     }
     let chain = ready.chain(req.token)?;
     let now = path.refresh.clock.unix();
@@ -97,12 +97,13 @@ pub async fn access_token(
             crate::metrics::refresh_wait();
         }
         let actor = Actor::ApiKey(caller.key_name.to_string());
-        match refresh::refresh(&path.refresh, &ready.row, chain, force, &actor).await? {
-            Refreshed::Usable(row) | Refreshed::Stale(row) | Refreshed::Elsewhere(row) => {
-                Arc::new(Ready::new(Arc::new(row))?)
-            }
+        // The cache keeps no whole row: the refresh starts from the stored one (a read beside
+        // the refresh's own, on a path that is about to call the provider anyway).
+        let seen = path.refresh.store.connection(ready.id()).await?.ok_or(RefreshError::Gone)?;
+        match refresh::refresh(&path.refresh, &seen, chain, force, &actor).await? {
+            Refreshed::Usable(row) | Refreshed::Stale(row) | Refreshed::Elsewhere(row) => Arc::new(Ready::new(&row)?),
             Refreshed::NeedsReauthorization(row) => {
-                return Ok(needs_reauthorization(path, &row));
+                return Ok(needs_reauthorization(path, Reconnect::of(&row)));
             }
         }
     } else {
@@ -141,7 +142,7 @@ async fn end_user_connection(
     let Some(row) = path.refresh.store.connection_for_token(&lookup).await? else {
         return Ok(None);
     };
-    let ready = Arc::new(Ready::new(Arc::new(row))?);
+    let ready = Arc::new(Ready::new(&row)?);
     path.cache.put(&lookup, ready.clone(), read, changes);
     Ok(Some(ready))
 }
@@ -167,26 +168,39 @@ async fn developer_connection(
     } else {
         return Err(ConnectionError::Ambiguous(candidates.into_iter().map(|(row, _)| row.id).collect()));
     };
-    row.map(|row| Ready::new(Arc::new(row)).map(Arc::new)).transpose()
+    row.map(|row| Ready::new(&row).map(Arc::new)).transpose()
+}
+
+/// A connection whose user must reconnect: what the link to send them names.
+struct Reconnect<'a> {
+    about: About<'a>,
+    developer: bool,
+}
+
+impl<'a> Reconnect<'a> {
+    fn of(row: &'a ConnectionRow) -> Self {
+        Reconnect { about: About::of(row), developer: row.credential_source == CredentialSource::Developer }
+    }
 }
 
 /// The answer for a connection whose user must reconnect, with a link the host can send them:
 /// the hosted widget page with a one-hour widget token for this user and provider in the URL
 /// fragment (never sent to a server, so never logged).
-fn needs_reauthorization(path: &TokenPath, row: &ConnectionRow) -> TokenAnswer {
-    if row.credential_source == CredentialSource::Developer {
+fn needs_reauthorization(path: &TokenPath, c: Reconnect<'_>) -> TokenAnswer {
+    let row = c.about;
+    if c.developer {
         // No user to send a link to: the operator runs `latch connect --as-developer` again.
-        return inactive(InactiveReason::NeedsReauthorization, Some(row.id.clone()));
+        return inactive(InactiveReason::NeedsReauthorization, Some(row.id.to_owned()));
     }
     let origin = path.public_url.origin().ascii_serialization();
-    let org = (!row.organization_id.is_empty()).then_some(row.organization_id.as_str());
+    let org = (!row.organization_id.is_empty()).then_some(row.organization_id);
     let minted = path.signer.mint(
         path.refresh.clock.unix(),
         3600,
         crate::auth::widget_jwt::Subject {
-            user_id: &row.user_id,
+            user_id: row.user_id,
             organization_id: org,
-            providers: vec![row.provider.clone()],
+            providers: vec![row.provider.to_owned()],
             origin: Some(origin),
             label: None,
             purpose: None,
@@ -196,7 +210,7 @@ fn needs_reauthorization(path: &TokenPath, row: &ConnectionRow) -> TokenAnswer {
     TokenAnswer::Inactive(InactiveToken {
         active: false,
         error: InactiveReason::NeedsReauthorization,
-        connection_id: Some(row.id.clone()),
+        connection_id: Some(row.id.to_owned()),
         reconnect_url: reconnect_url.map(String::from),
     })
 }
