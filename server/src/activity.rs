@@ -3,7 +3,7 @@
 
 use crate::store::Store;
 use crate::store::activity::ActivityRow;
-use crate::store::connections::ConnectionRow;
+use crate::store::connections::{ConnectionRow, Owner};
 use crate::store::new_id;
 pub use latch_shared::activity::Action;
 
@@ -38,19 +38,22 @@ impl Actor {
     }
 }
 
-/// A connection, its owner and its provider: what an entry about a connection names.
+/// A connection by its id and owner: what an entry about a connection names.
 #[derive(Debug, Clone, Copy)]
 pub struct About<'a> {
     pub id: &'a str,
-    pub user_id: &'a str,
-    /// `''` when the host has no organizations.
-    pub organization_id: &'a str,
-    pub provider: &'a str,
+    pub owner: Owner<'a>,
 }
 
 impl<'a> About<'a> {
     pub fn of(c: &'a ConnectionRow) -> Self {
-        About { id: &c.id, user_id: &c.user_id, organization_id: &c.organization_id, provider: &c.provider }
+        let owner = Owner {
+            provider: &c.provider,
+            user_id: &c.user_id,
+            organization_id: &c.organization_id,
+            account_id: &c.account_id,
+        };
+        About { id: &c.id, owner }
     }
 }
 
@@ -85,10 +88,11 @@ impl Entry {
 
     /// About a connection named by its parts.
     pub fn about(mut self, c: About<'_>) -> Self {
+        let Owner { provider, user_id, organization_id, .. } = c.owner;
         self.0.connection_id = Some(c.id.to_owned());
-        self.0.user_id = Some(c.user_id.to_owned());
-        self.0.organization_id = (!c.organization_id.is_empty()).then(|| c.organization_id.to_owned());
-        self.0.provider = Some(c.provider.to_owned());
+        self.0.user_id = Some(user_id.to_owned());
+        self.0.organization_id = (!organization_id.is_empty()).then(|| organization_id.to_owned());
+        self.0.provider = Some(provider.to_owned());
         self
     }
 

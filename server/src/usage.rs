@@ -377,6 +377,7 @@ impl UsageRecorder {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::store::connections::Owner;
 
     #[derive(Debug)]
     struct Used(UseCounter, String);
@@ -386,7 +387,7 @@ mod tests {
             &self.0
         }
         fn about(&self) -> About<'_> {
-            About { id: &self.1, user_id: "u", organization_id: "", provider: "p" }
+            About { id: &self.1, owner: Owner { provider: "p", user_id: "u", organization_id: "", account_id: "a" } }
         }
     }
 

@@ -187,20 +187,20 @@ impl<'a> Reconnect<'a> {
 /// the hosted widget page with a one-hour widget token for this user and provider in the URL
 /// fragment (never sent to a server, so never logged).
 fn needs_reauthorization(path: &TokenPath, c: Reconnect<'_>) -> TokenAnswer {
-    let row = c.about;
+    let About { id, owner } = c.about;
     if c.developer {
         // No user to send a link to: the operator runs `latch connect --as-developer` again.
-        return inactive(InactiveReason::NeedsReauthorization, Some(row.id.to_owned()));
+        return inactive(InactiveReason::NeedsReauthorization, Some(id.to_owned()));
     }
     let origin = path.public_url.origin().ascii_serialization();
-    let org = (!row.organization_id.is_empty()).then_some(row.organization_id);
+    let org = (!owner.organization_id.is_empty()).then_some(owner.organization_id);
     let minted = path.signer.mint(
         path.refresh.clock.unix(),
         3600,
         crate::auth::widget_jwt::Subject {
-            user_id: row.user_id,
+            user_id: owner.user_id,
             organization_id: org,
-            providers: vec![row.provider.to_owned()],
+            providers: vec![owner.provider.to_owned()],
             origin: Some(origin),
             label: None,
             purpose: None,
@@ -210,7 +210,7 @@ fn needs_reauthorization(path: &TokenPath, c: Reconnect<'_>) -> TokenAnswer {
     TokenAnswer::Inactive(InactiveToken {
         active: false,
         error: InactiveReason::NeedsReauthorization,
-        connection_id: Some(row.id.to_owned()),
+        connection_id: Some(id.to_owned()),
         reconnect_url: reconnect_url.map(String::from),
     })
 }

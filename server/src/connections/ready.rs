@@ -14,7 +14,7 @@ use super::ConnectionError;
 use crate::activity::About;
 use crate::clock::from_unix;
 use crate::oauth::refresh::refresh_due;
-use crate::store::connections::{Chain, ConnectionRow, TokenLookup};
+use crate::store::connections::{Chain, ConnectionRow, Owner, TokenLookup};
 use crate::usage::{Counted, UseCounter};
 use crate::vault::{Sealed, Vault, VaultError};
 use latch_shared::api::host::ActiveToken;
@@ -67,7 +67,13 @@ impl Counted for Ready {
         &self.uses
     }
     fn about(&self) -> About<'_> {
-        About { id: self.id(), user_id: self.part(0), organization_id: self.part(1), provider: self.part(2) }
+        let owner = Owner {
+            user_id: self.part(0),
+            organization_id: self.part(1),
+            provider: self.part(2),
+            account_id: self.part(3),
+        };
+        About { id: self.id(), owner }
     }
 }
 
@@ -252,7 +258,6 @@ impl Ready {
 mod tests {
     use super::*;
     use crate::store::changes::owner_key;
-    use crate::store::connections::Owner;
     use crate::vault::{MasterKey, Vault};
 
     fn vault() -> Vault {
