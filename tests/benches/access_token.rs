@@ -464,9 +464,13 @@ impl Server {
                 .env("BENCH_SECRET", "bench-secret")
                 .env("RUST_LOG", std::env::var("BENCH_LOG").unwrap_or_else(|_| "error".into()));
             // Allocator experiments reach the servers only: `BENCH_GLIBC_TUNABLES`
-            // (`glibc.malloc.hugetlb=1`), `BENCH_LD_PRELOAD` (another malloc).
-            for name in ["GLIBC_TUNABLES", "LD_PRELOAD"] {
-                if let Some(value) = std::env::var_os(format!("BENCH_{name}")) {
+            // (`glibc.malloc.hugetlb=1`), `BENCH_LD_PRELOAD` (another malloc), `BENCH_MIMALLOC_*`
+            // (mimalloc's options, e.g. `BENCH_MIMALLOC_VERBOSE=1`).
+            for (name, value) in std::env::vars_os() {
+                let name = name.to_string_lossy();
+                if let Some(name) = name.strip_prefix("BENCH_")
+                    && (["GLIBC_TUNABLES", "LD_PRELOAD"].contains(&name) || name.starts_with("MIMALLOC_"))
+                {
                     c.env(name, value);
                 }
             }

@@ -209,3 +209,56 @@ async fn kill_9_at_each_refresh_point() {
     assert_eq!(after_response.usable + after_response.lost, ROUNDS);
     assert_eq!(with_grace, Tally { usable: ROUNDS / 4, ..Tally::default() });
 }
+
+/// A kill -9 right after the refreshed tokens committed: the trail already says the connection
+/// was refreshed, and the change is in the log other processes on the file read, because both
+/// commit with the tokens. (The trail entry used to be written after the commit: the kill lost it.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kill_9_after_the_commit_leaves_the_refresh_on_record() {
+    let fake = FakeProvider::start().await;
+    let rig = Rig::new(&fake).await;
+    let mut server = rig.start().await;
+    fake.with(|s| s.live_refresh_tokens.insert("rt-on-record".into()));
+    let seed = Seed { user_id: "on-record", refresh_token: Some("rt-on-record"), ..Seed::default() };
+    let row = seed_connection(&rig.store, &rig.vault, rig.store_now(), seed).await;
+    let logged = || async {
+        let mut db = sqlx::SqliteConnection::connect(&rig.db_url).await.unwrap();
+        let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM connection_changes WHERE user_id = 'on-record'")
+            .fetch_one(&mut db)
+            .await
+            .unwrap();
+        db.close().await.unwrap();
+        n
+    };
+    let before = logged().await;
+    rig.arm("refresh.after_commit", "sleep(60000)").await;
+    let fired = {
+        let (http, url, key) = (rig.http.clone(), rig.url("/v1/access-token"), rig.key.clone());
+        tokio::spawn(async move {
+            let body = json!({"user_id": "on-record", "provider": "acme", "force_refresh": true});
+            let _ = http.post(url).bearer_auth(key).json(&body).timeout(Duration::from_secs(5)).send().await;
+        })
+    };
+    let committed = wait_until(Duration::from_secs(5), || async {
+        rig.store.connection(&row.id).await.unwrap().unwrap().version > row.version
+    })
+    .await;
+    assert!(committed, "the refresh did not commit");
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    server.0.kill().unwrap(); // SIGKILL, inside the crash point
+    server.0.wait().unwrap();
+    fired.abort();
+    let filter = latch_server::store::activity::ActivityFilter {
+        connection_id: Some(&row.id),
+        user_id: None,
+        provider: None,
+        before: None,
+        limit: 50,
+    };
+    let trail = rig.store.list_activity(&filter).await.unwrap();
+    assert!(
+        trail.iter().any(|e| e.action == latch_server::activity::Action::Refreshed),
+        "the committed refresh is on record: {trail:?}"
+    );
+    assert_eq!(logged().await, before + 1, "the change is logged for other processes");
+}

@@ -5,6 +5,8 @@
 
 use crate::harness::fake_provider::Scripted;
 use crate::harness::{Seed, TestApp, assert_error, both, wait_until};
+use latch_server::activity::{Action, Actor, Entry};
+use latch_server::store::activity::ActivityFilter;
 use latch_server::store::connections::{Chain, ConnectionRow, RefreshedTokens};
 use serde_json::{Value, json};
 use std::sync::Arc;
@@ -91,9 +93,19 @@ both!(writes_under_a_lease_are_fenced, |backend| async move {
         expires_at: Some(now + 3600),
         scopes: None,
     };
+    let trail =
+        |holder: &str| Entry::new(now, &Actor::ApiKey(holder.into()), Action::Refreshed).connection(&row).into_row();
     assert!(
         !store
-            .store_refreshed_tokens(&row.id, Chain::Primary, row.version, "first", &tokens("at-late"), now)
+            .store_refreshed_tokens(
+                &row.id,
+                Chain::Primary,
+                row.version,
+                "first",
+                &tokens("at-late"),
+                now,
+                &trail("first")
+            )
             .await
             .unwrap()
     );
@@ -117,10 +129,30 @@ both!(writes_under_a_lease_are_fenced, |backend| async move {
     );
     assert!(
         store
-            .store_refreshed_tokens(&row.id, Chain::Primary, row.version, "second", &tokens("at-second"), now)
+            .store_refreshed_tokens(
+                &row.id,
+                Chain::Primary,
+                row.version,
+                "second",
+                &tokens("at-second"),
+                now,
+                &trail("second")
+            )
             .await
             .unwrap()
     );
+    // The trail entry commits with the tokens: the late holder's write left none.
+    let filter =
+        ActivityFilter { connection_id: Some(&row.id), user_id: None, provider: None, before: None, limit: 50 };
+    let refreshed: Vec<String> = store
+        .list_activity(&filter)
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|e| e.action == Action::Refreshed)
+        .map(|e| e.actor_name)
+        .collect();
+    assert_eq!(refreshed, ["second"]);
 });
 
 both!(a_reconnect_during_a_refresh_wins_without_a_false_failure, |backend| async move {

@@ -592,9 +592,11 @@ async fn run_refresh(cx: &RefreshCtx, row: ConnectionRow, chain: Chain, lease: L
             };
             // If the write fails it is the commit that must be retried, never the refresh (the
             // old refresh token is spent), and only while the lease lasts.
+            let trail = Entry::new(now, actor, Action::Refreshed).connection(&row).into_row();
             let written = loop {
                 let left = lease.end.saturating_duration_since(Instant::now());
-                let write = store.store_refreshed_tokens(&row.id, chain, row.version, lease.attempt, &tokens, now);
+                let write =
+                    store.store_refreshed_tokens(&row.id, chain, row.version, lease.attempt, &tokens, now, &trail);
                 match tokio::time::timeout(left, write).await {
                     Ok(Ok(written)) => break written,
                     Ok(Err(StoreError::Unavailable(e))) if left > Duration::from_millis(400) => {
@@ -613,7 +615,6 @@ async fn run_refresh(cx: &RefreshCtx, row: ConnectionRow, chain: Chain, lease: L
                 return answer_from_winner(cx, &row.id, chain).await;
             }
             fail::fail_point!("refresh.after_commit");
-            record(&cx.store, Entry::new(now, actor, Action::Refreshed).connection(&row)).await;
             let fresh = store.connection(&row.id).await?.ok_or(RefreshError::Gone)?;
             Ok(Refreshed::Usable(fresh))
         }

@@ -23,7 +23,7 @@ pub struct ActivityRow {
 
 /// Rows a multi-row statement carries: 200 entries are 2 400 parameters, far under SQLite's
 /// 32 766 and PostgreSQL's 65 535.
-const CHUNK: usize = 200;
+pub(crate) const CHUNK: usize = 200;
 
 /// Filters of an activity listing.
 #[derive(Debug, Clone, Default)]
@@ -35,6 +35,36 @@ pub struct ActivityFilter<'a> {
     pub before: Option<&'a str>,
     pub limit: i64,
 }
+
+/// Appends trail entries (`&[ActivityRow]`) with `executor` (a transaction's), [`CHUNK`] rows a
+/// statement; a macro, so that it runs on either backend's transaction.
+macro_rules! insert_activity {
+    ($executor:expr, $rows:expr) => {
+        for chunk in $rows.chunks($crate::store::activity::CHUNK) {
+            let mut q = sqlx::QueryBuilder::new(
+                "INSERT INTO activity (id, at, actor_kind, actor_name, action, connection_id, user_id, \
+                 organization_id, provider, outcome, error_code, detail) ",
+            );
+            q.push_values(chunk, |mut b, r| {
+                b.push_bind(r.id.as_str())
+                    .push_bind(r.at)
+                    .push_bind(r.actor_kind.as_str())
+                    .push_bind(r.actor_name.as_str())
+                    .push_bind(r.action.as_str())
+                    .push_bind(r.connection_id.as_deref())
+                    .push_bind(r.user_id.as_deref())
+                    .push_bind(r.organization_id.as_deref())
+                    .push_bind(r.provider.as_deref())
+                    .push_bind(r.outcome.as_str())
+                    .push_bind(r.error_code.as_deref())
+                    .push_bind(r.detail.as_deref());
+            });
+            // Full chunks share one prepared statement; a remainder's size is one-off.
+            q.build().persistent(chunk.len() == $crate::store::activity::CHUNK).execute($executor).await?;
+        }
+    };
+}
+pub(crate) use insert_activity;
 
 impl Store {
     /// Appends entries, in one transaction.
@@ -73,20 +103,7 @@ impl Store {
     async fn write_usage_once(&self, rows: &[ActivityRow], uses: &[&(String, i64, String)]) -> StoreResult<()> {
         run!(self, pool => {
             let mut tx = pool.begin().await?;
-            for chunk in rows.chunks(CHUNK) {
-                let mut q = sqlx::QueryBuilder::new(
-                    "INSERT INTO activity (id, at, actor_kind, actor_name, action, connection_id, user_id, \
-                     organization_id, provider, outcome, error_code, detail) ");
-                q.push_values(chunk, |mut b, r| {
-                    b.push_bind(r.id.as_str()).push_bind(r.at).push_bind(r.actor_kind.as_str())
-                        .push_bind(r.actor_name.as_str()).push_bind(r.action.as_str())
-                        .push_bind(r.connection_id.as_deref()).push_bind(r.user_id.as_deref())
-                        .push_bind(r.organization_id.as_deref()).push_bind(r.provider.as_deref())
-                        .push_bind(r.outcome.as_str()).push_bind(r.error_code.as_deref()).push_bind(r.detail.as_deref());
-                });
-                // Full chunks share one prepared statement; a remainder's size is one-off.
-                q.build().persistent(chunk.len() == CHUNK).execute(&mut *tx).await?;
-            }
+            insert_activity!(&mut *tx, rows);
             for chunk in uses.chunks(CHUNK) {
                 // A VALUES list's columns are column1, column2, … on both databases. A connection
                 // deleted meanwhile has no usage to keep.

@@ -34,6 +34,48 @@ pub fn owner_key(user_id: &str, organization_id: &str, provider: &str) -> String
     key
 }
 
+/// Tells the other processes that a connection changed, from inside the transaction that
+/// changed it: the notice exists if and only if the change committed. (On PostgreSQL `NOTIFY`
+/// is delivered at commit; on SQLite the change-log row commits with the change. Sent after the
+/// commit, a crash in between left other processes serving the old row until [`REMEMBER`]'s
+/// caches expired, and on SQLite it cost a second commit, with its own fsync.)
+pub(crate) trait ChangeNotice: sqlx::Database {
+    /// The statement; `origin` names the writing process, `owner` is (user, organization,
+    /// provider).
+    fn notice<'q>(
+        origin: &'q str,
+        id: &str,
+        owner: (&'q str, &'q str, &'q str),
+    ) -> sqlx::query::Query<'q, Self, <Self as sqlx::Database>::Arguments<'q>>;
+}
+
+impl ChangeNotice for sqlx::Sqlite {
+    fn notice<'q>(
+        origin: &'q str,
+        _id: &str,
+        (user_id, organization_id, provider): (&'q str, &'q str, &'q str),
+    ) -> sqlx::query::Query<'q, Self, sqlx::sqlite::SqliteArguments<'q>> {
+        sqlx::query(
+            "INSERT INTO connection_changes (origin, user_id, organization_id, provider) VALUES ($1, $2, $3, $4)",
+        )
+        .bind(origin)
+        .bind(user_id)
+        .bind(organization_id)
+        .bind(provider)
+    }
+}
+
+impl ChangeNotice for sqlx::Postgres {
+    fn notice<'q>(
+        _origin: &'q str,
+        id: &str,
+        (user_id, organization_id, provider): (&'q str, &'q str, &'q str),
+    ) -> sqlx::query::Query<'q, Self, sqlx::postgres::PgArguments> {
+        let payload = serde_json::json!([id, user_id, organization_id, provider]).to_string();
+        sqlx::query("SELECT pg_notify($1, $2)").bind(CONNECTIONS_CHANNEL).bind(payload)
+    }
+}
+
 /// The change log of one process.
 #[derive(Debug, Default)]
 pub struct Changes {

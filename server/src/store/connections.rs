@@ -1,6 +1,8 @@
 //! Rows of `connections`: the owner, the external account, the sealed tokens and the refresh
 //! bookkeeping (`version`, lease) that makes concurrent refreshes safe.
 
+use super::activity::{ActivityRow, insert_activity};
+use super::changes::ChangeNotice;
 use super::events::{NewEvent, insert_event};
 use super::{Store, StoreError, StoreResult, run};
 use crate::scopes::Scopes;
@@ -10,15 +12,19 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 /// Runs one write statement on one row (`… RETURNING user_id, organization_id, provider`) and,
-/// when it changed the row, its event, in one transaction (the outbox rule: an event exists if
-/// and only if its change was committed). Yields the changed row's owner.
+/// when it changed the row, its event and its [`ChangeNotice`], in one transaction (the outbox
+/// rule: an event or a notice exists if and only if its change was committed). Yields the
+/// changed row's owner, for [`Store::changed_if`] once committed.
 macro_rules! write_with_event {
-    ($store:expr, $event:expr, $statement:expr) => {
+    ($store:expr, $id:expr, $event:expr, $statement:expr) => {
         run!($store, pool => {
             let mut tx = pool.begin().await?;
             let owner: Option<RowOwner> = $statement.fetch_optional(&mut *tx).await?;
-            if let (true, Some(event)) = (owner.is_some(), $event) {
-                insert_event!(&mut *tx, event).await?;
+            if let Some((user_id, organization_id, provider)) = &owner {
+                if let Some(event) = $event {
+                    insert_event!(&mut *tx, event).await?;
+                }
+                ChangeNotice::notice(&$store.origin, $id, (user_id, organization_id, provider)).execute(&mut *tx).await?;
             }
             tx.commit().await?;
             owner
@@ -386,11 +392,12 @@ pub struct RefreshedTokens {
 }
 
 impl Store {
-    /// Tells this process's caches and the other processes that connection `id` changed, when
-    /// a write returned its owner (it changed a row).
-    async fn changed_if(&self, id: &str, owner: &Option<RowOwner>) {
+    /// Tells this process's caches that a connection of this owner changed, when a committed
+    /// write returned its owner (it changed a row; the other processes heard through its
+    /// [`ChangeNotice`]).
+    fn changed_if(&self, owner: &Option<RowOwner>) {
         if let Some((user_id, organization_id, provider)) = owner {
-            self.connection_changed(id, user_id, organization_id, provider).await;
+            self.connection_changed(user_id, organization_id, provider);
         }
     }
 
@@ -407,8 +414,9 @@ impl Store {
                  VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, \
                  $20, $21, $22, $23, $24, $25, $26, $27, $28, $29, $30) {RETURNING_OWNER}"
         );
-        write_with_event!(
+        let owner = write_with_event!(
             self,
+            &row.id,
             event,
             bind_grant!(
                 sqlx::query_as(&insert)
@@ -437,7 +445,7 @@ impl Store {
                 row
             )
         );
-        self.connection_changed(&row.id, &row.user_id, &row.organization_id, &row.provider).await;
+        self.changed_if(&owner);
         Ok(())
     }
 
@@ -500,13 +508,19 @@ impl Store {
         now: i64,
         by: &str,
     ) -> StoreResult<()> {
-        run!(self, pool => sqlx::query(
-            "INSERT INTO developer_defaults (provider, connection_id, selected_at, selected_by) VALUES ($1, $2, $3, $4) \
-             ON CONFLICT (provider) DO UPDATE SET connection_id = excluded.connection_id, \
-               selected_at = excluded.selected_at, selected_by = excluded.selected_by")
-            .bind(provider).bind(connection_id).bind(now).bind(by).execute(pool).await.map(|_| ()))?;
         // Developer connections belong to no user ('' and '').
-        self.connection_changed(connection_id, "", "", provider).await;
+        let owner = ("", "", provider);
+        run!(self, pool => {
+            let mut tx = pool.begin().await?;
+            sqlx::query(
+                "INSERT INTO developer_defaults (provider, connection_id, selected_at, selected_by) VALUES ($1, $2, $3, $4) \
+                 ON CONFLICT (provider) DO UPDATE SET connection_id = excluded.connection_id, \
+                   selected_at = excluded.selected_at, selected_by = excluded.selected_by")
+                .bind(provider).bind(connection_id).bind(now).bind(by).execute(&mut *tx).await?;
+            ChangeNotice::notice(&self.origin, connection_id, owner).execute(&mut *tx).await?;
+            tx.commit().await?;
+        });
+        self.connection_changed(owner.0, owner.1, owner.2);
         Ok(())
     }
 
@@ -595,13 +609,16 @@ impl Store {
                 sqlx::query_as(concat!("DELETE FROM connections WHERE id = $1 ", returning_owner!()))
                     .bind(id).fetch_optional(&mut *tx).await?;
             sqlx::query("DELETE FROM developer_defaults WHERE connection_id = $1").bind(id).execute(&mut *tx).await?;
-            if let (true, Some(event)) = (owner.is_some(), event) {
-                insert_event!(&mut *tx, event).await?;
+            if let Some((user_id, organization_id, provider)) = &owner {
+                if let Some(event) = event {
+                    insert_event!(&mut *tx, event).await?;
+                }
+                ChangeNotice::notice(&self.origin, id, (user_id, organization_id, provider)).execute(&mut *tx).await?;
             }
             tx.commit().await?;
             owner
         });
-        self.changed_if(id, &done).await;
+        self.changed_if(&done);
         if let super::Backend::Sqlite(pool) = &self.backend {
             // secure_delete zeroed the row's old cells; the WAL still holds the frames that
             // wrote them until a checkpoint copies the zeroed pages back and truncates it.
@@ -650,7 +667,10 @@ impl Store {
 
     /// Stores the refreshed tokens of `chain` if the row is still at `version` and the lease is
     /// still `attempt`'s (compare-and-swap, fenced); bumps the version and clears the lease. Returns whether the
-    /// write happened.
+    /// write happened. The `trail` entry and the change's notice commit with it: a refresh is
+    /// never on record without its tokens, nor stored without its record (one commit, where
+    /// three cost SQLite three fsyncs).
+    #[allow(clippy::too_many_arguments)]
     pub async fn store_refreshed_tokens(
         &self,
         id: &str,
@@ -659,6 +679,7 @@ impl Store {
         attempt: &str,
         tokens: &RefreshedTokens,
         now: i64,
+        trail: &ActivityRow,
     ) -> StoreResult<bool> {
         // $1 access, $2 refresh (NULL keeps), $3 expiry, $4 scopes (NULL keeps), $5 now, $6 id,
         // $7 version, $8 attempt; the primary chain also stores its token type ($9).
@@ -685,13 +706,20 @@ impl Store {
             }
         };
         let owner: Option<RowOwner> = run!(self, pool => {
+            let mut tx = pool.begin().await?;
             let query = sqlx::query_as(sql)
                 .bind(&tokens.access_token).bind(&tokens.refresh_token).bind(tokens.expires_at)
                 .bind(tokens.scopes.as_ref().map(Scopes::stored)).bind(now).bind(id).bind(version).bind(attempt);
             let query = if chain == Chain::Primary { query.bind(&tokens.token_type) } else { query };
-            query.fetch_optional(pool).await
-        })?;
-        self.changed_if(id, &owner).await;
+            let owner: Option<RowOwner> = query.fetch_optional(&mut *tx).await?;
+            if let Some((user_id, organization_id, provider)) = &owner {
+                ChangeNotice::notice(&self.origin, id, (user_id, organization_id, provider)).execute(&mut *tx).await?;
+                insert_activity!(&mut *tx, std::slice::from_ref(trail));
+            }
+            tx.commit().await?;
+            owner
+        });
+        self.changed_if(&owner);
         Ok(owner.is_some())
     }
 
@@ -713,10 +741,11 @@ impl Store {
         );
         let owner = write_with_event!(
             self,
+            id,
             event,
             sqlx::query_as(&update).bind(status.as_str()).bind(now).bind(id).bind(version).bind(attempt)
         );
-        self.changed_if(id, &owner).await;
+        self.changed_if(&owner);
         Ok(owner.is_some())
     }
 
@@ -756,6 +785,7 @@ impl Store {
         );
         let owner = write_with_event!(
             self,
+            &row.id,
             event,
             bind_grant!(
                 sqlx::query_as(&update)
@@ -771,7 +801,7 @@ impl Store {
                 row
             )
         );
-        self.changed_if(&row.id, &owner).await;
+        self.changed_if(&owner);
         Ok(())
     }
 

@@ -156,35 +156,11 @@ impl Store {
         &self.changes
     }
 
-    /// Records that connection `id` of this owner changed: this process's caches drop the
-    /// owner's rows, and on PostgreSQL the other replicas are told (`NOTIFY`, best effort: a
-    /// lost notification is bounded by the caches' TTL).
-    pub(crate) async fn connection_changed(&self, id: &str, user_id: &str, organization_id: &str, provider: &str) {
+    /// Records that connection `id` of this owner changed, once the transaction that changed it
+    /// (and sent its [`changes::ChangeNotice`]) committed: this process's caches drop the
+    /// owner's rows.
+    pub(crate) fn connection_changed(&self, user_id: &str, organization_id: &str, provider: &str) {
         self.changes.owner_changed(changes::owner_key(user_id, organization_id, provider));
-        let sent = match &self.backend {
-            Backend::Postgres(pool) => {
-                let payload = serde_json::json!([id, user_id, organization_id, provider]).to_string();
-                sqlx::query("SELECT pg_notify($1, $2)")
-                    .bind(changes::CONNECTIONS_CHANNEL)
-                    .bind(payload)
-                    .execute(pool)
-                    .await
-                    .map(|_| ())
-            }
-            Backend::Sqlite(pool) => sqlx::query(
-                "INSERT INTO connection_changes (origin, user_id, organization_id, provider) VALUES ($1, $2, $3, $4)",
-            )
-            .bind(&*self.origin)
-            .bind(user_id)
-            .bind(organization_id)
-            .bind(provider)
-            .execute(pool)
-            .await
-            .map(|_| ()),
-        };
-        if let Err(e) = sent {
-            tracing::warn!(error = %e, "could not tell other processes of a connection change");
-        }
     }
 
     /// SQLite: the owners other processes logged as changed after `after` (a sequence number),
