@@ -1,7 +1,8 @@
 //! Everything a request handler may touch, built once at start.
 //!
 //! Start-up order matters: the master key is checked against the database before anything is
-//! served or written, so a wrong key is a clear error instead of silent corruption.
+//! served or written (migrations included), so a wrong key is a clear error instead of silent
+//! corruption, and the database stays as the running version left it.
 
 use crate::auth::api_keys::ApiKeyVerifier;
 use crate::auth::widget_jwt::{SignerError, WidgetSigner};
@@ -101,10 +102,15 @@ impl AppState {
         let master = load_master_key(&config.master_key)?;
         let store_err = |source| StartError::Store { url: config.database_url.to_string(), source };
         let store = Store::connect(config.database_url.expose()).await.map_err(store_err)?;
-        store.migrate().await.map_err(store_err)?;
         let previous = config.previous_master_keys.iter().map(load_master_key).collect::<Result<Vec<_>, _>>()?;
         let vault = Vault::new(master, previous);
-        check_vault_keys(&store, &vault, clock.unix()).await?;
+        // The key is checked before anything is written, migrations included: a start with the
+        // wrong key leaves the database as it was (migrated by a newer binary, it would no
+        // longer open with the version that was running).
+        let recorded = store.vault_keys_if_any().await.map_err(store_err)?;
+        check_vault_keys(&recorded, &vault)?;
+        store.migrate().await.map_err(store_err)?;
+        record_vault_key(&store, &vault, &recorded, clock.unix()).await?;
         let issuer = config.public_url.as_str().trim_end_matches('/').to_owned();
         let signer = Arc::new(WidgetSigner::load(store.clone(), vault.clone(), issuer, &clock).await?);
         let mut providers: Vec<_> = config.providers.clone();
@@ -269,10 +275,8 @@ const CHECK_PLAINTEXT: &[u8] = b"latch master key check";
 
 /// Refuses to start when the database holds data sealed under a key we do not have, or when the
 /// configured key does not match the one recorded under its id.
-async fn check_vault_keys(store: &Store, vault: &Vault, now: i64) -> Result<(), StartError> {
-    let store_err = |source| StartError::Store { url: "(configured)".into(), source };
-    let recorded = store.vault_keys().await.map_err(store_err)?;
-    for (key_id, check) in &recorded {
+fn check_vault_keys(recorded: &[(String, Vec<u8>)], vault: &Vault) -> Result<(), StartError> {
+    for (key_id, check) in recorded {
         if !vault.has_key(key_id) {
             return Err(StartError::MasterKey(format!(
                 "the database holds secrets sealed with master key id {key_id}, but the configured key has id {}; \
@@ -284,8 +288,19 @@ async fn check_vault_keys(store: &Store, vault: &Vault, now: i64) -> Result<(), 
             .open(Sealed::KeyCheck.slot(key_id), check)
             .map_err(|e| StartError::MasterKey(format!("key id {key_id} fails its check value: {e}")))?;
     }
+    Ok(())
+}
+
+/// Records the active key's check value, the first time it seals data here.
+async fn record_vault_key(
+    store: &Store,
+    vault: &Vault,
+    recorded: &[(String, Vec<u8>)],
+    now: i64,
+) -> Result<(), StartError> {
     let active = vault.active_key_id();
     if !recorded.iter().any(|(id, _)| id == active) {
+        let store_err = |source| StartError::Store { url: "(configured)".into(), source };
         let check = vault.seal(Sealed::KeyCheck.slot(active), CHECK_PLAINTEXT);
         store.record_vault_key(active, &check, now).await.map_err(store_err)?;
     }

@@ -88,12 +88,22 @@ both!(ciphertext_moved_to_another_row_does_not_open, |backend| async move {
 both!(wrong_master_key_refuses_to_start, |backend| async move {
     let mut app = TestApp::start(backend).await;
     app.stop().await;
+    // A database one migration behind (0015 undone), as a newer binary finds it.
+    for index in ["connections_refresh_due", "connections_user_refresh_due", "connections_validation_due"] {
+        app.db.execute(&format!("DROP INDEX {index}")).await;
+    }
+    app.db.execute("DELETE FROM _sqlx_migrations WHERE version = 15").await;
     let mut config = app.state.config.clone();
     config.master_key = MasterKeySource::Inline(Secret::new("AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA="));
     let err = AppState::build(config, Clock::default()).await.unwrap_err().to_string();
     let right = latch_server::vault::MasterKey::from_base64(MASTER_KEY).unwrap();
     assert!(err.contains(right.id()), "{err}");
-    assert!(err.contains("master key"), "{err}");
+    assert!(err.contains("master key") && err.contains("nothing was written"), "{err}");
+    let migrated = "SELECT COUNT(*) FROM _sqlx_migrations WHERE version = 15";
+    assert_eq!(app.db.scalar(migrated).await, 0, "a start with the wrong key migrated the database");
+    // With the right key it migrates and starts.
+    AppState::build(app.state.config.clone(), Clock::default()).await.unwrap();
+    assert_eq!(app.db.scalar(migrated).await, 1);
     let mut config = app.state.config.clone();
     config.master_key = MasterKeySource::Missing;
     let err = AppState::build(config, Clock::default()).await.unwrap_err().to_string();

@@ -734,6 +734,16 @@ fn warn_if_readable_by_others(config: &Config) {
 }
 
 async fn open_store(config: &Config) -> Result<Store, String> {
+    create_sqlite_file(config)?;
+    let store = Store::connect(config.database_url.expose())
+        .await
+        .map_err(|e| format!("database {}: {e}", config.database_url))?;
+    store.migrate().await.map_err(|e| format!("database {}: {e}", config.database_url))?;
+    Ok(store)
+}
+
+/// Creates a SQLite database's directory and its file, private, when they are missing.
+fn create_sqlite_file(config: &Config) -> Result<(), String> {
     if let Some(path) = sqlite_file(config) {
         if let Some(dir) = path.parent() {
             std::fs::create_dir_all(dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
@@ -745,11 +755,7 @@ async fn open_store(config: &Config) -> Result<Store, String> {
             Err(e) => return Err(format!("cannot create {}: {e}", path.display())),
         }
     }
-    let store = Store::connect(config.database_url.expose())
-        .await
-        .map_err(|e| format!("database {}: {e}", config.database_url))?;
-    store.migrate().await.map_err(|e| format!("database {}: {e}", config.database_url))?;
-    Ok(store)
+    Ok(())
 }
 
 async fn serve(config: Config, configuration: &str) -> Result<(), String> {
@@ -772,8 +778,8 @@ async fn serve(config: Config, configuration: &str) -> Result<(), String> {
         ),
         None => None,
     };
-    // Creates the SQLite directory if needed, and migrates.
-    open_store(&config).await?.close().await;
+    // `AppState::build` migrates, once it has checked the master key against the database.
+    create_sqlite_file(&config)?;
     let demo = config.demo.then_some(config.demo_listen);
     let state = AppState::build(config, Clock::default()).await.map_err(|e| e.to_string())?;
     let secrets = state.flows.upstream.secrets.sources().await.map_err(|e| e.to_string())?;

@@ -1,7 +1,7 @@
 //! Key material the server keeps in the database: master-key check values, widget signing keys
 //! and provider client secrets. Everything secret here is a vault envelope.
 
-use super::{Store, StoreResult, run};
+use super::{Backend, Store, StoreResult, run};
 use crate::vault::Sealed;
 
 /// A widget-JWT signing key.
@@ -24,6 +24,24 @@ impl Store {
     pub async fn vault_keys(&self) -> StoreResult<Vec<(String, Vec<u8>)>> {
         Ok(run!(self, pool => sqlx::query_as("SELECT key_id, check_value FROM vault_keys ORDER BY created_at")
             .fetch_all(pool).await)?)
+    }
+
+    /// [`Store::vault_keys`], or none on a database not migrated that far (a fresh one): what a
+    /// start checks its master key against before it migrates anything.
+    pub async fn vault_keys_if_any(&self) -> StoreResult<Vec<(String, Vec<u8>)>> {
+        let exists: bool = match &self.backend {
+            Backend::Sqlite(pool) => {
+                sqlx::query_scalar(
+                    "SELECT EXISTS (SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'vault_keys')",
+                )
+                .fetch_one(pool)
+                .await?
+            }
+            Backend::Postgres(pool) => {
+                sqlx::query_scalar("SELECT to_regclass('vault_keys') IS NOT NULL").fetch_one(pool).await?
+            }
+        };
+        if exists { self.vault_keys().await } else { Ok(Vec::new()) }
     }
 
     /// Records that `key_id` seals data here (idempotent).
