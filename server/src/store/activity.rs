@@ -1,6 +1,6 @@
 //! Rows of `activity`, the audit trail. Entries are appended, never updated.
 
-use super::{Store, StoreResult, run};
+use super::{Backend, Store, StoreResult, run};
 use latch_shared::activity::Action;
 
 /// One audit entry.
@@ -101,29 +101,51 @@ impl Store {
     }
 
     async fn write_usage_once(&self, rows: &[ActivityRow], uses: &[&(String, i64, String)]) -> StoreResult<()> {
-        run!(self, pool => {
-            let mut tx = pool.begin().await?;
-            insert_activity!(&mut *tx, rows);
-            for chunk in uses.chunks(CHUNK) {
-                // A VALUES list's columns are column1, column2, … on both databases. A connection
-                // deleted meanwhile has no usage to keep.
-                let mut q = sqlx::QueryBuilder::new(
-                    "INSERT INTO connection_usage (connection_id, last_used_at, last_used_by) \
-                     SELECT v.column3, v.column1, v.column2 FROM (");
-                q.push_values(chunk, |mut b, (id, at, key)| {
-                    b.push_bind(*at).push_bind(key.as_str()).push_bind(id.as_str());
-                });
-                // The order is said, not left to the plan: a merge join sorts the list its own way.
-                // (Ids are `prefix_hex`: the same order under every collation as byte for byte.)
-                q.push(") AS v WHERE EXISTS (SELECT 1 FROM connections WHERE connections.id = v.column3) \
-                        ORDER BY v.column3 \
-                        ON CONFLICT (connection_id) DO UPDATE \
-                        SET last_used_at = excluded.last_used_at, last_used_by = excluded.last_used_by \
-                        WHERE connection_usage.last_used_at <= excluded.last_used_at");
-                q.build().persistent(chunk.len() == CHUNK).execute(&mut *tx).await?;
+        // A connection deleted meanwhile has no usage to keep. The order is said, not left to the
+        // plan: a merge join sorts the list its own way. (Ids are `prefix_hex`: the same order
+        // under every collation as byte for byte.)
+        const UPSERT: &str = "WHERE EXISTS (SELECT 1 FROM connections WHERE connections.id = v.id) ORDER BY v.id \
+             ON CONFLICT (connection_id) DO UPDATE \
+             SET last_used_at = excluded.last_used_at, last_used_by = excluded.last_used_by \
+             WHERE connection_usage.last_used_at <= excluded.last_used_at";
+        match &self.backend {
+            Backend::Sqlite(pool) => {
+                let mut tx = pool.begin().await?;
+                insert_activity!(&mut *tx, rows);
+                for chunk in uses.chunks(CHUNK) {
+                    // A VALUES list's columns are column1, column2, …
+                    let mut q = sqlx::QueryBuilder::new(
+                        "INSERT INTO connection_usage (connection_id, last_used_at, last_used_by) \
+                         SELECT v.id, v.at, v.used_by FROM (SELECT column1 AS id, column2 AS at, column3 AS used_by FROM (",
+                    );
+                    q.push_values(chunk, |mut b, (id, at, key)| {
+                        b.push_bind(id.as_str()).push_bind(*at).push_bind(key.as_str());
+                    });
+                    q.push(")) AS v ").push(UPSERT);
+                    q.build().persistent(chunk.len() == CHUNK).execute(&mut *tx).await?;
+                }
+                tx.commit().await?;
             }
-            tx.commit().await?;
-        });
+            Backend::Postgres(pool) => {
+                // The whole batch as three arrays: one statement of three parameters, where
+                // VALUES lists of 200 rows cost PostgreSQL a parse and plan of 600 parameters
+                // each, on a core it may share with the server.
+                let mut tx = pool.begin().await?;
+                insert_activity!(&mut *tx, rows);
+                if !uses.is_empty() {
+                    let ids: Vec<&str> = uses.iter().map(|u| u.0.as_str()).collect();
+                    let ats: Vec<i64> = uses.iter().map(|u| u.1).collect();
+                    let keys: Vec<&str> = uses.iter().map(|u| u.2.as_str()).collect();
+                    let sql = format!(
+                        "INSERT INTO connection_usage (connection_id, last_used_at, last_used_by) \
+                         SELECT v.id, v.at, v.used_by FROM unnest($1::text[], $2::bigint[], $3::text[]) AS v (id, at, used_by) \
+                         {UPSERT}"
+                    );
+                    sqlx::query(&sql).bind(&ids).bind(&ats).bind(&keys).execute(&mut *tx).await?;
+                }
+                tx.commit().await?;
+            }
+        }
         Ok(())
     }
 
