@@ -20,15 +20,23 @@ macro_rules! write_with_event {
         run!($store, pool => {
             let mut tx = pool.begin().await?;
             let owner: Option<RowOwner> = $statement.fetch_optional(&mut *tx).await?;
-            if let Some((user_id, organization_id, provider)) = &owner {
-                if let Some(event) = $event {
-                    insert_event!(&mut *tx, event).await?;
-                }
-                ChangeNotice::notice(&$store.origin, $id, (user_id, organization_id, provider)).execute(&mut *tx).await?;
-            }
+            announce!($store, &mut *tx, $id, &owner, $event);
             tx.commit().await?;
             owner
         })
+    };
+}
+
+/// In the writing transaction `$tx`, when the write returned the changed row's owner
+/// (`&Option<RowOwner>`): its event, if any, and its [`ChangeNotice`].
+macro_rules! announce {
+    ($store:expr, $tx:expr, $id:expr, $owner:expr, $event:expr) => {
+        if let Some((user_id, organization_id, provider)) = $owner {
+            if let Some(event) = $event {
+                insert_event!($tx, event).await?;
+            }
+            ChangeNotice::notice(&$store.origin, $id, (user_id, organization_id, provider)).execute($tx).await?;
+        }
     };
 }
 
@@ -609,12 +617,7 @@ impl Store {
                 sqlx::query_as(concat!("DELETE FROM connections WHERE id = $1 ", returning_owner!()))
                     .bind(id).fetch_optional(&mut *tx).await?;
             sqlx::query("DELETE FROM developer_defaults WHERE connection_id = $1").bind(id).execute(&mut *tx).await?;
-            if let Some((user_id, organization_id, provider)) = &owner {
-                if let Some(event) = event {
-                    insert_event!(&mut *tx, event).await?;
-                }
-                ChangeNotice::notice(&self.origin, id, (user_id, organization_id, provider)).execute(&mut *tx).await?;
-            }
+            announce!(self, &mut *tx, id, &owner, event);
             tx.commit().await?;
             owner
         });
@@ -712,8 +715,8 @@ impl Store {
                 .bind(tokens.scopes.as_ref().map(Scopes::stored)).bind(now).bind(id).bind(version).bind(attempt);
             let query = if chain == Chain::Primary { query.bind(&tokens.token_type) } else { query };
             let owner: Option<RowOwner> = query.fetch_optional(&mut *tx).await?;
-            if let Some((user_id, organization_id, provider)) = &owner {
-                ChangeNotice::notice(&self.origin, id, (user_id, organization_id, provider)).execute(&mut *tx).await?;
+            announce!(self, &mut *tx, id, &owner, None::<&NewEvent>);
+            if owner.is_some() {
                 insert_activity!(&mut *tx, std::slice::from_ref(trail));
             }
             tx.commit().await?;

@@ -156,7 +156,7 @@ impl Store {
         &self.changes
     }
 
-    /// Records that connection `id` of this owner changed, once the transaction that changed it
+    /// Records that a connection of this owner changed, once the transaction that changed it
     /// (and sent its [`changes::ChangeNotice`]) committed: this process's caches drop the
     /// owner's rows.
     pub(crate) fn connection_changed(&self, user_id: &str, organization_id: &str, provider: &str) {
