@@ -104,12 +104,7 @@ impl AppState {
         let store = Store::connect(config.database_url.expose()).await.map_err(store_err)?;
         let previous = config.previous_master_keys.iter().map(load_master_key).collect::<Result<Vec<_>, _>>()?;
         let vault = Vault::new(master, previous);
-        // The key is checked before anything is written, migrations included: a start with the
-        // wrong key leaves the database as it was (migrated by a newer binary, it would no
-        // longer open with the version that was running).
-        let recorded = store.vault_keys_if_any().await.map_err(store_err)?;
-        check_vault_keys(&recorded, &vault)?;
-        store.migrate().await.map_err(store_err)?;
+        let recorded = migrate_checked(&store, &config, Some(&vault)).await?;
         record_vault_key(&store, &vault, &recorded, clock.unix()).await?;
         let issuer = config.public_url.as_str().trim_end_matches('/').to_owned();
         let signer = Arc::new(WidgetSigner::load(store.clone(), vault.clone(), issuer, &clock).await?);
@@ -272,6 +267,36 @@ pub fn write_private(path: &std::path::Path, contents: &str) -> std::io::Result<
 }
 
 const CHECK_PLAINTEXT: &[u8] = b"latch master key check";
+
+/// Migrates the database once `vault`'s keys are checked against those it records, and returns
+/// those: a wrong key leaves it as it was (migrated by a newer binary, it would no longer open
+/// with the version that was running). `None`, for a CLI command run without a key: unchecked.
+pub async fn migrate_checked(
+    store: &Store,
+    config: &Config,
+    vault: Option<&Vault>,
+) -> Result<Vec<(String, Vec<u8>)>, StartError> {
+    let store_err = |source| StartError::Store { url: config.database_url.to_string(), source };
+    let recorded = store.vault_keys_if_any().await.map_err(store_err)?;
+    if let Some(vault) = vault {
+        check_vault_keys(&recorded, vault)?;
+    }
+    store.migrate().await.map_err(store_err)?;
+    Ok(recorded)
+}
+
+/// The configured keys, for a CLI command that needs none but must not migrate a database
+/// under the wrong one: `None` when no key is configured, or only a file to generate (a command
+/// that seals nothing creates no key).
+pub fn configured_vault(config: &Config) -> Result<Option<Vault>, StartError> {
+    let master = match &config.master_key {
+        MasterKeySource::Missing => return Ok(None),
+        MasterKeySource::GenerateInto(path) if !path.exists() => return Ok(None),
+        source => load_master_key(source)?,
+    };
+    let previous = config.previous_master_keys.iter().map(load_master_key).collect::<Result<Vec<_>, _>>()?;
+    Ok(Some(Vault::new(master, previous)))
+}
 
 /// Refuses to start when the database holds data sealed under a key we do not have, or when the
 /// configured key does not match the one recorded under its id.

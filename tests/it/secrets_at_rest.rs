@@ -101,6 +101,27 @@ both!(wrong_master_key_refuses_to_start, |backend| async move {
     assert!(err.contains("master key") && err.contains("nothing was written"), "{err}");
     let migrated = "SELECT COUNT(*) FROM _sqlx_migrations WHERE version = 15";
     assert_eq!(app.db.scalar(migrated).await, 0, "a start with the wrong key migrated the database");
+    // Nor does a CLI command with the wrong key (each migrates before its work); `keys list`,
+    // the tool for finding the right key, still lists.
+    let dir = tempfile::tempdir().unwrap();
+    for args in [&["migrate"][..], &["api-keys", "create", "--name", "wrong-key"], &["keys", "list"]] {
+        let out = crate::harness::latch_command(dir.path(), &app.db.url)
+            .env("LATCH_MASTER_KEY", "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=")
+            .args(args)
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        if args[0] == "keys" {
+            let listed = String::from_utf8_lossy(&out.stdout);
+            assert!(
+                out.status.success() && listed.contains(&format!("master\t{}\tmissing", right.id())),
+                "{listed}{err}"
+            );
+        } else {
+            assert!(!out.status.success() && err.contains("nothing was written"), "latch {args:?}: {err}");
+        }
+        assert_eq!(app.db.scalar(migrated).await, 0, "latch {args:?} with the wrong key migrated the database");
+    }
     // With the right key it migrates and starts.
     AppState::build(app.state.config.clone(), Clock::default()).await.unwrap();
     assert_eq!(app.db.scalar(migrated).await, 1);

@@ -465,7 +465,14 @@ async fn run(cli: Cli) -> Result<(), String> {
             Ok(())
         }
         Command::Keys(KeysCommand::List) => {
-            let store = open_store(&config).await?;
+            // The tool for finding which key a database wants: it lists with the wrong key too,
+            // and migrates only under the right one (or none configured, as `open_store`).
+            let store = connect(&config).await?;
+            let vault = crate::state::configured_vault(&config).ok().flatten();
+            match crate::state::migrate_checked(&store, &config, vault.as_ref()).await {
+                Ok(_) | Err(crate::state::StartError::MasterKey(_)) => {}
+                Err(e) => return Err(e.to_string()),
+            }
             let master = load_master_key(&config.master_key).ok();
             let previous: Vec<String> = config
                 .previous_master_keys
@@ -733,13 +740,19 @@ fn warn_if_readable_by_others(config: &Config) {
     }
 }
 
+/// The database, migrated: after the configured master key, if any, matched the one it records
+/// (as `serve` checks it), so a command run with the wrong key changes nothing.
 async fn open_store(config: &Config) -> Result<Store, String> {
-    create_sqlite_file(config)?;
-    let store = Store::connect(config.database_url.expose())
-        .await
-        .map_err(|e| format!("database {}: {e}", config.database_url))?;
-    store.migrate().await.map_err(|e| format!("database {}: {e}", config.database_url))?;
+    let vault = crate::state::configured_vault(config).map_err(|e| e.to_string())?;
+    let store = connect(config).await?;
+    crate::state::migrate_checked(&store, config, vault.as_ref()).await.map_err(|e| e.to_string())?;
     Ok(store)
+}
+
+/// The database as it is (a SQLite file is created if missing), not migrated.
+async fn connect(config: &Config) -> Result<Store, String> {
+    create_sqlite_file(config)?;
+    Store::connect(config.database_url.expose()).await.map_err(|e| format!("database {}: {e}", config.database_url))
 }
 
 /// Creates a SQLite database's directory and its file, private, when they are missing.
