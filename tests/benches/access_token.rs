@@ -14,7 +14,9 @@
 //! ratio the median of the rounds'): 100 versus 100,000 connections whose 100-minute
 //! tokens come due through the run (the proactive refresher renews about 1 % of them a minute against
 //! a counting token endpoint here), users picked at random, with the token cache's hit ratio and
-//! the share of calls that had to wait for a refresh (from `/metrics`). And a refresh storm:
+//! the share of calls that had to wait for a refresh (from `/metrics`); and 100,000 stored with
+//! 100 of them in use, which splits the gap into what the stored rows and their churn cost and
+//! what spreading the requests over all of them costs. And a refresh storm:
 //! 1,000 connections expired at once, 3 replicas on PostgreSQL, 4 callers per connection.
 //!
 //! `BENCH_LOG=warn` (a `RUST_LOG` filter) shows the servers' logs on stderr.
@@ -136,28 +138,31 @@ fn flat_cost(bench: &Bench, rt: &tokio::runtime::Runtime, dir: &Path, pg: &mut V
     if let Ok(only) = std::env::var("BENCH_BACKEND") {
         backends.retain(|(name, _)| name.eq_ignore_ascii_case(&only));
     }
-    let sizes = [100usize, 100_000];
+    // (stored, in use): the third run stores as many as the second but requests as few as the
+    // first, so the gap splits into what the stored rows and their churn cost (third against
+    // first) and what the requests' spread over them costs (second against third).
+    let sizes = [(100usize, 100usize), (100_000, 100_000), (100_000, 100)];
     for (backend, admin) in backends {
         let mut runs = Vec::new();
-        for n in sizes {
+        for (n, users) in sizes {
             let url = match &admin {
                 Some(admin) => rt.block_on(create_database(admin, pg)),
-                None => format!("sqlite://{}/flat-{n}.db", dir.display()),
+                None => format!("sqlite://{}/flat-{n}-{users}.db", dir.display()),
             };
             rt.block_on(seed_churn(&url, n));
             let server = Server::latch(&bench.latch, dir, &url, 1, Some(&provider.url));
             let renewed = provider.calls.load(Ordering::SeqCst);
-            bench.warm_up(rt, &server, n);
+            bench.warm_up(rt, &server, users);
             let before = rt.block_on(server.metrics());
             server.pause();
             let renewed = provider.calls.load(Ordering::SeqCst) - renewed;
-            runs.push(FlatRun { n, server, before, after: Metrics::new(), renewed, results: Vec::new() });
+            runs.push(FlatRun { n, users, server, before, after: Metrics::new(), renewed, results: Vec::new() });
         }
         for _ in 0..rounds {
             for run in &mut runs {
                 run.server.resume();
                 let calls = provider.calls.load(Ordering::SeqCst);
-                run.results.push(bench.load_for(&run.server, run.n, round_seconds));
+                run.results.push(bench.load_for(&run.server, run.users, round_seconds));
                 run.renewed += provider.calls.load(Ordering::SeqCst) - calls;
                 if run.results.len() == rounds {
                     run.after = rt.block_on(run.server.metrics());
@@ -165,14 +170,14 @@ fn flat_cost(bench: &Bench, rt: &tokio::runtime::Runtime, dir: &Path, pg: &mut V
                 run.server.pause();
             }
         }
-        let ratios: Vec<f64> = (0..rounds).map(|r| runs[1].results[r].rps / runs[0].results[r].rps).collect();
         for run in &runs {
+            let ratios: Vec<f64> = (0..rounds).map(|r| run.results[r].rps / runs[0].results[r].rps).collect();
             let count =
                 |name: &str| run.after.get(name).copied().unwrap_or(0.0) - run.before.get(name).copied().unwrap_or(0.0);
             let miss = |reason: &str| count(&format!("latch_token_cache_misses_total{{reason=\"{reason}\"}}"));
+            let size = if run.users == run.n { run.n.to_string() } else { format!("{} ({} in use)", run.n, run.users) };
             eprintln!(
-                "{backend} {}: misses absent {} expired {} changed {}; rounds {}",
-                run.n,
+                "{backend} {size}: misses absent {} expired {} changed {}; rounds {}",
                 miss("absent"),
                 miss("expired"),
                 miss("changed"),
@@ -182,15 +187,14 @@ fn flat_cost(bench: &Bench, rt: &tokio::runtime::Runtime, dir: &Path, pg: &mut V
             let lookups = (hits + miss("absent") + miss("expired") + miss("changed")).max(1.0);
             let waits = count("latch_access_token_refresh_waits_total");
             let median = median_by(&run.results, |r| r.rps);
-            let (ratio, each) = if run.n == sizes[0] {
+            let (ratio, each) = if run.n == sizes[0].0 {
                 ("100 %".to_owned(), String::new())
             } else {
                 let each: Vec<String> = ratios.iter().map(|r| format!("{:.0} %", 100.0 * r)).collect();
                 (format!("{:.0} %", 100.0 * median_by(&ratios, |r| *r)), each.join(", "))
             };
             println!(
-                "| {backend} | {} | {:.0} | {} | {} | {ratio} | {each} | {:.1} % | {:.3} % | {} | {} MiB |",
-                run.n,
+                "| {backend} | {size} | {:.0} | {} | {} | {ratio} | {each} | {:.1} % | {:.3} % | {} | {} MiB |",
                 median.rps,
                 ms(median.p50_us),
                 ms(median.p99_us),
@@ -205,7 +209,9 @@ fn flat_cost(bench: &Bench, rt: &tokio::runtime::Runtime, dir: &Path, pg: &mut V
 
 /// One size of the flat-cost runs.
 struct FlatRun {
+    /// Connections stored, and how many of them the requests spread over.
     n: usize,
+    users: usize,
     server: Server,
     /// The counters after the warm-up and after the last round.
     before: Metrics,
