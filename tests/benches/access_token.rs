@@ -9,11 +9,12 @@
 //! own replica). It reports req/s, p50, p99 and p99.9, each target's ratio to the bare handler
 //! of the same run, and the servers' RSS idle and after the load.
 //!
-//! Then the flat-cost runs, in alternating rounds (`BENCH_ROUNDS` of `BENCH_ROUND_SECONDS`, 3
-//! of 30 s: longer in all than a usage window, so the steady state's usage writes are in it, the
-//! ratio the median of the rounds'): 100 versus 100,000 connections whose 100-minute
-//! tokens come due through the run (the proactive refresher renews about 1 % of them a minute against
-//! a counting token endpoint here), users picked at random, with the token cache's hit ratio and
+//! Then the flat-cost runs, in alternating rounds (`BENCH_ROUNDS` of `BENCH_ROUND_SECONDS`, 9
+//! of 10 s: longer in all than a usage window, so the steady state's usage writes are in it, the
+//! ratio the median of the rounds'): 100 versus 100,000 connections whose tokens come due
+//! through the run (the proactive refresher renews about 1 % of them a minute of its running
+//! time against a counting token endpoint here), users picked at random, with the server's CPU
+//! time a request, the token cache's hit ratio and
 //! the share of calls that had to wait for a refresh (from `/metrics`); and 100,000 stored with
 //! 100 of them in use, which splits the gap into what the stored rows and their churn cost and
 //! what spreading the requests over all of them costs. And a refresh storm:
@@ -35,6 +36,7 @@
 
 use latch_server::vault::{MasterKey, Sealed, Vault};
 use latch_shared::api::host::{AccessTokenRequest, AccessTokenResponse, ActiveToken};
+use std::os::unix::process::CommandExt as _;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
@@ -113,22 +115,26 @@ fn targets(bench: &Bench, rt: &tokio::runtime::Runtime, dir: &Path, pg: &mut Vec
 
 /// 100 versus 100,000 connections under refresh churn, in alternating rounds.
 ///
-/// Both servers run, but only the one under load is scheduled: the other is stopped
-/// (`SIGSTOP`), so its background work (usage writes, refreshes) falls in its own rounds, never
-/// in the other's. Rounds alternate (100, 100,000, 100, …) so that a drift of the machine's
-/// speed, which moves single runs here by up to 10 %, hits both sizes alike; the ratio is the
-/// median of the rounds' ratios. A round is shorter than a usage window, so a connection in use
-/// is never forgotten between its rounds and the steady state's usage writes are measured.
+/// All servers run, but only the one under load is scheduled: the others are stopped
+/// (`SIGSTOP`), so their background work (usage writes, refreshes) falls in their own rounds,
+/// never in another's. Rounds alternate (100, 100,000, …) and are short, so that the host's
+/// drift, which moves a 30-second round here by 10 % and more, hits every size alike; the ratio
+/// is the median of the rounds' ratios. A round is shorter than a usage window, so a connection
+/// in use is never forgotten between its rounds and the steady state's usage writes are
+/// measured. Tokens come due in wall-clock time, paused or not: they live as many times 100
+/// minutes as there are sizes, so each server renews about 1 % of its connections a minute of
+/// its own running time (100-minute tokens made a server that runs a third of the time renew
+/// 3 % a minute in its rounds, catching up on what came due while it was stopped).
 fn flat_cost(bench: &Bench, rt: &tokio::runtime::Runtime, dir: &Path, pg: &mut Vec<String>) {
-    let rounds: usize = env_or("BENCH_ROUNDS", 3).max(1);
-    let round_seconds: u64 = env_or("BENCH_ROUND_SECONDS", 30);
+    let rounds: usize = env_or("BENCH_ROUNDS", 9).max(1);
+    let round_seconds: u64 = env_or("BENCH_ROUND_SECONDS", 10);
     println!();
     println!("Flat cost: {rounds} alternating rounds of {round_seconds} s per size");
     println!();
     println!(
-        "| backend | connections | req/s | p50 | p99 | % of 100 | rounds | cache hits | waited for a refresh | renewed in the run | RSS after |"
+        "| backend | connections | req/s | p50 | p99 | % of 100 | rounds | CPU a request | cache hits | waited for a refresh | renewed in the run | RSS after |"
     );
-    println!("|---|---|---|---|---|---|---|---|---|---|---|");
+    println!("|---|---|---|---|---|---|---|---|---|---|---|---|");
     let provider = rt.block_on(TokenEndpoint::start(Duration::ZERO));
     let mut backends = vec![("SQLite", None)];
     if let Some(admin) = &bench.admin {
@@ -149,21 +155,23 @@ fn flat_cost(bench: &Bench, rt: &tokio::runtime::Runtime, dir: &Path, pg: &mut V
                 Some(admin) => rt.block_on(create_database(admin, pg)),
                 None => format!("sqlite://{}/flat-{n}-{users}.db", dir.display()),
             };
-            rt.block_on(seed_churn(&url, n));
+            rt.block_on(seed_churn(&url, n, LIFETIME * sizes.len() as i64));
             let server = Server::latch(&bench.latch, dir, &url, 1, Some(&provider.url));
             let renewed = provider.calls.load(Ordering::SeqCst);
             bench.warm_up(rt, &server, users);
             let before = rt.block_on(server.metrics());
             server.pause();
             let renewed = provider.calls.load(Ordering::SeqCst) - renewed;
-            runs.push(FlatRun { n, users, server, before, after: Metrics::new(), renewed, results: Vec::new() });
+            let after = Metrics::new();
+            runs.push(FlatRun { n, users, server, before, after, renewed, results: Vec::new(), cpu: 0.0 });
         }
         for _ in 0..rounds {
             for run in &mut runs {
                 run.server.resume();
-                let calls = provider.calls.load(Ordering::SeqCst);
+                let (calls, cpu) = (provider.calls.load(Ordering::SeqCst), run.server.cpu_seconds());
                 run.results.push(bench.load_for(&run.server, run.users, round_seconds));
                 run.renewed += provider.calls.load(Ordering::SeqCst) - calls;
+                run.cpu += run.server.cpu_seconds() - cpu;
                 if run.results.len() == rounds {
                     run.after = rt.block_on(run.server.metrics());
                 }
@@ -187,6 +195,11 @@ fn flat_cost(bench: &Bench, rt: &tokio::runtime::Runtime, dir: &Path, pg: &mut V
             let lookups = (hits + miss("absent") + miss("expired") + miss("changed")).max(1.0);
             let waits = count("latch_access_token_refresh_waits_total");
             let median = median_by(&run.results, |r| r.rps);
+            // The server's CPU time a request over all its rounds, and the 100 run's as a share
+            // of it: less at the mercy of the host's noise than the rate, which also counts
+            // what took the server's core from it.
+            let cpu = |run: &FlatRun| run.cpu * 1e6 / run.results.iter().map(|r| r.requests).sum::<u64>().max(1) as f64;
+            let cpu_each = format!("{:.1} µs ({:.0} %)", cpu(run), 100.0 * cpu(&runs[0]) / cpu(run));
             let (ratio, each) = if run.n == sizes[0].0 {
                 ("100 %".to_owned(), String::new())
             } else {
@@ -194,7 +207,7 @@ fn flat_cost(bench: &Bench, rt: &tokio::runtime::Runtime, dir: &Path, pg: &mut V
                 (format!("{:.0} %", 100.0 * median_by(&ratios, |r| *r)), each.join(", "))
             };
             println!(
-                "| {backend} | {size} | {:.0} | {} | {} | {ratio} | {each} | {:.1} % | {:.3} % | {} | {} MiB |",
+                "| {backend} | {size} | {:.0} | {} | {} | {ratio} | {each} | {cpu_each} | {:.1} % | {:.3} % | {} | {} MiB |",
                 median.rps,
                 ms(median.p50_us),
                 ms(median.p99_us),
@@ -219,6 +232,8 @@ struct FlatRun {
     /// Provider calls in this server's own time (its warm-up and rounds).
     renewed: usize,
     results: Vec<WrkResult>,
+    /// The server's CPU seconds in its rounds.
+    cpu: f64,
 }
 
 type Metrics = std::collections::HashMap<String, f64>;
@@ -264,6 +279,7 @@ struct Bench {
 }
 
 struct WrkResult {
+    requests: u64,
     rps: f64,
     p50_us: u64,
     p99_us: u64,
@@ -341,6 +357,7 @@ impl Bench {
             .unwrap_or_else(|| panic!("wrk said: {text}{}", String::from_utf8_lossy(&out.stderr)));
         let v: Vec<f64> = line.split_whitespace().skip(1).map(|x| x.parse().unwrap()).collect();
         WrkResult {
+            requests: v[0] as u64,
             rps: v[0] / (v[1] / 1e6),
             p50_us: v[2] as u64,
             p99_us: v[3] as u64,
@@ -490,6 +507,11 @@ impl Server {
             .iter()
             .map(|p| {
                 let mut serve = command(&["serve"]);
+                // A process group of its own, whose parent (this process) is outside it, is never
+                // orphaned: the kernel sends SIGHUP to an orphaned group with a stopped member
+                // when any member exits, which killed the paused servers when the benchmark ran
+                // from a detached script (each `kill` below is such a member).
+                serve.process_group(0);
                 serve.env("LATCH_LISTEN", format!("127.0.0.1:{p}")).stdout(Stdio::null());
                 if std::env::var_os("BENCH_LOG").is_none() {
                     serve.stderr(Stdio::null());
@@ -535,6 +557,22 @@ impl Server {
                     .unwrap_or(0)
             })
             .sum()
+    }
+
+    /// CPU time its processes have used so far, in seconds (`/proc/PID/stat`, in clock ticks
+    /// of 1/100 s, as on every Linux this runs on).
+    fn cpu_seconds(&self) -> f64 {
+        let ticks: u64 = self
+            .children
+            .iter()
+            .map(|c| {
+                let stat = std::fs::read_to_string(format!("/proc/{}/stat", c.id())).unwrap_or_default();
+                // After the command name (in parentheses): state is field 3, utime 14, stime 15.
+                let fields: Vec<&str> = stat.rsplit_once(')').map_or("", |(_, rest)| rest).split_whitespace().collect();
+                fields.get(11..13).map_or(0, |t| t.iter().filter_map(|x| x.parse::<u64>().ok()).sum())
+            })
+            .sum();
+        ticks as f64 / 100.0
     }
 
     fn rss(&self) -> (u64, u64) {
@@ -727,12 +765,12 @@ async fn seed_fresh(url: &str, n: usize) {
     seed(url, n, |_| now, |_| now + 86_400).await;
 }
 
-/// `n` connections whose `LIFETIME` tokens come due evenly: one in `LIFETIME / n` seconds,
-/// starting just outside the refresher's 10-minute window, so about 1 % a minute need renewing.
-async fn seed_churn(url: &str, n: usize) {
+/// `n` connections whose `lifetime` tokens come due evenly: one in `lifetime / n` seconds,
+/// starting just outside the refresher's 10-minute window (1 % a minute for `LIFETIME`).
+async fn seed_churn(url: &str, n: usize, lifetime: i64) {
     let now = now();
-    let expires = move |i: usize| now + 600 + 5 + (i as i64 * LIFETIME) / n as i64;
-    seed(url, n, move |i| expires(i) - LIFETIME, expires).await;
+    let expires = move |i: usize| now + 600 + 5 + (i as i64 * lifetime) / n as i64;
+    seed(url, n, move |i| expires(i) - lifetime, expires).await;
 }
 
 /// `n` connections whose tokens expired a second ago.
