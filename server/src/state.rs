@@ -102,8 +102,7 @@ impl AppState {
         let master = load_master_key(&config.master_key)?;
         let store_err = |source| StartError::Store { url: config.database_url.to_string(), source };
         let store = Store::connect(config.database_url.expose()).await.map_err(store_err)?;
-        let previous = config.previous_master_keys.iter().map(load_master_key).collect::<Result<Vec<_>, _>>()?;
-        let vault = Vault::new(master, previous);
+        let vault = with_previous_keys(master, &config)?;
         let recorded = migrate_checked(&store, &config, Some(&vault)).await?;
         record_vault_key(&store, &vault, &recorded, clock.unix()).await?;
         let issuer = config.public_url.as_str().trim_end_matches('/').to_owned();
@@ -294,8 +293,13 @@ pub fn configured_vault(config: &Config) -> Result<Option<Vault>, StartError> {
         MasterKeySource::GenerateInto(path) if !path.exists() => return Ok(None),
         source => load_master_key(source)?,
     };
+    with_previous_keys(master, config).map(Some)
+}
+
+/// The vault of `master`, still opening what the configured previous keys sealed.
+fn with_previous_keys(master: MasterKey, config: &Config) -> Result<Vault, StartError> {
     let previous = config.previous_master_keys.iter().map(load_master_key).collect::<Result<Vec<_>, _>>()?;
-    Ok(Some(Vault::new(master, previous)))
+    Ok(Vault::new(master, previous))
 }
 
 /// Refuses to start when the database holds data sealed under a key we do not have, or when the

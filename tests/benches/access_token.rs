@@ -178,7 +178,7 @@ fn flat_cost(bench: &Bench, rt: &tokio::runtime::Runtime, dir: &Path, pg: &mut V
                 run.server.pause();
             }
         }
-        for run in &runs {
+        for (i, run) in runs.iter().enumerate() {
             let ratios: Vec<f64> = (0..rounds).map(|r| run.results[r].rps / runs[0].results[r].rps).collect();
             let count =
                 |name: &str| run.after.get(name).copied().unwrap_or(0.0) - run.before.get(name).copied().unwrap_or(0.0);
@@ -195,12 +195,9 @@ fn flat_cost(bench: &Bench, rt: &tokio::runtime::Runtime, dir: &Path, pg: &mut V
             let lookups = (hits + miss("absent") + miss("expired") + miss("changed")).max(1.0);
             let waits = count("latch_access_token_refresh_waits_total");
             let median = median_by(&run.results, |r| r.rps);
-            // The server's CPU time a request over all its rounds, and the 100 run's as a share
-            // of it: less at the mercy of the host's noise than the rate, which also counts
-            // what took the server's core from it.
-            let cpu = |run: &FlatRun| run.cpu * 1e6 / run.results.iter().map(|r| r.requests).sum::<u64>().max(1) as f64;
-            let cpu_each = format!("{:.1} µs ({:.0} %)", cpu(run), 100.0 * cpu(&runs[0]) / cpu(run));
-            let (ratio, each) = if run.n == sizes[0].0 {
+            let (cpu, base) = (run.cpu_a_request(), runs[0].cpu_a_request());
+            let cpu_each = format!("{:.1} µs ({:.0} %)", cpu, 100.0 * base / cpu);
+            let (ratio, each) = if i == 0 {
                 ("100 %".to_owned(), String::new())
             } else {
                 let each: Vec<String> = ratios.iter().map(|r| format!("{:.0} %", 100.0 * r)).collect();
@@ -234,6 +231,14 @@ struct FlatRun {
     results: Vec<WrkResult>,
     /// The server's CPU seconds in its rounds.
     cpu: f64,
+}
+
+impl FlatRun {
+    /// The server's CPU time a request over all its rounds, in µs: less at the mercy of the
+    /// host's noise than the rate, which also counts what took the server's core from it.
+    fn cpu_a_request(&self) -> f64 {
+        self.cpu * 1e6 / self.results.iter().map(|r| r.requests).sum::<u64>().max(1) as f64
+    }
 }
 
 type Metrics = std::collections::HashMap<String, f64>;
@@ -545,33 +550,32 @@ impl Server {
 
     /// The servers' resident memory in KiB, summed over replicas.
     fn rss_now(&self) -> u64 {
+        self.proc_sum("status", |status| {
+            status
+                .lines()
+                .find_map(|l| l.strip_prefix("VmRSS:"))
+                .and_then(|v| v.split_whitespace().next()?.parse::<u64>().ok())
+                .unwrap_or(0)
+        })
+    }
+
+    /// `read` of each process's `/proc/PID/FILE`, summed over replicas. (`taskset` execs the
+    /// server, so the child's pid is the server's.)
+    fn proc_sum(&self, file: &str, read: impl Fn(&str) -> u64) -> u64 {
         self.children
             .iter()
-            .map(|c| {
-                // `taskset` execs the server, so the child's pid is the server's.
-                let status = std::fs::read_to_string(format!("/proc/{}/status", c.id())).unwrap_or_default();
-                status
-                    .lines()
-                    .find_map(|l| l.strip_prefix("VmRSS:"))
-                    .and_then(|v| v.split_whitespace().next()?.parse::<u64>().ok())
-                    .unwrap_or(0)
-            })
+            .map(|c| read(&std::fs::read_to_string(format!("/proc/{}/{file}", c.id())).unwrap_or_default()))
             .sum()
     }
 
     /// CPU time its processes have used so far, in seconds (`/proc/PID/stat`, in clock ticks
     /// of 1/100 s, as on every Linux this runs on).
     fn cpu_seconds(&self) -> f64 {
-        let ticks: u64 = self
-            .children
-            .iter()
-            .map(|c| {
-                let stat = std::fs::read_to_string(format!("/proc/{}/stat", c.id())).unwrap_or_default();
-                // After the command name (in parentheses): state is field 3, utime 14, stime 15.
-                let fields: Vec<&str> = stat.rsplit_once(')').map_or("", |(_, rest)| rest).split_whitespace().collect();
-                fields.get(11..13).map_or(0, |t| t.iter().filter_map(|x| x.parse::<u64>().ok()).sum())
-            })
-            .sum();
+        let ticks = self.proc_sum("stat", |stat| {
+            // After the command name (in parentheses): state is field 3, utime 14, stime 15.
+            let fields: Vec<&str> = stat.rsplit_once(')').map_or("", |(_, rest)| rest).split_whitespace().collect();
+            fields.get(11..13).map_or(0, |t| t.iter().filter_map(|x| x.parse::<u64>().ok()).sum())
+        });
         ticks as f64 / 100.0
     }
 

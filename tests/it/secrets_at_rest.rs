@@ -93,8 +93,9 @@ both!(wrong_master_key_refuses_to_start, |backend| async move {
         app.db.execute(&format!("DROP INDEX {index}")).await;
     }
     app.db.execute("DELETE FROM _sqlx_migrations WHERE version = 15").await;
+    let wrong = "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=";
     let mut config = app.state.config.clone();
-    config.master_key = MasterKeySource::Inline(Secret::new("AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA="));
+    config.master_key = MasterKeySource::Inline(Secret::new(wrong));
     let err = AppState::build(config, Clock::default()).await.unwrap_err().to_string();
     let right = latch_server::vault::MasterKey::from_base64(MASTER_KEY).unwrap();
     assert!(err.contains(right.id()), "{err}");
@@ -106,7 +107,7 @@ both!(wrong_master_key_refuses_to_start, |backend| async move {
     let dir = tempfile::tempdir().unwrap();
     for args in [&["migrate"][..], &["api-keys", "create", "--name", "wrong-key"], &["keys", "list"]] {
         let out = crate::harness::latch_command(dir.path(), &app.db.url)
-            .env("LATCH_MASTER_KEY", "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=")
+            .env("LATCH_MASTER_KEY", wrong)
             .args(args)
             .output()
             .unwrap();
