@@ -147,10 +147,14 @@ fn flat_cost(bench: &Bench, rt: &tokio::runtime::Runtime, dir: &Path, pg: &mut V
     // (stored, in use): the third run stores as many as the second but requests as few as the
     // first, so the gap splits into what the stored rows and their churn cost (third against
     // first) and what the requests' spread over them costs (second against third).
-    let sizes = [(100usize, 100usize), (100_000, 100_000), (100_000, 100)];
+    // `BENCH_SIZES=100,30000,100000:100` measures other sizes (`stored` or `stored:in use`; the
+    // first is the one the others are compared with).
+    let sizes = std::env::var("BENCH_SIZES")
+        .map(|s| parse_sizes(&s).unwrap_or_else(|| panic!("BENCH_SIZES: {s:?} is not like 100,30000,100000:100")))
+        .unwrap_or_else(|_| vec![(100, 100), (100_000, 100_000), (100_000, 100)]);
     for (backend, admin) in backends {
         let mut runs = Vec::new();
-        for (n, users) in sizes {
+        for &(n, users) in &sizes {
             let url = match &admin {
                 Some(admin) => rt.block_on(create_database(admin, pg)),
                 None => format!("sqlite://{}/flat-{n}-{users}.db", dir.display()),
@@ -215,6 +219,20 @@ fn flat_cost(bench: &Bench, rt: &tokio::runtime::Runtime, dir: &Path, pg: &mut V
             );
         }
     }
+}
+
+/// `100,100000:100` as (stored, in use) pairs: at least two, each in use at least 1 and at most
+/// stored.
+fn parse_sizes(s: &str) -> Option<Vec<(usize, usize)>> {
+    let sizes = s
+        .split(',')
+        .map(|size| {
+            let (n, users) = size.trim().split_once(':').unwrap_or((size.trim(), size.trim()));
+            let (n, users) = (n.parse().ok()?, users.parse().ok()?);
+            (1..=n).contains(&users).then_some((n, users))
+        })
+        .collect::<Option<Vec<_>>>()?;
+    (sizes.len() >= 2).then_some(sizes)
 }
 
 /// One size of the flat-cost runs.

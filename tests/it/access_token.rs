@@ -330,7 +330,8 @@ both!(a_write_stales_only_its_owners_cached_rows, |backend| async move {
 });
 
 both!(usage_is_written_in_multi_row_statements_and_never_moves_back, |backend| async move {
-    // More uses than one statement carries (200 rows), so full chunks and a remainder run; a
+    // More trail entries than one statement carries (200 rows), so full chunks and a remainder
+    // run (the uses are one statement: a JSON array on SQLite, three arrays on PostgreSQL); a
     // use older than the stored one leaves `last_used_at` alone.
     use latch_server::store::activity::ActivityRow;
     let (app, _fake) = TestApp::with_fake(backend).await;
@@ -354,13 +355,15 @@ both!(usage_is_written_in_multi_row_statements_and_never_moves_back, |backend| a
         detail: Some("retrieved 1 time".into()),
     };
     let rows: Vec<ActivityRow> = ids.iter().enumerate().map(|(i, id)| row(i, id)).collect();
-    let uses: Vec<(String, i64, String)> = ids.iter().map(|id| (id.clone(), 5_000, "backend".into())).collect();
+    // A key name that JSON must escape: SQLite's batch travels as one JSON array.
+    let key = "back\"end \\ ✓";
+    let uses: Vec<(String, i64, String)> = ids.iter().map(|id| (id.clone(), 5_000, key.into())).collect();
     app.state.store.write_usage(&rows, &uses).await.unwrap();
     let older: Vec<(String, i64, String)> = ids.iter().map(|id| (id.clone(), 4_000, "older".into())).collect();
     app.state.store.write_usage(&[], &older).await.unwrap();
     for (i, id) in ids.iter().enumerate() {
         let c = app.state.store.connection(id).await.unwrap().unwrap();
-        assert_eq!((c.last_used_at, c.last_used_by.as_deref()), (Some(5_000), Some("backend")), "connection {i}");
+        assert_eq!((c.last_used_at, c.last_used_by.as_deref()), (Some(5_000), Some(key)), "connection {i}");
     }
     for i in [0, 199, 200, 399, 400, 449] {
         let trail = app.activity(&format!("connection_id={}", ids[i])).await;
