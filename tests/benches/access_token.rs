@@ -143,6 +143,10 @@ fn flat_cost(bench: &Bench, rt: &tokio::runtime::Runtime, dir: &Path, pg: &mut V
     // `BENCH_BACKEND=sqlite` (or `postgresql`) runs one backend.
     if let Ok(only) = std::env::var("BENCH_BACKEND") {
         backends.retain(|(name, _)| name.eq_ignore_ascii_case(&only));
+        assert!(
+            !backends.is_empty(),
+            "BENCH_BACKEND={only}: no such backend here (sqlite, or postgresql with LATCH_TEST_DATABASE_URL set)"
+        );
     }
     // (stored, in use): the third run stores as many as the second but requests as few as the
     // first, so the gap splits into what the stored rows and their churn cost (third against
