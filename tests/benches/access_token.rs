@@ -14,10 +14,10 @@
 //! ratio the median of the rounds'): 100 versus 100,000 connections whose tokens come due
 //! through the run (the proactive refresher renews about 1 % of them a minute of its running
 //! time against a counting token endpoint here), users picked at random, with the server's CPU
-//! time a request, the token cache's hit ratio and
-//! the share of calls that had to wait for a refresh (from `/metrics`); and 100,000 stored with
-//! 100 of them in use, which splits the gap into what the stored rows and their churn cost and
-//! what spreading the requests over all of them costs. And a refresh storm:
+//! time a request, the token cache's hit ratio and the share of calls that had to wait for a
+//! refresh (from `/metrics`); and 100,000 stored with 100 of them in use, which splits the gap
+//! into what the stored rows and their churn cost and what spreading the requests over all of
+//! them costs (`BENCH_SIZES` picks other sizes). And a refresh storm:
 //! 1,000 connections expired at once, 3 replicas on PostgreSQL, 4 callers per connection.
 //!
 //! `BENCH_LOG=warn` (a `RUST_LOG` filter) shows the servers' logs on stderr.
@@ -128,11 +128,20 @@ fn targets(bench: &Bench, rt: &tokio::runtime::Runtime, dir: &Path, pg: &mut Vec
 fn flat_cost(bench: &Bench, rt: &tokio::runtime::Runtime, dir: &Path, pg: &mut Vec<String>) {
     let rounds: usize = env_or("BENCH_ROUNDS", 9).max(1);
     let round_seconds: u64 = env_or("BENCH_ROUND_SECONDS", 10);
+    // (stored, in use): the third run stores as many as the second but requests as few as the
+    // first, so the gap splits into what the stored rows and their churn cost (third against
+    // first) and what the requests' spread over them costs (second against third).
+    // `BENCH_SIZES=100,30000,100000:100` measures other sizes (`stored` or `stored:in use`; the
+    // first is the one the others are compared with).
+    let sizes = std::env::var("BENCH_SIZES")
+        .map(|s| parse_sizes(&s).unwrap_or_else(|| panic!("BENCH_SIZES: {s:?} is not like 100,30000,100000:100")))
+        .unwrap_or_else(|_| vec![(100, 100), (100_000, 100_000), (100_000, 100)]);
     println!();
     println!("Flat cost: {rounds} alternating rounds of {round_seconds} s per size");
     println!();
     println!(
-        "| backend | connections | req/s | p50 | p99 | % of 100 | rounds | CPU a request | cache hits | waited for a refresh | renewed in the run | RSS after |"
+        "| backend | connections | req/s | p50 | p99 | % of {} | rounds | CPU a request | cache hits | waited for a refresh | renewed in the run | RSS after |",
+        sizes[0].1
     );
     println!("|---|---|---|---|---|---|---|---|---|---|---|---|");
     let provider = rt.block_on(TokenEndpoint::start(Duration::ZERO));
@@ -148,14 +157,6 @@ fn flat_cost(bench: &Bench, rt: &tokio::runtime::Runtime, dir: &Path, pg: &mut V
             "BENCH_BACKEND={only}: no such backend here (sqlite, or postgresql with LATCH_TEST_DATABASE_URL set)"
         );
     }
-    // (stored, in use): the third run stores as many as the second but requests as few as the
-    // first, so the gap splits into what the stored rows and their churn cost (third against
-    // first) and what the requests' spread over them costs (second against third).
-    // `BENCH_SIZES=100,30000,100000:100` measures other sizes (`stored` or `stored:in use`; the
-    // first is the one the others are compared with).
-    let sizes = std::env::var("BENCH_SIZES")
-        .map(|s| parse_sizes(&s).unwrap_or_else(|| panic!("BENCH_SIZES: {s:?} is not like 100,30000,100000:100")))
-        .unwrap_or_else(|_| vec![(100, 100), (100_000, 100_000), (100_000, 100)]);
     for (backend, admin) in backends {
         let mut runs = Vec::new();
         for &(n, users) in &sizes {

@@ -25,6 +25,23 @@ pub struct ActivityRow {
 /// 32 766 and PostgreSQL's 65 535.
 pub(crate) const CHUNK: usize = 200;
 
+/// The statement that writes a batch of uses, read from `rows` (a row source named `v` with
+/// columns `id`, `at`, `used_by`; each backend has its own way to pass a whole batch as one
+/// parameter or a few).
+fn usage_upsert(rows: &str) -> String {
+    // A connection deleted meanwhile has no usage to keep. The order is said, not left to the
+    // plan: a merge join sorts the list its own way. (Ids are `prefix_hex`: the same order
+    // under every collation as byte for byte.)
+    format!(
+        "INSERT INTO connection_usage (connection_id, last_used_at, last_used_by) \
+         SELECT v.id, v.at, v.used_by FROM {rows} \
+         WHERE EXISTS (SELECT 1 FROM connections WHERE connections.id = v.id) ORDER BY v.id \
+         ON CONFLICT (connection_id) DO UPDATE \
+         SET last_used_at = excluded.last_used_at, last_used_by = excluded.last_used_by \
+         WHERE connection_usage.last_used_at <= excluded.last_used_at"
+    )
+}
+
 /// Filters of an activity listing.
 #[derive(Debug, Clone, Default)]
 pub struct ActivityFilter<'a> {
@@ -102,13 +119,6 @@ impl Store {
     }
 
     async fn write_usage_once(&self, rows: &[ActivityRow], uses: &[&(String, i64, String)]) -> StoreResult<()> {
-        // A connection deleted meanwhile has no usage to keep. The order is said, not left to the
-        // plan: a merge join sorts the list its own way. (Ids are `prefix_hex`: the same order
-        // under every collation as byte for byte.)
-        const UPSERT: &str = "WHERE EXISTS (SELECT 1 FROM connections WHERE connections.id = v.id) ORDER BY v.id \
-             ON CONFLICT (connection_id) DO UPDATE \
-             SET last_used_at = excluded.last_used_at, last_used_by = excluded.last_used_by \
-             WHERE connection_usage.last_used_at <= excluded.last_used_at";
         match &self.backend {
             Backend::Sqlite(pool) => {
                 // The whole batch as one JSON array of `[id, at, key]`, read by `json_each`: one
@@ -121,10 +131,9 @@ impl Store {
                 if !uses.is_empty() {
                     let batch =
                         serde_json::to_string(uses).map_err(|e| StoreError::Other(sqlx::Error::Encode(e.into())))?;
-                    let sql = format!(
-                        "INSERT INTO connection_usage (connection_id, last_used_at, last_used_by) \
-                         SELECT v.id, v.at, v.used_by FROM (SELECT j.value ->> 0 AS id, j.value ->> 1 AS at, \
-                         j.value ->> 2 AS used_by FROM json_each($1) AS j) AS v {UPSERT}"
+                    let sql = usage_upsert(
+                        "(SELECT j.value ->> 0 AS id, j.value ->> 1 AS at, j.value ->> 2 AS used_by \
+                         FROM json_each($1) AS j) AS v",
                     );
                     sqlx::query(&sql).bind(batch).execute(&mut *tx).await?;
                 }
@@ -140,11 +149,7 @@ impl Store {
                     let ids: Vec<&str> = uses.iter().map(|u| u.0.as_str()).collect();
                     let ats: Vec<i64> = uses.iter().map(|u| u.1).collect();
                     let keys: Vec<&str> = uses.iter().map(|u| u.2.as_str()).collect();
-                    let sql = format!(
-                        "INSERT INTO connection_usage (connection_id, last_used_at, last_used_by) \
-                         SELECT v.id, v.at, v.used_by FROM unnest($1::text[], $2::bigint[], $3::text[]) AS v (id, at, used_by) \
-                         {UPSERT}"
-                    );
+                    let sql = usage_upsert("unnest($1::text[], $2::bigint[], $3::text[]) AS v (id, at, used_by)");
                     sqlx::query(&sql).bind(&ids).bind(&ats).bind(&keys).execute(&mut *tx).await?;
                 }
                 tx.commit().await?;
