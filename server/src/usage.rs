@@ -346,8 +346,8 @@ impl UsageRecorder {
                 })
             })
             .collect();
-        let touches: Vec<(String, i64, String)> =
-            due.touches.into_iter().map(|(id, at, key)| (id, at, key.to_string())).collect();
+        let touches: Vec<(&str, i64, &str)> =
+            due.touches.iter().map(|(id, at, key)| (id.as_str(), *at, &**key)).collect();
         let keys: Vec<(String, i64)> = due.api_keys.into_iter().map(|(k, at)| (k.to_string(), at)).collect();
         let result = async {
             store.write_usage(&entries, &touches).await?;

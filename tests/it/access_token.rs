@@ -357,9 +357,9 @@ both!(usage_is_written_in_multi_row_statements_and_never_moves_back, |backend| a
     let rows: Vec<ActivityRow> = ids.iter().enumerate().map(|(i, id)| row(i, id)).collect();
     // A key name that JSON must escape: SQLite's batch travels as one JSON array.
     let key = "back\"end \\ ✓";
-    let uses: Vec<(String, i64, String)> = ids.iter().map(|id| (id.clone(), 5_000, key.into())).collect();
+    let uses: Vec<(&str, i64, &str)> = ids.iter().map(|id| (id.as_str(), 5_000, key)).collect();
     app.state.store.write_usage(&rows, &uses).await.unwrap();
-    let older: Vec<(String, i64, String)> = ids.iter().map(|id| (id.clone(), 4_000, "older".into())).collect();
+    let older: Vec<(&str, i64, &str)> = ids.iter().map(|id| (id.as_str(), 4_000, "older")).collect();
     app.state.store.write_usage(&[], &older).await.unwrap();
     for (i, id) in ids.iter().enumerate() {
         let c = app.state.store.connection(id).await.unwrap().unwrap();
@@ -382,10 +382,12 @@ both!(a_connection_deleted_while_its_usage_is_written_costs_no_other_usage, |bac
     let gone = app.seed(Seed::default()).await;
     let kept = app.seed(Seed { user_id: "bob", ..Seed::default() }).await;
     let held = app.db.hold(&format!("DELETE FROM connections WHERE id = '{}'", gone.id)).await;
-    let uses: Vec<(String, i64, String)> =
-        [&gone.id, &kept.id].into_iter().map(|id| (id.clone(), 5_000, "backend".to_owned())).collect();
+    let ids = [gone.id.clone(), kept.id.clone()];
     let store = app.state.store.clone();
-    let write = tokio::spawn(async move { store.write_usage(&[], &uses).await });
+    let write =
+        tokio::spawn(
+            async move { store.write_usage(&[], &ids.each_ref().map(|id| (id.as_str(), 5_000, "backend"))).await },
+        );
     tokio::time::sleep(Duration::from_millis(300)).await;
     held.commit().await;
     let written = tokio::time::timeout(Duration::from_secs(10), write).await.unwrap().unwrap();
@@ -408,7 +410,7 @@ both!(usage_batches_that_share_connections_never_deadlock, |backend| async move 
     let mut ids = [app.seed(Seed::default()).await.id, app.seed(Seed { user_id: "bob", ..Seed::default() }).await.id];
     ids.sort();
     let [first, second] = ids;
-    let uses = |at: i64| [&second, &first].map(|id| (id.clone(), at, "backend".to_owned())).to_vec();
+    let uses = |at: i64| [second.as_str(), first.as_str()].map(|id| (id, at, "backend"));
     app.state.store.write_usage(&[], &uses(1_000)).await.unwrap();
     // With statistics, as in production: without them PostgreSQL happened to sort the batch
     // (a merge join), which hid the deadlock.
@@ -416,8 +418,10 @@ both!(usage_batches_that_share_connections_never_deadlock, |backend| async move 
     let update = |id: &str| format!("UPDATE connection_usage SET last_used_at = 2000 WHERE connection_id = '{id}'");
     let mut held = app.db.hold(&update(&first)).await;
     let store = app.state.store.clone();
-    let batch = uses(5_000);
-    let write = tokio::spawn(async move { store.write_usage(&[], &batch).await });
+    let batch = [second.clone(), first.clone()];
+    let write = tokio::spawn(async move {
+        store.write_usage(&[], &batch.each_ref().map(|id| (id.as_str(), 5_000, "backend"))).await
+    });
     tokio::time::sleep(Duration::from_millis(300)).await;
     held.execute(&update(&second)).await;
     held.commit().await;

@@ -467,24 +467,20 @@ async fn run(cli: Cli) -> Result<(), String> {
         Command::Keys(KeysCommand::List) => {
             // The tool for finding which key a database wants: it lists with the wrong key too,
             // and migrates only under the right one (or none configured, as `open_store`).
+            // Each configured key is read once; one that cannot be read lists as missing.
+            let master = load_master_key(&config.master_key).ok();
+            let previous: Vec<MasterKey> =
+                config.previous_master_keys.iter().filter_map(|k| load_master_key(k).ok()).collect();
             let store = connect(&config).await?;
-            let vault = crate::state::configured_vault(&config).ok().flatten();
+            let vault = master.clone().map(|m| Vault::new(m, previous.iter().cloned()));
             match crate::state::migrate_checked(&store, &config, vault.as_ref()).await {
                 Ok(_) | Err(crate::state::StartError::MasterKey(_)) => {}
                 Err(e) => return Err(e.to_string()),
             }
-            let master = load_master_key(&config.master_key).ok();
-            let previous: Vec<String> = config
-                .previous_master_keys
-                .iter()
-                .filter_map(|k| load_master_key(k).ok())
-                .map(|k| Vault::new(k, []).active_key_id().to_owned())
-                .collect();
-            let active = master.map(|k| Vault::new(k, []).active_key_id().to_owned());
             for (id, _) in store.vault_keys().await.map_err(|e| e.to_string())? {
-                let role = if active.as_deref() == Some(id.as_str()) {
+                let role = if master.as_ref().is_some_and(|k| k.id() == id) {
                     "active"
-                } else if previous.contains(&id) {
+                } else if previous.iter().any(|k| k.id() == id) {
                     "previous"
                 } else {
                     "missing"

@@ -384,7 +384,7 @@ impl ClientSecrets {
 
     /// Where `provider`'s secret comes from.
     pub async fn source(&self, provider: &Provider) -> Result<SecretSource, StoreError> {
-        let stored = self.store.client_secret(&provider.key).await?.map(|_| provider.key.clone());
+        let stored = self.store.has_client_secret(&provider.key).await?.then(|| provider.key.clone());
         Ok(SecretSources::new(stored.into_iter().collect()).of(provider))
     }
 

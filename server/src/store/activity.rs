@@ -95,7 +95,7 @@ impl Store {
     /// and a statement per row (a round trip to PostgreSQL, or to sqlx's SQLite worker thread)
     /// cost the requests a core's share. The trail goes first: whoever sees `last_used_at` can
     /// also see why.
-    pub async fn write_usage(&self, rows: &[ActivityRow], uses: &[(String, i64, String)]) -> StoreResult<()> {
+    pub async fn write_usage(&self, rows: &[ActivityRow], uses: &[(&str, i64, &str)]) -> StoreResult<()> {
         if rows.is_empty() && uses.is_empty() {
             return Ok(());
         }
@@ -103,8 +103,8 @@ impl Store {
         // rows in the same order (in their own orders, each could hold a row the other waits
         // for: a deadlock, and one batch's window of usage lost), and SQLite walks the narrow
         // table's pages once, in order, instead of one page per row at random.
-        let mut uses: Vec<&(String, i64, String)> = uses.iter().collect();
-        uses.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+        let mut uses = uses.to_vec();
+        uses.sort_unstable_by_key(|u| u.0);
         let mut attempts = 1;
         loop {
             match self.write_usage_once(rows, &uses).await {
@@ -118,7 +118,7 @@ impl Store {
         }
     }
 
-    async fn write_usage_once(&self, rows: &[ActivityRow], uses: &[&(String, i64, String)]) -> StoreResult<()> {
+    async fn write_usage_once(&self, rows: &[ActivityRow], uses: &[(&str, i64, &str)]) -> StoreResult<()> {
         match &self.backend {
             Backend::Sqlite(pool) => {
                 // The whole batch as one JSON array of `[id, at, key]`, read by `json_each`: one
@@ -146,9 +146,9 @@ impl Store {
                 let mut tx = pool.begin().await?;
                 insert_activity!(&mut *tx, rows);
                 if !uses.is_empty() {
-                    let ids: Vec<&str> = uses.iter().map(|u| u.0.as_str()).collect();
+                    let ids: Vec<&str> = uses.iter().map(|u| u.0).collect();
                     let ats: Vec<i64> = uses.iter().map(|u| u.1).collect();
-                    let keys: Vec<&str> = uses.iter().map(|u| u.2.as_str()).collect();
+                    let keys: Vec<&str> = uses.iter().map(|u| u.2).collect();
                     let sql = usage_upsert("unnest($1::text[], $2::bigint[], $3::text[]) AS v (id, at, used_by)");
                     sqlx::query(&sql).bind(&ids).bind(&ats).bind(&keys).execute(&mut *tx).await?;
                 }

@@ -126,6 +126,12 @@ impl Store {
             .bind(provider).fetch_optional(pool).await)?)
     }
 
+    /// Whether `provider` has a stored secret (without reading it).
+    pub async fn has_client_secret(&self, provider: &str) -> StoreResult<bool> {
+        Ok(run!(self, pool => sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM provider_secrets WHERE provider = $1)")
+            .bind(provider).fetch_one(pool).await)?)
+    }
+
     /// Providers that have a stored secret.
     pub async fn providers_with_secret(&self) -> StoreResult<Vec<String>> {
         Ok(run!(self, pool => sqlx::query_scalar("SELECT provider FROM provider_secrets")
