@@ -243,11 +243,12 @@ fn flat_cost(bench: &Bench, rt: &tokio::runtime::Runtime, dir: &Path, pg: &mut V
             let miss = |reason: &str| count(&format!("latch_token_cache_misses_total{{reason=\"{reason}\"}}"));
             let size = if run.users == run.n { run.n.to_string() } else { format!("{} ({} in use)", run.n, run.users) };
             eprintln!(
-                "{backend} {size}: misses absent {} expired {} changed {}; rounds {}",
+                "{backend} {size}: misses absent {} expired {} changed {}; rounds {}; their p99 {}",
                 miss("absent"),
                 miss("expired"),
                 miss("changed"),
-                run.results.iter().map(|r| format!("{:.0}", r.rps)).collect::<Vec<_>>().join(", ")
+                run.results.iter().map(|r| format!("{:.0}", r.rps)).collect::<Vec<_>>().join(", "),
+                run.results.iter().map(|r| ms(r.p99_us)).collect::<Vec<_>>().join(", ")
             );
             let hits = count("latch_token_cache_hits_total");
             let lookups = (hits + miss("absent") + miss("expired") + miss("changed")).max(1.0);
