@@ -9,7 +9,11 @@
 //!   windows that ended gathered on a [`TOUCH_BATCH`] beat, a beat's share at most.
 //! - the trail's `token_retrieved` entries ("who has been using it, how much"): one per
 //!   (connection, key) at the first use in a while, then one per [`TRAIL_WINDOW`] with the count
-//!   since the last.
+//!   since the last, a flush's share at most.
+//!
+//! Windows that end together (every connection first used in the seconds after a start) would
+//! stay together, one batch of every connection in use each window; the shares spread them over
+//! the window's beats or flushes, where they stay (`BEATS`, `MIN_SHARE`).
 //!
 //! So the writes follow how many connections are in use, not how many requests they get:
 //! 100,000 connections used every few seconds cost about 1,700 usage rows a second (17,000 every
@@ -42,8 +46,11 @@ pub const TOUCH_BATCH: Duration = Duration::from_secs(10);
 /// wait for the next beat, their `last_used_at` written up to a beat later.
 const BEATS: u64 = COALESCE.as_secs() / TOUCH_BATCH.as_secs();
 const _: () = assert!(BEATS >= 1 && COALESCE.as_secs().is_multiple_of(TOUCH_BATCH.as_secs()));
-/// Rows a beat may always write: too few to matter.
+/// Rows a beat (or a flush, of trail entries) may always write: too few to matter.
 const MIN_SHARE: usize = 100;
+/// The same for the trail: a flush writes at most this share of the connections with a trail
+/// window whose hour ended.
+const FLUSHES_A_TRAIL_WINDOW: u64 = TRAIL_WINDOW.as_secs() / FLUSH_INTERVAL.as_secs();
 /// A connection's retrievals are summed into one trail entry per key at most this often.
 pub const TRAIL_WINDOW: Duration = Duration::from_secs(3600);
 
@@ -323,7 +330,11 @@ impl UsageRecorder {
             due.entries.extend(trail.drain().map(|(_, t)| t).filter(|t| !t.by_key.is_empty()));
             return Some(due);
         }
-        while let Some((at, _)) = entries.front()
+        // Spread as the beats' rows are, over the window's flushes.
+        let share = trail.len().div_ceil(usize::try_from(FLUSHES_A_TRAIL_WINDOW).unwrap_or(1)).max(MIN_SHARE);
+        let mut ended = 0;
+        while ended < share
+            && let Some((at, _)) = entries.front()
             && now.duration_since(*at) >= TRAIL_WINDOW
         {
             let Some((_, id)) = entries.pop_front() else { break };
@@ -335,6 +346,7 @@ impl UsageRecorder {
                 let by_key = std::mem::take(&mut t.by_key);
                 due.entries.push(TrailUsage { used: t.used.clone(), last_at: t.last_at, by_key });
                 entries.push_back((now, id));
+                ended += 1;
             }
         }
         Some(due)
@@ -514,6 +526,39 @@ mod tests {
         let late: Vec<usize> = batches.iter().filter(|&&(s, _)| s > 2 * window).map(|&(_, len)| len).collect();
         assert_eq!(late.len(), usize::try_from(2 * window / beat).unwrap(), "{batches:?}");
         assert!(late.iter().all(|&len| len == share), "{batches:?}");
+    }
+
+    #[test]
+    fn trail_windows_that_end_together_are_spread_over_the_flushes() {
+        // The same for the trail: connections first used together have their hourly entries due
+        // together, one batch of wide rows for every connection in use each hour.
+        let r = UsageRecorder::default();
+        let key: Arc<str> = "backend".into();
+        let n = 1_200;
+        let rows: Vec<Arc<Used>> = (0..n).map(|i| row(&format!("c{i:04}"))).collect();
+        let t0 = Instant::now();
+        let at = |s: u64| t0 + Duration::from_secs(s);
+        let (minute, hour) = (COALESCE.as_secs(), TRAIL_WINDOW.as_secs());
+        for used in &rows {
+            r.token_retrieved(used, &key, 0);
+        }
+        assert_eq!(due(&r, false, at(0)).1.len(), n, "first uses get their entries at once, all of them");
+        // Every connection used once a minute for three hours, flushed every second.
+        let mut batches = Vec::new();
+        for s in 1..=3 * hour + minute {
+            if s % minute == 0 {
+                for used in &rows {
+                    r.token_retrieved(used, &key, i64::try_from(s).unwrap());
+                }
+            }
+            let entries = due(&r, false, at(s)).1.len();
+            if entries > 0 {
+                batches.push((s, entries));
+            }
+        }
+        assert!(batches.iter().all(|&(_, len)| len <= MIN_SHARE), "at most a flush's share: {batches:?}");
+        let written: usize = batches.iter().map(|&(_, len)| len).sum();
+        assert_eq!(written, 3 * n, "every connection's entry once an hour, none lost: {batches:?}");
     }
 
     #[test]
