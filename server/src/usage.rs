@@ -436,6 +436,37 @@ mod tests {
         due(r, all, now).0
     }
 
+    /// A recorder, 1,200 connections it has not heard of, and when they start.
+    fn cohort() -> (UsageRecorder, Vec<Arc<Used>>, Instant) {
+        (UsageRecorder::default(), (0..1_200).map(|i| row(&format!("c{i:04}"))).collect(), Instant::now())
+    }
+
+    /// Each of `rows` used at the seconds (after `t0`) that are multiples of `every`, a flush at
+    /// every one of `seconds`: the flushes that wrote something, as (second, what `written` counts).
+    fn flushes(
+        r: &UsageRecorder,
+        rows: &[Arc<Used>],
+        t0: Instant,
+        seconds: std::ops::RangeInclusive<u64>,
+        every: u64,
+        written: impl Fn(&UsageRecorder, Instant) -> usize,
+    ) -> Vec<(u64, usize)> {
+        let key: Arc<str> = "backend".into();
+        let mut batches = Vec::new();
+        for s in seconds {
+            if s % every == 0 {
+                for used in rows {
+                    r.token_retrieved(used, &key, i64::try_from(s).unwrap());
+                }
+            }
+            let n = written(r, t0 + Duration::from_secs(s));
+            if n > 0 {
+                batches.push((s, n));
+            }
+        }
+        batches
+    }
+
     #[test]
     fn last_used_at_is_written_once_a_window() {
         let r = UsageRecorder::default();
@@ -496,31 +527,15 @@ mod tests {
         // window later, for ever. That was one batch of every connection in use each minute
         // instead of a sixth of them on every beat (at 100,000 connections in use, the
         // benchmark's rounds with that batch had a p99 of 177-229 ms, the others 3-11 ms).
-        let r = UsageRecorder::default();
-        let key: Arc<str> = "backend".into();
-        let n = 1_200;
-        let rows: Vec<Arc<Used>> = (0..n).map(|i| row(&format!("c{i:04}"))).collect();
-        let t0 = Instant::now();
-        let at = |s: u64| t0 + Duration::from_secs(s);
+        let (r, rows, t0) = cohort();
         let (window, beat) = (COALESCE.as_secs(), TOUCH_BATCH.as_secs());
-        let share = n * usize::try_from(beat).unwrap() / usize::try_from(window).unwrap();
+        let share = rows.len() * usize::try_from(beat).unwrap() / usize::try_from(window).unwrap();
         assert!(share > MIN_SHARE, "enough connections for the share to be a sixth of them");
-        assert!(touched(&r, false, at(0)).is_empty(), "the first flush sets the beat's phase");
-        for used in &rows {
-            r.token_retrieved(used, &key, 1);
-        }
-        assert_eq!(touched(&r, false, at(1)).len(), n, "first uses are written at once, all of them");
+        assert!(touched(&r, false, t0).is_empty(), "the first flush sets the beat's phase");
+        let first = flushes(&r, &rows, t0, 1..=1, 1, |r, now| touched(r, false, now).len());
+        assert_eq!(first, [(1, rows.len())], "first uses are written at once, all of them");
         // Every connection used every second for four windows, flushed every second.
-        let mut batches = Vec::new();
-        for s in 2..=4 * window {
-            for used in &rows {
-                r.token_retrieved(used, &key, i64::try_from(s).unwrap());
-            }
-            let written = touched(&r, false, at(s));
-            if !written.is_empty() {
-                batches.push((s, written.len()));
-            }
-        }
+        let batches = flushes(&r, &rows, t0, 2..=4 * window, 1, |r, now| touched(r, false, now).len());
         assert!(batches.iter().all(|&(_, len)| len <= share), "at most a beat's share a batch: {batches:?}");
         // From the second window on, every beat writes its share: none is skipped, none doubled.
         let late: Vec<usize> = batches.iter().filter(|&&(s, _)| s > 2 * window).map(|&(_, len)| len).collect();
@@ -532,33 +547,15 @@ mod tests {
     fn trail_windows_that_end_together_are_spread_over_the_flushes() {
         // The same for the trail: connections first used together have their hourly entries due
         // together, one batch of wide rows for every connection in use each hour.
-        let r = UsageRecorder::default();
-        let key: Arc<str> = "backend".into();
-        let n = 1_200;
-        let rows: Vec<Arc<Used>> = (0..n).map(|i| row(&format!("c{i:04}"))).collect();
-        let t0 = Instant::now();
-        let at = |s: u64| t0 + Duration::from_secs(s);
+        let (r, rows, t0) = cohort();
         let (minute, hour) = (COALESCE.as_secs(), TRAIL_WINDOW.as_secs());
-        for used in &rows {
-            r.token_retrieved(used, &key, 0);
-        }
-        assert_eq!(due(&r, false, at(0)).1.len(), n, "first uses get their entries at once, all of them");
+        let first = flushes(&r, &rows, t0, 0..=0, 1, |r, now| due(r, false, now).1.len());
+        assert_eq!(first, [(0, rows.len())], "first uses get their entries at once, all of them");
         // Every connection used once a minute for three hours, flushed every second.
-        let mut batches = Vec::new();
-        for s in 1..=3 * hour + minute {
-            if s % minute == 0 {
-                for used in &rows {
-                    r.token_retrieved(used, &key, i64::try_from(s).unwrap());
-                }
-            }
-            let entries = due(&r, false, at(s)).1.len();
-            if entries > 0 {
-                batches.push((s, entries));
-            }
-        }
+        let batches = flushes(&r, &rows, t0, 1..=3 * hour + minute, minute, |r, now| due(r, false, now).1.len());
         assert!(batches.iter().all(|&(_, len)| len <= MIN_SHARE), "at most a flush's share: {batches:?}");
         let written: usize = batches.iter().map(|&(_, len)| len).sum();
-        assert_eq!(written, 3 * n, "every connection's entry once an hour, none lost: {batches:?}");
+        assert_eq!(written, 3 * rows.len(), "every connection's entry once an hour, none lost: {batches:?}");
     }
 
     #[test]
