@@ -13,7 +13,7 @@
 //!
 //! Windows that end together (every connection first used in the seconds after a start) would
 //! stay together, one batch of every connection in use each window; the shares spread them over
-//! the window's beats or flushes, where they stay (`BEATS`, `MIN_SHARE`).
+//! the window's beats or flushes, where they stay (`share`).
 //!
 //! So the writes follow how many connections are in use, not how many requests they get:
 //! 100,000 connections used every few seconds cost about 1,700 usage rows a second (17,000 every
@@ -39,20 +39,25 @@ pub const COALESCE: Duration = Duration::from_secs(60);
 /// dozen rows (17,000 rows on ~1,500 pages) instead of each second's 1,700 rows touching about
 /// as many pages. A first use does not wait for it.
 pub const TOUCH_BATCH: Duration = Duration::from_secs(10);
-/// A beat writes at most this share of the connections in use whose windows ended (their
-/// count over the beats in a [`COALESCE`] window), and at least [`MIN_SHARE`]: windows that end
-/// together (every connection first used in the seconds after a start) are spread over a
-/// window's beats and stay spread, instead of coming due in one batch every window. The rest
-/// wait for the next beat, their `last_used_at` written up to a beat later.
-const BEATS: u64 = COALESCE.as_secs() / TOUCH_BATCH.as_secs();
-const _: () = assert!(BEATS >= 1 && COALESCE.as_secs().is_multiple_of(TOUCH_BATCH.as_secs()));
-/// Rows a beat (or a flush, of trail entries) may always write: too few to matter.
-const MIN_SHARE: usize = 100;
-/// The same for the trail: a flush writes at most this share of the connections with a trail
-/// window whose hour ended.
-const FLUSHES_A_TRAIL_WINDOW: u64 = TRAIL_WINDOW.as_secs() / FLUSH_INTERVAL.as_secs();
 /// A connection's retrievals are summed into one trail entry per key at most this often.
 pub const TRAIL_WINDOW: Duration = Duration::from_secs(3600);
+/// Beats in a [`COALESCE`] window.
+const BEATS: u64 = COALESCE.as_secs() / TOUCH_BATCH.as_secs();
+const _: () = assert!(BEATS >= 1 && COALESCE.as_secs().is_multiple_of(TOUCH_BATCH.as_secs()));
+/// Flushes in a [`TRAIL_WINDOW`].
+const FLUSHES_A_TRAIL_WINDOW: u64 = TRAIL_WINDOW.as_secs() / FLUSH_INTERVAL.as_secs();
+const _: () = assert!(FLUSHES_A_TRAIL_WINDOW >= 1);
+/// Rows a beat (or a flush, of trail entries) may always write: too few to matter.
+const MIN_SHARE: usize = 100;
+
+/// How many of `held` windows, whose ends fall on `turns` beats (or flushes) of a window, one
+/// turn writes at most: an even share, at least [`MIN_SHARE`]. Windows that end together (every
+/// connection first used in the seconds after a start) are so spread over a window's turns and
+/// stay spread, instead of coming due in one batch every window; the rest wait for the next
+/// turn.
+fn share(held: usize, turns: u64) -> usize {
+    held.div_ceil(usize::try_from(turns).unwrap_or(1)).max(MIN_SHARE)
+}
 
 /// (API key name, retrievals) — usually one entry, so a vector beats a map.
 type Counts = Vec<(Arc<str>, u64)>;
@@ -276,7 +281,7 @@ impl UsageRecorder {
                 let into_beat = u64::try_from(since % TOUCH_BATCH.as_nanos()).unwrap_or(0);
                 *next_batch = Some(now + (TOUCH_BATCH - Duration::from_nanos(into_beat)));
             }
-            let share = written.len().div_ceil(usize::try_from(BEATS).unwrap_or(1)).max(MIN_SHARE);
+            let share = share(written.len(), BEATS);
             let mut ended = 0;
             while beat
                 && ended < share
@@ -331,7 +336,7 @@ impl UsageRecorder {
             return Some(due);
         }
         // Spread as the beats' rows are, over the window's flushes.
-        let share = trail.len().div_ceil(usize::try_from(FLUSHES_A_TRAIL_WINDOW).unwrap_or(1)).max(MIN_SHARE);
+        let share = share(trail.len(), FLUSHES_A_TRAIL_WINDOW);
         let mut ended = 0;
         while ended < share
             && let Some((at, _)) = entries.front()

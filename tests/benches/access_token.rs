@@ -52,6 +52,8 @@ const LIFETIME: i64 = 6000;
 
 /// KVM's guest halt polling: how long an idle vCPU polls before it halts.
 const HALT_POLL_NS: &str = "/sys/module/haltpoll/parameters/guest_halt_poll_ns";
+/// The haltpoll module's default.
+const DEFAULT_HALT_POLL_NS: &str = "200000";
 
 /// Where the machine's idle vCPUs halt at once (`guest_halt_poll_ns` 0), each response that
 /// finds `wrk` asleep costs the server an interrupt to a halted vCPU and a VM exit: 1 to 3.6 µs
@@ -74,12 +76,13 @@ impl HaltPoll {
         if old != "0" || std::env::var("BENCH_HALT_POLL_NS").is_ok_and(|v| v == "keep") {
             return keep("the machine's setting");
         }
-        match std::fs::write(HALT_POLL_NS, "200000") {
+        match std::fs::write(HALT_POLL_NS, DEFAULT_HALT_POLL_NS) {
             Ok(()) => HaltPoll {
+                said: format!(
+                    "idle vCPUs poll {DEFAULT_HALT_POLL_NS} ns before halting (the kernel's default, set for the \
+                     run; the machine had {old})"
+                ),
                 old: Some(old),
-                said: "idle vCPUs poll 200000 ns before halting (the kernel's default, set for the run; the machine \
-                       had 0)"
-                    .into(),
             },
             Err(e) => keep(&format!("cannot set {HALT_POLL_NS}: {e}")),
         }
