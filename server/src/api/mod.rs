@@ -157,9 +157,9 @@ async fn admin_metrics(axum::extract::State(state): axum::extract::State<AppStat
 ///
 /// Only `measured` is a route layer (it needs the matched route's template); the rest wrap the
 /// router as one service. `Router::layer` wraps each route in a boxed service per layer, and a
-/// boxed route clones everything inside it on every request: with ten layers that was about 25
-/// boxes allocated, cloned and freed per request (a sixth of a `/healthz` request's
-/// instructions under callgrind).
+/// boxed route clones everything inside it on every call: with ten layers a request cloned boxes
+/// inside boxes, a quarter of a `/healthz` request's instructions under callgrind (44,069 before,
+/// 32,542 after).
 fn layered(app: Router<AppState>, state: AppState) -> Router {
     let routed = app.layer(axum::middleware::from_fn(measured)).with_state(state.clone());
     let around = tower::ServiceBuilder::new()
