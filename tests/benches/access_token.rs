@@ -490,8 +490,28 @@ struct Server {
     rss_after: std::cell::Cell<u64>,
 }
 
+/// `BENCH_SERVER_WRAPPER`, if set: what `latch serve` runs under.
+fn server_wrapper() -> Option<String> {
+    std::env::var("BENCH_SERVER_WRAPPER").ok().filter(|w| !w.trim().is_empty())
+}
+
 impl Drop for Server {
     fn drop(&mut self) {
+        // A wrapper (a profiler) writes its data when the server exits: SIGTERM, the server's
+        // graceful stop, and up to a minute for it; then SIGKILL, as without a wrapper.
+        if server_wrapper().is_some() && !self.children.is_empty() {
+            for child in &mut self.children {
+                for signal in ["-CONT", "-TERM"] {
+                    let _ = Command::new("kill").args([signal, &child.id().to_string()]).status();
+                }
+                for _ in 0..600 {
+                    if child.try_wait().is_ok_and(|s| s.is_some()) {
+                        break;
+                    }
+                    std::thread::sleep(Duration::from_millis(100));
+                }
+            }
+        }
         for child in &mut self.children {
             let _ = child.kill();
             let _ = child.wait();
@@ -555,10 +575,16 @@ impl Server {
             ),
         )
         .unwrap();
+        let wrapper = server_wrapper();
         let command = |args: &[&str]| {
             let mut c = Command::new("taskset");
-            c.args(["-c", "0"])
-                .arg(latch)
+            c.args(["-c", "0"]);
+            // `BENCH_SERVER_WRAPPER` runs `latch serve` under another program, e.g. `valgrind
+            // --tool=callgrind`: instruction counts, which the host's noise does not move.
+            if let (["serve"], Some(wrapper)) = (args, &wrapper) {
+                c.args(wrapper.split_whitespace());
+            }
+            c.arg(latch)
                 .args(args)
                 .env_clear()
                 .env("PATH", std::env::var("PATH").unwrap_or_default())
