@@ -490,6 +490,11 @@ struct Server {
     rss_after: std::cell::Cell<u64>,
 }
 
+/// Sends `signal` (`-STOP`, `-TERM`, …) to `child`; whether it was delivered.
+fn kill(child: &Child, signal: &str) -> bool {
+    Command::new("kill").args([signal, &child.id().to_string()]).status().is_ok_and(|s| s.success())
+}
+
 /// `BENCH_SERVER_WRAPPER`, if set: what `latch serve` runs under.
 fn server_wrapper() -> Option<String> {
     std::env::var("BENCH_SERVER_WRAPPER").ok().filter(|w| !w.trim().is_empty())
@@ -499,11 +504,12 @@ impl Drop for Server {
     fn drop(&mut self) {
         // A wrapper (a profiler) writes its data when the server exits: SIGTERM, the server's
         // graceful stop, and up to a minute for it; then SIGKILL, as without a wrapper.
-        if server_wrapper().is_some() && !self.children.is_empty() {
+        // Every replica is told first, so they stop together rather than one after another.
+        if server_wrapper().is_some() {
+            for signal in ["-CONT", "-TERM"] {
+                self.children.iter().for_each(|child| _ = kill(child, signal));
+            }
             for child in &mut self.children {
-                for signal in ["-CONT", "-TERM"] {
-                    let _ = Command::new("kill").args([signal, &child.id().to_string()]).status();
-                }
                 for _ in 0..600 {
                     if child.try_wait().is_ok_and(|s| s.is_some()) {
                         break;
@@ -645,8 +651,7 @@ impl Server {
 
     fn signal(&self, signal: &str) {
         for child in &self.children {
-            let ok = Command::new("kill").args([signal, &child.id().to_string()]).status().is_ok_and(|s| s.success());
-            assert!(ok, "kill {signal} {}", child.id());
+            assert!(kill(child, signal), "kill {signal} {}", child.id());
         }
     }
 
