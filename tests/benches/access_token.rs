@@ -111,7 +111,7 @@ fn main() {
     let connections: usize = env_or("BENCH_CONNECTIONS", 63);
     let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
     let bench = Bench { seconds, connections, latch: latch_binary(), admin: admin_url() };
-    // `BENCH_ONLY=flat` (or `storm`) runs one part; the README's tables come from a full run.
+    // `BENCH_ONLY=flat` (or `targets`, `storm`, `renewals`) runs one part; the README's tables come from a full run.
     let only = std::env::var("BENCH_ONLY").unwrap_or_default();
     let part = |name: &str| only.is_empty() || only == name;
     println!(
@@ -130,6 +130,9 @@ fn main() {
     }
     if part("storm") {
         refresh_storm(&bench, &rt, dir.path(), &mut pg);
+    }
+    if part("renewals") {
+        renewal_cost(&rt, dir.path(), &mut pg, admin_url());
     }
     if let Some(admin) = &bench.admin {
         rt.block_on(drop_databases(admin, &pg));
@@ -347,6 +350,63 @@ fn refresh_storm(bench: &Bench, rt: &tokio::runtime::Runtime, dir: &Path, pg: &m
             slow.calls.load(Ordering::SeqCst) as f64 / n as f64,
             took.as_millis()
         );
+    }
+}
+
+/// Token lifetime of the renewal-cost runs: 100,000 connections come due at about 42 a second,
+/// each renewed as it enters the refresher's 10-minute window (a quarter of its lifetime).
+const RENEWAL_LIFETIME: i64 = 2400;
+
+/// What one proactive renewal costs the server, with no request load: its CPU time over
+/// `BENCH_RENEWAL_SECONDS` (45) while 100,000 connections come due ([`RENEWAL_LIFETIME`]),
+/// less that of the same server with 100 (its idle upkeep), per provider call. Measured after
+/// the first rounds, so the backlog that came due while seeding is not in it. This is the part
+/// of the flat-cost gap the churn itself costs, apart from the requests.
+fn renewal_cost(rt: &tokio::runtime::Runtime, dir: &Path, pg: &mut Vec<String>, admin: Option<String>) {
+    let seconds: u64 = env_or("BENCH_RENEWAL_SECONDS", 45);
+    let provider = rt.block_on(TokenEndpoint::start(Duration::ZERO));
+    println!();
+    println!(
+        "Renewal cost: no requests, {seconds} s after the first rounds, tokens of {RENEWAL_LIFETIME} s coming due"
+    );
+    println!();
+    println!("| backend | connections | renewed | server CPU | CPU a renewal (less the 100's idle upkeep) |");
+    println!("|---|---|---|---|---|");
+    let mut backends = vec![("SQLite", None)];
+    if let Some(admin) = admin {
+        backends.push(("PostgreSQL", Some(admin)));
+    }
+    if let Ok(only) = std::env::var("BENCH_BACKEND") {
+        backends.retain(|(name, _)| name.eq_ignore_ascii_case(&only));
+    }
+    for (backend, admin) in backends {
+        let mut idle = None;
+        for n in [100, 100_000] {
+            let url = match &admin {
+                Some(admin) => rt.block_on(create_database(admin, pg)),
+                None => format!("sqlite://{}/renewals-{n}.db", dir.display()),
+            };
+            rt.block_on(seed_churn(&url, n, RENEWAL_LIFETIME));
+            let since_start = provider.calls.load(Ordering::SeqCst);
+            let server = Server::latch(&latch_binary(), dir, &url, 1, Some(&provider.url));
+            // The first round starts at once and takes what came due while seeding.
+            std::thread::sleep(Duration::from_secs(20));
+            let (calls, cpu) = (provider.calls.load(Ordering::SeqCst), server.cpu_seconds());
+            std::thread::sleep(Duration::from_secs(seconds));
+            let renewed = provider.calls.load(Ordering::SeqCst) - calls;
+            let cpu = server.cpu_seconds() - cpu;
+            let each = match idle {
+                Some(idle_cpu) if renewed > 0 => format!("{:.0} µs", (cpu - idle_cpu) * 1e6 / renewed as f64),
+                _ => "(idle upkeep)".to_owned(),
+            };
+            idle.get_or_insert(cpu);
+            println!("| {backend} | {n} | {renewed} | {cpu:.2} s | {each} |");
+            // For a run under `BENCH_SERVER_WRAPPER` (instruction counts cover the whole process).
+            eprintln!(
+                "{backend} {n}: {} renewals since the server started",
+                provider.calls.load(Ordering::SeqCst) - since_start
+            );
+        }
     }
 }
 
