@@ -123,6 +123,9 @@ impl Store {
             let pool = SqlitePoolOptions::new()
                 .max_connections(8)
                 .acquire_timeout(Duration::from_secs(5))
+                // No ping before each use: an embedded file's connection cannot go stale, and
+                // the ping was a round trip to the connection's worker thread on every acquire.
+                .test_before_acquire(false)
                 .connect_with(options)
                 .await?;
             Backend::Sqlite(pool)
