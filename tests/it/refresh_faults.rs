@@ -96,7 +96,7 @@ both!(writes_under_a_lease_are_fenced, |backend| async move {
     let trail =
         |holder: &str| Entry::new(now, &Actor::ApiKey(holder.into()), Action::Refreshed).connection(&row).into_row();
     assert!(
-        !store
+        store
             .store_refreshed_tokens(
                 &row.id,
                 Chain::Primary,
@@ -108,6 +108,7 @@ both!(writes_under_a_lease_are_fenced, |backend| async move {
             )
             .await
             .unwrap()
+            .is_none()
     );
     store.release_refresh_lease(&row.id, "first").await.unwrap();
     let flipped = store
@@ -127,19 +128,29 @@ both!(writes_under_a_lease_are_fenced, |backend| async move {
         (Some("second"), "active", row.version),
         "the late holder changed nothing"
     );
-    assert!(
-        store
-            .store_refreshed_tokens(
-                &row.id,
-                Chain::Primary,
-                row.version,
-                "second",
-                &tokens("at-second"),
-                now,
-                &trail("second")
-            )
-            .await
-            .unwrap()
+    store.write_usage(&[], &[(&row.id, now - 5, "key-used")]).await.unwrap();
+    let written = store
+        .store_refreshed_tokens(
+            &row.id,
+            Chain::Primary,
+            row.version,
+            "second",
+            &tokens("at-second"),
+            now,
+            &trail("second"),
+        )
+        .await
+        .unwrap()
+        .expect("the holder's write lands");
+    // The row it returns is the row as stored, usage included.
+    let stored = store.connection(&row.id).await.unwrap().unwrap();
+    assert_eq!(
+        (written.version, &written.refresh_attempt, &written.access_token, written.last_used_at, &written.last_used_by),
+        (row.version + 1, &None, &stored.access_token, Some(now - 5), &Some("key-used".to_owned()))
+    );
+    assert_eq!(
+        (written.version, written.refresh_attempt, written.access_token, written.last_used_at, written.last_used_by),
+        (stored.version, stored.refresh_attempt, stored.access_token, stored.last_used_at, stored.last_used_by)
     );
     // The trail entry commits with the tokens: the late holder's write left none.
     let filter =

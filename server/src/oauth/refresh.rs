@@ -611,11 +611,10 @@ async fn run_refresh(cx: &RefreshCtx, row: ConnectionRow, chain: Chain, lease: L
                     }
                 }
             };
-            if !written {
+            let Some(fresh) = written else {
                 return answer_from_winner(cx, &row.id, chain).await;
-            }
+            };
             fail::fail_point!("refresh.after_commit");
-            let fresh = store.connection(&row.id).await?.ok_or(RefreshError::Gone)?;
             Ok(Refreshed::Usable(fresh))
         }
         Err(TokenError::GrantRejected { code, .. }) => {

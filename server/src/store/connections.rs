@@ -10,6 +10,7 @@ use crate::vault::{Sealed, Vault};
 use latch_shared::{ConnectionStatus, CredentialSource, Installation, Resource, Revocation};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
+use std::sync::LazyLock;
 
 /// Runs one write statement on one row (`… RETURNING user_id, organization_id, provider`) and,
 /// when it changed the row, its event and its [`ChangeNotice`], in one transaction (the outbox
@@ -201,6 +202,11 @@ impl ConnectionRow {
             Chain::User => self.user_token_refreshed_at.or(self.last_refreshed_at).unwrap_or(self.updated_at),
         }
     }
+
+    /// Its owner as a write announces it: (user id, organization id, provider).
+    fn owner(&self) -> (&str, &str, &str) {
+        (&self.user_id, &self.organization_id, &self.provider)
+    }
 }
 
 /// A developer connection and whether it is its provider's default.
@@ -281,6 +287,20 @@ const COLUMNS: &str = "id, provider, user_id, organization_id, account_id, accou
     lease_until, refresh_attempt, purpose, created_by, last_used_by, credential_source, user_access_token, \
     user_refresh_token, user_token_expires_at, user_token_refreshed_at, user_scopes, incoming_webhook_url, \
     resources, installation";
+
+/// [`COLUMNS`] as a write on `connections` returns them (`UPDATE … RETURNING`): the usage
+/// columns, which live in `connection_usage`, read beside it.
+static RETURNED_COLUMNS: LazyLock<String> = LazyLock::new(|| {
+    COLUMNS
+        .replace(
+            "last_used_at,",
+            "(SELECT last_used_at FROM connection_usage WHERE connection_id = connections.id) AS last_used_at,",
+        )
+        .replace(
+            "last_used_by,",
+            "(SELECT last_used_by FROM connection_usage WHERE connection_id = connections.id) AS last_used_by,",
+        )
+});
 
 /// Where live rows are read from: `connections`, with each row's usage beside it (`last_used_at`
 /// and `last_used_by` live in their own narrow table, which the usage recorder rewrites all day;
@@ -669,10 +689,11 @@ impl Store {
     }
 
     /// Stores the refreshed tokens of `chain` if the row is still at `version` and the lease is
-    /// still `attempt`'s (compare-and-swap, fenced); bumps the version and clears the lease. Returns whether the
-    /// write happened. The `trail` entry and the change's notice commit with it: a refresh is
-    /// never on record without its tokens, nor stored without its record (one commit, where
-    /// three cost SQLite three fsyncs).
+    /// still `attempt`'s (compare-and-swap, fenced); bumps the version and clears the lease.
+    /// Returns the row as written, or `None` if the write lost: the caller needs no second read.
+    /// The `trail` entry and the change's notice commit with it: a refresh is never on record
+    /// without its tokens, nor stored without its record (one commit, where three cost SQLite
+    /// three fsyncs).
     #[allow(clippy::too_many_arguments)]
     pub async fn store_refreshed_tokens(
         &self,
@@ -683,47 +704,52 @@ impl Store {
         tokens: &RefreshedTokens,
         now: i64,
         trail: &ActivityRow,
-    ) -> StoreResult<bool> {
+    ) -> StoreResult<Option<ConnectionRow>> {
         // $1 access, $2 refresh (NULL keeps), $3 expiry, $4 scopes (NULL keeps), $5 now, $6 id,
         // $7 version, $8 attempt; the primary chain also stores its token type ($9).
-        let sql = match chain {
-            Chain::Primary => {
-                concat!(
-                    "UPDATE connections SET access_token = $1, refresh_token = COALESCE($2, refresh_token), \
+        static PRIMARY: LazyLock<String> = LazyLock::new(|| {
+            format!(
+                "UPDATE connections SET access_token = $1, refresh_token = COALESCE($2, refresh_token), \
                    access_token_expires_at = $3, scopes = COALESCE($4, scopes), token_type = $9, \
                    last_refreshed_at = $5, last_validated_at = $5, updated_at = $5, version = version + 1, \
                    lease_until = NULL, refresh_attempt = NULL, status = 'active' \
-                 WHERE id = $6 AND version = $7 AND refresh_attempt = $8 ",
-                    returning_owner!()
-                )
-            }
-            Chain::User => {
-                concat!(
-                    "UPDATE connections SET user_access_token = $1, user_refresh_token = COALESCE($2, user_refresh_token), \
+                 WHERE id = $6 AND version = $7 AND refresh_attempt = $8 RETURNING {}",
+                *RETURNED_COLUMNS
+            )
+        });
+        static USER: LazyLock<String> = LazyLock::new(|| {
+            format!(
+                "UPDATE connections SET user_access_token = $1, user_refresh_token = COALESCE($2, user_refresh_token), \
                    user_token_expires_at = $3, user_scopes = COALESCE($4, user_scopes), user_token_refreshed_at = $5, \
                    last_validated_at = $5, updated_at = $5, version = version + 1, \
                    lease_until = NULL, refresh_attempt = NULL, status = 'active' \
-                 WHERE id = $6 AND version = $7 AND refresh_attempt = $8 ",
-                    returning_owner!()
-                )
-            }
+                 WHERE id = $6 AND version = $7 AND refresh_attempt = $8 RETURNING {}",
+                *RETURNED_COLUMNS
+            )
+        });
+        let sql = match chain {
+            Chain::Primary => PRIMARY.as_str(),
+            Chain::User => USER.as_str(),
         };
-        let owner: Option<RowOwner> = run!(self, pool => {
+        let written: Option<ConnectionRow> = run!(self, pool => {
             let mut tx = pool.begin().await?;
             let query = sqlx::query_as(sql)
                 .bind(&tokens.access_token).bind(&tokens.refresh_token).bind(tokens.expires_at)
                 .bind(tokens.scopes.as_ref().map(Scopes::stored)).bind(now).bind(id).bind(version).bind(attempt);
             let query = if chain == Chain::Primary { query.bind(&tokens.token_type) } else { query };
-            let owner: Option<RowOwner> = query.fetch_optional(&mut *tx).await?;
+            let written: Option<ConnectionRow> = query.fetch_optional(&mut *tx).await?;
+            let owner = written.as_ref().map(ConnectionRow::owner);
             announce!(self, &mut *tx, id, &owner, None::<&NewEvent>);
             if owner.is_some() {
                 insert_activity!(&mut *tx, std::slice::from_ref(trail));
             }
             tx.commit().await?;
-            owner
+            written
         });
-        self.changed_if(&owner);
-        Ok(owner.is_some())
+        if let Some(row) = &written {
+            self.connection_changed(&row.user_id, &row.organization_id, &row.provider);
+        }
+        Ok(written)
     }
 
     /// Sets the status if the row is still at `version` and, when `attempt` is given, the lease
