@@ -97,6 +97,52 @@ impl Drop for HaltPoll {
     }
 }
 
+/// `BENCH_POSTGRES_CORES=2` (a `taskset` list) pins the machine's PostgreSQL processes to those
+/// cores for the run (new backends inherit the postmaster's), and puts the old affinity back at
+/// the end. Unpinned, PostgreSQL's work lands on the server's or the generator's core; on a
+/// machine with a third core it can have its own. (On 2 cores, pinned to the generator's: the
+/// server's CPU a request is fair to PostgreSQL, the rate is not.)
+struct PostgresCores {
+    /// The postmaster's affinity before, which every PostgreSQL process gets back.
+    old: String,
+    said: String,
+}
+
+impl PostgresCores {
+    fn set() -> Option<PostgresCores> {
+        let cores = std::env::var("BENCH_POSTGRES_CORES").ok()?;
+        let postmaster = Self::pids().into_iter().min()?;
+        let out = Command::new("taskset").args(["-cp", &postmaster.to_string()]).output().ok()?;
+        let old = String::from_utf8_lossy(&out.stdout).rsplit(':').next()?.trim().to_owned();
+        Self::pin(&cores);
+        Some(PostgresCores {
+            said: format!("PostgreSQL's processes on cores {cores} (BENCH_POSTGRES_CORES; they had {old})"),
+            old,
+        })
+    }
+
+    fn pids() -> Vec<u32> {
+        let out = Command::new("pgrep").args(["-x", "postgres"]).output().map(|o| o.stdout).unwrap_or_default();
+        String::from_utf8_lossy(&out).lines().filter_map(|l| l.trim().parse().ok()).collect()
+    }
+
+    fn pin(cores: &str) {
+        for pid in Self::pids() {
+            let status = Command::new("taskset").args(["-cp", cores, &pid.to_string()]).stdout(Stdio::null()).status();
+            // A backend that ended meanwhile needs no affinity.
+            if !status.is_ok_and(|s| s.success()) && Path::new(&format!("/proc/{pid}")).exists() {
+                eprintln!("could not set PostgreSQL process {pid}'s cores to {cores}");
+            }
+        }
+    }
+}
+
+impl Drop for PostgresCores {
+    fn drop(&mut self) {
+        Self::pin(&self.old);
+    }
+}
+
 fn env_or<T: std::str::FromStr>(name: &str, default: T) -> T {
     std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
 }
@@ -107,6 +153,7 @@ fn main() {
         return bare_server();
     }
     let halt_poll = HaltPoll::set();
+    let pinned = PostgresCores::set();
     let seconds: u64 = env_or("BENCH_SECONDS", 10);
     let connections: usize = env_or("BENCH_CONNECTIONS", 63);
     let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
@@ -119,6 +166,9 @@ fn main() {
         WRK_THREADS
     );
     println!("{}", halt_poll.said);
+    if let Some(pinned) = &pinned {
+        println!("{}", pinned.said);
+    }
     println!();
     let dir = tempfile::tempdir().unwrap();
     let mut pg = Vec::new();
@@ -397,7 +447,8 @@ fn renewal_cost(rt: &tokio::runtime::Runtime, dir: &Path, pg: &mut Vec<String>, 
             let cpu = server.cpu_seconds() - cpu;
             let each = match idle {
                 Some(idle_cpu) if renewed > 0 => format!("{:.0} µs", (cpu - idle_cpu) * 1e6 / renewed as f64),
-                _ => "(idle upkeep)".to_owned(),
+                Some(_) => "no renewal in the window (longer BENCH_RENEWAL_SECONDS)".to_owned(),
+                None => "(idle upkeep)".to_owned(),
             };
             idle.get_or_insert(cpu);
             println!("| {backend} | {n} | {renewed} | {cpu:.2} s | {each} |");
