@@ -111,9 +111,11 @@ struct PostgresCores {
 impl PostgresCores {
     fn set() -> Option<PostgresCores> {
         let cores = std::env::var("BENCH_POSTGRES_CORES").ok()?;
-        let postmaster = Self::pids().into_iter().min()?;
-        let out = Command::new("taskset").args(["-cp", &postmaster.to_string()]).output().ok()?;
-        let old = String::from_utf8_lossy(&out.stdout).rsplit(':').next()?.trim().to_owned();
+        // Asked for and not possible: the run would measure something else than it says.
+        let postmaster = Self::pids().into_iter().min().expect("BENCH_POSTGRES_CORES: no postgres process here");
+        let out = Command::new("taskset").args(["-cp", &postmaster.to_string()]).output().expect("taskset");
+        let old = String::from_utf8_lossy(&out.stdout).rsplit(':').next().unwrap_or_default().trim().to_owned();
+        assert!(!old.is_empty(), "BENCH_POSTGRES_CORES: cannot read the postmaster's affinity");
         Self::pin(&cores);
         Some(PostgresCores {
             said: format!("PostgreSQL's processes on cores {cores} (BENCH_POSTGRES_CORES; they had {old})"),
@@ -182,7 +184,7 @@ fn main() {
         refresh_storm(&bench, &rt, dir.path(), &mut pg);
     }
     if part("renewals") {
-        renewal_cost(&rt, dir.path(), &mut pg, admin_url());
+        renewal_cost(&bench, &rt, dir.path(), &mut pg);
     }
     if let Some(admin) = &bench.admin {
         rt.block_on(drop_databases(admin, &pg));
@@ -250,19 +252,7 @@ fn flat_cost(bench: &Bench, rt: &tokio::runtime::Runtime, dir: &Path, pg: &mut V
     );
     println!("|---|---|---|---|---|---|---|---|---|---|---|---|");
     let provider = rt.block_on(TokenEndpoint::start(Duration::ZERO));
-    let mut backends = vec![("SQLite", None)];
-    if let Some(admin) = &bench.admin {
-        backends.push(("PostgreSQL", Some(admin.clone())));
-    }
-    // `BENCH_BACKEND=sqlite` (or `postgresql`) runs one backend.
-    if let Ok(only) = std::env::var("BENCH_BACKEND") {
-        backends.retain(|(name, _)| name.eq_ignore_ascii_case(&only));
-        assert!(
-            !backends.is_empty(),
-            "BENCH_BACKEND={only}: no such backend here (sqlite, or postgresql with LATCH_TEST_DATABASE_URL set)"
-        );
-    }
-    for (backend, admin) in backends {
+    for (backend, admin) in bench.backends() {
         let mut runs = Vec::new();
         for &(n, users) in &sizes {
             let url = match &admin {
@@ -412,7 +402,7 @@ const RENEWAL_LIFETIME: i64 = 2400;
 /// less that of the same server with 100 (its idle upkeep), per provider call. Measured after
 /// the first rounds, so the backlog that came due while seeding is not in it. This is the part
 /// of the flat-cost gap the churn itself costs, apart from the requests.
-fn renewal_cost(rt: &tokio::runtime::Runtime, dir: &Path, pg: &mut Vec<String>, admin: Option<String>) {
+fn renewal_cost(bench: &Bench, rt: &tokio::runtime::Runtime, dir: &Path, pg: &mut Vec<String>) {
     let seconds: u64 = env_or("BENCH_RENEWAL_SECONDS", 45);
     let provider = rt.block_on(TokenEndpoint::start(Duration::ZERO));
     println!();
@@ -422,14 +412,7 @@ fn renewal_cost(rt: &tokio::runtime::Runtime, dir: &Path, pg: &mut Vec<String>, 
     println!();
     println!("| backend | connections | renewed | server CPU | CPU a renewal (less the 100's idle upkeep) |");
     println!("|---|---|---|---|---|");
-    let mut backends = vec![("SQLite", None)];
-    if let Some(admin) = admin {
-        backends.push(("PostgreSQL", Some(admin)));
-    }
-    if let Ok(only) = std::env::var("BENCH_BACKEND") {
-        backends.retain(|(name, _)| name.eq_ignore_ascii_case(&only));
-    }
-    for (backend, admin) in backends {
+    for (backend, admin) in bench.backends() {
         let mut idle = None;
         for n in [100, 100_000] {
             let url = match &admin {
@@ -438,7 +421,7 @@ fn renewal_cost(rt: &tokio::runtime::Runtime, dir: &Path, pg: &mut Vec<String>, 
             };
             rt.block_on(seed_churn(&url, n, RENEWAL_LIFETIME));
             let since_start = provider.calls.load(Ordering::SeqCst);
-            let server = Server::latch(&latch_binary(), dir, &url, 1, Some(&provider.url));
+            let server = Server::latch(&bench.latch, dir, &url, 1, Some(&provider.url));
             // The first round starts at once and takes what came due while seeding.
             std::thread::sleep(Duration::from_secs(20));
             let (calls, cpu) = (provider.calls.load(Ordering::SeqCst), server.cpu_seconds());
@@ -500,6 +483,23 @@ impl WrkResult {
 }
 
 impl Bench {
+    /// The backends a part runs on: SQLite, and PostgreSQL when there is a server;
+    /// `BENCH_BACKEND=sqlite` (or `postgresql`) keeps one.
+    fn backends(&self) -> Vec<(&'static str, Option<String>)> {
+        let mut backends = vec![("SQLite", None)];
+        if let Some(admin) = &self.admin {
+            backends.push(("PostgreSQL", Some(admin.clone())));
+        }
+        if let Ok(only) = std::env::var("BENCH_BACKEND") {
+            backends.retain(|(name, _)| name.eq_ignore_ascii_case(&only));
+            assert!(
+                !backends.is_empty(),
+                "BENCH_BACKEND={only}: no such backend here (sqlite, or postgresql with LATCH_TEST_DATABASE_URL set)"
+            );
+        }
+        backends
+    }
+
     /// Warms up for a second, then loads `server` for the run's seconds; `users` is how many
     /// different users the requests spread over (at random).
     fn measure(&self, rt: &tokio::runtime::Runtime, server: &Server, users: usize) -> WrkResult {
